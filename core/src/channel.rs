@@ -1,0 +1,206 @@
+//! The stream side of the claim check: the [`StreamChannel`] trait that every
+//! stream backend (in-memory, Redis Streams, Kafka, ...) implements.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::capabilities::ChannelCapabilities;
+use crate::envelope::Metadata;
+use crate::Result;
+
+/// The id of an entry in a stream, in the backend's own form (Redis
+/// `1700000000000-0`, Kafka `partition:offset`, in-memory sequence number).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntryId(String);
+
+impl EntryId {
+    /// Wraps a backend's id.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id as the backend wrote it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for EntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EntryId({})", self.0)
+    }
+}
+
+impl fmt::Display for EntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An entry whose bytes are not readable metadata. The consumer sends it to
+/// the dead-letter stream with the reason and the raw bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MalformedEntry {
+    /// Why it could not be read.
+    pub reason: String,
+    /// The raw bytes found, if any.
+    pub raw: bytes::Bytes,
+}
+
+/// One entry of a stream.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// Its id.
+    pub id: EntryId,
+    /// Its metadata, or why it could not be read.
+    pub body: Result<Metadata, MalformedEntry>,
+}
+
+/// An entry delivered to a member of a consumer group.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// The entry.
+    pub entry: Entry,
+    /// How many times it has been delivered, this time included (1 on the
+    /// first delivery).
+    pub delivery_count: u32,
+}
+
+/// Where a new consumer group starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GroupStart {
+    /// From the first entry still in the stream.
+    #[default]
+    Beginning,
+    /// Only entries appended after the group is created.
+    Latest,
+}
+
+/// A position in a stream, for replay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamPosition {
+    /// The first entry.
+    Start,
+    /// This entry and those after it.
+    From(EntryId),
+    /// The entries after this one.
+    After(EntryId),
+}
+
+/// What a group looks like, for tooling.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// Group name.
+    pub name: String,
+    /// Entries delivered but not acknowledged.
+    pub pending: u64,
+    /// Entries not yet delivered to the group, when the backend knows.
+    pub lag: Option<u64>,
+    /// Number of members known to the backend.
+    pub consumers: u64,
+}
+
+/// What a stream looks like, for tooling.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct StreamInfo {
+    /// Entries in the stream.
+    pub length: u64,
+    /// Its consumer groups.
+    pub groups: Vec<GroupInfo>,
+}
+
+impl StreamInfo {
+    /// The info of one group.
+    pub fn group(&self, name: &str) -> Option<&GroupInfo> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+}
+
+/// A stream backend: an append-only log per stream key, with consumer groups.
+///
+/// Implementations must be safe to share (`Arc<dyn StreamChannel>`) between
+/// many producers and consumers. They encode [`Metadata`] with
+/// [`crate::envelope::encode_metadata`] (adding readable fields if they like)
+/// and report entries they cannot decode as [`MalformedEntry`] rather than
+/// failing the whole read. Prove an implementation with the conformance kit
+/// (`event_backbone_core::testkit`, feature `testkit`).
+#[async_trait]
+pub trait StreamChannel: Send + Sync + fmt::Debug + 'static {
+    /// A short name for errors and logs (`memory`, `redis`, ...).
+    fn backend(&self) -> &'static str;
+
+    /// What this backend promises; the conformance kit checks exactly that.
+    fn capabilities(&self) -> ChannelCapabilities;
+
+    /// Appends one entry.
+    async fn append(&self, stream: &str, metadata: &Metadata) -> Result<EntryId> {
+        let mut ids = self.append_many(stream, std::slice::from_ref(metadata)).await?;
+        Ok(ids.remove(0))
+    }
+
+    /// Appends several entries in order, in as few round trips as the
+    /// backend allows. Returns their ids in the same order.
+    async fn append_many(&self, stream: &str, batch: &[Metadata]) -> Result<Vec<EntryId>>;
+
+    /// Creates a consumer group if it does not exist (creating the stream
+    /// too). An existing group is left as it is.
+    async fn ensure_group(&self, stream: &str, group: &str, start: GroupStart) -> Result<()>;
+
+    /// Delivers up to `count` entries never delivered to the group, waiting up
+    /// to `block` for the first one. Delivered entries are pending for
+    /// `consumer` until acknowledged.
+    async fn read_group(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>>;
+
+    /// Delivers again up to `count` entries pending for this very consumer
+    /// (what it had read before a crash, when it restarts under the same
+    /// name). The default returns none.
+    async fn read_pending(
+        &self,
+        _stream: &str,
+        _group: &str,
+        _consumer: &str,
+        _count: usize,
+    ) -> Result<Vec<Delivery>> {
+        Ok(Vec::new())
+    }
+
+    /// Acknowledges entries: they leave the group's pending list.
+    async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<()>;
+
+    /// Moves up to `count` entries that have been pending for at least
+    /// `min_idle` (with any member) to `consumer`, and delivers them with
+    /// their delivery count increased.
+    async fn claim_stale(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<Delivery>>;
+
+    /// Reads up to `count` entries from `from`, up to and including `to`,
+    /// with no group: the replay path.
+    async fn read_range(
+        &self,
+        stream: &str,
+        from: &StreamPosition,
+        to: Option<&EntryId>,
+        count: usize,
+    ) -> Result<Vec<Entry>>;
+
+    /// One entry by id; `None` if there is no such entry.
+    async fn get(&self, stream: &str, id: &EntryId) -> Result<Option<Entry>>;
+
+    /// Length, groups, pending and lag.
+    async fn info(&self, stream: &str) -> Result<StreamInfo>;
+}

@@ -1,0 +1,418 @@
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::ack;
+use super::dispatch::{Counters, Dispatcher};
+use super::handler::{handler_fn, Handler, HandlerError};
+use super::lifetime::ConsumerLifetime;
+use super::receiver::Receiver;
+use super::replay::{self, MessageStream};
+use super::runtime::Runtime;
+use super::source::Source;
+use super::ConsumerContext;
+use crate::address::StreamAddress;
+use crate::channel::{EntryId, GroupStart, StreamChannel, StreamPosition};
+use crate::envelope::SegmentClass;
+use crate::interceptor::ConsumerInterceptor;
+use crate::names::validate;
+use crate::producer::resolve_environment;
+use crate::retry::RetryPolicy;
+use crate::store::KeyValueStore;
+use crate::store_set::{StoreSet, DEFAULT_STORE};
+use crate::{Error, Result};
+
+/// When a message is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AckMode {
+    /// After the handler succeeds (the default). A failure leaves it pending
+    /// for another delivery, up to the maximum deliveries.
+    #[default]
+    OnSuccess,
+    /// After the handler returns, whatever it returned.
+    Always,
+    /// Only when the handler calls `ctx.ack()`.
+    Manual,
+}
+
+/// Claiming entries that another member (perhaps a crashed one) left
+/// pending too long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClaimPolicy {
+    /// How often to look for stale entries.
+    pub interval: Duration,
+    /// How long an entry must have been pending to be claimed.
+    pub min_idle: Duration,
+}
+
+impl Default for ClaimPolicy {
+    /// Every 5 s, entries idle for 30 s.
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(5),
+            min_idle: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What to do with a message no handler knows.
+#[derive(Clone, Default)]
+pub enum Fallback {
+    /// Send it to the dead-letter stream with reason `unknown operation`,
+    /// then acknowledge it (the default).
+    #[default]
+    DeadLetter,
+    /// Acknowledge it and move on.
+    Ack,
+    /// Give it to this handler; if it does not know it either, dead-letter.
+    Handler(Arc<dyn Handler>),
+}
+
+impl fmt::Debug for Fallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fallback::DeadLetter => f.write_str("DeadLetter"),
+            Fallback::Ack => f.write_str("Ack"),
+            Fallback::Handler(_) => f.write_str("Handler(..)"),
+        }
+    }
+}
+
+/// Builds a consumer (or a replay stream, or a receiver); from
+/// [`super::Consumer::builder`].
+///
+/// # Consumer names and crash recovery
+///
+/// Every member of a group has a name, and the entries it has read but not
+/// acknowledged are pending *under that name*. A consumer that restarts under
+/// the same name first takes back its own pending entries, at once. With the
+/// default name (unique per consumer instance) a restarted process is a new
+/// member: what the old one left is recovered only by the stale-entry claim,
+/// after [`ClaimPolicy::min_idle`], and dead names pile up in the group. So
+/// give long-lived services a stable name (`.consumer_name("billing-1")`),
+/// one per replica.
+#[must_use = "a builder does nothing until .subscribe(), .replay() or .receiver()"]
+pub struct ConsumerBuilder {
+    channel: Option<Arc<dyn StreamChannel>>,
+    stores: StoreSet,
+    uri: Option<String>,
+    environment: Option<String>,
+    environment_var: Option<String>,
+    group: String,
+    consumer_name: Option<String>,
+    group_start: GroupStart,
+    batch_size: usize,
+    concurrency: usize,
+    block: Duration,
+    ack_mode: AckMode,
+    handler_retry: RetryPolicy,
+    backend_retry: RetryPolicy,
+    max_deliveries: u32,
+    claim: Option<ClaimPolicy>,
+    stop_after: Option<u64>,
+    stop_when_empty: bool,
+    cancellation: Option<CancellationToken>,
+    fallback: Fallback,
+    interceptors: Vec<Arc<dyn ConsumerInterceptor>>,
+}
+
+impl Default for ConsumerBuilder {
+    fn default() -> Self {
+        Self {
+            channel: None,
+            stores: StoreSet::default(),
+            uri: None,
+            environment: None,
+            environment_var: None,
+            group: "default".to_owned(),
+            consumer_name: None,
+            group_start: GroupStart::Beginning,
+            batch_size: 64,
+            concurrency: 16,
+            block: Duration::from_secs(1),
+            ack_mode: AckMode::OnSuccess,
+            handler_retry: RetryPolicy::exponential(3),
+            backend_retry: RetryPolicy::default(),
+            max_deliveries: 5,
+            claim: Some(ClaimPolicy::default()),
+            stop_after: None,
+            stop_when_empty: false,
+            cancellation: None,
+            fallback: Fallback::DeadLetter,
+            interceptors: Vec::new(),
+        }
+    }
+}
+
+impl ConsumerBuilder {
+    /// The stream channel (required).
+    pub fn channel(mut self, channel: Arc<dyn StreamChannel>) -> Self {
+        self.channel = Some(channel);
+        self
+    }
+
+    /// The default store, where payloads are fetched from.
+    pub fn store(mut self, store: Arc<dyn KeyValueStore>) -> Self {
+        self.stores.insert(DEFAULT_STORE, store);
+        self
+    }
+
+    /// The store holding segments of one class (as the producer routed them).
+    pub fn class_store(mut self, class: SegmentClass, store: Arc<dyn KeyValueStore>) -> Self {
+        self.stores.insert(class.as_str(), store);
+        self
+    }
+
+    /// The uri (required).
+    pub fn uri(mut self, uri: impl Into<String>) -> Self {
+        self.uri = Some(uri.into());
+        self
+    }
+
+    /// The environment.
+    pub fn environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = Some(environment.into());
+        self
+    }
+
+    /// Reads the environment from a variable (unset or empty: none).
+    pub fn environment_from_var(mut self, variable: impl Into<String>) -> Self {
+        self.environment_var = Some(variable.into());
+        self
+    }
+
+    /// The consumer group (default `default`). Groups each see every
+    /// message; members of one group share them.
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = group.into();
+        self
+    }
+
+    /// This member's name in the group (default: unique per consumer
+    /// instance). See the type docs on why a stable name matters.
+    pub fn consumer_name(mut self, name: impl Into<String>) -> Self {
+        self.consumer_name = Some(name.into());
+        self
+    }
+
+    /// Where a new group starts (default: the beginning of the stream).
+    pub fn group_start(mut self, start: GroupStart) -> Self {
+        self.group_start = start;
+        self
+    }
+
+    /// Entries per read (default 64).
+    pub fn batch_size(mut self, size: usize) -> Self {
+        self.batch_size = size.max(1);
+        self
+    }
+
+    /// Handlers in flight at once (default 16). With 1, messages are handled
+    /// one at a time in stream order.
+    pub fn concurrency(mut self, handlers: usize) -> Self {
+        self.concurrency = handlers.max(1);
+        self
+    }
+
+    /// How long a read waits for new entries (default 1 s).
+    pub fn block(mut self, timeout: Duration) -> Self {
+        self.block = timeout;
+        self
+    }
+
+    /// When messages are acknowledged (default on success).
+    pub fn ack_mode(mut self, mode: AckMode) -> Self {
+        self.ack_mode = mode;
+        self
+    }
+
+    /// Retries of a failing handler within one delivery (default 3 attempts,
+    /// from 100 ms, with jitter).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.handler_retry = policy;
+        self
+    }
+
+    /// Retries of transient channel and store failures (default 5 attempts).
+    pub fn backend_retry(mut self, policy: RetryPolicy) -> Self {
+        self.backend_retry = policy;
+        self
+    }
+
+    /// Deliveries after which a failing message goes to the dead-letter
+    /// stream (default 5, at least 1).
+    pub fn max_deliveries(mut self, deliveries: u32) -> Self {
+        self.max_deliveries = deliveries.max(1);
+        self
+    }
+
+    /// Claiming of stale pending entries (default every 5 s, idle 30 s).
+    pub fn claim(mut self, policy: ClaimPolicy) -> Self {
+        self.claim = Some(policy);
+        self
+    }
+
+    /// Never claim other members' entries.
+    pub fn no_claim(mut self) -> Self {
+        self.claim = None;
+        self
+    }
+
+    /// Stop after receiving this many entries (they are all settled first).
+    pub fn stop_after(mut self, messages: u64) -> Self {
+        self.stop_after = Some(messages);
+        self
+    }
+
+    /// Stop when a read finds nothing new and nothing is in flight.
+    pub fn stop_when_empty(mut self) -> Self {
+        self.stop_when_empty = true;
+        self
+    }
+
+    /// Stop (gracefully) when this token is cancelled.
+    pub fn cancellation(mut self, token: CancellationToken) -> Self {
+        self.cancellation = Some(token);
+        self
+    }
+
+    /// What to do with operations no handler knows (default dead-letter).
+    pub fn fallback(mut self, fallback: Fallback) -> Self {
+        self.fallback = fallback;
+        self
+    }
+
+    /// Adds an interceptor; they run in the order added, on the way in.
+    pub fn interceptor(mut self, interceptor: Arc<dyn ConsumerInterceptor>) -> Self {
+        self.interceptors.push(interceptor);
+        self
+    }
+
+    fn source(&mut self) -> Result<Source> {
+        let channel = self
+            .channel
+            .clone()
+            .ok_or_else(|| Error::config("consumer", "no channel: call .channel(...)"))?;
+        let uri = self
+            .uri
+            .clone()
+            .ok_or_else(|| Error::config("consumer", "no uri: call .uri(\"...\")"))?;
+        let environment =
+            resolve_environment(self.environment.clone(), self.environment_var.as_deref());
+        Ok(Source {
+            channel,
+            stores: std::mem::take(&mut self.stores),
+            address: StreamAddress::new(environment.as_deref(), &uri)?,
+            interceptors: std::mem::take(&mut self.interceptors),
+            retry: self.backend_retry.clone(),
+        })
+    }
+
+    /// Starts consuming with `handler` (for several, see
+    /// [`super::Handlers`]). Must be called within a Tokio runtime.
+    pub fn subscribe(mut self, handler: impl Handler) -> Result<ConsumerLifetime> {
+        let source = Arc::new(self.source()?);
+        let group = validate("group", &self.group)?;
+        let consumer = match &self.consumer_name {
+            Some(name) => validate("consumer name", name)?,
+            None => default_consumer_name(),
+        };
+        let stop = self
+            .cancellation
+            .as_ref()
+            .map(CancellationToken::child_token)
+            .unwrap_or_default();
+        let (acker, ack_task) = ack::spawn(
+            source.channel.clone(),
+            source.stream().to_owned(),
+            group.clone(),
+            self.backend_retry.clone(),
+        );
+        let stream = source.stream().to_owned();
+        let dispatcher = Arc::new(Dispatcher {
+            source,
+            group: group.clone(),
+            consumer,
+            handler: Arc::new(handler),
+            fallback: self.fallback,
+            ack_mode: self.ack_mode,
+            handler_retry: self.handler_retry,
+            max_deliveries: self.max_deliveries,
+            counters: Counters::default(),
+            acker,
+            stop: stop.clone(),
+        });
+        let runtime = Runtime {
+            dispatcher,
+            group_start: self.group_start,
+            batch_size: self.batch_size,
+            concurrency: self.concurrency,
+            block: self.block,
+            claim: self.claim,
+            stop_after: self.stop_after,
+            stop_when_empty: self.stop_when_empty,
+        };
+        let task = tokio::spawn(runtime.run(ack_task));
+        Ok(ConsumerLifetime::new(task, stop, stream, group))
+    }
+
+    /// Starts consuming with an async closure that takes the context by
+    /// value and handles every operation.
+    pub fn subscribe_fn<F, Fut, E>(self, f: F) -> Result<ConsumerLifetime>
+    where
+        F: Fn(ConsumerContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<HandlerError>,
+    {
+        self.subscribe(handler_fn(f))
+    }
+
+    /// Reads the stream's history without a group, from `from` to the end as
+    /// it is when reached: the event-sourcing rebuild path. Entries that
+    /// cannot be read come as errors in the stream.
+    pub fn replay(mut self, from: StreamPosition) -> Result<MessageStream> {
+        let source = Arc::new(self.source()?);
+        Ok(replay::stream(source, from, None, self.batch_size))
+    }
+
+    /// Like [`Self::replay`], up to and including entry `to`.
+    pub fn replay_range(mut self, from: StreamPosition, to: EntryId) -> Result<MessageStream> {
+        let source = Arc::new(self.source()?);
+        Ok(replay::stream(source, from, Some(to), self.batch_size))
+    }
+
+    /// A receiver that fetches single messages by entry id.
+    pub fn receiver(mut self) -> Result<Receiver> {
+        Ok(Receiver::new(Arc::new(self.source()?)))
+    }
+}
+
+fn default_consumer_name() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    static PROCESS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let process = PROCESS.get_or_init(|| fastrand::u32(..));
+    format!(
+        "consumer-{}-{:08x}-{}",
+        std::process::id(),
+        process,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl fmt::Debug for ConsumerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsumerBuilder")
+            .field("channel", &self.channel.as_ref().map(|c| c.backend()))
+            .field("stores", &self.stores)
+            .field("uri", &self.uri)
+            .field("environment", &self.environment)
+            .field("group", &self.group)
+            .field("consumer_name", &self.consumer_name)
+            .field("ack_mode", &self.ack_mode)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,120 @@
+//! The dead-letter stream `{stream}:dead-letter`: where a consumer puts what
+//! it cannot handle, with the reason and the original ids, before it
+//! acknowledges the original. The payload stays in the store (the dead
+//! letter points at the same keys), so nothing is lost.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use crate::address::{dead_letter_key, StreamAddress};
+use crate::channel::{EntryId, StreamChannel};
+use crate::envelope::{MessageId, Metadata, Origin, SegmentClass, SegmentLocation, SegmentRef};
+use crate::producer::now_ms;
+use crate::retry::RetryPolicy;
+use crate::Result;
+
+/// Header: why the message was dead-lettered.
+pub const HEADER_DEAD_LETTER_REASON: &str = "dead-letter.reason";
+/// Header: the entry id in the original stream.
+pub const HEADER_DEAD_LETTER_ENTRY: &str = "dead-letter.entry-id";
+/// Header: the original stream key.
+pub const HEADER_DEAD_LETTER_STREAM: &str = "dead-letter.stream";
+/// Header: the consumer group that gave up.
+pub const HEADER_DEAD_LETTER_GROUP: &str = "dead-letter.group";
+/// Header: how many deliveries were tried.
+pub const HEADER_DEAD_LETTER_DELIVERIES: &str = "dead-letter.deliveries";
+/// Operation of a dead letter made from an unreadable entry.
+pub const MALFORMED_OPERATION: &str = "dead-letter.malformed-entry";
+/// Inline segment holding the raw bytes of an unreadable entry.
+pub const RAW_SEGMENT: &str = "raw";
+
+pub(crate) struct DeadLetters<'a> {
+    pub(crate) channel: &'a dyn StreamChannel,
+    pub(crate) address: &'a StreamAddress,
+    pub(crate) group: &'a str,
+    pub(crate) retry: &'a RetryPolicy,
+}
+
+impl DeadLetters<'_> {
+    /// Appends a copy of a readable message with the reason.
+    pub(crate) async fn message(
+        &self,
+        original: &Metadata,
+        entry: &EntryId,
+        deliveries: u32,
+        reason: &str,
+    ) -> Result<EntryId> {
+        let mut copy = original.clone();
+        copy.origin = Origin::Copy {
+            original: original.message_id,
+        };
+        copy.message_id = MessageId::new();
+        self.stamp(&mut copy.headers, entry, deliveries, reason);
+        self.append(copy).await
+    }
+
+    /// Appends an unreadable entry: its raw bytes inline, with the reason.
+    pub(crate) async fn malformed(
+        &self,
+        entry: &EntryId,
+        raw: Bytes,
+        deliveries: u32,
+        reason: &str,
+    ) -> Result<EntryId> {
+        let mut headers = BTreeMap::new();
+        self.stamp(&mut headers, entry, deliveries, reason);
+        let metadata = Metadata {
+            message_id: MessageId::new(),
+            operation: MALFORMED_OPERATION.to_owned(),
+            version: 0,
+            uri: self.address.uri().to_owned(),
+            environment: self.address.environment().map(str::to_owned),
+            produced_at_ms: now_ms(),
+            origin: Origin::Original,
+            content_type: "application/octet-stream".to_owned(),
+            correlation_id: None,
+            causation_id: None,
+            traceparent: None,
+            headers,
+            segments: vec![SegmentRef {
+                name: RAW_SEGMENT.to_owned(),
+                class: SegmentClass::NORMAL,
+                location: SegmentLocation::Inline(raw),
+            }],
+        };
+        self.append(metadata).await
+    }
+
+    fn stamp(
+        &self,
+        headers: &mut BTreeMap<String, String>,
+        entry: &EntryId,
+        deliveries: u32,
+        reason: &str,
+    ) {
+        headers.insert(HEADER_DEAD_LETTER_REASON.into(), reason.to_owned());
+        headers.insert(HEADER_DEAD_LETTER_ENTRY.into(), entry.to_string());
+        headers.insert(
+            HEADER_DEAD_LETTER_STREAM.into(),
+            self.address.stream_key().to_owned(),
+        );
+        headers.insert(HEADER_DEAD_LETTER_GROUP.into(), self.group.to_owned());
+        headers.insert(HEADER_DEAD_LETTER_DELIVERIES.into(), deliveries.to_string());
+    }
+
+    async fn append(&self, metadata: Metadata) -> Result<EntryId> {
+        let stream = dead_letter_key(self.address.stream_key());
+        tracing::warn!(
+            stream = self.address.stream_key(),
+            group = self.group,
+            reason = metadata.headers.get(HEADER_DEAD_LETTER_REASON).map(String::as_str),
+            "dead-lettering a message"
+        );
+        self.retry
+            .run("appending to the dead-letter stream", || {
+                self.channel.append(&stream, &metadata)
+            })
+            .await
+    }
+}

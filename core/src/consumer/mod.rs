@@ -1,0 +1,38 @@
+//! Receiving messages: [`Consumer`] (consumer groups), replay (a typed
+//! history without a group) and [`Receiver`] (one message by entry id).
+
+mod ack;
+mod builder;
+mod context;
+mod dead_letter;
+mod dispatch;
+mod handler;
+mod lifetime;
+mod message;
+mod receiver;
+mod replay;
+mod runtime;
+mod source;
+
+pub use builder::{AckMode, ClaimPolicy, ConsumerBuilder, Fallback};
+pub use context::ConsumerContext;
+pub use dead_letter::{
+    HEADER_DEAD_LETTER_DELIVERIES, HEADER_DEAD_LETTER_ENTRY, HEADER_DEAD_LETTER_GROUP,
+    HEADER_DEAD_LETTER_REASON, HEADER_DEAD_LETTER_STREAM, MALFORMED_OPERATION, RAW_SEGMENT,
+};
+pub use handler::{handler_fn, FnHandler, Handler, HandlerError, Handlers, Outcome};
+pub use lifetime::{ConsumerLifetime, ConsumerStats};
+pub use message::Message;
+pub use receiver::Receiver;
+pub use replay::MessageStream;
+
+/// Entry point of the consumer side; see [`Consumer::builder`].
+#[derive(Debug)]
+pub struct Consumer;
+
+impl Consumer {
+    /// Starts a builder.
+    pub fn builder() -> ConsumerBuilder {
+        ConsumerBuilder::default()
+    }
+}

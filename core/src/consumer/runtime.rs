@@ -1,0 +1,217 @@
+//! The consumer loop: read a batch (or claim stale entries), load its
+//! payloads in one round per store, run handlers with bounded concurrency,
+//! and acknowledge in batches.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::builder::ClaimPolicy;
+use super::dispatch::Dispatcher;
+use super::ConsumerStats;
+use crate::channel::{Delivery, GroupStart};
+use crate::Result;
+
+pub(crate) struct Runtime {
+    pub(crate) dispatcher: Arc<Dispatcher>,
+    pub(crate) group_start: GroupStart,
+    pub(crate) batch_size: usize,
+    pub(crate) concurrency: usize,
+    pub(crate) block: Duration,
+    pub(crate) claim: Option<ClaimPolicy>,
+    pub(crate) stop_after: Option<u64>,
+    pub(crate) stop_when_empty: bool,
+}
+
+impl Runtime {
+    pub(crate) async fn run(self, ack_task: tokio::task::JoinHandle<u64>) -> Result<ConsumerStats> {
+        let result = self.consume().await;
+        self.dispatcher.acker.finish();
+        let _ = ack_task.await;
+        result.map(|()| self.dispatcher.counters.snapshot())
+    }
+
+    async fn consume(&self) -> Result<()> {
+        let d = &self.dispatcher;
+        let source = &d.source;
+        let stream = source.stream();
+        let channel = source.channel.as_ref();
+        source
+            .retry
+            .run("creating the consumer group", || {
+                channel.ensure_group(stream, &d.group, self.group_start)
+            })
+            .await?;
+
+        let permits = Arc::new(Semaphore::new(self.concurrency));
+        let mut in_flight = JoinSet::new();
+        let mut taken: u64 = 0;
+        let mut failures: u32 = 0;
+        let mut last_claim = Instant::now();
+        let mut recovered_own = false;
+
+        loop {
+            while let Some(done) = in_flight.try_join_next() {
+                surface_panic(done);
+            }
+            if d.stop.is_cancelled() {
+                break;
+            }
+            let remaining = self.stop_after.map_or(u64::MAX, |n| n.saturating_sub(taken));
+            if remaining == 0 {
+                break;
+            }
+            let count = self.batch_size.min(remaining.min(usize::MAX as u64) as usize);
+
+            let read = if !recovered_own {
+                // What this consumer (under this name) read before it stopped.
+                recovered_own = true;
+                channel
+                    .read_pending(stream, &d.group, &d.consumer, count)
+                    .await
+            } else if let Some(claim) = self
+                .claim
+                .filter(|c| last_claim.elapsed() >= c.interval)
+            {
+                last_claim = Instant::now();
+                let claimed = channel
+                    .claim_stale(stream, &d.group, &d.consumer, claim.min_idle, count)
+                    .await;
+                if let Ok(c) = &claimed {
+                    d.counters
+                        .claimed
+                        .fetch_add(c.len() as u64, Ordering::Relaxed);
+                }
+                claimed
+            } else {
+                channel
+                    .read_group(stream, &d.group, &d.consumer, count, self.block)
+                    .await
+            };
+
+            let deliveries = match read {
+                Ok(deliveries) => {
+                    failures = 0;
+                    deliveries
+                }
+                Err(e) if e.is_transient() => {
+                    failures += 1;
+                    let delay = source.retry.delay_before(failures.saturating_add(1).min(16));
+                    tracing::warn!(stream, group = d.group, error = %e, ?delay, "read failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = d.stop.cancelled() => {}
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    drain(&mut in_flight).await;
+                    return Err(e);
+                }
+            };
+
+            if deliveries.is_empty() {
+                if self.stop_when_empty && in_flight.is_empty() {
+                    break;
+                }
+                if !in_flight.is_empty() && self.block.is_zero() {
+                    tokio::task::yield_now().await;
+                }
+                continue;
+            }
+            taken += deliveries.len() as u64;
+            d.counters
+                .received
+                .fetch_add(deliveries.len() as u64, Ordering::Relaxed);
+            self.dispatch(deliveries, &permits, &mut in_flight).await;
+        }
+        drain(&mut in_flight).await;
+        Ok(())
+    }
+
+    async fn dispatch(
+        &self,
+        deliveries: Vec<Delivery>,
+        permits: &Arc<Semaphore>,
+        in_flight: &mut JoinSet<()>,
+    ) {
+        let d = &self.dispatcher;
+        let mut readable = Vec::with_capacity(deliveries.len());
+        let mut counts = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            match delivery.entry.body {
+                Ok(metadata) => {
+                    counts.push(delivery.delivery_count);
+                    readable.push((delivery.entry.id, metadata));
+                }
+                Err(malformed) => {
+                    let reason = format!("malformed metadata: {}", malformed.reason);
+                    d.dead_letter_malformed(
+                        &delivery.entry.id,
+                        malformed.raw,
+                        delivery.delivery_count,
+                        &reason,
+                    )
+                    .await;
+                }
+            }
+        }
+        if readable.is_empty() {
+            return;
+        }
+        let count_read = readable.len();
+        let loaded = match d.source.load(readable).await {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                tracing::error!(
+                    stream = d.source.stream(), error = %e, count = count_read,
+                    "payloads could not be fetched; the entries stay pending"
+                );
+                return;
+            }
+        };
+        for (message, count) in loaded.into_iter().zip(counts) {
+            match message {
+                Ok(message) => {
+                    let permit = permits
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .expect("the semaphore is never closed");
+                    let dispatcher = d.clone();
+                    in_flight.spawn(async move {
+                        dispatcher.process(message, count).await;
+                        drop(permit);
+                    });
+                }
+                Err(failure) if failure.error.is_transient() => {
+                    tracing::warn!(
+                        entry = %failure.entry_id, error = %failure.error,
+                        "message left pending"
+                    );
+                }
+                Err(failure) => {
+                    let reason = failure.error.to_string();
+                    d.dead_letter(&failure.metadata, &failure.entry_id, count, &reason)
+                        .await
+                }
+            }
+        }
+    }
+}
+
+async fn drain(in_flight: &mut JoinSet<()>) {
+    while let Some(done) = in_flight.join_next().await {
+        surface_panic(done);
+    }
+}
+
+fn surface_panic(done: std::result::Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        // Handler panics are caught in dispatch; this is a bug of ours.
+        tracing::error!(error = %e, "a message task ended abnormally");
+    }
+}

@@ -1,0 +1,12 @@
+//! The channel-agnostic message: [`Metadata`] (what travels in the stream)
+//! and [`Segments`] (the payload, which travels in a key-value store).
+
+mod message_id;
+mod metadata;
+mod segments;
+mod wire;
+
+pub use message_id::MessageId;
+pub use metadata::{Metadata, Origin, SegmentLocation, SegmentRef};
+pub use segments::{Segment, SegmentClass, Segments};
+pub use wire::{decode_metadata, encode_metadata, WIRE_VERSION};

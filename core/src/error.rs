@@ -1,0 +1,299 @@
+//! The one error type of the core crate.
+
+use std::sync::Arc;
+
+/// A boxed error from user code (handlers, interceptors) or a backend client.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result` with the core [`Error`] as its default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in event-backbone.
+///
+/// Each message names the stream, key, field or value involved, so that a log
+/// line alone tells what to fix. [`Error::is_transient`] tells a retryable
+/// failure (a connection dropped, a server restarting) from a permanent one (a
+/// bad name, undecodable bytes).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A uri, environment, group, operation, consumer name or segment class
+    /// that cannot be used in a key.
+    #[error("invalid {what} {value:?}: {reason}")]
+    InvalidName {
+        /// Which kind of name: `uri`, `environment`, `group`, ...
+        what: &'static str,
+        /// The value that was refused.
+        value: String,
+        /// What is wrong with it and what is expected.
+        reason: &'static str,
+    },
+
+    /// A builder was asked to build without a required part, or with parts
+    /// that do not fit together.
+    #[error("cannot build {what}: {reason}")]
+    Config {
+        /// What was being built (`producer`, `consumer`, ...).
+        what: &'static str,
+        /// What is missing or wrong, and how to fix it.
+        reason: String,
+    },
+
+    /// Encoded metadata that cannot be decoded (truncated, garbage, or from
+    /// an unknown format version).
+    #[error("malformed metadata: {reason}")]
+    MalformedMetadata {
+        /// What the decoder found.
+        reason: String,
+    },
+
+    /// A value that the codec cannot encode.
+    #[error("cannot encode segment {segment:?} with {codec}: {reason}")]
+    Encode {
+        /// The segment (parameter) name.
+        segment: String,
+        /// The codec's content type.
+        codec: &'static str,
+        /// The serializer's message.
+        reason: String,
+    },
+
+    /// Segment bytes that do not decode into the requested type.
+    #[error(transparent)]
+    Decode(Box<DecodeError>),
+
+    /// A message does not carry a segment of that name.
+    #[error(
+        "segment {segment:?} is missing from message {message_id} (operation {operation:?}); \
+         it has: {available:?}"
+    )]
+    MissingSegment {
+        /// The segment that was asked for.
+        segment: String,
+        /// The operation of the message.
+        operation: String,
+        /// The message id.
+        message_id: String,
+        /// The segments the message does have.
+        available: Vec<String>,
+    },
+
+    /// The metadata points at a payload key that the store does not hold
+    /// (erased, expired, or never written).
+    #[error("payload key {key:?} is missing from store {store:?}")]
+    MissingPayload {
+        /// The logical store name from the segment index.
+        store: String,
+        /// The payload key.
+        key: String,
+    },
+
+    /// The payload key exists but lacks a field the segment index names.
+    #[error("payload key {key:?} in store {store:?} has no field {field:?}")]
+    MissingField {
+        /// The logical store name from the segment index.
+        store: String,
+        /// The payload key.
+        key: String,
+        /// The missing field (segment name).
+        field: String,
+    },
+
+    /// The metadata names a store that this consumer was not given.
+    #[error(
+        "segment {segment:?} lives in store {store:?}, which this consumer does not have: \
+         add it with `.class_store({store:?}, ...)` or give a default `.store(...)`"
+    )]
+    UnknownStore {
+        /// The segment name.
+        segment: String,
+        /// The logical store name.
+        store: String,
+    },
+
+    /// The content type in the metadata names a codec this build does not have.
+    #[error("unknown codec {content_type:?} (enable the matching feature, e.g. `json`)")]
+    UnknownCodec {
+        /// The content type found.
+        content_type: String,
+    },
+
+    /// An entry id in a form this channel does not use.
+    #[error("invalid entry id {id:?} for {backend}: expected {expected}")]
+    InvalidEntryId {
+        /// The id that was given.
+        id: String,
+        /// The backend that refused it.
+        backend: &'static str,
+        /// The form expected.
+        expected: &'static str,
+    },
+
+    /// An operation on a consumer group that does not exist.
+    #[error("consumer group {group:?} does not exist on stream {stream:?}; call ensure_group first")]
+    NoSuchGroup {
+        /// The stream key.
+        stream: String,
+        /// The group name.
+        group: String,
+    },
+
+    /// A failure of a backend (server, network, driver).
+    #[error("{backend} failed while {action}: {message}")]
+    Backend {
+        /// The backend (`redis`, `memory`, ...).
+        backend: &'static str,
+        /// What was being done, naming the stream or key.
+        action: String,
+        /// The driver's message.
+        message: String,
+        /// Whether retrying may succeed.
+        transient: bool,
+        /// The driver's error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// A producer or consumer interceptor refused or failed.
+    #[error("interceptor {interceptor:?} failed: {source}")]
+    Interceptor {
+        /// The interceptor's name.
+        interceptor: String,
+        /// Its error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A handler returned an error.
+    #[error("handler failed on operation {operation:?} (message {message_id}): {source}")]
+    Handler {
+        /// The operation handled.
+        operation: String,
+        /// The message id.
+        message_id: String,
+        /// The handler's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// Sending a batch to a stream failed; every message of the batch gets
+    /// this error, sharing the cause.
+    #[error("sending to stream {stream:?} failed: {source}")]
+    Send {
+        /// The stream key.
+        stream: String,
+        /// The cause, shared by the batch.
+        #[source]
+        source: Arc<Error>,
+    },
+
+    /// The producer's sending task is gone (the runtime shut down).
+    #[error("the producer for stream {stream:?} is closed")]
+    Closed {
+        /// The stream key.
+        stream: String,
+    },
+
+    /// A consumer's task ended abnormally (it panicked or was aborted).
+    #[error("consumer of stream {stream:?} (group {group:?}) ended abnormally: {reason}")]
+    ConsumerAborted {
+        /// The stream key.
+        stream: String,
+        /// The group.
+        group: String,
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// Details of [`Error::Decode`]: segment bytes that do not decode into the
+/// requested type.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot decode segment {segment:?} of operation {operation:?} (message {message_id}) \
+     as {expected} with {codec}: {reason}"
+)]
+pub struct DecodeError {
+    /// The segment (parameter) name.
+    pub segment: String,
+    /// The operation of the message.
+    pub operation: String,
+    /// The message id.
+    pub message_id: String,
+    /// The Rust type that was expected.
+    pub expected: &'static str,
+    /// The codec's content type.
+    pub codec: &'static str,
+    /// The deserializer's message.
+    pub reason: String,
+}
+
+impl Error {
+    /// Whether retrying the same call may succeed (a connection problem, a
+    /// server restart, a timeout), as opposed to a permanent failure.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Backend { transient, .. } => *transient,
+            Error::Send { source, .. } => source.is_transient(),
+            _ => false,
+        }
+    }
+
+    /// A transient backend failure: retrying may succeed.
+    pub fn transient(
+        backend: &'static str,
+        action: impl Into<String>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        let source = source.into();
+        Error::Backend {
+            backend,
+            action: action.into(),
+            message: source.to_string(),
+            transient: true,
+            source: Some(source),
+        }
+    }
+
+    /// A permanent backend failure: retrying will not help.
+    pub fn permanent(
+        backend: &'static str,
+        action: impl Into<String>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        let source = source.into();
+        Error::Backend {
+            backend,
+            action: action.into(),
+            message: source.to_string(),
+            transient: false,
+            source: Some(source),
+        }
+    }
+
+    pub(crate) fn config(what: &'static str, reason: impl Into<String>) -> Self {
+        Error::Config {
+            what,
+            reason: reason.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_is_told_apart_from_permanent() {
+        let t = Error::transient("redis", "appending to stream \"orders\"", "connection reset");
+        let p = Error::permanent("redis", "appending to stream \"orders\"", "WRONGTYPE");
+        assert!(t.is_transient());
+        assert!(!p.is_transient());
+        assert!(t.to_string().contains("\"orders\""), "{t}");
+        let shared = Error::Send {
+            stream: "orders".into(),
+            source: Arc::new(t),
+        };
+        assert!(shared.is_transient());
+    }
+}

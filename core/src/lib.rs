@@ -1,0 +1,91 @@
+//! # event-backbone-core
+//!
+//! The core of [event-backbone](https://docs.rs/event-backbone): event
+//! sourcing and CQRS messaging with the claim-check pattern. The stream
+//! carries the sequence and the [`Metadata`]; a key-value store carries the
+//! payload ([`Segments`]), one field per event parameter, under a standard
+//! key.
+//!
+//! This crate holds the envelope, the two backend traits
+//! ([`StreamChannel`], [`KeyValueStore`]), the [`Producer`] and [`Consumer`]
+//! runtime, the in-memory backend ([`memory`]) and, behind the `testkit`
+//! feature, the conformance kit every backend must pass.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use event_backbone_core::memory::{MemoryChannel, MemoryStore};
+//! use event_backbone_core::{Consumer, ConsumerContext, Producer};
+//!
+//! # #[tokio::main] async fn main() -> event_backbone_core::Result<()> {
+//! let channel = Arc::new(MemoryChannel::new());
+//! let store = Arc::new(MemoryStore::new());
+//!
+//! let producer = Producer::builder()
+//!     .channel(channel.clone())
+//!     .store(store.clone())
+//!     .uri("shipments")
+//!     .build()?;
+//! producer.message("packed").segment("order", &7u64)?.send().await?;
+//!
+//! let consumer = Consumer::builder()
+//!     .channel(channel)
+//!     .store(store)
+//!     .uri("shipments")
+//!     .group("billing")
+//!     .stop_after(1)
+//!     .subscribe_fn(|ctx: ConsumerContext| async move {
+//!         let order: u64 = ctx.segment("order")?;
+//!         assert_eq!(order, 7);
+//!         Ok(())
+//!     })?;
+//! let stats = consumer.completion().await?;
+//! assert_eq!(stats.handled, 1);
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod address;
+pub mod capabilities;
+pub mod channel;
+pub mod codec;
+pub mod consumer;
+pub mod envelope;
+mod error;
+pub mod interceptor;
+pub mod memory;
+pub mod names;
+pub mod producer;
+pub mod retry;
+pub mod store;
+mod store_set;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use address::StreamAddress;
+pub use capabilities::{ChannelCapabilities, Ordering, StoreCapabilities};
+pub use channel::{
+    Delivery, Entry, EntryId, GroupInfo, GroupStart, MalformedEntry, StreamChannel, StreamInfo,
+    StreamPosition,
+};
+pub use codec::Codec;
+pub use consumer::{
+    AckMode, ClaimPolicy, Consumer, ConsumerBuilder, ConsumerContext, ConsumerLifetime,
+    ConsumerStats, Fallback, Handler, HandlerError, Handlers, Message, Outcome, Receiver,
+};
+pub use envelope::{
+    MessageId, Metadata, Origin, Segment, SegmentClass, SegmentLocation, SegmentRef, Segments,
+};
+pub use error::{BoxError, DecodeError, Error, Result};
+pub use interceptor::{ConsumerInterceptor, ProducerInterceptor};
+pub use producer::{MessageBuilder, OutgoingMessage, Producer, ProducerBuilder, Receipt, SentEntry};
+pub use retry::RetryPolicy;
+pub use store::{Fields, KeyValueStore, PutItem};
+pub use store_set::DEFAULT_STORE;
+
+/// Re-exports for generated code and backends; not a stable API of its own.
+#[doc(hidden)]
+pub mod __private {
+    pub use async_trait::async_trait;
+    pub use serde;
+}

@@ -1,0 +1,384 @@
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::capabilities::ChannelCapabilities;
+use crate::channel::{
+    Delivery, Entry, EntryId, GroupInfo, GroupStart, MalformedEntry, StreamChannel, StreamInfo,
+    StreamPosition,
+};
+use crate::envelope::{decode_metadata, encode_metadata, Metadata};
+use crate::{Error, Result};
+
+const BACKEND: &str = "memory";
+
+/// An in-process stream channel with consumer groups, pending lists,
+/// delivery counts, claim by idle time and replay.
+///
+/// Entries are kept in their encoded form, as a server would keep them, so
+/// the encoding is exercised too. Clones share the same streams.
+///
+/// ```
+/// use event_backbone_core::memory::MemoryChannel;
+/// use event_backbone_core::{StreamChannel, GroupStart};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> event_backbone_core::Result<()> {
+/// let channel = MemoryChannel::new();
+/// channel.ensure_group("orders", "billing", GroupStart::Beginning).await?;
+/// assert_eq!(channel.info("orders").await?.group("billing").unwrap().pending, 0);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct MemoryChannel {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    streams: Mutex<HashMap<String, StreamState>>,
+    appended: Notify,
+}
+
+#[derive(Debug, Default)]
+struct StreamState {
+    entries: BTreeMap<u64, Bytes>,
+    last_seq: u64,
+    groups: BTreeMap<String, GroupState>,
+}
+
+#[derive(Debug)]
+struct GroupState {
+    /// Highest sequence delivered to the group (0: none).
+    last_delivered: u64,
+    pending: BTreeMap<u64, Pending>,
+    consumers: BTreeSet<String>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    consumer: String,
+    delivered_at: Instant,
+    count: u32,
+}
+
+impl MemoryChannel {
+    /// An empty channel.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends raw bytes as an entry, bypassing the metadata encoding: for
+    /// testing how consumers handle entries they cannot read.
+    pub fn append_raw(&self, stream: &str, bytes: impl Into<Bytes>) -> EntryId {
+        let id = {
+            let mut streams = self.lock();
+            let state = streams.entry(stream.to_owned()).or_default();
+            state.push(bytes.into())
+        };
+        self.inner.appended.notify_waiters();
+        id
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, StreamState>> {
+        // A panic while holding the lock cannot leave the maps inconsistent
+        // in a way that matters more than losing the whole channel would.
+        self.inner
+            .streams
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl StreamState {
+    fn push(&mut self, bytes: Bytes) -> EntryId {
+        self.last_seq += 1;
+        self.entries.insert(self.last_seq, bytes);
+        EntryId::new(self.last_seq.to_string())
+    }
+
+    fn entry(&self, seq: u64) -> Option<Entry> {
+        self.entries.get(&seq).map(|bytes| to_entry(seq, bytes))
+    }
+}
+
+fn to_entry(seq: u64, bytes: &Bytes) -> Entry {
+    Entry {
+        id: EntryId::new(seq.to_string()),
+        body: decode_metadata(bytes).map_err(|e| MalformedEntry {
+            reason: e.to_string(),
+            raw: bytes.clone(),
+        }),
+    }
+}
+
+fn parse_id(id: &EntryId) -> Result<u64> {
+    id.as_str().parse().map_err(|_| Error::InvalidEntryId {
+        id: id.as_str().to_owned(),
+        backend: BACKEND,
+        expected: "a decimal sequence number such as 42",
+    })
+}
+
+fn no_group(stream: &str, group: &str) -> Error {
+    Error::NoSuchGroup {
+        stream: stream.to_owned(),
+        group: group.to_owned(),
+    }
+}
+
+#[async_trait]
+impl StreamChannel for MemoryChannel {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn capabilities(&self) -> ChannelCapabilities {
+        ChannelCapabilities::all()
+    }
+
+    async fn append_many(&self, stream: &str, batch: &[Metadata]) -> Result<Vec<EntryId>> {
+        let encoded: Vec<Bytes> = batch
+            .iter()
+            .map(|m| Bytes::from(encode_metadata(m)))
+            .collect();
+        let ids = {
+            let mut streams = self.lock();
+            let state = streams.entry(stream.to_owned()).or_default();
+            encoded.into_iter().map(|b| state.push(b)).collect()
+        };
+        self.inner.appended.notify_waiters();
+        Ok(ids)
+    }
+
+    async fn ensure_group(&self, stream: &str, group: &str, start: GroupStart) -> Result<()> {
+        let mut streams = self.lock();
+        let state = streams.entry(stream.to_owned()).or_default();
+        let last_delivered = match start {
+            GroupStart::Beginning => 0,
+            GroupStart::Latest => state.last_seq,
+        };
+        state
+            .groups
+            .entry(group.to_owned())
+            .or_insert_with(|| GroupState {
+                last_delivered,
+                pending: BTreeMap::new(),
+                consumers: BTreeSet::new(),
+            });
+        Ok(())
+    }
+
+    async fn read_group(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>> {
+        let deadline = Instant::now() + block;
+        loop {
+            let notified = self.inner.appended.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut streams = self.lock();
+                let state = streams
+                    .get_mut(stream)
+                    .ok_or_else(|| no_group(stream, group))?;
+                let StreamState {
+                    entries, groups, ..
+                } = state;
+                let g = groups
+                    .get_mut(group)
+                    .ok_or_else(|| no_group(stream, group))?;
+                g.consumers.insert(consumer.to_owned());
+                let now = Instant::now();
+                let fresh: Vec<Delivery> = entries
+                    .range(g.last_delivered + 1..)
+                    .take(count)
+                    .map(|(seq, bytes)| Delivery {
+                        entry: to_entry(*seq, bytes),
+                        delivery_count: 1,
+                    })
+                    .collect();
+                if let Some(last) = fresh.last() {
+                    g.last_delivered = parse_id(&last.entry.id)?;
+                    for d in &fresh {
+                        g.pending.insert(
+                            parse_id(&d.entry.id)?,
+                            Pending {
+                                consumer: consumer.to_owned(),
+                                delivered_at: now,
+                                count: 1,
+                            },
+                        );
+                    }
+                    return Ok(fresh);
+                }
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() || count == 0 {
+                return Ok(Vec::new());
+            }
+            if tokio::time::timeout(remaining, notified).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    async fn read_pending(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+    ) -> Result<Vec<Delivery>> {
+        let mut streams = self.lock();
+        let state = streams
+            .get_mut(stream)
+            .ok_or_else(|| no_group(stream, group))?;
+        let StreamState {
+            entries, groups, ..
+        } = state;
+        let g = groups
+            .get_mut(group)
+            .ok_or_else(|| no_group(stream, group))?;
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for (seq, p) in g.pending.iter_mut() {
+            if out.len() >= count {
+                break;
+            }
+            if p.consumer != consumer {
+                continue;
+            }
+            if let Some(bytes) = entries.get(seq) {
+                p.count += 1;
+                p.delivered_at = now;
+                out.push(Delivery {
+                    entry: to_entry(*seq, bytes),
+                    delivery_count: p.count,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<()> {
+        let seqs = ids.iter().map(parse_id).collect::<Result<Vec<_>>>()?;
+        let mut streams = self.lock();
+        let g = streams
+            .get_mut(stream)
+            .and_then(|s| s.groups.get_mut(group))
+            .ok_or_else(|| no_group(stream, group))?;
+        for seq in seqs {
+            g.pending.remove(&seq);
+        }
+        Ok(())
+    }
+
+    async fn claim_stale(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<Delivery>> {
+        let mut streams = self.lock();
+        let state = streams
+            .get_mut(stream)
+            .ok_or_else(|| no_group(stream, group))?;
+        let StreamState {
+            entries, groups, ..
+        } = state;
+        let g = groups
+            .get_mut(group)
+            .ok_or_else(|| no_group(stream, group))?;
+        g.consumers.insert(consumer.to_owned());
+        let now = Instant::now();
+        let mut out = Vec::new();
+        let mut gone = Vec::new();
+        for (seq, p) in g.pending.iter_mut() {
+            if out.len() >= count {
+                break;
+            }
+            if now.duration_since(p.delivered_at) < min_idle {
+                continue;
+            }
+            match entries.get(seq) {
+                Some(bytes) => {
+                    p.consumer = consumer.to_owned();
+                    p.delivered_at = now;
+                    p.count += 1;
+                    out.push(Delivery {
+                        entry: to_entry(*seq, bytes),
+                        delivery_count: p.count,
+                    });
+                }
+                None => gone.push(*seq),
+            }
+        }
+        for seq in gone {
+            g.pending.remove(&seq);
+        }
+        Ok(out)
+    }
+
+    async fn read_range(
+        &self,
+        stream: &str,
+        from: &StreamPosition,
+        to: Option<&EntryId>,
+        count: usize,
+    ) -> Result<Vec<Entry>> {
+        let start = match from {
+            StreamPosition::Start => 0,
+            StreamPosition::From(id) => parse_id(id)?,
+            StreamPosition::After(id) => parse_id(id)?.saturating_add(1),
+        };
+        let end = to.map(parse_id).transpose()?.unwrap_or(u64::MAX);
+        if start > end {
+            return Ok(Vec::new());
+        }
+        let streams = self.lock();
+        let Some(state) = streams.get(stream) else {
+            return Ok(Vec::new());
+        };
+        Ok(state
+            .entries
+            .range(start..=end)
+            .take(count)
+            .map(|(seq, bytes)| to_entry(*seq, bytes))
+            .collect())
+    }
+
+    async fn get(&self, stream: &str, id: &EntryId) -> Result<Option<Entry>> {
+        let seq = parse_id(id)?;
+        Ok(self.lock().get(stream).and_then(|s| s.entry(seq)))
+    }
+
+    async fn info(&self, stream: &str) -> Result<StreamInfo> {
+        let streams = self.lock();
+        let Some(state) = streams.get(stream) else {
+            return Ok(StreamInfo::default());
+        };
+        Ok(StreamInfo {
+            length: state.entries.len() as u64,
+            groups: state
+                .groups
+                .iter()
+                .map(|(name, g)| GroupInfo {
+                    name: name.clone(),
+                    pending: g.pending.len() as u64,
+                    lag: Some(state.entries.range(g.last_delivered + 1..).count() as u64),
+                    consumers: g.consumers.len() as u64,
+                })
+                .collect(),
+        })
+    }
+}

@@ -1,0 +1,107 @@
+//! The task that turns concurrent sends into batches: all payload writes of
+//! a batch (`put_many` per store), then all its entries (`append_many`).
+
+use std::sync::{Arc, Weak};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::target::Target;
+use crate::channel::EntryId;
+use crate::envelope::Metadata;
+use crate::store::PutItem;
+use crate::{Error, Result};
+
+pub(crate) struct Prepared {
+    pub(crate) metadata: Metadata,
+    /// (store index, write)
+    pub(crate) puts: Vec<(usize, PutItem)>,
+}
+
+pub(crate) struct Job {
+    pub(crate) job: Prepared,
+    pub(crate) reply: oneshot::Sender<Result<EntryId>>,
+}
+
+pub(crate) async fn run(target: Weak<Target>, mut queue: mpsc::Receiver<Job>) {
+    let mut jobs = Vec::new();
+    loop {
+        let max = match target.upgrade() {
+            Some(t) => t.max_batch,
+            None => return,
+        };
+        if queue.recv_many(&mut jobs, max).await == 0 {
+            return;
+        }
+        let Some(target) = target.upgrade() else {
+            return;
+        };
+        flush(&target, std::mem::take(&mut jobs)).await;
+    }
+}
+
+async fn flush(target: &Target, jobs: Vec<Job>) {
+    let stream = target.address.stream_key();
+    let mut per_store: Vec<Vec<PutItem>> = vec![Vec::new(); target.stores.len()];
+    let mut metadata = Vec::with_capacity(jobs.len());
+    let mut replies = Vec::with_capacity(jobs.len());
+    for Job { job, reply } in jobs {
+        for (idx, item) in job.puts {
+            per_store[idx].push(item);
+        }
+        metadata.push(job.metadata);
+        replies.push(reply);
+    }
+
+    let writes = per_store
+        .iter()
+        .enumerate()
+        .filter(|(_, items)| !items.is_empty())
+        .map(|(idx, items)| {
+            let store = target.stores.store(idx);
+            target
+                .retry
+                .run("storing payloads", move || store.put_many(items))
+        });
+    let stored = futures_util::future::try_join_all(writes).await;
+    let appended = match stored {
+        Ok(_) => {
+            target
+                .retry
+                .run("appending to stream", || {
+                    target.channel.append_many(stream, &metadata)
+                })
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match appended {
+        Ok(ids) if ids.len() == replies.len() => {
+            for (reply, id) in replies.into_iter().zip(ids) {
+                let _ = reply.send(Ok(id));
+            }
+        }
+        Ok(ids) => {
+            let cause = Arc::new(Error::permanent(
+                target.channel.backend(),
+                format!("appending to stream {stream:?}"),
+                format!(
+                    "append_many returned {} ids for {} entries",
+                    ids.len(),
+                    replies.len()
+                ),
+            ));
+            fail_all(stream, replies, cause);
+        }
+        Err(e) => fail_all(stream, replies, Arc::new(e)),
+    }
+}
+
+fn fail_all(stream: &str, replies: Vec<oneshot::Sender<Result<EntryId>>>, cause: Arc<Error>) {
+    tracing::error!(stream, error = %cause, batch = replies.len(), "send failed");
+    for reply in replies {
+        let _ = reply.send(Err(Error::Send {
+            stream: stream.to_owned(),
+            source: cause.clone(),
+        }));
+    }
+}

@@ -1,0 +1,156 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::target::Target;
+use super::Producer;
+use crate::address::StreamAddress;
+use crate::channel::StreamChannel;
+use crate::codec::Codec;
+use crate::envelope::SegmentClass;
+use crate::interceptor::ProducerInterceptor;
+use crate::retry::RetryPolicy;
+use crate::store::KeyValueStore;
+use crate::store_set::{StoreSet, DEFAULT_STORE};
+use crate::{Error, Result};
+
+/// Builds a [`Producer`]; from [`Producer::builder`].
+///
+/// Needs a channel and a uri. Without a store, segments travel inline in the
+/// metadata (fine for small messages; the claim check needs a store).
+#[must_use = "a builder does nothing until .build()"]
+#[derive(Default)]
+pub struct ProducerBuilder {
+    channel: Option<Arc<dyn StreamChannel>>,
+    stores: StoreSet,
+    uri: Option<String>,
+    environment: Option<String>,
+    environment_var: Option<String>,
+    codec: Codec,
+    retry: Option<RetryPolicy>,
+    interceptors: Vec<Arc<dyn ProducerInterceptor>>,
+    payload_ttl: Option<Duration>,
+    max_batch: Option<usize>,
+}
+
+impl ProducerBuilder {
+    /// The stream channel (required).
+    pub fn channel(mut self, channel: Arc<dyn StreamChannel>) -> Self {
+        self.channel = Some(channel);
+        self
+    }
+
+    /// The default store for payloads.
+    pub fn store(mut self, store: Arc<dyn KeyValueStore>) -> Self {
+        self.stores.insert(DEFAULT_STORE, store);
+        self
+    }
+
+    /// The store for segments of one class, e.g. personal data to a store of
+    /// its own.
+    pub fn class_store(mut self, class: SegmentClass, store: Arc<dyn KeyValueStore>) -> Self {
+        self.stores.insert(class.as_str(), store);
+        self
+    }
+
+    /// The uri (required): the stream's name within its environment.
+    pub fn uri(mut self, uri: impl Into<String>) -> Self {
+        self.uri = Some(uri.into());
+        self
+    }
+
+    /// The environment (`prod`, `staging`, ...): the stream key's prefix.
+    pub fn environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = Some(environment.into());
+        self
+    }
+
+    /// Reads the environment from a variable when building; an unset or
+    /// empty variable means no environment. An explicit `.environment()`
+    /// wins.
+    pub fn environment_from_var(mut self, variable: impl Into<String>) -> Self {
+        self.environment_var = Some(variable.into());
+        self
+    }
+
+    /// The codec (default postcard).
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// Retry of transient store and channel failures (default: 5 attempts,
+    /// exponential backoff with jitter). A retried append may duplicate an
+    /// entry: delivery is at least once.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Adds an interceptor; they run in the order added.
+    pub fn interceptor(mut self, interceptor: Arc<dyn ProducerInterceptor>) -> Self {
+        self.interceptors.push(interceptor);
+        self
+    }
+
+    /// Expire payload keys after this long.
+    pub fn payload_ttl(mut self, ttl: Duration) -> Self {
+        self.payload_ttl = Some(ttl);
+        self
+    }
+
+    /// Most messages per batch (default 256).
+    pub fn max_batch(mut self, max: usize) -> Self {
+        self.max_batch = Some(max);
+        self
+    }
+
+    /// Builds the producer, refusing a missing channel or uri and bad names.
+    pub fn build(self) -> Result<Producer> {
+        let channel = self
+            .channel
+            .ok_or_else(|| Error::config("producer", "no channel: call .channel(...)"))?;
+        let uri = self
+            .uri
+            .ok_or_else(|| Error::config("producer", "no uri: call .uri(\"...\")"))?;
+        let environment = resolve_environment(self.environment, self.environment_var.as_deref());
+        let address = StreamAddress::new(environment.as_deref(), &uri)?;
+        let target = Target::new(
+            channel,
+            self.stores,
+            address,
+            self.codec,
+            self.retry.unwrap_or_default(),
+            self.interceptors,
+            self.payload_ttl,
+            self.max_batch.unwrap_or(256),
+        );
+        Ok(Producer {
+            targets: vec![Arc::new(target)].into(),
+            codec: self.codec,
+        })
+    }
+}
+
+pub(crate) fn resolve_environment(
+    explicit: Option<String>,
+    variable: Option<&str>,
+) -> Option<String> {
+    explicit.or_else(|| {
+        variable
+            .and_then(|v| std::env::var(v).ok())
+            .filter(|v| !v.trim().is_empty())
+    })
+}
+
+impl fmt::Debug for ProducerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProducerBuilder")
+            .field("channel", &self.channel.as_ref().map(|c| c.backend()))
+            .field("stores", &self.stores)
+            .field("uri", &self.uri)
+            .field("environment", &self.environment)
+            .field("codec", &self.codec)
+            .finish_non_exhaustive()
+    }
+}

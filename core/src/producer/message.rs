@@ -1,0 +1,134 @@
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{Producer, Receipt};
+use crate::envelope::{MessageId, Origin, SegmentClass, Segments};
+use crate::Result;
+
+/// A message before it is sent: operation, version, segments and the
+/// optional metadata a sender may set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OutgoingMessage {
+    /// The operation (event) name.
+    pub operation: String,
+    /// The operation version.
+    pub version: u32,
+    /// The payload.
+    pub segments: Segments,
+    /// Original, or a copy of another message.
+    pub origin: Origin,
+    /// Correlation id.
+    pub correlation_id: Option<String>,
+    /// Causation id.
+    pub causation_id: Option<String>,
+    /// W3C `traceparent`.
+    pub traceparent: Option<String>,
+    /// Free headers.
+    pub headers: BTreeMap<String, String>,
+}
+
+impl OutgoingMessage {
+    /// A message for `operation`, version 0, with no segments.
+    pub fn new(operation: impl Into<String>) -> Self {
+        Self {
+            operation: operation.into(),
+            version: 0,
+            segments: Segments::new(),
+            origin: Origin::Original,
+            correlation_id: None,
+            causation_id: None,
+            traceparent: None,
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
+/// Builds and sends one message; from [`Producer::message`].
+#[must_use = "a message is sent only by .send().await"]
+#[derive(Debug)]
+pub struct MessageBuilder<'p> {
+    producer: &'p Producer,
+    message: OutgoingMessage,
+}
+
+impl<'p> MessageBuilder<'p> {
+    pub(super) fn new(producer: &'p Producer, message: OutgoingMessage) -> Self {
+        Self { producer, message }
+    }
+
+    /// The operation version (default 0).
+    pub fn version(mut self, version: u32) -> Self {
+        self.message.version = version;
+        self
+    }
+
+    /// Encodes `value` with the producer's codec as a `normal` segment.
+    pub fn segment<T: Serialize + ?Sized>(self, name: &str, value: &T) -> Result<Self> {
+        self.classed(name, SegmentClass::NORMAL, value)
+    }
+
+    /// Encodes `value` as a `personal` segment (its own key, its own store).
+    pub fn personal<T: Serialize + ?Sized>(self, name: &str, value: &T) -> Result<Self> {
+        self.classed(name, SegmentClass::PERSONAL, value)
+    }
+
+    /// Encodes `value` as a segment of the given class.
+    pub fn classed<T: Serialize + ?Sized>(
+        mut self,
+        name: &str,
+        class: SegmentClass,
+        value: &T,
+    ) -> Result<Self> {
+        let data = self.producer.codec().encode(name, value)?;
+        self.message.segments.insert_classed(name, class, data);
+        Ok(self)
+    }
+
+    /// Replaces the segments with already-encoded ones.
+    pub fn segments(mut self, segments: Segments) -> Self {
+        self.message.segments = segments;
+        self
+    }
+
+    /// Sets the correlation id.
+    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.message.correlation_id = Some(id.into());
+        self
+    }
+
+    /// Sets the causation id (the message that caused this one).
+    pub fn causation_id(mut self, id: impl Into<String>) -> Self {
+        self.message.causation_id = Some(id.into());
+        self
+    }
+
+    /// Sets the W3C `traceparent`.
+    pub fn traceparent(mut self, traceparent: impl Into<String>) -> Self {
+        self.message.traceparent = Some(traceparent.into());
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.message.headers.insert(name.into(), value.into());
+        self
+    }
+
+    /// Marks the message as a copy of `original`.
+    pub fn copy_of(mut self, original: MessageId) -> Self {
+        self.message.origin = Origin::Copy { original };
+        self
+    }
+
+    /// The message as built so far.
+    pub fn into_message(self) -> OutgoingMessage {
+        self.message
+    }
+
+    /// Sends it.
+    pub async fn send(self) -> Result<Receipt> {
+        self.producer.send_message(self.message).await
+    }
+}

@@ -1,0 +1,206 @@
+//! One destination of a producer: a stream on a channel, with its stores.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::batcher::{self, Job};
+use super::{OutgoingMessage, SentEntry};
+use crate::address::StreamAddress;
+use crate::channel::StreamChannel;
+use crate::codec::Codec;
+use crate::envelope::{MessageId, Metadata, SegmentLocation, SegmentRef};
+use crate::interceptor::ProducerInterceptor;
+use crate::retry::RetryPolicy;
+use crate::store::{Fields, PutItem};
+use crate::store_set::StoreSet;
+use crate::{Error, Result};
+
+pub(crate) struct Target {
+    pub(crate) channel: Arc<dyn StreamChannel>,
+    pub(crate) stores: StoreSet,
+    pub(crate) address: StreamAddress,
+    pub(crate) codec: Codec,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) interceptors: Vec<Arc<dyn ProducerInterceptor>>,
+    pub(crate) payload_ttl: Option<Duration>,
+    pub(crate) max_batch: usize,
+    queue: OnceLock<mpsc::Sender<Job>>,
+}
+
+impl Target {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        channel: Arc<dyn StreamChannel>,
+        stores: StoreSet,
+        address: StreamAddress,
+        codec: Codec,
+        retry: RetryPolicy,
+        interceptors: Vec<Arc<dyn ProducerInterceptor>>,
+        payload_ttl: Option<Duration>,
+        max_batch: usize,
+    ) -> Self {
+        Self {
+            channel,
+            stores,
+            address,
+            codec,
+            retry,
+            interceptors,
+            payload_ttl,
+            max_batch: max_batch.max(1),
+            queue: OnceLock::new(),
+        }
+    }
+
+    /// The same settings at another address, with a batching task of its own.
+    pub(crate) fn readdressed(&self, address: StreamAddress) -> Self {
+        Self::new(
+            self.channel.clone(),
+            self.stores.clone(),
+            address,
+            self.codec,
+            self.retry.clone(),
+            self.interceptors.clone(),
+            self.payload_ttl,
+            self.max_batch,
+        )
+    }
+
+    pub(crate) async fn send(
+        self: &Arc<Self>,
+        message_id: MessageId,
+        operation: &str,
+        message: OutgoingMessage,
+    ) -> Result<SentEntry> {
+        let job = self.prepare(message_id, operation, message).await?;
+        let (reply, answer) = oneshot::channel();
+        let closed = || Error::Closed {
+            stream: self.address.stream_key().to_owned(),
+        };
+        self.queue()
+            .send(Job { job, reply })
+            .await
+            .map_err(|_| closed())?;
+        let entry_id = answer.await.map_err(|_| closed())??;
+        Ok(SentEntry {
+            stream: self.address.stream_key().to_owned(),
+            entry_id,
+        })
+    }
+
+    fn queue(self: &Arc<Self>) -> &mpsc::Sender<Job> {
+        self.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(self.max_batch * 4);
+            // The task holds a weak reference: it ends when the last clone of
+            // the producer is dropped and the queue is drained.
+            tokio::spawn(batcher::run(Arc::downgrade(self), rx));
+            tx
+        })
+    }
+
+    /// Builds the metadata and the store writes of one message.
+    async fn prepare(
+        &self,
+        message_id: MessageId,
+        operation: &str,
+        message: OutgoingMessage,
+    ) -> Result<batcher::Prepared> {
+        let OutgoingMessage {
+            version,
+            mut segments,
+            origin,
+            correlation_id,
+            causation_id,
+            traceparent,
+            headers,
+            ..
+        } = message;
+        let mut metadata = Metadata {
+            message_id,
+            operation: operation.to_owned(),
+            version,
+            uri: self.address.uri().to_owned(),
+            environment: self.address.environment().map(str::to_owned),
+            produced_at_ms: now_ms(),
+            origin,
+            content_type: self.codec.content_type().to_owned(),
+            correlation_id,
+            causation_id,
+            traceparent,
+            headers,
+            segments: Vec::with_capacity(segments.len()),
+        };
+        for interceptor in &self.interceptors {
+            interceptor
+                .on_send(&mut metadata, &mut segments)
+                .await
+                .map_err(|source| Error::Interceptor {
+                    interceptor: interceptor.name().to_owned(),
+                    source,
+                })?;
+        }
+        // (store index, key) -> fields
+        let mut puts: BTreeMap<(usize, String), Fields> = BTreeMap::new();
+        for (name, segment) in segments {
+            let location = match self.stores.route_class(&segment.class) {
+                Some((idx, store_name)) => {
+                    let key = self.address.payload_key(
+                        operation,
+                        version,
+                        &segment.class,
+                        &message_id,
+                    );
+                    puts.entry((idx, key.clone()))
+                        .or_default()
+                        .insert(name.clone(), segment.data);
+                    SegmentLocation::Stored {
+                        store: store_name.to_owned(),
+                        key,
+                    }
+                }
+                None => SegmentLocation::Inline(segment.data),
+            };
+            metadata.segments.push(SegmentRef {
+                name,
+                class: segment.class,
+                location,
+            });
+        }
+        let puts = puts
+            .into_iter()
+            .map(|((idx, key), fields)| {
+                (
+                    idx,
+                    PutItem {
+                        key,
+                        fields,
+                        ttl: self.payload_ttl,
+                    },
+                )
+            })
+            .collect();
+        Ok(batcher::Prepared { metadata, puts })
+    }
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target")
+            .field("stream", &self.address.stream_key())
+            .field("channel", &self.channel.backend())
+            .field("stores", &self.stores)
+            .field("codec", &self.codec)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

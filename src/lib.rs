@@ -1,0 +1,2 @@
+//! placeholder
+pub use event_backbone_core::*;
