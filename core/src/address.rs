@@ -36,7 +36,9 @@ impl StreamAddress {
     /// ```
     pub fn new(environment: Option<&str>, uri: &str) -> Result<Self> {
         let uri = validate("uri", uri)?;
-        let environment = environment.map(|e| validate("environment", e)).transpose()?;
+        let environment = environment
+            .map(|e| validate("environment", e))
+            .transpose()?;
         let stream_key = match &environment {
             Some(env) => format!("{env}:{uri}"),
             None => uri.clone(),

@@ -136,7 +136,9 @@ pub trait StreamChannel: Send + Sync + fmt::Debug + 'static {
 
     /// Appends one entry.
     async fn append(&self, stream: &str, metadata: &Metadata) -> Result<EntryId> {
-        let mut ids = self.append_many(stream, std::slice::from_ref(metadata)).await?;
+        let mut ids = self
+            .append_many(stream, std::slice::from_ref(metadata))
+            .await?;
         Ok(ids.remove(0))
     }
 

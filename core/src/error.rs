@@ -130,7 +130,9 @@ pub enum Error {
     },
 
     /// An operation on a consumer group that does not exist.
-    #[error("consumer group {group:?} does not exist on stream {stream:?}; call ensure_group first")]
+    #[error(
+        "consumer group {group:?} does not exist on stream {stream:?}; call ensure_group first"
+    )]
     NoSuchGroup {
         /// The stream key.
         stream: String,
@@ -285,7 +287,11 @@ mod tests {
 
     #[test]
     fn transient_is_told_apart_from_permanent() {
-        let t = Error::transient("redis", "appending to stream \"orders\"", "connection reset");
+        let t = Error::transient(
+            "redis",
+            "appending to stream \"orders\"",
+            "connection reset",
+        );
         let p = Error::permanent("redis", "appending to stream \"orders\"", "WRONGTYPE");
         assert!(t.is_transient());
         assert!(!p.is_transient());

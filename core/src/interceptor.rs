@@ -18,8 +18,11 @@ pub trait ProducerInterceptor: Send + Sync + fmt::Debug + 'static {
     fn name(&self) -> &str;
 
     /// Transforms the message on its way out.
-    async fn on_send(&self, metadata: &mut Metadata, segments: &mut Segments)
-        -> Result<(), BoxError>;
+    async fn on_send(
+        &self,
+        metadata: &mut Metadata,
+        segments: &mut Segments,
+    ) -> Result<(), BoxError>;
 }
 
 /// Runs on every message a consumer (or replay, or receiver) reads, after its
@@ -31,6 +34,9 @@ pub trait ConsumerInterceptor: Send + Sync + fmt::Debug + 'static {
     fn name(&self) -> &str;
 
     /// Transforms the message on its way in.
-    async fn on_receive(&self, metadata: &Metadata, segments: &mut Segments)
-        -> Result<(), BoxError>;
+    async fn on_receive(
+        &self,
+        metadata: &Metadata,
+        segments: &mut Segments,
+    ) -> Result<(), BoxError>;
 }

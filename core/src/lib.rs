@@ -78,7 +78,9 @@ pub use envelope::{
 };
 pub use error::{BoxError, DecodeError, Error, Result};
 pub use interceptor::{ConsumerInterceptor, ProducerInterceptor};
-pub use producer::{MessageBuilder, OutgoingMessage, Producer, ProducerBuilder, Receipt, SentEntry};
+pub use producer::{
+    MessageBuilder, OutgoingMessage, Producer, ProducerBuilder, Receipt, SentEntry,
+};
 pub use retry::RetryPolicy;
 pub use store::{Fields, KeyValueStore, PutItem};
 pub use store_set::DEFAULT_STORE;

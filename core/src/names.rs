@@ -41,7 +41,13 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_names() {
-        for ok in ["orders", "hello.event-sourcing", "a/b_c", "événements", "v2"] {
+        for ok in [
+            "orders",
+            "hello.event-sourcing",
+            "a/b_c",
+            "événements",
+            "v2",
+        ] {
             assert_eq!(validate("uri", ok).unwrap(), ok);
         }
     }

@@ -161,6 +161,10 @@ mod tests {
             })
             .await;
         assert!(r.is_err());
-        assert_eq!(calls.load(Ordering::SeqCst), 1, "a permanent error is not retried");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "a permanent error is not retried"
+        );
     }
 }

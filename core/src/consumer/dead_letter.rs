@@ -108,7 +108,10 @@ impl DeadLetters<'_> {
         tracing::warn!(
             stream = self.address.stream_key(),
             group = self.group,
-            reason = metadata.headers.get(HEADER_DEAD_LETTER_REASON).map(String::as_str),
+            reason = metadata
+                .headers
+                .get(HEADER_DEAD_LETTER_REASON)
+                .map(String::as_str),
             "dead-lettering a message"
         );
         self.retry

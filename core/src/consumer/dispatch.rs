@@ -176,9 +176,8 @@ impl Dispatcher {
                 if self.ack_mode == AckMode::Always {
                     ctx.ack();
                 } else if delivery_count >= self.max_deliveries && !ctx.is_acked() {
-                    let reason = format!(
-                        "handler failed after {delivery_count} deliveries: {error}"
-                    );
+                    let reason =
+                        format!("handler failed after {delivery_count} deliveries: {error}");
                     self.dead_letter(ctx.metadata(), ctx.entry_id(), delivery_count, &reason)
                         .await;
                 }

@@ -36,23 +36,26 @@ pub(crate) fn stream(
         page: page.max(1),
         buffered: VecDeque::new(),
     };
-    Box::pin(futures_util::stream::unfold(state, |mut state| async move {
-        loop {
-            if let Some(item) = state.buffered.pop_front() {
-                return Some((item, state));
-            }
-            let position = state.position.take()?;
-            match next_page(&state, &position).await {
-                Ok((items, last)) => {
-                    if let Some(last) = last {
-                        state.position = Some(StreamPosition::After(last));
-                    }
-                    state.buffered.extend(items);
+    Box::pin(futures_util::stream::unfold(
+        state,
+        |mut state| async move {
+            loop {
+                if let Some(item) = state.buffered.pop_front() {
+                    return Some((item, state));
                 }
-                Err(e) => return Some((Err(e), state)),
+                let position = state.position.take()?;
+                match next_page(&state, &position).await {
+                    Ok((items, last)) => {
+                        if let Some(last) = last {
+                            state.position = Some(StreamPosition::After(last));
+                        }
+                        state.buffered.extend(items);
+                    }
+                    Err(e) => return Some((Err(e), state)),
+                }
             }
-        }
-    }))
+        },
+    ))
 }
 
 /// One page: the messages, and the last entry id read (none at the end).
@@ -81,7 +84,12 @@ async fn next_page(
                 out.push(None);
             }
             Err(malformed) => out.push(Some(Err(Error::MalformedMetadata {
-                reason: format!("entry {} of {}: {}", entry.id, source.stream(), malformed.reason),
+                reason: format!(
+                    "entry {} of {}: {}",
+                    entry.id,
+                    source.stream(),
+                    malformed.reason
+                ),
             }))),
         }
     }

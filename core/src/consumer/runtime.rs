@@ -60,22 +60,24 @@ impl Runtime {
             if d.stop.is_cancelled() {
                 break;
             }
-            let remaining = self.stop_after.map_or(u64::MAX, |n| n.saturating_sub(taken));
+            let remaining = self
+                .stop_after
+                .map_or(u64::MAX, |n| n.saturating_sub(taken));
             if remaining == 0 {
                 break;
             }
-            let count = self.batch_size.min(remaining.min(usize::MAX as u64) as usize);
+            let count = self
+                .batch_size
+                .min(remaining.min(usize::MAX as u64) as usize);
 
+            let mut fresh_read = false;
             let read = if !recovered_own {
                 // What this consumer (under this name) read before it stopped.
                 recovered_own = true;
                 channel
                     .read_pending(stream, &d.group, &d.consumer, count)
                     .await
-            } else if let Some(claim) = self
-                .claim
-                .filter(|c| last_claim.elapsed() >= c.interval)
-            {
+            } else if let Some(claim) = self.claim.filter(|c| last_claim.elapsed() >= c.interval) {
                 last_claim = Instant::now();
                 let claimed = channel
                     .claim_stale(stream, &d.group, &d.consumer, claim.min_idle, count)
@@ -87,6 +89,7 @@ impl Runtime {
                 }
                 claimed
             } else {
+                fresh_read = true;
                 channel
                     .read_group(stream, &d.group, &d.consumer, count, self.block)
                     .await
@@ -99,7 +102,9 @@ impl Runtime {
                 }
                 Err(e) if e.is_transient() => {
                     failures += 1;
-                    let delay = source.retry.delay_before(failures.saturating_add(1).min(16));
+                    let delay = source
+                        .retry
+                        .delay_before(failures.saturating_add(1).min(16));
                     tracing::warn!(stream, group = d.group, error = %e, ?delay, "read failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
@@ -114,7 +119,8 @@ impl Runtime {
             };
 
             if deliveries.is_empty() {
-                if self.stop_when_empty && in_flight.is_empty() {
+                // Only a read of new entries tells that the stream is empty.
+                if fresh_read && self.stop_when_empty && in_flight.is_empty() {
                     break;
                 }
                 if !in_flight.is_empty() && self.block.is_zero() {

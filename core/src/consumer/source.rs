@@ -72,8 +72,7 @@ impl Source {
                 .run("fetching payloads", || store.get_many(&keys))
                 .await
         });
-        let fetched: Vec<Vec<Option<Fields>>> =
-            futures_util::future::try_join_all(fetches).await?;
+        let fetched: Vec<Vec<Option<Fields>>> = futures_util::future::try_join_all(fetches).await?;
 
         let mut out = Vec::with_capacity(entries.len());
         for (entry_id, metadata) in entries {
@@ -150,9 +149,9 @@ fn assemble<'a>(
                         store: store.clone(),
                     })?
                     .ok_or_else(|| Error::MissingPayload {
-                    store: store.clone(),
-                    key: key.clone(),
-                })?;
+                        store: store.clone(),
+                        key: key.clone(),
+                    })?;
                 fields
                     .get(&segment.name)
                     .cloned()

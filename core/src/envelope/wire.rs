@@ -47,7 +47,10 @@ pub fn decode_metadata(bytes: &[u8]) -> Result<Metadata> {
     let (metadata, rest) = postcard::take_from_bytes::<Metadata>(&bytes[3..])
         .map_err(|e| malformed(format!("postcard: {e}")))?;
     if !rest.is_empty() {
-        return Err(malformed(format!("{} unexpected trailing bytes", rest.len())));
+        return Err(malformed(format!(
+            "{} unexpected trailing bytes",
+            rest.len()
+        )));
     }
     Ok(metadata)
 }

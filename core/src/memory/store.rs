@@ -125,4 +125,3 @@ impl KeyValueStore for MemoryStore {
             .count() as u64)
     }
 }
-

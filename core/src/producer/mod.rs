@@ -70,7 +70,10 @@ impl Producer {
 
     /// The stream keys this producer sends to.
     pub fn streams(&self) -> Vec<&str> {
-        self.targets.iter().map(|t| t.address.stream_key()).collect()
+        self.targets
+            .iter()
+            .map(|t| t.address.stream_key())
+            .collect()
     }
 
     /// Starts a message for `operation` (version 0, no segments).
@@ -124,7 +127,10 @@ impl Producer {
     pub fn merge(producers: impl IntoIterator<Item = Producer>) -> Result<Producer> {
         let producers: Vec<Producer> = producers.into_iter().collect();
         let Some(first) = producers.first() else {
-            return Err(Error::config("producer", "merge needs at least one producer"));
+            return Err(Error::config(
+                "producer",
+                "merge needs at least one producer",
+            ));
         };
         let codec = first.codec;
         if let Some(other) = producers.iter().find(|p| p.codec != codec) {

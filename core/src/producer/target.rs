@@ -148,12 +148,9 @@ impl Target {
         for (name, segment) in segments {
             let location = match self.stores.route_class(&segment.class) {
                 Some((idx, store_name)) => {
-                    let key = self.address.payload_key(
-                        operation,
-                        version,
-                        &segment.class,
-                        &message_id,
-                    );
+                    let key =
+                        self.address
+                            .payload_key(operation, version, &segment.class, &message_id);
                     puts.entry((idx, key.clone()))
                         .or_default()
                         .insert(name.clone(), segment.data);
