@@ -70,8 +70,9 @@ pub use channel::{
 };
 pub use codec::Codec;
 pub use consumer::{
-    AckMode, ClaimPolicy, Consumer, ConsumerBuilder, ConsumerContext, ConsumerLifetime,
-    ConsumerStats, Fallback, Handler, HandlerError, Handlers, Message, Outcome, Receiver,
+    handler_fn, AckMode, ClaimPolicy, Consumer, ConsumerBuilder, ConsumerContext, ConsumerLifetime,
+    ConsumerStats, Fallback, FnHandler, Handler, HandlerError, Handlers, Message, MessageStream,
+    Outcome, Receiver,
 };
 pub use envelope::{
     MessageId, Metadata, Origin, Segment, SegmentClass, SegmentLocation, SegmentRef, Segments,

@@ -362,11 +362,10 @@ impl ConsumerBuilder {
 
     /// Starts consuming with an async closure that takes the context by
     /// value and handles every operation.
-    pub fn subscribe_fn<F, Fut, E>(self, f: F) -> Result<ConsumerLifetime>
+    pub fn subscribe_fn<F, Fut>(self, f: F) -> Result<ConsumerLifetime>
     where
         F: Fn(ConsumerContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<HandlerError>,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
         self.subscribe(handler_fn(f))
     }

@@ -115,31 +115,30 @@ impl<F> std::fmt::Debug for FnHandler<F> {
 /// clone) as a [`Handler`] that handles every operation.
 ///
 /// ```
-/// use event_backbone_core::{handler_fn, ConsumerContext, HandlerError};
+/// use event_backbone_core::{handler_fn, ConsumerContext};
 /// let handler = handler_fn(|ctx: ConsumerContext| async move {
-///     println!("{} v{}", ctx.operation(), ctx.version());
-///     Ok::<(), HandlerError>(())
+///     let amount: u64 = ctx.segment("amount")?; // any error converts with `?`
+///     println!("{} v{}: {amount}", ctx.operation(), ctx.version());
+///     Ok(())
 /// });
 /// # let _ = handler;
 /// ```
-pub fn handler_fn<F, Fut, E>(f: F) -> FnHandler<F>
+pub fn handler_fn<F, Fut>(f: F) -> FnHandler<F>
 where
     F: Fn(ConsumerContext) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), E>> + Send + 'static,
-    E: Into<HandlerError>,
+    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
 {
     FnHandler(f)
 }
 
 #[async_trait]
-impl<F, Fut, E> Handler for FnHandler<F>
+impl<F, Fut> Handler for FnHandler<F>
 where
     F: Fn(ConsumerContext) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), E>> + Send + 'static,
-    E: Into<HandlerError>,
+    Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
 {
     async fn handle(&self, ctx: &ConsumerContext) -> Result<Outcome, HandlerError> {
-        (self.0)(ctx.clone()).await.map_err(Into::into)?;
+        (self.0)(ctx.clone()).await?;
         Ok(Outcome::Handled)
     }
 }

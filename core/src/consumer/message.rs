@@ -59,6 +59,17 @@ impl Message {
         self.segments.bytes(name)
     }
 
+    /// Segments the index names but the message does not carry: data of
+    /// its own class (e.g. `personal`) whose key was erased or expired.
+    pub fn erased_segments(&self) -> Vec<&str> {
+        self.metadata
+            .segments
+            .iter()
+            .filter(|s| self.segments.get(&s.name).is_none())
+            .map(|s| s.name.as_str())
+            .collect()
+    }
+
     /// The codec the message was written with.
     pub fn codec(&self) -> Result<Codec> {
         Codec::from_content_type(&self.metadata.content_type)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::address::StreamAddress;
 use crate::channel::{EntryId, StreamChannel};
-use crate::envelope::{Metadata, SegmentLocation, Segments};
+use crate::envelope::{Metadata, SegmentClass, SegmentLocation, Segments};
 use crate::interceptor::ConsumerInterceptor;
 use crate::retry::RetryPolicy;
 use crate::store::Fields;
@@ -143,15 +143,21 @@ fn assemble<'a>(
         let data = match &segment.location {
             SegmentLocation::Inline(bytes) => bytes.clone(),
             SegmentLocation::Stored { store, key } => {
-                let fields = lookup(store, key)
-                    .ok_or_else(|| Error::UnknownStore {
-                        segment: segment.name.clone(),
-                        store: store.clone(),
-                    })?
-                    .ok_or_else(|| Error::MissingPayload {
+                let found = lookup(store, key).ok_or_else(|| Error::UnknownStore {
+                    segment: segment.name.clone(),
+                    store: store.clone(),
+                })?;
+                let Some(fields) = found else {
+                    if segment.class != SegmentClass::NORMAL {
+                        // Erased (or expired) data of its own class: the
+                        // message stays readable without it.
+                        continue;
+                    }
+                    return Err(Error::MissingPayload {
                         store: store.clone(),
                         key: key.clone(),
-                    })?;
+                    });
+                };
                 fields
                     .get(&segment.name)
                     .cloned()

@@ -1,0 +1,147 @@
+//! Wrappers around the in-memory backend that inject failures or observe
+//! calls, for the producer and consumer tests.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use event_backbone_core::memory::{MemoryChannel, MemoryStore};
+use event_backbone_core::{
+    ChannelCapabilities, Delivery, Entry, EntryId, Error, Fields, GroupStart, KeyValueStore,
+    Metadata, PutItem, Result, SegmentLocation, StoreCapabilities, StreamChannel, StreamInfo,
+    StreamPosition,
+};
+
+/// A memory store whose next `fail_puts` writes fail.
+#[derive(Debug, Default)]
+pub struct FlakyStore {
+    pub inner: MemoryStore,
+    pub fail_puts: AtomicU32,
+    pub permanent: bool,
+    pub puts: AtomicU32,
+}
+
+#[async_trait]
+impl KeyValueStore for FlakyStore {
+    fn backend(&self) -> &'static str {
+        "flaky"
+    }
+    fn capabilities(&self) -> StoreCapabilities {
+        self.inner.capabilities()
+    }
+    async fn put_many(&self, items: &[PutItem]) -> Result<()> {
+        self.puts.fetch_add(1, Ordering::SeqCst);
+        let left = self.fail_puts.load(Ordering::SeqCst);
+        if left > 0 {
+            self.fail_puts.store(left - 1, Ordering::SeqCst);
+            return Err(if self.permanent {
+                Error::permanent("flaky", "storing payloads", "disk full")
+            } else {
+                Error::transient("flaky", "storing payloads", "connection reset")
+            });
+        }
+        self.inner.put_many(items).await
+    }
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Fields>>> {
+        self.inner.get_many(keys).await
+    }
+    async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        self.inner.delete_many(keys).await
+    }
+}
+
+/// A memory channel that counts `append_many` calls, can be slow, and checks
+/// that every payload key is stored before its entry is appended.
+#[derive(Debug)]
+pub struct WatchedChannel {
+    pub inner: MemoryChannel,
+    pub store: Option<Arc<dyn KeyValueStore>>,
+    pub appends: AtomicUsize,
+    pub delay: Duration,
+    pub unstored: AtomicUsize,
+}
+
+impl WatchedChannel {
+    pub fn new(store: Option<Arc<dyn KeyValueStore>>, delay: Duration) -> Self {
+        Self {
+            inner: MemoryChannel::new(),
+            store,
+            appends: AtomicUsize::new(0),
+            delay,
+            unstored: AtomicUsize::new(0),
+        }
+    }
+}
+
+#[async_trait]
+impl StreamChannel for WatchedChannel {
+    fn backend(&self) -> &'static str {
+        "watched"
+    }
+    fn capabilities(&self) -> ChannelCapabilities {
+        self.inner.capabilities()
+    }
+    async fn append_many(&self, stream: &str, batch: &[Metadata]) -> Result<Vec<EntryId>> {
+        self.appends.fetch_add(1, Ordering::SeqCst);
+        if let Some(store) = &self.store {
+            for m in batch {
+                for s in &m.segments {
+                    if let SegmentLocation::Stored { key, .. } = &s.location {
+                        if store.get(key).await?.is_none() {
+                            self.unstored.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(self.delay).await;
+        self.inner.append_many(stream, batch).await
+    }
+    async fn ensure_group(&self, stream: &str, group: &str, start: GroupStart) -> Result<()> {
+        self.inner.ensure_group(stream, group, start).await
+    }
+    async fn read_group(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>> {
+        self.inner
+            .read_group(stream, group, consumer, count, block)
+            .await
+    }
+    async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<()> {
+        self.inner.ack(stream, group, ids).await
+    }
+    async fn claim_stale(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<Delivery>> {
+        self.inner
+            .claim_stale(stream, group, consumer, min_idle, count)
+            .await
+    }
+    async fn read_range(
+        &self,
+        stream: &str,
+        from: &StreamPosition,
+        to: Option<&EntryId>,
+        count: usize,
+    ) -> Result<Vec<Entry>> {
+        self.inner.read_range(stream, from, to, count).await
+    }
+    async fn get(&self, stream: &str, id: &EntryId) -> Result<Option<Entry>> {
+        self.inner.get(stream, id).await
+    }
+    async fn info(&self, stream: &str) -> Result<StreamInfo> {
+        self.inner.info(stream).await
+    }
+}
