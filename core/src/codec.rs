@@ -117,6 +117,19 @@ mod tests {
         assert!(text.contains("u64"), "{text}");
     }
 
+    #[cfg(feature = "json")]
+    #[test]
+    fn json_is_readable_and_round_trips() {
+        let bytes = Codec::Json.encode("who", &("ann", 3u8)).unwrap();
+        assert_eq!(std::str::from_utf8(&bytes).unwrap(), r#"["ann",3]"#);
+        let back: (String, u8) = Codec::Json.decode(&bytes).unwrap();
+        assert_eq!(back, ("ann".to_owned(), 3));
+        assert_eq!(
+            Codec::from_content_type("application/json").unwrap(),
+            Codec::Json
+        );
+    }
+
     #[test]
     fn unknown_content_type_is_refused() {
         assert!(Codec::from_content_type("text/x-unknown").is_err());

@@ -67,22 +67,20 @@ impl Setup {
     }
 }
 
-fn recorder() -> (
-    Arc<Mutex<Vec<u32>>>,
-    impl Fn(ConsumerContext) -> futures_util::future::BoxFuture<'static, Result<(), HandlerError>>
-        + Send
-        + Sync
-        + 'static,
-) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
+type Seen = Arc<Mutex<Vec<u32>>>;
+
+/// A handler that records segment `i` of every message.
+fn recorder() -> (Seen, impl Handler) {
+    let seen = Seen::default();
     let s = seen.clone();
-    (seen, move |ctx: ConsumerContext| {
+    let handler = event_backbone_core::handler_fn(move |ctx: ConsumerContext| {
         let s = s.clone();
         Box::pin(async move {
             s.lock().unwrap().push(ctx.segment::<u32>("i")?);
             Ok(())
-        })
-    })
+        }) as futures_util::future::BoxFuture<'static, Result<(), HandlerError>>
+    });
+    (seen, handler)
 }
 
 #[tokio::test]
@@ -109,7 +107,7 @@ async fn malformed_entries_are_dead_lettered_with_their_bytes_and_the_consumer_g
     let stats = s
         .consumer()
         .stop_after(3)
-        .subscribe_fn(handler)
+        .subscribe(handler)
         .unwrap()
         .completion()
         .await
@@ -166,7 +164,7 @@ async fn a_missing_payload_key_is_dead_lettered_naming_the_key() {
     let stats = s
         .consumer()
         .stop_after(2)
-        .subscribe_fn(handler)
+        .subscribe(handler)
         .unwrap()
         .completion()
         .await
@@ -359,7 +357,7 @@ async fn stop_after_reads_no_more_than_asked() {
         .consumer()
         .batch_size(4)
         .stop_after(6)
-        .subscribe_fn(handler)
+        .subscribe(handler)
         .unwrap()
         .completion()
         .await
@@ -492,7 +490,7 @@ async fn concurrency_one_keeps_stream_order() {
         .concurrency(1)
         .batch_size(7)
         .stop_after(100)
-        .subscribe_fn(handler)
+        .subscribe(handler)
         .unwrap()
         .completion()
         .await
