@@ -247,14 +247,7 @@ impl Error {
         action: impl Into<String>,
         source: impl Into<BoxError>,
     ) -> Self {
-        let source = source.into();
-        Error::Backend {
-            backend,
-            action: action.into(),
-            message: source.to_string(),
-            transient: true,
-            source: Some(source),
-        }
+        Self::backend(backend, action.into(), source.into(), true)
     }
 
     /// A permanent backend failure: retrying will not help.
@@ -263,12 +256,15 @@ impl Error {
         action: impl Into<String>,
         source: impl Into<BoxError>,
     ) -> Self {
-        let source = source.into();
+        Self::backend(backend, action.into(), source.into(), false)
+    }
+
+    fn backend(backend: &'static str, action: String, source: BoxError, transient: bool) -> Self {
         Error::Backend {
             backend,
-            action: action.into(),
+            action,
             message: source.to_string(),
-            transient: false,
+            transient,
             source: Some(source),
         }
     }

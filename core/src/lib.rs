@@ -50,6 +50,7 @@ pub mod capabilities;
 pub mod channel;
 pub mod codec;
 pub mod consumer;
+mod endpoint;
 pub mod envelope;
 mod error;
 pub mod interceptor;

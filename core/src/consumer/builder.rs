@@ -15,16 +15,15 @@ use super::replay::{self, MessageStream};
 use super::runtime::Runtime;
 use super::source::Source;
 use super::ConsumerContext;
-use crate::address::StreamAddress;
 use crate::channel::{EntryId, GroupStart, StreamChannel, StreamPosition};
+use crate::endpoint::{Endpoint, Resolved};
 use crate::envelope::SegmentClass;
 use crate::interceptor::ConsumerInterceptor;
 use crate::names::validate;
-use crate::producer::resolve_environment;
 use crate::retry::RetryPolicy;
 use crate::store::KeyValueStore;
-use crate::store_set::{StoreSet, DEFAULT_STORE};
-use crate::{Error, Result};
+use crate::store_set::DEFAULT_STORE;
+use crate::Result;
 
 /// When a message is acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -97,11 +96,7 @@ impl fmt::Debug for Fallback {
 /// one per replica.
 #[must_use = "a builder does nothing until .subscribe(), .replay() or .receiver()"]
 pub struct ConsumerBuilder {
-    channel: Option<Arc<dyn StreamChannel>>,
-    stores: StoreSet,
-    uri: Option<String>,
-    environment: Option<String>,
-    environment_var: Option<String>,
+    endpoint: Endpoint,
     group: String,
     consumer_name: Option<String>,
     group_start: GroupStart,
@@ -123,11 +118,7 @@ pub struct ConsumerBuilder {
 impl Default for ConsumerBuilder {
     fn default() -> Self {
         Self {
-            channel: None,
-            stores: StoreSet::default(),
-            uri: None,
-            environment: None,
-            environment_var: None,
+            endpoint: Endpoint::default(),
             group: "default".to_owned(),
             consumer_name: None,
             group_start: GroupStart::Beginning,
@@ -151,37 +142,37 @@ impl Default for ConsumerBuilder {
 impl ConsumerBuilder {
     /// The stream channel (required).
     pub fn channel(mut self, channel: Arc<dyn StreamChannel>) -> Self {
-        self.channel = Some(channel);
+        self.endpoint.channel = Some(channel);
         self
     }
 
     /// The default store, where payloads are fetched from.
     pub fn store(mut self, store: Arc<dyn KeyValueStore>) -> Self {
-        self.stores.insert(DEFAULT_STORE, store);
+        self.endpoint.stores.insert(DEFAULT_STORE, store);
         self
     }
 
     /// The store holding segments of one class (as the producer routed them).
     pub fn class_store(mut self, class: SegmentClass, store: Arc<dyn KeyValueStore>) -> Self {
-        self.stores.insert(class.as_str(), store);
+        self.endpoint.stores.insert(class.as_str(), store);
         self
     }
 
     /// The uri (required).
     pub fn uri(mut self, uri: impl Into<String>) -> Self {
-        self.uri = Some(uri.into());
+        self.endpoint.uri = Some(uri.into());
         self
     }
 
     /// The environment.
     pub fn environment(mut self, environment: impl Into<String>) -> Self {
-        self.environment = Some(environment.into());
+        self.endpoint.environment = Some(environment.into());
         self
     }
 
     /// Reads the environment from a variable (unset or empty: none).
     pub fn environment_from_var(mut self, variable: impl Into<String>) -> Self {
-        self.environment_var = Some(variable.into());
+        self.endpoint.environment_var = Some(variable.into());
         self
     }
 
@@ -293,20 +284,15 @@ impl ConsumerBuilder {
     }
 
     fn source(&mut self) -> Result<Source> {
-        let channel = self
-            .channel
-            .clone()
-            .ok_or_else(|| Error::config("consumer", "no channel: call .channel(...)"))?;
-        let uri = self
-            .uri
-            .clone()
-            .ok_or_else(|| Error::config("consumer", "no uri: call .uri(\"...\")"))?;
-        let environment =
-            resolve_environment(self.environment.clone(), self.environment_var.as_deref());
+        let Resolved {
+            channel,
+            stores,
+            address,
+        } = self.endpoint.resolve("consumer")?;
         Ok(Source {
             channel,
-            stores: std::mem::take(&mut self.stores),
-            address: StreamAddress::new(environment.as_deref(), &uri)?,
+            stores,
+            address,
             interceptors: std::mem::take(&mut self.interceptors),
             retry: self.backend_retry.clone(),
         })
@@ -405,10 +391,7 @@ fn default_consumer_name() -> String {
 impl fmt::Debug for ConsumerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConsumerBuilder")
-            .field("channel", &self.channel.as_ref().map(|c| c.backend()))
-            .field("stores", &self.stores)
-            .field("uri", &self.uri)
-            .field("environment", &self.environment)
+            .field("endpoint", &self.endpoint)
             .field("group", &self.group)
             .field("consumer_name", &self.consumer_name)
             .field("ack_mode", &self.ack_mode)

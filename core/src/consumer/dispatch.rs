@@ -77,20 +77,11 @@ impl Dispatcher {
         deliveries: u32,
         reason: &str,
     ) {
-        match self
+        let appended = self
             .dead_letters()
             .message(metadata, entry, deliveries, reason)
-            .await
-        {
-            Ok(_) => {
-                self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                self.acker.ack(entry.clone());
-            }
-            Err(e) => tracing::error!(
-                stream = self.source.stream(), entry = %entry, error = %e,
-                "dead-letter append failed; the entry stays pending"
-            ),
-        }
+            .await;
+        self.settle_dead_letter(appended, entry);
     }
 
     /// Dead-letters an unreadable entry, then acknowledges it.
@@ -101,11 +92,15 @@ impl Dispatcher {
         deliveries: u32,
         reason: &str,
     ) {
-        match self
+        let appended = self
             .dead_letters()
             .malformed(entry, raw, deliveries, reason)
-            .await
-        {
+            .await;
+        self.settle_dead_letter(appended, entry);
+    }
+
+    fn settle_dead_letter(&self, appended: crate::Result<EntryId>, entry: &EntryId) {
+        match appended {
             Ok(_) => {
                 self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 self.acker.ack(entry.clone());

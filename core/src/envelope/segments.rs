@@ -116,26 +116,30 @@ impl Segments {
     }
 
     /// Encodes `value` with `codec` as a `normal` segment.
-    pub fn with<T: Serialize + ?Sized>(
-        mut self,
-        name: &str,
-        codec: &Codec,
-        value: &T,
-    ) -> Result<Self> {
-        let data = codec.encode(name, value)?;
-        self.insert(name, data);
-        Ok(self)
+    pub fn with<T: Serialize + ?Sized>(self, name: &str, codec: &Codec, value: &T) -> Result<Self> {
+        self.with_class(name, SegmentClass::NORMAL, codec, value)
     }
 
     /// Encodes `value` with `codec` as a `personal` segment.
     pub fn with_personal<T: Serialize + ?Sized>(
-        mut self,
+        self,
         name: &str,
         codec: &Codec,
         value: &T,
     ) -> Result<Self> {
+        self.with_class(name, SegmentClass::PERSONAL, codec, value)
+    }
+
+    /// Encodes `value` with `codec` as a segment of the given class.
+    pub fn with_class<T: Serialize + ?Sized>(
+        mut self,
+        name: &str,
+        class: SegmentClass,
+        codec: &Codec,
+        value: &T,
+    ) -> Result<Self> {
         let data = codec.encode(name, value)?;
-        self.insert_classed(name, SegmentClass::PERSONAL, data);
+        self.insert_classed(name, class, data);
         Ok(self)
     }
 

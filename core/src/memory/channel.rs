@@ -122,11 +122,19 @@ fn parse_id(id: &EntryId) -> Result<u64> {
     })
 }
 
-fn no_group(stream: &str, group: &str) -> Error {
-    Error::NoSuchGroup {
+/// The entries of a stream and one of its groups, or `NoSuchGroup`.
+fn group_mut<'a>(
+    streams: &'a mut HashMap<String, StreamState>,
+    stream: &str,
+    group: &str,
+) -> Result<(&'a BTreeMap<u64, Bytes>, &'a mut GroupState)> {
+    let no_group = || Error::NoSuchGroup {
         stream: stream.to_owned(),
         group: group.to_owned(),
-    }
+    };
+    let state = streams.get_mut(stream).ok_or_else(no_group)?;
+    let g = state.groups.get_mut(group).ok_or_else(no_group)?;
+    Ok((&state.entries, g))
 }
 
 #[async_trait]
@@ -186,30 +194,25 @@ impl StreamChannel for MemoryChannel {
             notified.as_mut().enable();
             {
                 let mut streams = self.lock();
-                let state = streams
-                    .get_mut(stream)
-                    .ok_or_else(|| no_group(stream, group))?;
-                let StreamState {
-                    entries, groups, ..
-                } = state;
-                let g = groups
-                    .get_mut(group)
-                    .ok_or_else(|| no_group(stream, group))?;
+                let (entries, g) = group_mut(&mut streams, stream, group)?;
                 g.consumers.insert(consumer.to_owned());
                 let now = Instant::now();
-                let fresh: Vec<Delivery> = entries
+                let fresh: Vec<(u64, Delivery)> = entries
                     .range(g.last_delivered + 1..)
                     .take(count)
-                    .map(|(seq, bytes)| Delivery {
-                        entry: to_entry(*seq, bytes),
-                        delivery_count: 1,
+                    .map(|(seq, bytes)| {
+                        let delivery = Delivery {
+                            entry: to_entry(*seq, bytes),
+                            delivery_count: 1,
+                        };
+                        (*seq, delivery)
                     })
                     .collect();
-                if let Some(last) = fresh.last() {
-                    g.last_delivered = parse_id(&last.entry.id)?;
-                    for d in &fresh {
+                if let Some((last, _)) = fresh.last() {
+                    g.last_delivered = *last;
+                    for (seq, _) in &fresh {
                         g.pending.insert(
-                            parse_id(&d.entry.id)?,
+                            *seq,
                             Pending {
                                 consumer: consumer.to_owned(),
                                 delivered_at: now,
@@ -217,7 +220,7 @@ impl StreamChannel for MemoryChannel {
                             },
                         );
                     }
-                    return Ok(fresh);
+                    return Ok(fresh.into_iter().map(|(_, d)| d).collect());
                 }
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -238,15 +241,7 @@ impl StreamChannel for MemoryChannel {
         count: usize,
     ) -> Result<Vec<Delivery>> {
         let mut streams = self.lock();
-        let state = streams
-            .get_mut(stream)
-            .ok_or_else(|| no_group(stream, group))?;
-        let StreamState {
-            entries, groups, ..
-        } = state;
-        let g = groups
-            .get_mut(group)
-            .ok_or_else(|| no_group(stream, group))?;
+        let (entries, g) = group_mut(&mut streams, stream, group)?;
         let now = Instant::now();
         let mut out = Vec::new();
         for (seq, p) in g.pending.iter_mut() {
@@ -271,10 +266,7 @@ impl StreamChannel for MemoryChannel {
     async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<()> {
         let seqs = ids.iter().map(parse_id).collect::<Result<Vec<_>>>()?;
         let mut streams = self.lock();
-        let g = streams
-            .get_mut(stream)
-            .and_then(|s| s.groups.get_mut(group))
-            .ok_or_else(|| no_group(stream, group))?;
+        let (_, g) = group_mut(&mut streams, stream, group)?;
         for seq in seqs {
             g.pending.remove(&seq);
         }
@@ -290,15 +282,7 @@ impl StreamChannel for MemoryChannel {
         count: usize,
     ) -> Result<Vec<Delivery>> {
         let mut streams = self.lock();
-        let state = streams
-            .get_mut(stream)
-            .ok_or_else(|| no_group(stream, group))?;
-        let StreamState {
-            entries, groups, ..
-        } = state;
-        let g = groups
-            .get_mut(group)
-            .ok_or_else(|| no_group(stream, group))?;
+        let (entries, g) = group_mut(&mut streams, stream, group)?;
         g.consumers.insert(consumer.to_owned());
         let now = Instant::now();
         let mut out = Vec::new();

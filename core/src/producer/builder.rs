@@ -4,15 +4,15 @@ use std::time::Duration;
 
 use super::target::Target;
 use super::Producer;
-use crate::address::StreamAddress;
 use crate::channel::StreamChannel;
 use crate::codec::Codec;
+use crate::endpoint::{Endpoint, Resolved};
 use crate::envelope::SegmentClass;
 use crate::interceptor::ProducerInterceptor;
 use crate::retry::RetryPolicy;
 use crate::store::KeyValueStore;
-use crate::store_set::{StoreSet, DEFAULT_STORE};
-use crate::{Error, Result};
+use crate::store_set::DEFAULT_STORE;
+use crate::Result;
 
 /// Builds a [`Producer`]; from [`Producer::builder`].
 ///
@@ -21,11 +21,7 @@ use crate::{Error, Result};
 #[must_use = "a builder does nothing until .build()"]
 #[derive(Default)]
 pub struct ProducerBuilder {
-    channel: Option<Arc<dyn StreamChannel>>,
-    stores: StoreSet,
-    uri: Option<String>,
-    environment: Option<String>,
-    environment_var: Option<String>,
+    endpoint: Endpoint,
     codec: Codec,
     retry: Option<RetryPolicy>,
     interceptors: Vec<Arc<dyn ProducerInterceptor>>,
@@ -36,32 +32,32 @@ pub struct ProducerBuilder {
 impl ProducerBuilder {
     /// The stream channel (required).
     pub fn channel(mut self, channel: Arc<dyn StreamChannel>) -> Self {
-        self.channel = Some(channel);
+        self.endpoint.channel = Some(channel);
         self
     }
 
     /// The default store for payloads.
     pub fn store(mut self, store: Arc<dyn KeyValueStore>) -> Self {
-        self.stores.insert(DEFAULT_STORE, store);
+        self.endpoint.stores.insert(DEFAULT_STORE, store);
         self
     }
 
     /// The store for segments of one class, e.g. personal data to a store of
     /// its own.
     pub fn class_store(mut self, class: SegmentClass, store: Arc<dyn KeyValueStore>) -> Self {
-        self.stores.insert(class.as_str(), store);
+        self.endpoint.stores.insert(class.as_str(), store);
         self
     }
 
     /// The uri (required): the stream's name within its environment.
     pub fn uri(mut self, uri: impl Into<String>) -> Self {
-        self.uri = Some(uri.into());
+        self.endpoint.uri = Some(uri.into());
         self
     }
 
     /// The environment (`prod`, `staging`, ...): the stream key's prefix.
     pub fn environment(mut self, environment: impl Into<String>) -> Self {
-        self.environment = Some(environment.into());
+        self.endpoint.environment = Some(environment.into());
         self
     }
 
@@ -69,7 +65,7 @@ impl ProducerBuilder {
     /// empty variable means no environment. An explicit `.environment()`
     /// wins.
     pub fn environment_from_var(mut self, variable: impl Into<String>) -> Self {
-        self.environment_var = Some(variable.into());
+        self.endpoint.environment_var = Some(variable.into());
         self
     }
 
@@ -106,18 +102,15 @@ impl ProducerBuilder {
     }
 
     /// Builds the producer, refusing a missing channel or uri and bad names.
-    pub fn build(self) -> Result<Producer> {
-        let channel = self
-            .channel
-            .ok_or_else(|| Error::config("producer", "no channel: call .channel(...)"))?;
-        let uri = self
-            .uri
-            .ok_or_else(|| Error::config("producer", "no uri: call .uri(\"...\")"))?;
-        let environment = resolve_environment(self.environment, self.environment_var.as_deref());
-        let address = StreamAddress::new(environment.as_deref(), &uri)?;
+    pub fn build(mut self) -> Result<Producer> {
+        let Resolved {
+            channel,
+            stores,
+            address,
+        } = self.endpoint.resolve("producer")?;
         let target = Target::new(
             channel,
-            self.stores,
+            stores,
             address,
             self.codec,
             self.retry.unwrap_or_default(),
@@ -132,24 +125,10 @@ impl ProducerBuilder {
     }
 }
 
-pub(crate) fn resolve_environment(
-    explicit: Option<String>,
-    variable: Option<&str>,
-) -> Option<String> {
-    explicit.or_else(|| {
-        variable
-            .and_then(|v| std::env::var(v).ok())
-            .filter(|v| !v.trim().is_empty())
-    })
-}
-
 impl fmt::Debug for ProducerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProducerBuilder")
-            .field("channel", &self.channel.as_ref().map(|c| c.backend()))
-            .field("stores", &self.stores)
-            .field("uri", &self.uri)
-            .field("environment", &self.environment)
+            .field("endpoint", &self.endpoint)
             .field("codec", &self.codec)
             .finish_non_exhaustive()
     }

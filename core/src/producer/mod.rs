@@ -12,7 +12,6 @@ mod receipt;
 mod specialize;
 mod target;
 
-pub(crate) use builder::resolve_environment;
 pub(crate) use target::now_ms;
 
 pub use builder::ProducerBuilder;

@@ -530,48 +530,50 @@ pub async fn replay_from_start_and_from_id(h: &ChannelHarness) -> CaseResult {
             .filter_map(|e| e.body.as_ref().ok().and_then(header_n))
             .collect()
     };
-    let all = h
-        .channel
-        .read_range(&stream, &StreamPosition::Start, None, 100)
-        .await?;
-    ensure!(
-        ns(&all) == (0..10).collect::<Vec<_>>(),
-        "from start: {:?}",
-        ns(&all)
-    );
-    let from = h
-        .channel
-        .read_range(&stream, &StreamPosition::From(ids[4].clone()), None, 100)
-        .await?;
-    ensure!(
-        ns(&from) == (4..10).collect::<Vec<_>>(),
-        "from id 4: {:?}",
-        ns(&from)
-    );
-    let after = h
-        .channel
-        .read_range(&stream, &StreamPosition::After(ids[4].clone()), None, 100)
-        .await?;
-    ensure!(
-        ns(&after) == (5..10).collect::<Vec<_>>(),
-        "after id 4: {:?}",
-        ns(&after)
-    );
-    let upto = h
-        .channel
-        .read_range(
-            &stream,
-            &StreamPosition::From(ids[4].clone()),
+    let cases: [(&str, StreamPosition, Option<&EntryId>, usize, Vec<u32>); 5] = [
+        (
+            "from the start",
+            StreamPosition::Start,
+            None,
+            100,
+            (0..10).collect(),
+        ),
+        (
+            "from id 4",
+            StreamPosition::From(ids[4].clone()),
+            None,
+            100,
+            (4..10).collect(),
+        ),
+        (
+            "after id 4",
+            StreamPosition::After(ids[4].clone()),
+            None,
+            100,
+            (5..10).collect(),
+        ),
+        (
+            "from id 4 to id 6",
+            StreamPosition::From(ids[4].clone()),
             Some(&ids[6]),
             100,
-        )
-        .await?;
-    ensure!(ns(&upto) == [4, 5, 6], "from 4 to 6: {:?}", ns(&upto));
-    let two = h
-        .channel
-        .read_range(&stream, &StreamPosition::Start, None, 2)
-        .await?;
-    ensure!(ns(&two) == [0, 1], "count 2: {:?}", ns(&two));
+            vec![4, 5, 6],
+        ),
+        (
+            "from the start, count 2",
+            StreamPosition::Start,
+            None,
+            2,
+            vec![0, 1],
+        ),
+    ];
+    for (label, from, to, count, expected) in cases {
+        let got = ns(&h.channel.read_range(&stream, &from, to, count).await?);
+        ensure!(
+            got == expected,
+            "replay {label}: {got:?}, expected {expected:?}"
+        );
+    }
 
     let producer = h.producer("replay-typed")?;
     for i in 0..25u32 {

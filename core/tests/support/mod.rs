@@ -52,8 +52,9 @@ impl KeyValueStore for FlakyStore {
     }
 }
 
-/// A memory channel that counts `append_many` calls, can be slow, and checks
-/// that every payload key is stored before its entry is appended.
+/// A memory channel that counts `append_many` calls, can be slow, checks
+/// that every payload key is stored before its entry is appended, can
+/// declare other capabilities, and can lose its acks.
 #[derive(Debug)]
 pub struct WatchedChannel {
     pub inner: MemoryChannel,
@@ -61,6 +62,8 @@ pub struct WatchedChannel {
     pub appends: AtomicUsize,
     pub delay: Duration,
     pub unstored: AtomicUsize,
+    pub capabilities: Option<ChannelCapabilities>,
+    pub forget_acks: bool,
 }
 
 impl WatchedChannel {
@@ -71,7 +74,21 @@ impl WatchedChannel {
             appends: AtomicUsize::new(0),
             delay,
             unstored: AtomicUsize::new(0),
+            capabilities: None,
+            forget_acks: false,
         }
+    }
+
+    /// Declares these capabilities instead of the memory channel's.
+    pub fn declaring(mut self, capabilities: ChannelCapabilities) -> Self {
+        self.capabilities = Some(capabilities);
+        self
+    }
+
+    /// Acknowledges nothing (a broken backend).
+    pub fn forgetting_acks(mut self) -> Self {
+        self.forget_acks = true;
+        self
     }
 }
 
@@ -81,7 +98,8 @@ impl StreamChannel for WatchedChannel {
         "watched"
     }
     fn capabilities(&self) -> ChannelCapabilities {
-        self.inner.capabilities()
+        self.capabilities
+            .unwrap_or_else(|| self.inner.capabilities())
     }
     async fn append_many(&self, stream: &str, batch: &[Metadata]) -> Result<Vec<EntryId>> {
         self.appends.fetch_add(1, Ordering::SeqCst);
@@ -115,6 +133,9 @@ impl StreamChannel for WatchedChannel {
             .await
     }
     async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<()> {
+        if self.forget_acks {
+            return Ok(());
+        }
         self.inner.ack(stream, group, ids).await
     }
     async fn claim_stale(
