@@ -530,7 +530,7 @@ pub async fn replay_from_start_and_from_id(h: &ChannelHarness) -> CaseResult {
             .filter_map(|e| e.body.as_ref().ok().and_then(header_n))
             .collect()
     };
-    let cases: [(&str, StreamPosition, Option<&EntryId>, usize, Vec<u32>); 5] = [
+    let cases = [
         (
             "from the start",
             StreamPosition::Start,
