@@ -87,6 +87,9 @@ pub enum StreamPosition {
     From(EntryId),
     /// The entries after this one.
     After(EntryId),
+    /// The entries appended at or after this time (milliseconds since the
+    /// Unix epoch, by the channel's clock).
+    Time(u64),
 }
 
 /// What a group looks like, for tooling.

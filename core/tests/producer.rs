@@ -546,3 +546,60 @@ async fn a_failing_interceptor_is_named() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn caused_by_carries_correlation_causation_and_trace() {
+    let (channel, store) = memory();
+    let producer = Producer::builder()
+        .channel(channel.clone())
+        .store(store.clone())
+        .uri("chain")
+        .build()
+        .unwrap();
+    let first = producer
+        .message("placed")
+        .traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .send()
+        .await
+        .unwrap();
+    let receiver = Consumer::builder()
+        .channel(channel.clone())
+        .store(store)
+        .uri("chain")
+        .receiver()
+        .unwrap();
+    let placed = receiver.get(first.entry_id()).await.unwrap().unwrap();
+    let second = producer
+        .caused_by(&placed)
+        .message("packed")
+        .send()
+        .await
+        .unwrap();
+    let packed = receiver.find(second.message_id).await.unwrap().unwrap();
+    let m = packed.metadata();
+    assert_eq!(
+        m.causation_id.as_deref(),
+        Some(first.message_id.to_string().as_str())
+    );
+    assert_eq!(
+        m.correlation_id.as_deref(),
+        Some(first.message_id.to_string().as_str())
+    );
+    assert_eq!(m.traceparent, placed.metadata().traceparent);
+    let third = producer
+        .caused_by(&packed)
+        .message("shipped")
+        .correlation_id("explicit")
+        .send()
+        .await
+        .unwrap();
+    let shipped = receiver.get(third.entry_id()).await.unwrap().unwrap();
+    assert_eq!(
+        shipped.metadata().correlation_id.as_deref(),
+        Some("explicit")
+    );
+    assert_eq!(
+        shipped.metadata().causation_id.as_deref(),
+        Some(second.message_id.to_string().as_str())
+    );
+}

@@ -12,6 +12,7 @@ use crate::channel::{
     StreamPosition,
 };
 use crate::envelope::{decode_metadata, encode_metadata, Metadata};
+use crate::producer::now_ms;
 use crate::{Error, Result};
 
 const BACKEND: &str = "memory";
@@ -45,6 +46,8 @@ struct Inner {
 #[derive(Debug, Default)]
 struct StreamState {
     entries: BTreeMap<u64, Bytes>,
+    /// (append time in ms, sequence), both non-decreasing.
+    times: Vec<(u64, u64)>,
     last_seq: u64,
     groups: BTreeMap<String, GroupState>,
 }
@@ -96,7 +99,15 @@ impl StreamState {
     fn push(&mut self, bytes: Bytes) -> EntryId {
         self.last_seq += 1;
         self.entries.insert(self.last_seq, bytes);
+        let now = now_ms().max(self.times.last().map_or(0, |(ms, _)| *ms));
+        self.times.push((now, self.last_seq));
         EntryId::new(self.last_seq.to_string())
+    }
+
+    /// The first sequence appended at or after `ms`.
+    fn first_at(&self, ms: u64) -> u64 {
+        let i = self.times.partition_point(|(t, _)| *t < ms);
+        self.times.get(i).map_or(self.last_seq + 1, |(_, seq)| *seq)
     }
 
     fn entry(&self, seq: u64) -> Option<Entry> {
@@ -320,19 +331,20 @@ impl StreamChannel for MemoryChannel {
         to: Option<&EntryId>,
         count: usize,
     ) -> Result<Vec<Entry>> {
-        let start = match from {
-            StreamPosition::Start => 0,
-            StreamPosition::From(id) => parse_id(id)?,
-            StreamPosition::After(id) => parse_id(id)?.saturating_add(1),
-        };
         let end = to.map(parse_id).transpose()?.unwrap_or(u64::MAX);
-        if start > end {
-            return Ok(Vec::new());
-        }
         let streams = self.lock();
         let Some(state) = streams.get(stream) else {
             return Ok(Vec::new());
         };
+        let start = match from {
+            StreamPosition::Start => 0,
+            StreamPosition::From(id) => parse_id(id)?,
+            StreamPosition::After(id) => parse_id(id)?.saturating_add(1),
+            StreamPosition::Time(ms) => state.first_at(*ms),
+        };
+        if start > end {
+            return Ok(Vec::new());
+        }
         Ok(state
             .entries
             .range(start..=end)

@@ -121,6 +121,7 @@ impl ProducerBuilder {
         Ok(Producer {
             targets: vec![Arc::new(target)].into(),
             codec: self.codec,
+            cause: None,
         })
     }
 }

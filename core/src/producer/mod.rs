@@ -54,6 +54,15 @@ use target::Target;
 pub struct Producer {
     targets: Arc<[Arc<Target>]>,
     codec: Codec,
+    cause: Option<Arc<Cause>>,
+}
+
+/// What a producer made with [`Producer::caused_by`] stamps on its messages.
+#[derive(Debug)]
+struct Cause {
+    correlation_id: String,
+    causation_id: String,
+    traceparent: Option<String>,
 }
 
 impl Producer {
@@ -88,9 +97,41 @@ impl Producer {
         self.send_message(message).await
     }
 
+    /// A producer whose messages continue the conversation of `message`:
+    /// its correlation id (or, if it has none, its message id), its message
+    /// id as causation id, and its `traceparent`, unless a message sets its
+    /// own. This is how a handler that reacts to one event with another keeps
+    /// the chain traceable.
+    pub fn caused_by(&self, message: &crate::consumer::Message) -> Producer {
+        let metadata = message.metadata();
+        Producer {
+            targets: self.targets.clone(),
+            codec: self.codec,
+            cause: Some(Arc::new(Cause {
+                correlation_id: metadata
+                    .correlation_id
+                    .clone()
+                    .unwrap_or_else(|| metadata.message_id.to_string()),
+                causation_id: metadata.message_id.to_string(),
+                traceparent: metadata.traceparent.clone(),
+            })),
+        }
+    }
+
     /// Sends a message to every target; all copies share one message id.
-    pub async fn send_message(&self, message: OutgoingMessage) -> Result<Receipt> {
+    pub async fn send_message(&self, mut message: OutgoingMessage) -> Result<Receipt> {
         let operation = crate::names::validate("operation", &message.operation)?;
+        if let Some(cause) = &self.cause {
+            message
+                .correlation_id
+                .get_or_insert_with(|| cause.correlation_id.clone());
+            message
+                .causation_id
+                .get_or_insert_with(|| cause.causation_id.clone());
+            if message.traceparent.is_none() {
+                message.traceparent = cause.traceparent.clone();
+            }
+        }
         let message_id = MessageId::new();
         let mut entries = Vec::with_capacity(self.targets.len());
         if let [target] = &self.targets[..] {
@@ -149,6 +190,7 @@ impl Producer {
         Ok(Producer {
             targets: targets.into(),
             codec,
+            cause: None,
         })
     }
 

@@ -85,6 +85,7 @@ impl<'p> Specialize<'p> {
         Ok(Producer {
             targets: targets.into(),
             codec: self.producer.codec,
+            cause: self.producer.cause.clone(),
         })
     }
 }

@@ -89,6 +89,7 @@ pub fn channel_cases() -> Vec<ChannelCase> {
         channel_case!(batch_size_is_respected, needs_groups),
         channel_case!(block_timeout_returns_empty, needs_groups),
         channel_case!(replay_from_start_and_from_id, needs_replay),
+        channel_case!(replay_from_a_time, needs_replay),
         channel_case!(get_by_id, needs_get),
         channel_case!(group_from_beginning_vs_latest, needs_groups),
         channel_case!(ensure_group_is_idempotent, needs_groups),
@@ -592,6 +593,56 @@ pub async fn replay_from_start_and_from_id(h: &ChannelHarness) -> CaseResult {
     ensure!(
         got == (0..25).collect::<Vec<_>>(),
         "replay stream gave {got:?}"
+    );
+    Ok(())
+}
+
+/// Replay from a time gives the entries appended at or after it; the
+/// receiver finds a message by its message id.
+pub async fn replay_from_a_time(h: &ChannelHarness) -> CaseResult {
+    let stream = h.uri("time");
+    append_samples(h, &stream, 3).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let between = crate::producer::now_ms();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let later: Vec<Metadata> = (10..13).map(|i| sample(&stream, i)).collect();
+    h.channel.append_many(&stream, &later).await?;
+    let read = h
+        .channel
+        .read_range(&stream, &StreamPosition::Time(between), None, 100)
+        .await?;
+    let ns: Vec<u32> = read
+        .iter()
+        .filter_map(|e| e.body.as_ref().ok().and_then(header_n))
+        .collect();
+    ensure!(
+        ns == [10, 11, 12],
+        "replay from a time between the batches gave {ns:?}"
+    );
+    let future = crate::producer::now_ms() + 60_000;
+    let none = h
+        .channel
+        .read_range(&stream, &StreamPosition::Time(future), None, 100)
+        .await?;
+    ensure!(
+        none.is_empty(),
+        "replay from a future time gave {} entries",
+        none.len()
+    );
+
+    let producer = h.producer("find")?;
+    let mut receipts = Vec::new();
+    for i in 0..5u32 {
+        receipts.push(producer.message("n").segment("i", &i)?.send().await?);
+    }
+    let receiver = h.consumer("find").receiver()?;
+    let found = receiver.find(receipts[3].message_id).await?;
+    let i = found.map(|m| m.segment::<u32>("i")).transpose()?;
+    ensure!(i == Some(3), "find by message id returned {i:?}");
+    let missing = receiver.find(crate::MessageId::new()).await?;
+    ensure!(
+        missing.is_none(),
+        "find of an unknown message id returned a message"
     );
     Ok(())
 }
