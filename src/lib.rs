@@ -71,6 +71,7 @@
 #![deny(missing_docs)]
 
 pub use event_backbone_core::*;
+pub use event_backbone_macros::event_contract;
 
 /// The in-memory backend: the embedded default, for examples, tests and
 /// single-process use.

@@ -118,6 +118,17 @@ pub enum Error {
         content_type: String,
     },
 
+    /// A message whose operation the typed contract does not have.
+    #[error("operation {operation:?} version {version} is not part of contract {contract}")]
+    NotInContract {
+        /// The contract.
+        contract: &'static str,
+        /// The operation found.
+        operation: String,
+        /// Its version.
+        version: u32,
+    },
+
     /// An entry id in a form this channel does not use.
     #[error("invalid entry id {id:?} for {backend}: expected {expected}")]
     InvalidEntryId {

@@ -50,6 +50,7 @@ pub mod capabilities;
 pub mod channel;
 pub mod codec;
 pub mod consumer;
+pub mod contract;
 mod endpoint;
 pub mod envelope;
 mod error;
@@ -75,6 +76,7 @@ pub use consumer::{
     ConsumerStats, Fallback, FnHandler, Handler, HandlerError, Handlers, Message, MessageStream,
     Outcome, Receiver,
 };
+pub use contract::{ContractEvent, OperationInfo, Recorded, SegmentInfo};
 pub use envelope::{
     MessageId, Metadata, Origin, Segment, SegmentClass, SegmentLocation, SegmentRef, Segments,
 };

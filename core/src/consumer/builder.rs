@@ -11,11 +11,12 @@ use super::dispatch::{Counters, Dispatcher};
 use super::handler::{handler_fn, Handler, HandlerError};
 use super::lifetime::ConsumerLifetime;
 use super::receiver::Receiver;
-use super::replay::{self, MessageStream};
+use super::replay::{self, EventStream, MessageStream};
 use super::runtime::Runtime;
 use super::source::Source;
 use super::ConsumerContext;
 use crate::channel::{EntryId, GroupStart, StreamChannel, StreamPosition};
+use crate::contract::ContractEvent;
 use crate::endpoint::{Endpoint, Resolved};
 use crate::envelope::SegmentClass;
 use crate::interceptor::ConsumerInterceptor;
@@ -368,6 +369,14 @@ impl ConsumerBuilder {
     pub fn replay_range(mut self, from: StreamPosition, to: EntryId) -> Result<MessageStream> {
         let source = Arc::new(self.source()?);
         Ok(replay::stream(source, from, Some(to), self.batch_size))
+    }
+
+    /// Reads the stream's history as the typed events of contract `E`
+    /// (`ShipmentTrackingEvent`, ...), from `from`: the event-sourcing
+    /// rebuild path. Operations the contract does not have are left out;
+    /// use [`Self::replay`] to see everything.
+    pub fn replay_events<E: ContractEvent>(self, from: StreamPosition) -> Result<EventStream<E>> {
+        Ok(replay::events(self.replay(from)?))
     }
 
     /// A receiver that fetches single messages by entry id.

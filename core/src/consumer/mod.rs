@@ -24,7 +24,7 @@ pub use handler::{handler_fn, FnHandler, Handler, HandlerError, Handlers, Outcom
 pub use lifetime::{ConsumerLifetime, ConsumerStats};
 pub use message::Message;
 pub use receiver::Receiver;
-pub use replay::MessageStream;
+pub use replay::{EventStream, MessageStream};
 
 /// Entry point of the consumer side; see [`Consumer::builder`].
 #[derive(Debug)]

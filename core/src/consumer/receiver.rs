@@ -4,6 +4,7 @@ use std::time::Duration;
 use super::source::Source;
 use super::Message;
 use crate::channel::{Entry, EntryId, StreamPosition};
+use crate::contract::{ContractEvent, Recorded};
 use crate::envelope::MessageId;
 use crate::{Error, Result};
 
@@ -69,6 +70,26 @@ impl Receiver {
         }
     }
 
+    /// The typed event at `entry`; `None` if the stream has no such entry.
+    /// A message of an operation `E` does not have is an error.
+    pub async fn get_event<E: ContractEvent>(
+        &self,
+        entry: &EntryId,
+    ) -> Result<Option<Recorded<E>>> {
+        match self.get(entry).await? {
+            Some(message) => typed(message).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The typed event with this message id; see [`Self::find`].
+    pub async fn find_event<E: ContractEvent>(&self, id: MessageId) -> Result<Option<Recorded<E>>> {
+        match self.find(id).await? {
+            Some(message) => typed(message).map(Some),
+            None => Ok(None),
+        }
+    }
+
     async fn load(&self, entry: Entry) -> Result<Message> {
         let source = &self.source;
         let metadata = entry.body.map_err(|m| Error::MalformedMetadata {
@@ -96,4 +117,13 @@ impl Receiver {
             None => Ok(None),
         }
     }
+}
+
+fn typed<E: ContractEvent>(message: Message) -> Result<Recorded<E>> {
+    let (operation, version) = (message.operation().to_owned(), message.version());
+    Recorded::from_message(message)?.ok_or(Error::NotInContract {
+        contract: E::CONTRACT,
+        operation,
+        version,
+    })
 }

@@ -6,14 +6,31 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_core::Stream;
+use futures_util::StreamExt;
 
 use super::source::Source;
 use super::Message;
 use crate::channel::{EntryId, StreamPosition};
+use crate::contract::{ContractEvent, Recorded};
 use crate::{Error, Result};
 
 /// The messages of a replay, in stream order.
 pub type MessageStream = Pin<Box<dyn Stream<Item = Result<Message>> + Send + 'static>>;
+
+/// The typed events of a replay, in stream order.
+pub type EventStream<E> = Pin<Box<dyn Stream<Item = Result<Recorded<E>>> + Send + 'static>>;
+
+/// Turns a message stream into the events of contract `E`, leaving out
+/// operations `E` does not have.
+pub(crate) fn events<E: ContractEvent>(messages: MessageStream) -> EventStream<E> {
+    Box::pin(messages.filter_map(|message| async move {
+        match message.and_then(Recorded::<E>::from_message) {
+            Ok(Some(recorded)) => Some(Ok(recorded)),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }))
+}
 
 struct State {
     source: Arc<Source>,

@@ -101,6 +101,12 @@ impl ProducerBuilder {
         self
     }
 
+    /// Builds the producer and wraps it in a typed one (a contract's
+    /// `...Producer`, which implements `From<Producer>`).
+    pub fn build_as<P: From<Producer>>(self) -> Result<P> {
+        self.build().map(P::from)
+    }
+
     /// Builds the producer, refusing a missing channel or uri and bad names.
     pub fn build(mut self) -> Result<Producer> {
         let Resolved {
