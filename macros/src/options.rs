@@ -85,7 +85,7 @@ impl ContractOptions {
 
 #[derive(Default)]
 pub(crate) struct EventOptions {
-    pub(crate) name: Option<String>,
+    pub(crate) name: Option<(String, proc_macro2::Span)>,
     pub(crate) version: u32,
     pub(crate) deprecated: bool,
 }
@@ -94,7 +94,8 @@ impl EventOptions {
     pub(crate) fn parse(attr: &Attribute, into: &mut EventOptions) -> Result<()> {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("name") {
-                into.name = Some(meta.value()?.parse::<LitStr>()?.value());
+                let lit = meta.value()?.parse::<LitStr>()?;
+                into.name = Some((lit.value(), lit.span()));
             } else if meta.path.is_ident("version") {
                 into.version = meta.value()?.parse::<LitInt>()?.base10_parse()?;
             } else if meta.path.is_ident("deprecated") {

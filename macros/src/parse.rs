@@ -45,7 +45,7 @@ pub(crate) fn contract(args: TokenStream, item: TokenStream) -> Result<Contract>
     let docs = doc_attrs(&item.attrs);
     if let Some(other) = item.attrs.iter().find(|a| !a.path().is_ident("doc")) {
         return Err(Error::new(
-            other.span(),
+            other.path().span(),
             "unknown attribute on an event contract: only doc comments are kept",
         ));
     }
@@ -158,19 +158,19 @@ fn event(method: &TraitItemFn, contract: &ContractOptions) -> Result<Event> {
             EventOptions::parse(attr, &mut options)?;
         } else {
             return Err(Error::new(
-                attr.span(),
+                attr.path().span(),
                 "unknown attribute on an event method: expected doc comments or \
                  `#[event(name = \"...\", version = N, deprecated)]`",
             ));
         }
     }
     let method_name = sig.ident.to_string();
-    let operation = match (&options.name, contract.rename_all) {
-        (Some(name), _) => name.clone(),
-        (None, Some(rename)) => rename.apply(&method_name),
-        (None, None) => method_name,
+    let (operation, operation_span) = match (&options.name, contract.rename_all) {
+        (Some((name, span)), _) => (name.clone(), *span),
+        (None, Some(rename)) => (rename.apply(&method_name), sig.ident.span()),
+        (None, None) => (method_name, sig.ident.span()),
     };
-    validate_operation(&operation, sig.ident.span())?;
+    validate_operation(&operation, operation_span)?;
 
     let mut params = Vec::new();
     let mut segments: BTreeMap<String, ()> = BTreeMap::new();
@@ -200,7 +200,7 @@ fn event(method: &TraitItemFn, contract: &ContractOptions) -> Result<Event> {
                 SegmentOptions::parse(attr, &mut segment)?;
             } else {
                 return Err(Error::new(
-                    attr.span(),
+                    attr.path().span(),
                     "unknown attribute on an event parameter: expected `#[personal]` or \
                      `#[segment(name = \"...\", class = \"...\")]`",
                 ));

@@ -129,6 +129,7 @@ fn producer(c: &Contract) -> TokenStream {
             #[doc = ""]
             #identity
             #deprecated
+            #[allow(clippy::too_many_arguments)]
             pub async fn #method(&self, #(#args),*) -> #krate::Result<#krate::Receipt> {
                 let codec = self.producer.codec();
                 let mut message = #krate::OutgoingMessage::new(#op);
@@ -209,6 +210,7 @@ fn consumer(c: &Contract) -> TokenStream {
             #(#docs)*
             #[doc = ""]
             #identity
+            #[allow(clippy::too_many_arguments)]
             fn #method(
                 &self,
                 ctx: &#krate::ConsumerContext,

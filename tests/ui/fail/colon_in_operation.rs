@@ -1,0 +1,9 @@
+use event_backbone::event_contract;
+
+#[event_contract]
+pub trait Shipments {
+    #[event(name = "shipment:packed")]
+    async fn packed(&self, order: u64);
+}
+
+fn main() {}
