@@ -57,6 +57,71 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Typed contracts
+//!
+//! A trait is the contract; [`event_contract`] generates its typed producer,
+//! consumer trait, dispatch glue and event enum:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use event_backbone::memory::{MemoryChannel, MemoryStore};
+//! use event_backbone::{
+//!     event_contract, Consumer, ConsumerContext, HandlerError, Producer, StreamPosition,
+//! };
+//! use futures_util::StreamExt;
+//!
+//! /// Payments.
+//! #[event_contract]
+//! pub trait Payments {
+//!     /// Money came in.
+//!     async fn paid(&self, #[personal] payer: String, cents: u64);
+//!     /// Money went back.
+//!     async fn refunded(&self, cents: u64);
+//! }
+//!
+//! struct Ledger;
+//!
+//! impl PaymentsConsumer for Ledger {
+//!     async fn paid(&self, _: &ConsumerContext, payer: String, cents: u64) -> Result<(), HandlerError> {
+//!         println!("{payer} paid {cents}");
+//!         Ok(())
+//!     }
+//!     async fn refunded(&self, _: &ConsumerContext, cents: u64) -> Result<(), HandlerError> {
+//!         println!("refunded {cents}");
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main] async fn main() -> event_backbone::Result<()> {
+//! let (channel, store) = (Arc::new(MemoryChannel::new()), Arc::new(MemoryStore::new()));
+//! let payments: PaymentsProducer = Producer::builder()
+//!     .channel(channel.clone())
+//!     .store(store.clone())
+//!     .uri("payments")
+//!     .build_as()?;
+//! payments.paid("ann", &1200).await?;
+//! payments.refunded(&200).await?;
+//!
+//! let consumer = || Consumer::builder().channel(channel.clone()).store(store.clone()).uri("payments");
+//! consumer()
+//!     .stop_after(2)
+//!     .subscribe(PaymentsHandler::new(Ledger))?
+//!     .completion()
+//!     .await?;
+//!
+//! // Event sourcing: rebuild the balance from the history.
+//! let mut balance = 0i64;
+//! let mut history = consumer().replay_events::<PaymentsEvent>(StreamPosition::Start)?;
+//! while let Some(recorded) = history.next().await {
+//!     match recorded?.event {
+//!         PaymentsEvent::Paid { cents, .. } => balance += cents as i64,
+//!         PaymentsEvent::Refunded { cents } => balance -= cents as i64,
+//!     }
+//! }
+//! assert_eq!(balance, 1000);
+//! # Ok(()) }
+//! ```
+//!
 //! ## Features
 //!
 //! | feature | what |
@@ -71,6 +136,8 @@
 #![deny(missing_docs)]
 
 pub use event_backbone_core::*;
+/// Turns a trait into an event contract: see the [crate docs](crate#typed-contracts)
+/// and the README for the generated items and the options.
 pub use event_backbone_macros::event_contract;
 
 /// The in-memory backend: the embedded default, for examples, tests and

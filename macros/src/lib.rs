@@ -14,7 +14,7 @@ use proc_macro::TokenStream;
 
 /// Turns a trait into an event contract.
 ///
-/// ```ignore
+/// ```text
 /// #[event_contract]
 /// pub trait ShipmentTracking {
 ///     /// An order was placed.
