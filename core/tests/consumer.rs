@@ -61,6 +61,18 @@ impl Setup {
             .collect()
     }
 
+    async fn send_numbered(&self, operation: &str, n: u32) {
+        for i in 0..n {
+            self.producer
+                .message(operation)
+                .segment("i", &i)
+                .unwrap()
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
     async fn pending(&self, group: &str) -> u64 {
         let info = self.channel.info(self.producer.streams()[0]).await.unwrap();
         info.group(group).map_or(0, |g| g.pending)
@@ -343,15 +355,7 @@ async fn fallbacks_ack_or_hand_over() {
 #[tokio::test]
 async fn stop_after_reads_no_more_than_asked() {
     let s = setup("stop-after");
-    for i in 0..10u32 {
-        s.producer
-            .message("m")
-            .segment("i", &i)
-            .unwrap()
-            .send()
-            .await
-            .unwrap();
-    }
+    s.send_numbered("m", 10).await;
     let (seen, handler) = recorder();
     let stats = s
         .consumer()
@@ -388,15 +392,7 @@ async fn a_cancellation_token_or_ctx_cancel_stops_the_consumer() {
         .expect("stopped")
         .unwrap();
 
-    for i in 0..5u32 {
-        s.producer
-            .message("m")
-            .segment("i", &i)
-            .unwrap()
-            .send()
-            .await
-            .unwrap();
-    }
+    s.send_numbered("m", 5).await;
     let stats = s
         .consumer()
         .group("self-stop")
@@ -428,15 +424,7 @@ async fn a_cancellation_token_or_ctx_cancel_stops_the_consumer() {
 #[tokio::test]
 async fn a_restart_under_the_same_name_takes_back_its_pending_entries() {
     let s = setup("restart");
-    for i in 0..3u32 {
-        s.producer
-            .message("m")
-            .segment("i", &i)
-            .unwrap()
-            .send()
-            .await
-            .unwrap();
-    }
+    s.send_numbered("m", 3).await;
     // A consumer that "crashes": it reads but never acknowledges.
     s.consumer()
         .consumer_name("svc-1")
@@ -476,15 +464,7 @@ async fn a_restart_under_the_same_name_takes_back_its_pending_entries() {
 #[tokio::test]
 async fn concurrency_one_keeps_stream_order() {
     let s = setup("ordered");
-    for i in 0..100u32 {
-        s.producer
-            .message("m")
-            .segment("i", &i)
-            .unwrap()
-            .send()
-            .await
-            .unwrap();
-    }
+    s.send_numbered("m", 100).await;
     let (seen, handler) = recorder();
     s.consumer()
         .concurrency(1)

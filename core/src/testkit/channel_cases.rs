@@ -133,6 +133,33 @@ fn header_n(m: &Metadata) -> Option<u32> {
     m.headers.get("n").and_then(|n| n.parse().ok())
 }
 
+/// A new stream with group `g` (from the beginning) and `n` samples.
+async fn grouped(h: &ChannelHarness, name: &str, n: u32) -> Result<(String, Vec<EntryId>)> {
+    let stream = h.uri(name);
+    h.channel
+        .ensure_group(&stream, "g", GroupStart::Beginning)
+        .await?;
+    let ids = append_samples(h, &stream, n).await?;
+    Ok((stream, ids))
+}
+
+/// Sends `n` messages of `operation` with segment `i` = 0, 1, ...
+async fn send_numbered(producer: &crate::Producer, operation: &str, n: u32) -> Result<()> {
+    for i in 0..n {
+        producer.message(operation).segment("i", &i)?.send().await?;
+    }
+    Ok(())
+}
+
+/// The pending count of a group, `None` if the group is unknown.
+async fn pending(h: &ChannelHarness, stream: &str, group: &str) -> Result<Option<u64>> {
+    Ok(h.channel
+        .info(stream)
+        .await?
+        .group(group)
+        .map(|g| g.pending))
+}
+
 async fn append_samples(h: &ChannelHarness, stream: &str, n: u32) -> Result<Vec<EntryId>> {
     let batch: Vec<Metadata> = (0..n).map(|i| sample(stream, i)).collect();
     h.channel.append_many(stream, &batch).await
@@ -315,9 +342,7 @@ pub async fn one_group_splits_1000_without_loss_or_duplicate(h: &ChannelHarness)
                 })?,
         );
     }
-    for i in 0..1000u32 {
-        producer.message("work").segment("i", &i)?.send().await?;
-    }
+    send_numbered(&producer, "work", 1000).await?;
     eventually("1000 messages handled", || async {
         Ok(ledger.len() >= 1000)
     })
@@ -345,11 +370,7 @@ pub async fn one_group_splits_1000_without_loss_or_duplicate(h: &ChannelHarness)
 /// An entry read but not acknowledged is claimed by another member only
 /// after `min_idle`, with delivery count 2.
 pub async fn unacked_entry_is_claimed_after_min_idle(h: &ChannelHarness) -> CaseResult {
-    let stream = h.uri("claim");
-    h.channel
-        .ensure_group(&stream, "g", GroupStart::Beginning)
-        .await?;
-    let ids = append_samples(h, &stream, 1).await?;
+    let (stream, ids) = grouped(h, "claim", 1).await?;
     let first = h
         .channel
         .read_group(&stream, "g", "crashed", 10, SHORT_BLOCK)
@@ -396,7 +417,7 @@ pub async fn unacked_entry_is_claimed_after_min_idle(h: &ChannelHarness) -> Case
         "the claim did not reset the idle time: claimed again at once"
     );
     h.channel.ack(&stream, "g", &[ids[0].clone()]).await?;
-    let pending = h.channel.info(&stream).await?.group("g").map(|g| g.pending);
+    let pending = pending(h, &stream, "g").await?;
     ensure!(
         pending == Some(0),
         "pending {pending:?} after the rescuer's ack"
@@ -406,31 +427,26 @@ pub async fn unacked_entry_is_claimed_after_min_idle(h: &ChannelHarness) -> Case
 
 /// Acknowledged entries leave the pending list; others stay.
 pub async fn ack_removes_from_pending(h: &ChannelHarness) -> CaseResult {
-    let stream = h.uri("ack");
-    h.channel
-        .ensure_group(&stream, "g", GroupStart::Beginning)
-        .await?;
-    append_samples(h, &stream, 5).await?;
+    let (stream, _) = grouped(h, "ack", 5).await?;
     let read = h
         .channel
         .read_group(&stream, "g", "c", 10, SHORT_BLOCK)
         .await?;
     ensure!(read.len() == 5, "read {} of 5", read.len());
-    let pending = |info: crate::StreamInfo| info.group("g").map(|g| g.pending);
-    let before = pending(h.channel.info(&stream).await?);
+    let before = pending(h, &stream, "g").await?;
     ensure!(
         before == Some(5),
         "pending {before:?} after reading 5, expected 5"
     );
     let ids: Vec<EntryId> = read.iter().take(3).map(|d| d.entry.id.clone()).collect();
     h.channel.ack(&stream, "g", &ids).await?;
-    let after = pending(h.channel.info(&stream).await?);
+    let after = pending(h, &stream, "g").await?;
     ensure!(
         after == Some(2),
         "pending {after:?} after acking 3 of 5, expected 2"
     );
     h.channel.ack(&stream, "g", &ids).await?;
-    let twice = pending(h.channel.info(&stream).await?);
+    let twice = pending(h, &stream, "g").await?;
     ensure!(
         twice == Some(2),
         "acking again changed pending to {twice:?}"
@@ -449,11 +465,7 @@ pub async fn ack_removes_from_pending(h: &ChannelHarness) -> CaseResult {
 
 /// A read returns at most `count` entries.
 pub async fn batch_size_is_respected(h: &ChannelHarness) -> CaseResult {
-    let stream = h.uri("batch");
-    h.channel
-        .ensure_group(&stream, "g", GroupStart::Beginning)
-        .await?;
-    append_samples(h, &stream, 10).await?;
+    let (stream, _) = grouped(h, "batch", 10).await?;
     let mut sizes = Vec::new();
     loop {
         let read = h
@@ -577,9 +589,7 @@ pub async fn replay_from_start_and_from_id(h: &ChannelHarness) -> CaseResult {
     }
 
     let producer = h.producer("replay-typed")?;
-    for i in 0..25u32 {
-        producer.message("counted").segment("i", &i)?.send().await?;
-    }
+    send_numbered(&producer, "counted", 25).await?;
     let replayed: Vec<_> = h
         .consumer("replay-typed")
         .batch_size(7)
@@ -726,11 +736,7 @@ pub async fn group_from_beginning_vs_latest(h: &ChannelHarness) -> CaseResult {
 
 /// Ensuring an existing group leaves its position and pending list alone.
 pub async fn ensure_group_is_idempotent(h: &ChannelHarness) -> CaseResult {
-    let stream = h.uri("ensure");
-    h.channel
-        .ensure_group(&stream, "g", GroupStart::Beginning)
-        .await?;
-    append_samples(h, &stream, 4).await?;
+    let (stream, _) = grouped(h, "ensure", 4).await?;
     let first = h
         .channel
         .read_group(&stream, "g", "c", 2, SHORT_BLOCK)
@@ -754,7 +760,7 @@ pub async fn ensure_group_is_idempotent(h: &ChannelHarness) -> CaseResult {
         ns == [2, 3],
         "after ensure_group again the group read {ns:?}, expected [2, 3]"
     );
-    let pending = h.channel.info(&stream).await?.group("g").map(|g| g.pending);
+    let pending = pending(h, &stream, "g").await?;
     ensure!(pending == Some(4), "pending {pending:?}, expected 4");
     Ok(())
 }
@@ -992,11 +998,7 @@ pub async fn streams_isolated_by_uri_and_environment(h: &ChannelHarness) -> Case
 /// `info` reports the length, and per group the pending count (and lag,
 /// when known).
 pub async fn info_reports_length_and_pending(h: &ChannelHarness) -> CaseResult {
-    let stream = h.uri("info");
-    h.channel
-        .ensure_group(&stream, "g", GroupStart::Beginning)
-        .await?;
-    append_samples(h, &stream, 5).await?;
+    let (stream, _) = grouped(h, "info", 5).await?;
     let read = h
         .channel
         .read_group(&stream, "g", "c", 3, SHORT_BLOCK)
@@ -1053,12 +1055,7 @@ pub async fn failed_handler_is_redelivered(h: &ChannelHarness) -> CaseResult {
     let stream = producer.streams()[0].to_owned();
     eventually("the second delivery to be acked", || async {
         let done = counts.lock().unwrap().len() >= 2;
-        let pending = h
-            .channel
-            .info(&stream)
-            .await?
-            .group("default")
-            .map(|g| g.pending);
+        let pending = pending(h, &stream, "default").await?;
         Ok(done && pending == Some(0))
     })
     .await?;
@@ -1107,12 +1104,7 @@ pub async fn dead_letter_after_max_deliveries(h: &ChannelHarness) -> CaseResult 
     let dlq = dead_letter_key(&stream);
     eventually("a dead letter and no pending entry", || async {
         let dead = h.channel.info(&dlq).await?.length;
-        let pending = h
-            .channel
-            .info(&stream)
-            .await?
-            .group("default")
-            .map(|g| g.pending);
+        let pending = pending(h, &stream, "default").await?;
         Ok(dead == 1 && pending == Some(0))
     })
     .await?;
@@ -1224,12 +1216,7 @@ pub async fn unknown_operation_is_dead_lettered(h: &ChannelHarness) -> CaseResul
         reason.contains("unknown operation") && reason.contains("mystery"),
         "reason {reason:?}"
     );
-    let pending = h
-        .channel
-        .info(producer.streams()[0])
-        .await?
-        .group("default")
-        .map(|g| g.pending);
+    let pending = pending(h, producer.streams()[0], "default").await?;
     ensure!(pending == Some(0), "pending {pending:?}");
     Ok(())
 }
@@ -1237,9 +1224,7 @@ pub async fn unknown_operation_is_dead_lettered(h: &ChannelHarness) -> CaseResul
 /// With manual acknowledgement, only what the handler acked leaves pending.
 pub async fn manual_ack_leaves_unacked_pending(h: &ChannelHarness) -> CaseResult {
     let producer = h.producer("manual")?;
-    for i in 0..4u32 {
-        producer.message("m").segment("i", &i)?.send().await?;
-    }
+    send_numbered(&producer, "m", 4).await?;
     h.consumer("manual")
         .ack_mode(AckMode::Manual)
         .no_claim()
@@ -1252,12 +1237,7 @@ pub async fn manual_ack_leaves_unacked_pending(h: &ChannelHarness) -> CaseResult
         })?
         .completion()
         .await?;
-    let pending = h
-        .channel
-        .info(producer.streams()[0])
-        .await?
-        .group("default")
-        .map(|g| g.pending);
+    let pending = pending(h, producer.streams()[0], "default").await?;
     ensure!(
         pending == Some(2),
         "pending {pending:?}, expected the 2 messages not acked"
@@ -1269,9 +1249,7 @@ pub async fn manual_ack_leaves_unacked_pending(h: &ChannelHarness) -> CaseResult
 /// later consumer of the group handles the rest: every message once.
 pub async fn shutdown_finishes_in_flight_and_loses_nothing(h: &ChannelHarness) -> CaseResult {
     let producer = h.producer("shutdown")?;
-    for i in 0..20u32 {
-        producer.message("slow").segment("i", &i)?.send().await?;
-    }
+    send_numbered(&producer, "slow", 20).await?;
     let started = Arc::new(AtomicU32::new(0));
     let finished = Arc::new(AtomicU32::new(0));
     let ledger = Ledger::default();
@@ -1310,7 +1288,7 @@ pub async fn shutdown_finishes_in_flight_and_loses_nothing(h: &ChannelHarness) -
     );
     ensure!(f < 20, "shutdown did not stop fetching: all {f} handled");
     let stream = producer.streams()[0].to_owned();
-    let pending = h.channel.info(&stream).await?.group("g").map(|g| g.pending);
+    let pending = pending(h, &stream, "g").await?;
     ensure!(
         pending == Some(0),
         "pending {pending:?} after a graceful shutdown"
