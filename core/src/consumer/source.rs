@@ -49,15 +49,16 @@ impl Source {
     ) -> Result<Vec<Result<Message, LoadFailure>>> {
         // Distinct keys to fetch, per store, and where each landed.
         let mut wanted: Vec<Vec<String>> = vec![Vec::new(); self.stores.len()];
-        let mut index: HashMap<(usize, String), usize> = HashMap::new();
+        // Per store: key -> position in `wanted`.
+        let mut index: Vec<HashMap<String, usize>> = vec![HashMap::new(); self.stores.len()];
         for (_, metadata) in &entries {
             for segment in &metadata.segments {
                 if let SegmentLocation::Stored { store, key } = &segment.location {
                     if let Some(idx) = self.stores.resolve(store) {
-                        index.entry((idx, key.clone())).or_insert_with(|| {
+                        if !index[idx].contains_key(key) {
+                            index[idx].insert(key.clone(), wanted[idx].len());
                             wanted[idx].push(key.clone());
-                            wanted[idx].len() - 1
-                        });
+                        }
                     }
                 }
             }
@@ -79,8 +80,8 @@ impl Source {
             let assembled = assemble(&metadata, |store, key| {
                 let idx = self.stores.resolve(store)?;
                 Some(
-                    index
-                        .get(&(idx, key.to_owned()))
+                    index[idx]
+                        .get(key)
                         .and_then(|pos| fetched[idx][*pos].as_ref()),
                 )
             });
