@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use crate::capabilities::ChannelCapabilities;
 use crate::envelope::Metadata;
+use crate::store::{KeyValueStore, PutItem};
 use crate::Result;
 
 /// The id of an entry in a stream, in the backend's own form (Redis
@@ -148,6 +149,28 @@ pub trait StreamChannel: Send + Sync + fmt::Debug + 'static {
     /// Appends several entries in order, in as few round trips as the
     /// backend allows. Returns their ids in the same order.
     async fn append_many(&self, stream: &str, batch: &[Metadata]) -> Result<Vec<EntryId>>;
+
+    /// Writes payloads, then appends entries: what a producer does with each
+    /// batch. Every payload must be stored before any entry is appended, so
+    /// that no consumer sees an entry whose payload is missing.
+    ///
+    /// The default runs `put_many` on every store (concurrently), then
+    /// [`Self::append_many`]. A channel that shares a connection with the
+    /// stores (recognised through [`KeyValueStore::as_any`]) may do all of it
+    /// in one pipeline, in that order.
+    async fn store_and_append(
+        &self,
+        stream: &str,
+        payloads: &[(&dyn KeyValueStore, Vec<PutItem>)],
+        batch: &[Metadata],
+    ) -> Result<Vec<EntryId>> {
+        let writes = payloads
+            .iter()
+            .filter(|(_, items)| !items.is_empty())
+            .map(|(store, items)| store.put_many(items));
+        futures_util::future::try_join_all(writes).await?;
+        self.append_many(stream, batch).await
+    }
 
     /// Creates a consumer group if it does not exist (creating the stream
     /// too). An existing group is left as it is.

@@ -114,9 +114,10 @@ impl RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// Five attempts, 100 ms doubling up to 5 s, with jitter.
+    /// Eight attempts, 100 ms doubling up to 5 s, with jitter: about 6 to
+    /// 11 s in all, enough to ride out a server restart or a failover.
     fn default() -> Self {
-        Self::exponential(5)
+        Self::exponential(8)
     }
 }
 

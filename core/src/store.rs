@@ -77,4 +77,11 @@ pub trait KeyValueStore: Send + Sync + fmt::Debug + 'static {
 
     /// Deletes several keys; returns how many existed.
     async fn delete_many(&self, keys: &[&str]) -> Result<u64>;
+
+    /// The store as `Any`, so that a channel sharing its connection can
+    /// recognise it and write payloads and entries in one round trip (see
+    /// [`crate::StreamChannel::store_and_append`]). The default is `None`.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }

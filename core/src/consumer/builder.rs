@@ -229,7 +229,8 @@ impl ConsumerBuilder {
         self
     }
 
-    /// Retries of transient channel and store failures (default 5 attempts).
+    /// Retries of transient channel and store failures (default 8 attempts,
+    /// about 6 to 11 s).
     pub fn backend_retry(mut self, policy: RetryPolicy) -> Self {
         self.backend_retry = policy;
         self

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::target::Target;
 use crate::channel::EntryId;
 use crate::envelope::Metadata;
-use crate::store::PutItem;
+use crate::store::{KeyValueStore, PutItem};
 use crate::{Error, Result};
 
 pub(crate) struct Prepared {
@@ -52,28 +52,20 @@ async fn flush(target: &Target, jobs: Vec<Job>) {
         replies.push(reply);
     }
 
-    let writes = per_store
-        .iter()
+    let payloads: Vec<(&dyn KeyValueStore, Vec<PutItem>)> = per_store
+        .into_iter()
         .enumerate()
         .filter(|(_, items)| !items.is_empty())
-        .map(|(idx, items)| {
-            let store = target.stores.store(idx);
+        .map(|(idx, items)| (target.stores.store(idx).as_ref(), items))
+        .collect();
+    let appended = target
+        .retry
+        .run("storing payloads and appending to the stream", || {
             target
-                .retry
-                .run("storing payloads", move || store.put_many(items))
-        });
-    let stored = futures_util::future::try_join_all(writes).await;
-    let appended = match stored {
-        Ok(_) => {
-            target
-                .retry
-                .run("appending to stream", || {
-                    target.channel.append_many(stream, &metadata)
-                })
-                .await
-        }
-        Err(e) => Err(e),
-    };
+                .channel
+                .store_and_append(stream, &payloads, &metadata)
+        })
+        .await;
     match appended {
         Ok(ids) if ids.len() == replies.len() => {
             for (reply, id) in replies.into_iter().zip(ids) {

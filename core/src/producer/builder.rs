@@ -75,7 +75,7 @@ impl ProducerBuilder {
         self
     }
 
-    /// Retry of transient store and channel failures (default: 5 attempts,
+    /// Retry of transient store and channel failures (default: 8 attempts,
     /// exponential backoff with jitter). A retried append may duplicate an
     /// entry: delivery is at least once.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
