@@ -1,0 +1,470 @@
+//! [`RedisStreamChannel`]: a stream per stream key, consumer groups as
+//! Redis consumer groups.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use event_backbone_core::{
+    ChannelCapabilities, Delivery, Entry, EntryId, Error, GroupInfo, GroupStart, KeyValueStore,
+    Metadata, PutItem, Result, StreamChannel, StreamInfo, StreamPosition,
+};
+use redis::{AsyncCommands, Value};
+
+use crate::connection::Redis;
+use crate::entry::{self, add_fields, check_id, int, items, pairs, text};
+use crate::error::{backend, protocol};
+use crate::store::{add_put, RedisHashStore};
+
+/// A [`StreamChannel`] on Redis Streams.
+///
+/// | operation | commands |
+/// |---|---|
+/// | append | `XADD key [MAXLEN ~ n] * message_id .. operation .. metadata ..` (pipelined) |
+/// | groups | `XGROUP CREATE key group 0\|$ MKSTREAM` |
+/// | read | `XREADGROUP GROUP g c COUNT n BLOCK ms STREAMS key >` on a dedicated connection |
+/// | ack | `XACK key group id...` |
+/// | claim | `XAUTOCLAIM`, then `XPENDING` for the delivery counts |
+/// | own pending | `XPENDING ... consumer`, then `XCLAIM` to itself |
+/// | replay, get | `XRANGE` (`(id` for "after", `ms-0` for a time) |
+/// | info | `XINFO STREAM`, `XINFO GROUPS` |
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use event_backbone_redis::{Redis, RedisStreamChannel, RedisHashStore};
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let redis = Redis::from_env().await?;
+/// let channel = Arc::new(RedisStreamChannel::new(&redis));
+/// let store = Arc::new(RedisHashStore::new(&redis));
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct RedisStreamChannel {
+    redis: Redis,
+}
+
+impl RedisStreamChannel {
+    /// A channel on this connection.
+    pub fn new(redis: &Redis) -> Self {
+        Self {
+            redis: redis.clone(),
+        }
+    }
+
+    /// The connection.
+    pub fn redis(&self) -> &Redis {
+        &self.redis
+    }
+
+    fn xadd(&self, stream: &str, metadata: &Metadata) -> redis::Cmd {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(stream);
+        if let Some(max) = self.redis.config().max_len {
+            cmd.arg("MAXLEN").arg("~").arg(max);
+        }
+        cmd.arg("*");
+        add_fields(&mut cmd, metadata);
+        cmd
+    }
+
+    /// The Redis stores among `payloads`, if all of them share this
+    /// channel's connection.
+    fn shared_stores<'a>(
+        &self,
+        payloads: &'a [(&dyn KeyValueStore, Vec<PutItem>)],
+    ) -> Option<Vec<&'a [PutItem]>> {
+        payloads
+            .iter()
+            .map(|(store, items)| {
+                let redis_store = store.as_any()?.downcast_ref::<RedisHashStore>()?;
+                self.redis
+                    .same(redis_store.redis())
+                    .then_some(items.as_slice())
+            })
+            .collect()
+    }
+
+    async fn claim_counts(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<Vec<u32>> {
+        let action = || format!("reading delivery counts of {stream:?}");
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("XPENDING")
+                .arg(stream)
+                .arg(group)
+                .arg(id.as_str())
+                .arg(id.as_str())
+                .arg(1);
+        }
+        let replies: Vec<Value> = pipe
+            .query_async(&mut self.redis.manager())
+            .await
+            .map_err(|e| backend(action(), e))?;
+        Ok(replies
+            .into_iter()
+            .map(|reply| {
+                items(reply)
+                    .and_then(|rows| rows.into_iter().next())
+                    .and_then(items)
+                    .and_then(|row| row.get(3).and_then(int))
+                    .map_or(1, |n| n.max(1) as u32)
+            })
+            .collect())
+    }
+
+    async fn deliveries(
+        &self,
+        stream: &str,
+        group: &str,
+        entries: Vec<Entry>,
+        counts: Option<Vec<u32>>,
+    ) -> Result<Vec<Delivery>> {
+        let counts = match counts {
+            Some(c) => c,
+            None => {
+                let ids: Vec<EntryId> = entries.iter().map(|e| e.id.clone()).collect();
+                self.claim_counts(stream, group, &ids).await?
+            }
+        };
+        Ok(entries
+            .into_iter()
+            .zip(counts)
+            .map(|(entry, delivery_count)| Delivery {
+                entry,
+                delivery_count,
+            })
+            .collect())
+    }
+}
+
+fn no_group_or(stream: &str, group: &str, action: String, e: redis::RedisError) -> Error {
+    if e.code() == Some("NOGROUP") {
+        Error::NoSuchGroup {
+            stream: stream.to_owned(),
+            group: group.to_owned(),
+        }
+    } else {
+        backend(action, e)
+    }
+}
+
+fn start_id(from: &StreamPosition) -> Result<String> {
+    Ok(match from {
+        StreamPosition::Start => "-".to_owned(),
+        StreamPosition::From(id) => check_id(id)?.to_owned(),
+        StreamPosition::After(id) => format!("({}", check_id(id)?),
+        StreamPosition::Time(ms) => format!("{ms}-0"),
+    })
+}
+
+#[async_trait]
+impl StreamChannel for RedisStreamChannel {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    fn capabilities(&self) -> ChannelCapabilities {
+        ChannelCapabilities::all()
+    }
+
+    async fn append_many(&self, stream: &str, batch: &[Metadata]) -> Result<Vec<EntryId>> {
+        let mut pipe = redis::pipe();
+        for metadata in batch {
+            pipe.add_command(self.xadd(stream, metadata));
+        }
+        let ids: Vec<String> = pipe
+            .query_async(&mut self.redis.manager())
+            .await
+            .map_err(|e| backend(format!("appending to stream {stream:?}"), e))?;
+        Ok(ids.into_iter().map(EntryId::new).collect())
+    }
+
+    async fn store_and_append(
+        &self,
+        stream: &str,
+        payloads: &[(&dyn KeyValueStore, Vec<PutItem>)],
+        batch: &[Metadata],
+    ) -> Result<Vec<EntryId>> {
+        let Some(shared) = self.shared_stores(payloads) else {
+            for (store, items) in payloads {
+                store.put_many(items).await?;
+            }
+            return self.append_many(stream, batch).await;
+        };
+        // One pipeline: every HSET (and PEXPIRE), then every XADD. Redis
+        // runs a connection's commands in order, so no entry is visible
+        // before its payload.
+        let mut pipe = redis::pipe();
+        for items in shared {
+            for item in items {
+                add_put(&mut pipe, item);
+            }
+        }
+        for metadata in batch {
+            pipe.add_command(self.xadd(stream, metadata));
+        }
+        let ids: Vec<String> = pipe
+            .query_async(&mut self.redis.manager())
+            .await
+            .map_err(|e| backend(format!("storing payloads and appending to {stream:?}"), e))?;
+        Ok(ids.into_iter().map(EntryId::new).collect())
+    }
+
+    async fn ensure_group(&self, stream: &str, group: &str, start: GroupStart) -> Result<()> {
+        let from = match start {
+            GroupStart::Beginning => "0",
+            GroupStart::Latest => "$",
+        };
+        let result: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(stream)
+            .arg(group)
+            .arg(from)
+            .arg("MKSTREAM")
+            .query_async(&mut self.redis.manager())
+            .await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(backend(
+                format!("creating group {group:?} on stream {stream:?}"),
+                e,
+            )),
+        }
+    }
+
+    async fn read_group(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>> {
+        let action = format!("reading stream {stream:?} as {group:?}/{consumer:?}");
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(group)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count.max(1));
+        let reply: Value = if block.is_zero() {
+            cmd.arg("STREAMS").arg(stream).arg(">");
+            cmd.query_async(&mut self.redis.manager())
+                .await
+                .map_err(|e| no_group_or(stream, group, action.clone(), e))?
+        } else {
+            cmd.arg("BLOCK")
+                .arg(block.as_millis().max(1) as u64)
+                .arg("STREAMS")
+                .arg(stream)
+                .arg(">");
+            match self.redis.blocking(&action, &cmd, block).await {
+                Ok(v) => v,
+                Err(Error::Backend { message, .. }) if message.contains("NOGROUP") => {
+                    return Err(Error::NoSuchGroup {
+                        stream: stream.to_owned(),
+                        group: group.to_owned(),
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let entries = entry::read_reply(reply, &action)?;
+        let n = entries.len();
+        self.deliveries(stream, group, entries, Some(vec![1; n]))
+            .await
+    }
+
+    async fn read_pending(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+    ) -> Result<Vec<Delivery>> {
+        let action = format!("reading the pending entries of {consumer:?} on {stream:?}");
+        let rows: Value = redis::cmd("XPENDING")
+            .arg(stream)
+            .arg(group)
+            .arg("-")
+            .arg("+")
+            .arg(count.max(1))
+            .arg(consumer)
+            .query_async(&mut self.redis.manager())
+            .await
+            .map_err(|e| no_group_or(stream, group, action.clone(), e))?;
+        let mut ids = Vec::new();
+        let mut counts = std::collections::HashMap::new();
+        for row in items(rows).unwrap_or_default() {
+            let row =
+                items(row).ok_or_else(|| protocol(&action, "XPENDING row is not an array"))?;
+            let id = row
+                .first()
+                .and_then(text)
+                .ok_or_else(|| protocol(&action, "XPENDING row has no id"))?;
+            let n = row.get(3).and_then(int).unwrap_or(1).max(1) as u32;
+            counts.insert(id.clone(), n);
+            ids.push(id);
+        }
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Claiming to itself bumps the delivery count and the idle time.
+        let claimed: Value = redis::cmd("XCLAIM")
+            .arg(stream)
+            .arg(group)
+            .arg(consumer)
+            .arg(0)
+            .arg(&ids)
+            .query_async(&mut self.redis.manager())
+            .await
+            .map_err(|e| no_group_or(stream, group, action.clone(), e))?;
+        let entries = entry::entries(claimed, &action)?;
+        let counts = entries
+            .iter()
+            .map(|e| counts.get(e.id.as_str()).map_or(1, |n| n + 1))
+            .collect();
+        self.deliveries(stream, group, entries, Some(counts)).await
+    }
+
+    async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids = ids.iter().map(check_id).collect::<Result<Vec<_>>>()?;
+        let _: i64 = redis::cmd("XACK")
+            .arg(stream)
+            .arg(group)
+            .arg(&ids)
+            .query_async(&mut self.redis.manager())
+            .await
+            .map_err(|e| no_group_or(stream, group, format!("acknowledging on {stream:?}"), e))?;
+        Ok(())
+    }
+
+    async fn claim_stale(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<Delivery>> {
+        let action = format!("claiming stale entries of {stream:?} for {group:?}/{consumer:?}");
+        let mut cursor = "0-0".to_owned();
+        let mut claimed = Vec::new();
+        // XAUTOCLAIM scans a bounded part of the pending list per call.
+        for _ in 0..16 {
+            let reply: Value = redis::cmd("XAUTOCLAIM")
+                .arg(stream)
+                .arg(group)
+                .arg(consumer)
+                .arg(min_idle.as_millis() as u64)
+                .arg(&cursor)
+                .arg("COUNT")
+                .arg(count.saturating_sub(claimed.len()).max(1))
+                .query_async(&mut self.redis.manager())
+                .await
+                .map_err(|e| no_group_or(stream, group, action.clone(), e))?;
+            let mut parts = items(reply)
+                .ok_or_else(|| protocol(&action, "XAUTOCLAIM reply is not an array"))?;
+            if parts.len() < 2 {
+                return Err(protocol(&action, "XAUTOCLAIM reply is too short"));
+            }
+            let found = parts.swap_remove(1);
+            cursor = text(&parts[0])
+                .ok_or_else(|| protocol(&action, "XAUTOCLAIM cursor is not text"))?;
+            claimed.extend(entry::entries(found, &action)?);
+            if cursor == "0-0" || claimed.len() >= count {
+                break;
+            }
+        }
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.deliveries(stream, group, claimed, None).await
+    }
+
+    async fn read_range(
+        &self,
+        stream: &str,
+        from: &StreamPosition,
+        to: Option<&EntryId>,
+        count: usize,
+    ) -> Result<Vec<Entry>> {
+        let start = start_id(from)?;
+        let end = match to {
+            Some(id) => check_id(id)?.to_owned(),
+            None => "+".to_owned(),
+        };
+        let action = format!("reading stream {stream:?} from {start} to {end}");
+        let reply: Value = redis::cmd("XRANGE")
+            .arg(stream)
+            .arg(&start)
+            .arg(&end)
+            .arg("COUNT")
+            .arg(count.max(1))
+            .query_async(&mut self.redis.manager())
+            .await
+            .map_err(|e| backend(action.clone(), e))?;
+        entry::entries(reply, &action)
+    }
+
+    async fn get(&self, stream: &str, id: &EntryId) -> Result<Option<Entry>> {
+        let id = check_id(id)?;
+        let action = format!("reading entry {id} of stream {stream:?}");
+        let reply: Value = redis::cmd("XRANGE")
+            .arg(stream)
+            .arg(id)
+            .arg(id)
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut self.redis.manager())
+            .await
+            .map_err(|e| backend(action.clone(), e))?;
+        Ok(entry::entries(reply, &action)?.into_iter().next())
+    }
+
+    async fn info(&self, stream: &str) -> Result<StreamInfo> {
+        let action = format!("reading the info of stream {stream:?}");
+        let mut manager = self.redis.manager();
+        let length: u64 = manager
+            .xlen(stream)
+            .await
+            .map_err(|e| backend(action.clone(), e))?;
+        let groups: redis::RedisResult<Value> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(stream)
+            .query_async(&mut manager)
+            .await;
+        let groups = match groups {
+            Ok(v) => v,
+            Err(e) if e.detail().is_some_and(|d| d.contains("no such key")) => {
+                return Ok(StreamInfo::default())
+            }
+            Err(e) => return Err(backend(action, e)),
+        };
+        let mut out = Vec::new();
+        for group in items(groups).unwrap_or_default() {
+            let fields =
+                pairs(group).ok_or_else(|| protocol(&action, "XINFO GROUPS row is not pairs"))?;
+            let get = |name: &str| {
+                fields
+                    .iter()
+                    .find(|(k, _)| text(k).as_deref() == Some(name))
+                    .map(|(_, v)| v)
+            };
+            out.push(GroupInfo {
+                name: get("name")
+                    .and_then(text)
+                    .ok_or_else(|| protocol(&action, "group without a name"))?,
+                pending: get("pending").and_then(int).unwrap_or(0).max(0) as u64,
+                lag: get("lag").and_then(int).map(|l| l.max(0) as u64),
+                consumers: get("consumers").and_then(int).unwrap_or(0).max(0) as u64,
+            });
+        }
+        Ok(StreamInfo {
+            length,
+            groups: out,
+        })
+    }
+}

@@ -1,0 +1,170 @@
+//! How an entry looks in a Redis stream, and how replies are read back.
+//!
+//! An entry has three fields: `message_id` and `operation` in plain text
+//! (readable with `XRANGE` in `redis-cli`), and `metadata`, the encoded
+//! metadata. Payloads are never in the stream.
+
+use bytes::Bytes;
+use event_backbone_core::envelope::{decode_metadata, encode_metadata};
+use event_backbone_core::{Entry, EntryId, Error, MalformedEntry, Metadata, Result};
+use redis::Value;
+
+use crate::error::protocol;
+
+/// Field with the message id, in plain text.
+pub const FIELD_MESSAGE_ID: &str = "message_id";
+/// Field with the operation name, in plain text.
+pub const FIELD_OPERATION: &str = "operation";
+/// Field with the encoded metadata.
+pub const FIELD_METADATA: &str = "metadata";
+
+/// Adds the fields of one entry to an `XADD`.
+pub(crate) fn add_fields(cmd: &mut redis::Cmd, metadata: &Metadata) {
+    cmd.arg(FIELD_MESSAGE_ID)
+        .arg(metadata.message_id.to_string())
+        .arg(FIELD_OPERATION)
+        .arg(&metadata.operation)
+        .arg(FIELD_METADATA)
+        .arg(encode_metadata(metadata));
+}
+
+/// Checks that an id has the form Redis gives stream entries.
+pub(crate) fn check_id(id: &EntryId) -> Result<&str> {
+    let s = id.as_str();
+    let valid = s
+        .split_once('-')
+        .is_some_and(|(ms, seq)| is_number(ms) && is_number(seq));
+    if valid {
+        Ok(s)
+    } else {
+        Err(Error::InvalidEntryId {
+            id: s.to_owned(),
+            backend: "redis",
+            expected: "a Redis stream id such as 1700000000000-0",
+        })
+    }
+}
+
+fn is_number(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+pub(crate) fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::VerbatimString { text, .. } => Some(text.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+pub(crate) fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        other => text(other).and_then(|s| s.parse().ok()),
+    }
+}
+
+/// The elements of an array (or of a set).
+pub(crate) fn items(v: Value) -> Option<Vec<Value>> {
+    match v {
+        Value::Array(items) | Value::Set(items) => Some(items),
+        _ => None,
+    }
+}
+
+/// Field/value pairs from a flat array or a map.
+pub(crate) fn pairs(v: Value) -> Option<Vec<(Value, Value)>> {
+    match v {
+        Value::Map(pairs) => Some(pairs),
+        Value::Array(flat) => {
+            let mut out = Vec::with_capacity(flat.len() / 2);
+            let mut it = flat.into_iter();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                out.push((k, v));
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+/// One `[id, [field, value, ...]]`; `None` when the entry was deleted (its
+/// fields are nil).
+pub(crate) fn entry(v: Value, action: &str) -> Result<Option<Entry>> {
+    let mut parts = items(v).ok_or_else(|| protocol(action, "a stream entry is not an array"))?;
+    if parts.len() != 2 {
+        return Err(protocol(action, "a stream entry is not [id, fields]"));
+    }
+    let fields = parts.pop().expect("two parts");
+    let id = text(&parts[0]).ok_or_else(|| protocol(action, "a stream entry id is not text"))?;
+    let id = EntryId::new(id);
+    if matches!(fields, Value::Nil) {
+        return Ok(None);
+    }
+    let fields =
+        pairs(fields).ok_or_else(|| protocol(action, "stream entry fields are not pairs"))?;
+    let metadata = fields
+        .into_iter()
+        .find_map(|(k, v)| (text(&k).as_deref() == Some(FIELD_METADATA)).then_some(v));
+    let body = match metadata {
+        Some(Value::BulkString(bytes)) => {
+            let raw = Bytes::from(bytes);
+            decode_metadata(&raw).map_err(|e| MalformedEntry {
+                reason: e.to_string(),
+                raw,
+            })
+        }
+        Some(other) => Err(MalformedEntry {
+            reason: format!("field {FIELD_METADATA:?} is not a string: {other:?}"),
+            raw: Bytes::new(),
+        }),
+        None => Err(MalformedEntry {
+            reason: format!("the entry has no {FIELD_METADATA:?} field"),
+            raw: Bytes::new(),
+        }),
+    };
+    Ok(Some(Entry { id, body }))
+}
+
+/// The entries of an `XRANGE` (or of one stream in an `XREADGROUP`).
+pub(crate) fn entries(v: Value, action: &str) -> Result<Vec<Entry>> {
+    match v {
+        Value::Nil => Ok(Vec::new()),
+        other => {
+            let list = items(other).ok_or_else(|| protocol(action, "entries are not an array"))?;
+            let mut out = Vec::with_capacity(list.len());
+            for item in list {
+                if let Some(e) = entry(item, action)? {
+                    out.push(e);
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// The entries of an `XREADGROUP` on one stream (nil on timeout; an array
+/// or a map of stream -> entries).
+pub(crate) fn read_reply(v: Value, action: &str) -> Result<Vec<Entry>> {
+    match v {
+        Value::Nil => Ok(Vec::new()),
+        Value::Map(streams) => match streams.into_iter().next() {
+            Some((_, entries_value)) => entries(entries_value, action),
+            None => Ok(Vec::new()),
+        },
+        other => {
+            let streams = items(other).ok_or_else(|| protocol(action, "reply is not an array"))?;
+            let Some(first) = streams.into_iter().next() else {
+                return Ok(Vec::new());
+            };
+            let mut pair = items(first)
+                .ok_or_else(|| protocol(action, "stream reply is not [name, entries]"))?;
+            let entries_value = pair
+                .pop()
+                .ok_or_else(|| protocol(action, "stream reply is empty"))?;
+            entries(entries_value, action)
+        }
+    }
+}

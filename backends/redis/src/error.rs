@@ -1,0 +1,71 @@
+//! The Redis backend's errors, and how driver errors become core errors.
+
+use event_backbone_core::Error as CoreError;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong while configuring or connecting the Redis backend.
+/// Failures of individual operations are reported as
+/// [`event_backbone_core::Error`] (transient or permanent), like every
+/// backend's.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connection URL cannot be used.
+    #[error("invalid Redis address {address:?}: {reason}")]
+    InvalidAddress {
+        /// The address, with any password masked.
+        address: String,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+
+    /// A required environment variable is not set.
+    #[error("environment variable {0} is not set: set it to host:port or redis://host:port")]
+    MissingVariable(&'static str),
+
+    /// The server could not be reached or refused the connection.
+    #[error("cannot connect to Redis at {address}: {source}")]
+    Connect {
+        /// The address, with any password masked.
+        address: String,
+        /// The driver's error.
+        #[source]
+        source: redis::RedisError,
+    },
+}
+
+impl From<Error> for CoreError {
+    fn from(e: Error) -> Self {
+        let transient = matches!(e, Error::Connect { .. });
+        if transient {
+            CoreError::transient("redis", "connecting", e)
+        } else {
+            CoreError::permanent("redis", "configuring", e)
+        }
+    }
+}
+
+/// A driver error as a core error, transient when a retry may help
+/// (connection lost or refused, timeout, server loading or busy).
+pub(crate) fn backend(action: impl Into<String>, e: redis::RedisError) -> CoreError {
+    let transient = e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(
+            e.code(),
+            Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN" | "CLUSTERDOWN" | "READONLY")
+        );
+    if transient {
+        CoreError::transient("redis", action, e)
+    } else {
+        CoreError::permanent("redis", action, e)
+    }
+}
+
+/// A reply of an unexpected shape.
+pub(crate) fn protocol(action: impl Into<String>, what: impl Into<String>) -> CoreError {
+    CoreError::permanent("redis", action, what.into())
+}

@@ -1,0 +1,164 @@
+//! [`RedisHashStore`]: one Redis hash per payload key, one field per
+//! segment.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use event_backbone_core::{Fields, KeyValueStore, PutItem, Result, StoreCapabilities};
+use redis::Value;
+
+use crate::connection::Redis;
+use crate::error::backend;
+
+/// A [`KeyValueStore`] on Redis hashes: `HSET` (+ `PEXPIRE` for a TTL),
+/// `HGETALL`/`HMGET`, `DEL`, all batch forms pipelined.
+#[derive(Clone, Debug)]
+pub struct RedisHashStore {
+    redis: Redis,
+}
+
+impl RedisHashStore {
+    /// A store on this connection.
+    pub fn new(redis: &Redis) -> Self {
+        Self {
+            redis: redis.clone(),
+        }
+    }
+
+    /// The connection.
+    pub fn redis(&self) -> &Redis {
+        &self.redis
+    }
+}
+
+/// Adds one write to a pipeline: `HSET key f v ...`, then `PEXPIRE` if a TTL
+/// is set. Their replies are ignored.
+pub(crate) fn add_put(pipe: &mut redis::Pipeline, item: &PutItem) {
+    if !item.fields.is_empty() {
+        let cmd = pipe.cmd("HSET").arg(&item.key);
+        for (field, value) in &item.fields {
+            cmd.arg(field).arg(value.as_ref());
+        }
+        cmd.ignore();
+    }
+    if let Some(ttl) = item.ttl {
+        pipe.cmd("PEXPIRE").arg(&item.key).arg(ttl_ms(ttl)).ignore();
+    }
+}
+
+fn ttl_ms(ttl: Duration) -> u64 {
+    (ttl.as_millis() as u64).max(1)
+}
+
+fn to_fields(v: Value) -> Option<Fields> {
+    let pairs = crate::entry::pairs(v)?;
+    let fields: Fields = pairs
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let name = crate::entry::text(&k)?;
+            match v {
+                Value::BulkString(bytes) => Some((name, Bytes::from(bytes))),
+                Value::SimpleString(s) => Some((name, Bytes::from(s))),
+                _ => None,
+            }
+        })
+        .collect();
+    (!fields.is_empty()).then_some(fields)
+}
+
+#[async_trait]
+impl KeyValueStore for RedisHashStore {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    fn capabilities(&self) -> StoreCapabilities {
+        StoreCapabilities::all().with_max_value_bytes(Some(512 * 1024 * 1024))
+    }
+
+    async fn put_many(&self, items: &[PutItem]) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for item in items {
+            add_put(&mut pipe, item);
+        }
+        let () = pipe
+            .query_async(&mut self.redis.manager())
+            .await
+            .map_err(|e| {
+                backend(
+                    format!(
+                        "writing {} payload keys (first {:?})",
+                        items.len(),
+                        items[0].key
+                    ),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Fields>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("HGETALL").arg(*key);
+        }
+        let replies: Vec<Value> =
+            pipe.query_async(&mut self.redis.manager())
+                .await
+                .map_err(|e| {
+                    backend(
+                        format!("reading {} payload keys (first {:?})", keys.len(), keys[0]),
+                        e,
+                    )
+                })?;
+        Ok(replies.into_iter().map(to_fields).collect())
+    }
+
+    async fn get_fields(&self, key: &str, names: &[&str]) -> Result<Option<Fields>> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("EXISTS").arg(key);
+        pipe.cmd("HMGET").arg(key).arg(names);
+        let (exists, values): (i64, Vec<Option<Vec<u8>>>) = pipe
+            .query_async(&mut self.redis.manager())
+            .await
+            .map_err(|e| backend(format!("reading fields of payload key {key:?}"), e))?;
+        if exists == 0 {
+            return Ok(None);
+        }
+        Ok(Some(
+            names
+                .iter()
+                .zip(values)
+                .filter_map(|(name, value)| value.map(|v| ((*name).to_owned(), Bytes::from(v))))
+                .collect(),
+        ))
+    }
+
+    async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let deleted: u64 = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut self.redis.manager())
+            .await
+            .map_err(|e| {
+                backend(
+                    format!("deleting {} payload keys (first {:?})", keys.len(), keys[0]),
+                    e,
+                )
+            })?;
+        Ok(deleted)
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+}
