@@ -126,11 +126,12 @@
 //!
 //! | feature | what |
 //! |---|---|
+//! | `redis` | Redis Streams channel and Redis Hash store (`event_backbone::redis`) |
 //! | `json` | the JSON codec ([`Codec::Json`](crate::Codec)) |
 //! | `testkit` | the conformance kit for your own backends (`event_backbone::testkit`) |
 //! | `full` | every feature |
 //!
-//! Backends (Redis, Kafka, MongoDB, DynamoDB, Couchbase) are added as
+//! Further backends (Kafka, MongoDB, DynamoDB, Couchbase) are added as
 //! features of this crate as they land; see the changelog.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -144,6 +145,13 @@ pub use event_backbone_macros::event_contract;
 /// single-process use.
 pub mod memory {
     pub use event_backbone_core::memory::{MemoryChannel, MemoryStore};
+}
+
+/// The Redis backend (feature `redis`): Redis Streams channel, Redis Hash
+/// store, and `Producer::builder().redis(&redis)`.
+#[cfg(feature = "redis")]
+pub mod redis {
+    pub use event_backbone_redis::*;
 }
 
 /// The README's examples, compiled and run as doc tests so that it stays true.
