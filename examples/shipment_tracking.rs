@@ -6,8 +6,10 @@
 //! * a consumer in group `report` prints every event, and stops the show when
 //!   every order is received.
 //!
-//! All three roles run in this one process on the in-memory backend:
-//! `cargo run --example shipment_tracking`.
+//! All three roles run in this one process, on the in-memory backend:
+//! `cargo run --example shipment_tracking`; or on Redis, with
+//! `REDIS_EVENT_SOURCE_ENDPOINT=127.0.0.1:6379 cargo run --features redis
+//! --example shipment_tracking` (and `REDIS_EVENT_SOURCE_PASS` if needed).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -54,7 +56,6 @@ pub trait ShipmentTracking {
     async fn on_received(&self, #[personal] email: String, product_id: u64, time: DateTime<Utc>);
 }
 
-const URI: &str = "hello.event-sourcing";
 
 /// Group `transit`: moves each shipment one stage further.
 struct Transit {
@@ -191,24 +192,43 @@ impl ShipmentTrackingConsumer for Report {
     }
 }
 
-/// The backend: in memory. (Redis, via `REDIS_EVENT_SOURCE_ENDPOINT`, comes
-/// with the Redis backend.)
+/// The backend: Redis when `REDIS_EVENT_SOURCE_ENDPOINT` is set (feature
+/// `redis`), otherwise in memory. Each run gets a stream of its own.
 struct Backend {
     channel: Arc<dyn StreamChannel>,
     store: Arc<dyn KeyValueStore>,
     personal: Arc<dyn KeyValueStore>,
+    uri: String,
 }
 
 impl Backend {
-    fn select() -> Self {
+    async fn select() -> Result<Self, Box<dyn std::error::Error>> {
+        let run = event_backbone::MessageId::new().to_string();
+        let uri = format!("hello.event-sourcing.{}", &run[run.len() - 8..]);
         if std::env::var_os("REDIS_EVENT_SOURCE_ENDPOINT").is_some() {
-            eprintln!("note: this build has no Redis backend yet; running in memory");
+            #[cfg(feature = "redis")]
+            {
+                use event_backbone::redis::{Redis, RedisHashStore, RedisStreamChannel};
+                let redis = Redis::from_env().await?;
+                println!("[setup]  Redis at {}, stream {uri}", redis.config().address());
+                let store: Arc<dyn KeyValueStore> = Arc::new(RedisHashStore::new(&redis));
+                return Ok(Self {
+                    channel: Arc::new(RedisStreamChannel::new(&redis)),
+                    personal: store.clone(),
+                    store,
+                    uri,
+                });
+            }
+            #[cfg(not(feature = "redis"))]
+            eprintln!("note: built without the `redis` feature; running in memory");
         }
-        Self {
+        println!("[setup]  in memory, stream {uri}");
+        Ok(Self {
             channel: Arc::new(MemoryChannel::new()),
             store: Arc::new(MemoryStore::new()),
             personal: Arc::new(MemoryStore::new()),
-        }
+            uri,
+        })
     }
 
     fn producer(&self) -> event_backbone::Result<ShipmentTrackingProducer> {
@@ -216,7 +236,7 @@ impl Backend {
             .channel(self.channel.clone())
             .store(self.store.clone())
             .class_store(SegmentClass::personal(), self.personal.clone())
-            .uri(URI)
+            .uri(&self.uri)
             .build_as()
     }
 
@@ -225,7 +245,7 @@ impl Backend {
             .channel(self.channel.clone())
             .store(self.store.clone())
             .class_store(SegmentClass::personal(), self.personal.clone())
-            .uri(URI)
+            .uri(&self.uri)
             .group(group)
             .block(Duration::from_millis(100))
     }
@@ -233,7 +253,7 @@ impl Backend {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let backend = Backend::select();
+    let backend = Backend::select().await?;
     let orders = [
         ("Ann", "ann@example.com", 1001, "Kettle", 2_499),
         ("Bob", "bob@example.com", 1002, "Lamp", 3_950),
