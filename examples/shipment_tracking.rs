@@ -56,7 +56,6 @@ pub trait ShipmentTracking {
     async fn on_received(&self, #[personal] email: String, product_id: u64, time: DateTime<Utc>);
 }
 
-
 /// Group `transit`: moves each shipment one stage further.
 struct Transit {
     next: ShipmentTrackingProducer,
@@ -210,7 +209,10 @@ impl Backend {
             {
                 use event_backbone::redis::{Redis, RedisHashStore, RedisStreamChannel};
                 let redis = Redis::from_env().await?;
-                println!("[setup]  Redis at {}, stream {uri}", redis.config().address());
+                println!(
+                    "[setup]  Redis at {}, stream {uri}",
+                    redis.config().address()
+                );
                 let store: Arc<dyn KeyValueStore> = Arc::new(RedisHashStore::new(&redis));
                 return Ok(Self {
                     channel: Arc::new(RedisStreamChannel::new(&redis)),

@@ -39,10 +39,7 @@ impl StreamAddress {
         let environment = environment
             .map(|e| validate("environment", e))
             .transpose()?;
-        let stream_key = match &environment {
-            Some(env) => format!("{env}:{uri}"),
-            None => uri.clone(),
-        };
+        let stream_key = stream_key(environment.as_deref(), &uri);
         Ok(Self {
             environment,
             uri,
@@ -90,11 +87,30 @@ impl StreamAddress {
         class: &SegmentClass,
         message_id: &MessageId,
     ) -> String {
-        format!(
-            "{}:{operation}:v{version}:{}:{message_id}",
-            self.stream_key,
-            class.as_str()
-        )
+        payload_key(&self.stream_key, operation, version, class, message_id)
+    }
+}
+
+/// The payload key of one segment class of one message in a stream:
+/// `{stream}:{operation}:v{version}:{class}:{message-id}`.
+pub fn payload_key(
+    stream_key: &str,
+    operation: &str,
+    version: u32,
+    class: &SegmentClass,
+    message_id: &MessageId,
+) -> String {
+    format!(
+        "{stream_key}:{operation}:v{version}:{}:{message_id}",
+        class.as_str()
+    )
+}
+
+/// The stream key of an environment and a uri (not validated).
+pub fn stream_key(environment: Option<&str>, uri: &str) -> String {
+    match environment {
+        Some(env) => format!("{env}:{uri}"),
+        None => uri.to_owned(),
     }
 }
 

@@ -10,6 +10,11 @@ use crate::{Error, Result};
 /// Checks one name and returns it owned, or an [`Error::InvalidName`] that
 /// names `what` and the refused value.
 pub fn validate(what: &'static str, value: &str) -> Result<String> {
+    check(what, value).map(|()| value.to_owned())
+}
+
+/// Checks one name, without copying it.
+pub fn check(what: &'static str, value: &str) -> Result<()> {
     let refuse = |reason| {
         Err(Error::InvalidName {
             what,
@@ -32,7 +37,7 @@ pub fn validate(what: &'static str, value: &str) -> Result<String> {
     if value.chars().any(char::is_whitespace) {
         return refuse("whitespace is not allowed; use '-' or '_' instead");
     }
-    Ok(value.to_owned())
+    Ok(())
 }
 
 #[cfg(test)]

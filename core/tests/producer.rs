@@ -190,11 +190,12 @@ async fn personal_segments_get_their_own_store_and_key() {
         .unwrap();
     let meta = entry.body.unwrap();
     for s in &meta.segments {
-        assert!(
-            matches!(s.location, SegmentLocation::Stored { .. }),
-            "{s:?}"
-        );
+        assert_eq!(s.location, SegmentLocation::Standard, "{s:?}");
     }
+    assert_eq!(
+        meta.standard_payload_key(&SegmentClass::personal()),
+        personal_key
+    );
 
     let consumer = || {
         Consumer::builder()

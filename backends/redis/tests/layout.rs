@@ -65,13 +65,8 @@ async fn the_stream_holds_metadata_and_the_hash_holds_the_payload() {
     fields.sort();
     assert_eq!(fields, ["note", "product", "quantity"]);
     for s in &metadata.segments {
-        assert_eq!(
-            s.location,
-            SegmentLocation::Stored {
-                store: "default".into(),
-                key: key.clone()
-            }
-        );
+        assert_eq!(s.location, SegmentLocation::Standard);
+        assert_eq!(metadata.standard_payload_key(&s.class), key);
     }
     let _: () = raw.del(&[&stream, &key]).await.unwrap();
 }

@@ -46,6 +46,8 @@ impl DeadLetters<'_> {
         reason: &str,
     ) -> Result<EntryId> {
         let mut copy = original.clone();
+        // The copy gets its own id: pin the payload keys of the original.
+        copy.pin_locations();
         copy.origin = Origin::Copy {
             original: original.message_id,
         };

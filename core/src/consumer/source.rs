@@ -47,19 +47,16 @@ impl Source {
         &self,
         entries: Vec<(EntryId, Metadata)>,
     ) -> Result<Vec<Result<Message, LoadFailure>>> {
+        // Where every stored segment is, per entry: (segment, store, key).
+        let places: Vec<Vec<Place>> = entries.iter().map(|(_, m)| self.places(m)).collect();
         // Distinct keys to fetch, per store, and where each landed.
         let mut wanted: Vec<Vec<String>> = vec![Vec::new(); self.stores.len()];
-        // Per store: key -> position in `wanted`.
         let mut index: Vec<HashMap<String, usize>> = vec![HashMap::new(); self.stores.len()];
-        for (_, metadata) in &entries {
-            for segment in &metadata.segments {
-                if let SegmentLocation::Stored { store, key } = &segment.location {
-                    if let Some(idx) = self.stores.resolve(store) {
-                        if !index[idx].contains_key(key) {
-                            index[idx].insert(key.clone(), wanted[idx].len());
-                            wanted[idx].push(key.clone());
-                        }
-                    }
+        for place in places.iter().flatten() {
+            if let Some(idx) = place.store {
+                if !index[idx].contains_key(&place.key) {
+                    index[idx].insert(place.key.clone(), wanted[idx].len());
+                    wanted[idx].push(place.key.clone());
                 }
             }
         }
@@ -76,14 +73,11 @@ impl Source {
         let fetched: Vec<Vec<Option<Fields>>> = futures_util::future::try_join_all(fetches).await?;
 
         let mut out = Vec::with_capacity(entries.len());
-        for (entry_id, metadata) in entries {
-            let assembled = assemble(&metadata, |store, key| {
-                let idx = self.stores.resolve(store)?;
-                Some(
-                    index[idx]
-                        .get(key)
-                        .and_then(|pos| fetched[idx][*pos].as_ref()),
-                )
+        for ((entry_id, metadata), places) in entries.into_iter().zip(places) {
+            let assembled = assemble(&metadata, &places, |store, key| {
+                index[store]
+                    .get(key)
+                    .and_then(|pos| fetched[store][*pos].as_ref())
             });
             let message = match assembled {
                 Ok(segments) => self.intercept(entry_id, metadata, segments).await,
@@ -96,6 +90,38 @@ impl Source {
             out.push(message);
         }
         Ok(out)
+    }
+
+    /// Where each stored segment of a message is; standard keys are made
+    /// once per class.
+    fn places(&self, metadata: &Metadata) -> Vec<Place> {
+        let mut places: Vec<Place> = Vec::with_capacity(metadata.segments.len());
+        for (i, segment) in metadata.segments.iter().enumerate() {
+            let (store_name, key) = match &segment.location {
+                SegmentLocation::Inline(_) => continue,
+                SegmentLocation::Standard => {
+                    let known = places.iter().find(|p| {
+                        p.standard && metadata.segments[p.segment].class == segment.class
+                    });
+                    match known {
+                        Some(p) => (p.store_name.clone(), p.key.clone()),
+                        None => (
+                            segment.class.as_str().to_owned(),
+                            metadata.standard_payload_key(&segment.class),
+                        ),
+                    }
+                }
+                SegmentLocation::Stored { store, key } => (store.clone(), key.clone()),
+            };
+            places.push(Place {
+                segment: i,
+                store: self.stores.resolve(&store_name),
+                standard: matches!(segment.location, SegmentLocation::Standard),
+                store_name,
+                key,
+            });
+        }
+        places
     }
 
     async fn intercept(
@@ -134,37 +160,52 @@ impl From<LoadFailure> for Error {
     }
 }
 
+/// Where one stored segment is.
+struct Place {
+    /// Its index in the segment index.
+    segment: usize,
+    /// The store, if this reader has one for it.
+    store: Option<usize>,
+    standard: bool,
+    store_name: String,
+    key: String,
+}
+
 fn assemble<'a>(
     metadata: &Metadata,
-    // None: no such store; Some(None): no such key.
-    lookup: impl Fn(&str, &str) -> Option<Option<&'a Fields>>,
+    places: &[Place],
+    lookup: impl Fn(usize, &str) -> Option<&'a Fields>,
 ) -> Result<Segments> {
     let mut segments = Segments::new();
-    for segment in &metadata.segments {
+    let mut places = places.iter().peekable();
+    for (i, segment) in metadata.segments.iter().enumerate() {
         let data = match &segment.location {
             SegmentLocation::Inline(bytes) => bytes.clone(),
-            SegmentLocation::Stored { store, key } => {
-                let found = lookup(store, key).ok_or_else(|| Error::UnknownStore {
+            _ => {
+                let place = places
+                    .next_if(|p| p.segment == i)
+                    .expect("one place per stored segment");
+                let store = place.store.ok_or_else(|| Error::UnknownStore {
                     segment: segment.name.clone(),
-                    store: store.clone(),
+                    store: place.store_name.clone(),
                 })?;
-                let Some(fields) = found else {
+                let Some(fields) = lookup(store, &place.key) else {
                     if segment.class != SegmentClass::NORMAL {
                         // Erased (or expired) data of its own class: the
                         // message stays readable without it.
                         continue;
                     }
                     return Err(Error::MissingPayload {
-                        store: store.clone(),
-                        key: key.clone(),
+                        store: place.store_name.clone(),
+                        key: place.key.clone(),
                     });
                 };
                 fields
                     .get(&segment.name)
                     .cloned()
                     .ok_or_else(|| Error::MissingField {
-                        store: store.clone(),
-                        key: key.clone(),
+                        store: place.store_name.clone(),
+                        key: place.key.clone(),
                         field: segment.name.clone(),
                     })?
             }

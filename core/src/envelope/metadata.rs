@@ -21,6 +21,12 @@ pub enum Origin {
 /// Where the bytes of one segment live.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SegmentLocation {
+    /// Where producers put payloads: in the store for the segment's class
+    /// (the store registered under the class name, else the default store),
+    /// under the standard payload key of the message
+    /// (`{stream}:{operation}:v{version}:{class}:{message-id}`, see
+    /// [`Metadata::standard_payload_key`]). Nothing to repeat per segment.
+    Standard,
     /// In a key-value store: the logical store name and the payload key.
     Stored {
         /// Logical store name (`default`, or the class it was routed for).
@@ -36,6 +42,7 @@ pub enum SegmentLocation {
 impl std::fmt::Debug for SegmentLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            SegmentLocation::Standard => f.write_str("Standard"),
             SegmentLocation::Stored { store, key } => {
                 write!(f, "Stored {{ store: {store:?}, key: {key:?} }}")
             }
@@ -92,16 +99,51 @@ impl Metadata {
         self.segments.iter().find(|s| s.name == name)
     }
 
-    /// The distinct (store, key) pairs holding this message's payload.
-    pub fn payload_keys(&self) -> impl Iterator<Item = (&str, &str)> {
-        let mut seen: Vec<(&str, &str)> = Vec::new();
-        for s in &self.segments {
-            if let SegmentLocation::Stored { store, key } = &s.location {
-                if !seen.iter().any(|(st, k)| *st == store && *k == key) {
-                    seen.push((store, key));
-                }
+    /// The stream key of the message: `{env}:{uri}` or `{uri}`.
+    pub fn stream_key(&self) -> String {
+        crate::address::stream_key(self.environment.as_deref(), &self.uri)
+    }
+
+    /// The standard payload key of one class of this message.
+    pub fn standard_payload_key(&self, class: &SegmentClass) -> String {
+        crate::address::payload_key(
+            &self.stream_key(),
+            &self.operation,
+            self.version,
+            class,
+            &self.message_id,
+        )
+    }
+
+    /// Where a segment is: (logical store name, key), or `None` when its
+    /// bytes are inline.
+    pub fn segment_key(&self, segment: &SegmentRef) -> Option<(String, String)> {
+        match &segment.location {
+            SegmentLocation::Standard => Some((
+                segment.class.as_str().to_owned(),
+                self.standard_payload_key(&segment.class),
+            )),
+            SegmentLocation::Stored { store, key } => Some((store.clone(), key.clone())),
+            SegmentLocation::Inline(_) => None,
+        }
+    }
+
+    /// Turns standard locations into explicit ones, so that the segment
+    /// index stays true when the message id, uri or operation change (a
+    /// copy, a dead letter).
+    pub fn pin_locations(&mut self) {
+        let pinned: Vec<Option<(String, String)>> = self
+            .segments
+            .iter()
+            .map(|s| match s.location {
+                SegmentLocation::Standard => self.segment_key(s),
+                _ => None,
+            })
+            .collect();
+        for (segment, pin) in self.segments.iter_mut().zip(pinned) {
+            if let Some((store, key)) = pin {
+                segment.location = SegmentLocation::Stored { store, key };
             }
         }
-        seen.into_iter()
     }
 }

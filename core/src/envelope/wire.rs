@@ -15,7 +15,7 @@ pub const WIRE_VERSION: u8 = 1;
 
 /// Encodes metadata for a stream entry.
 pub fn encode_metadata(metadata: &Metadata) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128);
+    let mut out = Vec::with_capacity(256);
     out.extend_from_slice(&MAGIC);
     out.push(WIRE_VERSION);
     // Serializing plain data into a Vec cannot fail.

@@ -120,7 +120,8 @@ impl Producer {
 
     /// Sends a message to every target; all copies share one message id.
     pub async fn send_message(&self, mut message: OutgoingMessage) -> Result<Receipt> {
-        let operation = crate::names::validate("operation", &message.operation)?;
+        crate::names::check("operation", &message.operation)?;
+        let operation = message.operation.clone();
         if let Some(cause) = &self.cause {
             message
                 .correlation_id

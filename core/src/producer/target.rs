@@ -1,6 +1,5 @@
 //! One destination of a producer: a stream on a channel, with its stores.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,7 +11,7 @@ use super::{OutgoingMessage, SentEntry};
 use crate::address::StreamAddress;
 use crate::channel::StreamChannel;
 use crate::codec::Codec;
-use crate::envelope::{MessageId, Metadata, SegmentLocation, SegmentRef};
+use crate::envelope::{MessageId, Metadata, SegmentClass, SegmentLocation, SegmentRef};
 use crate::interceptor::ProducerInterceptor;
 use crate::retry::RetryPolicy;
 use crate::store::{Fields, PutItem};
@@ -143,21 +142,35 @@ impl Target {
                     source,
                 })?;
         }
-        // (store index, key) -> fields
-        let mut puts: BTreeMap<(usize, String), Fields> = BTreeMap::new();
+        // One payload key per class, in the store routed for that class.
+        let mut puts: Vec<(usize, PutItem)> = Vec::new();
+        let mut classes: Vec<(SegmentClass, usize)> = Vec::new();
         for (name, segment) in segments {
             let location = match self.stores.route_class(&segment.class) {
-                Some((idx, store_name)) => {
-                    let key =
-                        self.address
-                            .payload_key(operation, version, &segment.class, &message_id);
-                    puts.entry((idx, key.clone()))
-                        .or_default()
-                        .insert(name.clone(), segment.data);
-                    SegmentLocation::Stored {
-                        store: store_name.to_owned(),
-                        key,
-                    }
+                Some((store, _)) => {
+                    let slot = match classes.iter().find(|(c, _)| *c == segment.class) {
+                        Some((_, slot)) => *slot,
+                        None => {
+                            let key = self.address.payload_key(
+                                operation,
+                                version,
+                                &segment.class,
+                                &message_id,
+                            );
+                            puts.push((
+                                store,
+                                PutItem {
+                                    key,
+                                    fields: Fields::new(),
+                                    ttl: self.payload_ttl,
+                                },
+                            ));
+                            classes.push((segment.class.clone(), puts.len() - 1));
+                            puts.len() - 1
+                        }
+                    };
+                    puts[slot].1.fields.insert(name.clone(), segment.data);
+                    SegmentLocation::Standard
                 }
                 None => SegmentLocation::Inline(segment.data),
             };
@@ -167,19 +180,6 @@ impl Target {
                 location,
             });
         }
-        let puts = puts
-            .into_iter()
-            .map(|((idx, key), fields)| {
-                (
-                    idx,
-                    PutItem {
-                        key,
-                        fields,
-                        ttl: self.payload_ttl,
-                    },
-                )
-            })
-            .collect();
         Ok(batcher::Prepared { metadata, puts })
     }
 }

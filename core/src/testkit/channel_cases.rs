@@ -841,7 +841,7 @@ pub async fn one_mib_payload(h: &ChannelHarness) -> CaseResult {
                 .iter()
                 .map(|s| match &s.location {
                     SegmentLocation::Inline(b) => b.len(),
-                    SegmentLocation::Stored { .. } => 0,
+                    SegmentLocation::Stored { .. } | SegmentLocation::Standard => 0,
                 })
                 .sum();
             ensure!(
