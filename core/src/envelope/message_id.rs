@@ -11,9 +11,30 @@ use crate::Error;
 pub struct MessageId(uuid::Uuid);
 
 impl MessageId {
-    /// A new id for now.
+    /// A new id for now: UUIDv7 with the Unix time in milliseconds, a
+    /// 12-bit counter that keeps ids made in the same millisecond in order
+    /// within the process, and 62 random bits (from a fast thread-local
+    /// generator, not a system call per id).
     pub fn new() -> Self {
-        Self(uuid::Uuid::now_v7())
+        use std::sync::atomic::{AtomicU64, Ordering};
+        // Packed (millis << 12 | counter) of the last id made.
+        static LAST: AtomicU64 = AtomicU64::new(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut last = LAST.load(Ordering::Relaxed);
+        let packed = loop {
+            let next = (now << 12).max(last + 1);
+            match LAST.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => break next,
+                Err(seen) => last = seen,
+            }
+        };
+        let (millis, counter) = (packed >> 12, (packed & 0xfff) as u16);
+        let mut bytes = [0u8; 10];
+        bytes[..2].copy_from_slice(&counter.to_be_bytes());
+        bytes[2..].copy_from_slice(&fastrand::u64(..).to_be_bytes());
+        Self(uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid())
     }
 
     /// The underlying UUID.
@@ -71,6 +92,18 @@ impl FromStr for MessageId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_made_together_stay_ordered_and_distinct() {
+        let ids: Vec<MessageId> = (0..10_000).map(|_| MessageId::new()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(ids[0].as_uuid().get_version_num(), 7);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        assert!(ids[0].timestamp_ms().unwrap().abs_diff(now) < 5_000);
+    }
 
     #[test]
     fn ids_are_time_ordered_and_round_trip() {
