@@ -6,9 +6,10 @@
 //!
 //! * `produce/event-backbone`: 10,000 events of ~200 bytes in 3 parameters,
 //!   sent concurrently through one `Producer` (batches of up to 256: every
-//!   HSET then every XADD in one pipeline).
-//! * `produce/raw-redis-rs`: the same 10,000 HSET + XADD (same fields, same
-//!   sizes) in pipelines of 256.
+//!   HSET then every XADD in one pipeline; two pipelines in flight).
+//! * `produce/raw-redis-rs-N-in-flight`: the same 10,000 HSET + XADD (same
+//!   fields, same sizes) in pipelines of 256, one at a time (N = 1) or two
+//!   at a time (N = 2, as the producer does).
 //! * `end-to-end/*`: produce 10,000, then consume them in a group (read,
 //!   fetch payloads, handle, ack) until all are acknowledged.
 //! * after criterion: p50/p99 latency from send to handler at a fixed rate.
@@ -89,38 +90,52 @@ async fn produce_with_backbone(producer: &Producer) {
 }
 
 /// The same commands, written by hand: HSET of the three fields, XADD of the
-/// message id, operation and a metadata blob of the producer's size.
-async fn produce_raw(raw: &mut redis::aio::MultiplexedConnection, stream: &str, blob: &[u8]) {
-    for start in (0..EVENTS).step_by(PIPELINE) {
-        let mut pipe = redis::pipe();
-        let ids: Vec<String> = (start..(start + PIPELINE).min(EVENTS))
-            .map(|_| uuid::Uuid::now_v7().to_string())
-            .collect();
-        for (offset, id) in ids.iter().enumerate() {
-            let p = payload(start + offset);
-            pipe.cmd("HSET")
-                .arg(format!("{stream}:order_placed:v0:normal:{id}"))
-                .arg("customer")
-                .arg(postcard::to_stdvec(&p.customer).unwrap())
-                .arg("product")
-                .arg(postcard::to_stdvec(&p.product).unwrap())
-                .arg("quantity")
-                .arg(postcard::to_stdvec(&p.quantity).unwrap())
-                .ignore();
+/// message id, operation and a metadata blob of the producer's size, in
+/// pipelines of 256, `in_flight` pipelines at a time.
+async fn produce_raw(
+    raw: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+    blob: &[u8],
+    in_flight: usize,
+) {
+    let pipelines = (0..EVENTS).step_by(PIPELINE).map(|start| {
+        let mut conn = raw.clone();
+        async move {
+            let mut pipe = redis::pipe();
+            let ids: Vec<String> = (start..(start + PIPELINE).min(EVENTS))
+                .map(|_| uuid::Uuid::now_v7().to_string())
+                .collect();
+            for (offset, id) in ids.iter().enumerate() {
+                let p = payload(start + offset);
+                pipe.cmd("HSET")
+                    .arg(format!("{stream}:order_placed:v0:normal:{id}"))
+                    .arg("customer")
+                    .arg(postcard::to_stdvec(&p.customer).unwrap())
+                    .arg("product")
+                    .arg(postcard::to_stdvec(&p.product).unwrap())
+                    .arg("quantity")
+                    .arg(postcard::to_stdvec(&p.quantity).unwrap())
+                    .ignore();
+            }
+            for id in &ids {
+                pipe.cmd("XADD")
+                    .arg(stream)
+                    .arg("*")
+                    .arg("message_id")
+                    .arg(id)
+                    .arg("operation")
+                    .arg("order_placed")
+                    .arg("metadata")
+                    .arg(blob);
+            }
+            let _: Vec<String> = pipe.query_async(&mut conn).await.unwrap();
         }
-        for id in &ids {
-            pipe.cmd("XADD")
-                .arg(stream)
-                .arg("*")
-                .arg("message_id")
-                .arg(id)
-                .arg("operation")
-                .arg("order_placed")
-                .arg("metadata")
-                .arg(blob);
-        }
-        let _: Vec<String> = pipe.query_async(raw).await.unwrap();
-    }
+    });
+    futures_util::StreamExt::collect::<Vec<()>>(futures_util::StreamExt::buffer_unordered(
+        futures_util::stream::iter(pipelines),
+        in_flight,
+    ))
+    .await;
 }
 
 /// The size of the metadata the producer writes for one such event.
@@ -251,21 +266,24 @@ fn benches(c: &mut Criterion) {
             })
         })
     });
-    group.bench_function(BenchmarkId::new("raw-redis-rs", EVENTS), |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let stream = unique("raw-produce");
-                    let start = Instant::now();
-                    produce_raw(&mut raw, &stream, &blob).await;
-                    total += start.elapsed();
-                    cleanup(&mut raw, &stream).await;
-                }
-                total
+    for in_flight in [1, 2] {
+        let name = format!("raw-redis-rs-{in_flight}-in-flight");
+        group.bench_function(BenchmarkId::new(name, EVENTS), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let stream = unique("raw-produce");
+                        let start = Instant::now();
+                        produce_raw(&mut raw, &stream, &blob, in_flight).await;
+                        total += start.elapsed();
+                        cleanup(&mut raw, &stream).await;
+                    }
+                    total
+                })
             })
-        })
-    });
+        });
+    }
     group.finish();
 
     let mut group = c.benchmark_group("end-to-end");
@@ -302,7 +320,7 @@ fn benches(c: &mut Criterion) {
                     let stream = unique("raw-e2e");
                     let mut consumer_conn = raw_connection().await;
                     let start = Instant::now();
-                    produce_raw(&mut raw, &stream, &blob).await;
+                    produce_raw(&mut raw, &stream, &blob, 2).await;
                     consume_raw(&mut consumer_conn, &stream).await;
                     total += start.elapsed();
                     cleanup(&mut raw, &stream).await;

@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Weak};
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
 use super::target::Target;
@@ -22,21 +23,39 @@ pub(crate) struct Job {
     pub(crate) reply: oneshot::Sender<Result<EntryId>>,
 }
 
+/// Batches written at once: while one waits for the server, the next is
+/// built and sent, so the producer's work overlaps the round trip. Each
+/// sender has at most one message in flight, so its order is kept.
+const MAX_IN_FLIGHT: usize = 2;
+
 pub(crate) async fn run(target: Weak<Target>, mut queue: mpsc::Receiver<Job>) {
     let mut jobs = Vec::new();
+    let mut in_flight = FuturesUnordered::new();
+    let mut open = true;
     loop {
-        let max = match target.upgrade() {
-            Some(t) => t.max_batch,
-            None => return,
+        // Only a weak reference is held while waiting: the task ends when the
+        // last producer is dropped and the queue is drained.
+        let Some(max) = target.upgrade().map(|t| t.max_batch) else {
+            break;
         };
-        if queue.recv_many(&mut jobs, max).await == 0 {
-            return;
+        tokio::select! {
+            biased;
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+            received = queue.recv_many(&mut jobs, max), if open && in_flight.len() < MAX_IN_FLIGHT => {
+                if received == 0 {
+                    open = false;
+                    continue;
+                }
+                let Some(target) = target.upgrade() else {
+                    break;
+                };
+                let batch = std::mem::take(&mut jobs);
+                in_flight.push(async move { flush(&target, batch).await });
+            }
+            else => break,
         }
-        let Some(target) = target.upgrade() else {
-            return;
-        };
-        flush(&target, std::mem::take(&mut jobs)).await;
     }
+    while in_flight.next().await.is_some() {}
 }
 
 async fn flush(target: &Target, jobs: Vec<Job>) {
