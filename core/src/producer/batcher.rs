@@ -32,12 +32,9 @@ pub(crate) async fn run(target: Weak<Target>, mut queue: mpsc::Receiver<Job>) {
     let mut jobs = Vec::new();
     let mut in_flight = FuturesUnordered::new();
     let mut open = true;
-    loop {
-        // Only a weak reference is held while waiting: the task ends when the
-        // last producer is dropped and the queue is drained.
-        let Some(max) = target.upgrade().map(|t| t.max_batch) else {
-            break;
-        };
+    // Only a weak reference is held while waiting: the task ends when the
+    // last producer is dropped and the queue is drained.
+    while let Some(max) = target.upgrade().map(|t| t.max_batch) {
         tokio::select! {
             biased;
             Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
