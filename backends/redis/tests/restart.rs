@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use event_backbone_core::{
-    Consumer, ConsumerContext, HandlerError, Producer, RetryPolicy, StreamChannel,
+    ClaimPolicy, Consumer, ConsumerContext, HandlerError, Producer, RetryPolicy, StreamChannel,
 };
 use event_backbone_redis::{Redis, RedisBuilderExt, RedisConfig, RedisStreamChannel};
 
@@ -103,6 +103,12 @@ async fn nothing_is_lost_across_a_server_restart() {
         .group("g")
         .consumer_name("steady")
         .block(Duration::from_millis(100))
+        // A read whose reply the dying server never sent leaves entries
+        // pending under this name; the stale-entry claim brings them back.
+        .claim(ClaimPolicy {
+            interval: Duration::from_millis(500),
+            min_idle: Duration::from_secs(3),
+        })
         .backend_retry(retry.clone())
         .subscribe_fn(move |ctx: ConsumerContext| {
             let h = h.clone();
