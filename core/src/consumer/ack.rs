@@ -11,6 +11,8 @@ use crate::retry::RetryPolicy;
 
 enum Command {
     Ack(EntryId),
+    /// Answer once everything sent before is acknowledged.
+    Flush(tokio::sync::oneshot::Sender<()>),
     Finish,
 }
 
@@ -22,6 +24,7 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::Ack(id) => write!(f, "Ack({id})"),
+            Command::Flush(_) => f.write_str("Flush"),
             Command::Finish => f.write_str("Finish"),
         }
     }
@@ -32,6 +35,15 @@ impl AckSender {
         // After the consumer finished, a late manual ack has nowhere to go;
         // the entry stays pending and is delivered again.
         let _ = self.0.send(Command::Ack(id));
+    }
+
+    /// Waits until every acknowledgement sent before is written (or has
+    /// failed for good).
+    pub(crate) async fn flush(&self) {
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        if self.0.send(Command::Flush(done)).is_ok() {
+            let _ = flushed.await;
+        }
     }
 
     /// Flushes what was sent before and ends the task.
@@ -56,9 +68,11 @@ pub(crate) fn spawn(
                 break;
             }
             let mut finish = false;
+            let mut flushed = Vec::new();
             for command in commands.drain(..) {
                 match command {
                     Command::Ack(id) => ids.push(id),
+                    Command::Flush(done) => flushed.push(done),
                     Command::Finish => finish = true,
                 }
             }
@@ -74,6 +88,9 @@ pub(crate) fn spawn(
                     ),
                 }
                 ids.clear();
+            }
+            for done in flushed {
+                let _ = done.send(());
             }
             if finish {
                 break;

@@ -72,7 +72,11 @@ impl Runtime {
 
             let mut fresh_read = false;
             let read = if !recovered_own {
-                // What this consumer (under this name) read before it stopped.
+                // What is pending under this name: what this consumer read
+                // before it stopped, or read when a reply was lost. Settle
+                // what is in flight first, so nothing is handled twice.
+                drain(&mut in_flight).await;
+                d.acker.flush().await;
                 recovered_own = true;
                 channel
                     .read_pending(stream, &d.group, &d.consumer, count)
@@ -101,6 +105,10 @@ impl Runtime {
                     deliveries
                 }
                 Err(e) if e.is_transient() => {
+                    // A read may have delivered entries whose reply was lost:
+                    // take back this consumer's pending entries once reads
+                    // work again.
+                    recovered_own = false;
                     failures += 1;
                     let delay = source
                         .retry
