@@ -58,7 +58,9 @@ impl Codec {
             reason,
         };
         match self {
-            Codec::Postcard => postcard::to_stdvec(value).map_err(|e| fail(e.to_string())),
+            Codec::Postcard => {
+                postcard::to_extend(value, Vec::with_capacity(32)).map_err(|e| fail(e.to_string()))
+            }
             #[cfg(feature = "json")]
             Codec::Json => serde_json::to_vec(value).map_err(|e| fail(e.to_string())),
         }

@@ -352,7 +352,7 @@ async fn merged_producers_send_to_every_stream_with_one_id() {
         .unwrap();
     assert_eq!(receipt.entries.len(), 2);
     for (entry, stream) in receipt.entries.iter().zip(["audit", "orders"]) {
-        assert_eq!(entry.stream, stream);
+        assert_eq!(&*entry.stream, stream);
         let meta = channel
             .get(stream, &entry.entry_id)
             .await

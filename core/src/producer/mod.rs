@@ -121,7 +121,6 @@ impl Producer {
     /// Sends a message to every target; all copies share one message id.
     pub async fn send_message(&self, mut message: OutgoingMessage) -> Result<Receipt> {
         crate::names::check("operation", &message.operation)?;
-        let operation = message.operation.clone();
         if let Some(cause) = &self.cause {
             message
                 .correlation_id
@@ -136,12 +135,12 @@ impl Producer {
         let message_id = MessageId::new();
         let mut entries = Vec::with_capacity(self.targets.len());
         if let [target] = &self.targets[..] {
-            entries.push(target.send(message_id, &operation, message).await?);
+            entries.push(target.send(message_id, message).await?);
         } else {
             let sends = self
                 .targets
                 .iter()
-                .map(|t| t.send(message_id, &operation, message.clone()));
+                .map(|t| t.send(message_id, message.clone()));
             for sent in futures_util::future::join_all(sends).await {
                 entries.push(sent?);
             }

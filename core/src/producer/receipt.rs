@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use crate::channel::EntryId;
 use crate::envelope::MessageId;
 
@@ -21,7 +23,7 @@ impl Receipt {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SentEntry {
     /// The stream key.
-    pub stream: String,
+    pub stream: Arc<str>,
     /// The entry id in that stream.
     pub entry_id: EntryId,
 }

@@ -22,6 +22,7 @@ pub(crate) struct Target {
     pub(crate) channel: Arc<dyn StreamChannel>,
     pub(crate) stores: StoreSet,
     pub(crate) address: StreamAddress,
+    stream: Arc<str>,
     pub(crate) codec: Codec,
     pub(crate) retry: RetryPolicy,
     pub(crate) interceptors: Vec<Arc<dyn ProducerInterceptor>>,
@@ -45,6 +46,7 @@ impl Target {
         Self {
             channel,
             stores,
+            stream: address.stream_key().into(),
             address,
             codec,
             retry,
@@ -72,10 +74,9 @@ impl Target {
     pub(crate) async fn send(
         self: &Arc<Self>,
         message_id: MessageId,
-        operation: &str,
         message: OutgoingMessage,
     ) -> Result<SentEntry> {
-        let job = self.prepare(message_id, operation, message).await?;
+        let job = self.prepare(message_id, message).await?;
         let (reply, answer) = oneshot::channel();
         let closed = || Error::Closed {
             stream: self.address.stream_key().to_owned(),
@@ -86,7 +87,7 @@ impl Target {
             .map_err(|_| closed())?;
         let entry_id = answer.await.map_err(|_| closed())??;
         Ok(SentEntry {
-            stream: self.address.stream_key().to_owned(),
+            stream: self.stream.clone(),
             entry_id,
         })
     }
@@ -105,10 +106,10 @@ impl Target {
     async fn prepare(
         &self,
         message_id: MessageId,
-        operation: &str,
         message: OutgoingMessage,
     ) -> Result<batcher::Prepared> {
         let OutgoingMessage {
+            operation,
             version,
             mut segments,
             origin,
@@ -120,7 +121,7 @@ impl Target {
         } = message;
         let mut metadata = Metadata {
             message_id,
-            operation: operation.to_owned(),
+            operation,
             version,
             uri: self.address.uri().to_owned(),
             environment: self.address.environment().map(str::to_owned),
@@ -152,7 +153,7 @@ impl Target {
                         Some((_, slot)) => *slot,
                         None => {
                             let key = self.address.payload_key(
-                                operation,
+                                &metadata.operation,
                                 version,
                                 &segment.class,
                                 &message_id,
