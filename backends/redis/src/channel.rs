@@ -257,16 +257,11 @@ impl StreamChannel for RedisStreamChannel {
                 .arg("STREAMS")
                 .arg(stream)
                 .arg(">");
-            match self.redis.blocking(&action, &cmd, block).await {
-                Ok(v) => v,
-                Err(Error::Backend { message, .. }) if message.contains("NOGROUP") => {
-                    return Err(Error::NoSuchGroup {
-                        stream: stream.to_owned(),
-                        group: group.to_owned(),
-                    })
-                }
-                Err(e) => return Err(e),
-            }
+            self.redis
+                .blocking(&action, &cmd, block, |e| {
+                    no_group_or(stream, group, action.clone(), e)
+                })
+                .await?
         };
         let entries = entry::read_reply(reply, &action)?;
         let n = entries.len();

@@ -11,7 +11,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::{AsyncConnectionConfig, Client};
 
 use crate::config::RedisConfig;
-use crate::error::{backend, Error, Result};
+use crate::error::{Error, Result};
 
 /// A connection to one Redis server. Cheap to clone; clones share it.
 ///
@@ -78,12 +78,14 @@ impl Redis {
 
     /// Runs a blocking command on a dedicated connection, waiting at most
     /// `block` plus the response timeout. A connection that failed or timed
-    /// out is dropped rather than reused.
+    /// out is dropped rather than reused. `failed` turns a server or
+    /// connection error into the caller's error.
     pub(crate) async fn blocking<T: redis::FromRedisValue>(
         &self,
         action: &str,
         command: &redis::Cmd,
         block: Duration,
+        failed: impl Fn(redis::RedisError) -> event_backbone_core::Error,
     ) -> event_backbone_core::Result<T> {
         let taken = self
             .inner
@@ -101,7 +103,7 @@ impl Redis {
                     .client
                     .get_multiplexed_async_connection_with_config(&config)
                     .await
-                    .map_err(|e| backend(action, e))?
+                    .map_err(&failed)?
             }
         };
         let limit = block + self.inner.config.response_timeout;
@@ -114,7 +116,7 @@ impl Redis {
                     .push(connection);
                 Ok(value)
             }
-            Ok(Err(e)) => Err(backend(action, e)),
+            Ok(Err(e)) => Err(failed(e)),
             Err(_) => Err(event_backbone_core::Error::transient(
                 "redis",
                 action,
