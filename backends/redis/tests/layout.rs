@@ -243,3 +243,49 @@ async fn bad_entry_ids_and_missing_groups_are_clear_errors() {
     );
     assert!(err.to_string().contains("\"nobody\""), "{err}");
 }
+
+#[tokio::test]
+async fn a_block_longer_than_the_response_timeout_is_not_an_error() {
+    let config = event_backbone_redis::RedisConfig::from_env_or_local()
+        .unwrap()
+        .response_timeout(Duration::from_millis(200));
+    let redis = event_backbone_redis::Redis::connect(config).await.unwrap();
+    let channel = RedisStreamChannel::new(&redis);
+    let uri = support::unique("long-block");
+    channel
+        .ensure_group(&uri, "g", event_backbone_core::GroupStart::Beginning)
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    let read = channel
+        .read_group(&uri, "g", "c", 10, Duration::from_millis(1200))
+        .await
+        .expect("a 1.2 s block with a 200 ms response timeout");
+    assert!(read.is_empty());
+    assert!(
+        start.elapsed() >= Duration::from_millis(1000),
+        "{:?}",
+        start.elapsed()
+    );
+    // Ordinary commands still answer while another read blocks.
+    let blocked = {
+        let channel = channel.clone();
+        let uri = uri.clone();
+        tokio::spawn(async move {
+            channel
+                .read_group(&uri, "g", "c2", 10, Duration::from_millis(1500))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let quick = std::time::Instant::now();
+    channel.info(&uri).await.unwrap();
+    assert!(
+        quick.elapsed() < Duration::from_millis(500),
+        "info waited {:?} behind a blocking read",
+        quick.elapsed()
+    );
+    assert!(blocked.await.unwrap().unwrap().is_empty());
+    let mut raw = support::raw().await;
+    let _: () = raw.del(&uri).await.unwrap();
+}
