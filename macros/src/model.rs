@@ -1,6 +1,5 @@
 //! The contract as the macro understands it, after validation.
 
-use proc_macro2::Span;
 use syn::{Attribute, Ident, Path, Type, Visibility};
 
 pub(crate) struct Contract {
@@ -19,8 +18,6 @@ pub(crate) struct Event {
     pub(crate) deprecated: bool,
     pub(crate) docs: Vec<Attribute>,
     pub(crate) params: Vec<Param>,
-    #[allow(dead_code)]
-    pub(crate) span: Span,
 }
 
 pub(crate) struct Param {

@@ -240,7 +240,6 @@ fn event(method: &TraitItemFn, contract: &ContractOptions) -> Result<Event> {
         deprecated: options.deprecated,
         docs,
         params,
-        span: sig.span(),
     })
 }
 
