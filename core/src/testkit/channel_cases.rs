@@ -165,6 +165,25 @@ async fn append_samples(h: &ChannelHarness, stream: &str, n: u32) -> Result<Vec<
     h.channel.append_many(stream, &batch).await
 }
 
+/// Consumes the one message of stream `name` (group `default`).
+async fn receive_one(h: &ChannelHarness, name: &str) -> Result<crate::Message, CaseFailure> {
+    let received = Arc::new(Mutex::new(None));
+    let r = received.clone();
+    h.consumer(name)
+        .stop_after(1)
+        .subscribe_fn(move |ctx: ConsumerContext| {
+            let r = r.clone();
+            async move {
+                *r.lock().unwrap() = Some(ctx.message().clone());
+                Ok::<(), HandlerError>(())
+            }
+        })?
+        .completion()
+        .await?;
+    let got = received.lock().unwrap().take();
+    got.ok_or_else(|| CaseFailure::new(format!("the consumer of {name:?} received nothing")))
+}
+
 /// Polls `check` until it returns true, failing after [`WAIT`].
 async fn eventually<F, Fut>(what: &str, mut check: F) -> CaseResult
 where
@@ -850,24 +869,12 @@ pub async fn one_mib_payload(h: &ChannelHarness) -> CaseResult {
             );
         }
     }
-    let received = Arc::new(Mutex::new(None));
-    let r = received.clone();
-    h.consumer("big")
-        .stop_after(1)
-        .subscribe_fn(move |ctx: ConsumerContext| {
-            let r = r.clone();
-            async move {
-                *r.lock().unwrap() = Some((ctx.message_id(), ctx.raw_segment("blob").cloned()));
-                Ok::<(), HandlerError>(())
-            }
-        })?
-        .completion()
-        .await?;
-    let got = received.lock().unwrap().take();
-    let Some((id, bytes)) = got else {
-        return Err(CaseFailure::new("the consumer received nothing"));
-    };
-    ensure!(id == receipt.message_id, "received another message");
+    let got = receive_one(h, "big").await?;
+    let bytes = got.raw_segment("blob").cloned();
+    ensure!(
+        got.message_id() == receipt.message_id,
+        "received another message"
+    );
     ensure!(
         bytes.as_deref() == Some(&blob[..]),
         "the 1 MiB segment came back as {:?} bytes",
@@ -886,24 +893,7 @@ pub async fn unicode_and_binary_segments(h: &ChannelHarness) -> CaseResult {
     segments.insert("emoji🎉 name", Vec::new());
     segments.insert_classed("pérsönal", SegmentClass::PERSONAL, b"\x00\x01".to_vec());
     producer.send("ünïcödé.op", 3, segments.clone()).await?;
-    let received = Arc::new(Mutex::new(None));
-    let r = received.clone();
-    h.consumer("unicode")
-        .stop_after(1)
-        .subscribe_fn(move |ctx: ConsumerContext| {
-            let r = r.clone();
-            async move {
-                *r.lock().unwrap() = Some(ctx.message().clone());
-                Ok::<(), HandlerError>(())
-            }
-        })?
-        .completion()
-        .await?;
-    let got = received
-        .lock()
-        .unwrap()
-        .take()
-        .ok_or_else(|| CaseFailure::new("nothing received"))?;
+    let got = receive_one(h, "unicode").await?;
     ensure!(
         got.operation() == "ünïcödé.op" && got.version() == 3,
         "operation {:?} v{}",
