@@ -6,6 +6,38 @@ use serde::Serialize;
 use crate::error::DecodeError;
 use crate::{Error, Result};
 
+/// Scratch buffers above this size are not kept for the next encoding.
+const SCRATCH_KEPT: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Postcard bytes in a `Vec` of exactly their length: one allocation per
+/// value (no growth), and a `Bytes` made from it needs no allocation of its
+/// own. The value is serialized into a per-thread scratch buffer first.
+fn encode_exact<T: Serialize + ?Sized>(value: &T) -> postcard::Result<Vec<u8>> {
+    SCRATCH.with(|scratch| {
+        let Ok(mut scratch) = scratch.try_borrow_mut() else {
+            // A Serialize impl that encodes with this codec itself.
+            return postcard::to_stdvec(value);
+        };
+        let mut buffer = std::mem::take(&mut *scratch);
+        buffer.clear();
+        let result = postcard::to_extend(value, buffer);
+        match result {
+            Ok(buffer) => {
+                let exact = buffer.as_slice().to_vec();
+                if buffer.capacity() <= SCRATCH_KEPT {
+                    *scratch = buffer;
+                }
+                Ok(exact)
+            }
+            Err(e) => Err(e),
+        }
+    })
+}
+
 /// How segment values are encoded. The content type travels in the
 /// metadata, so a consumer decodes each message with the codec it was
 /// written with.
@@ -58,9 +90,7 @@ impl Codec {
             reason,
         };
         match self {
-            Codec::Postcard => {
-                postcard::to_extend(value, Vec::with_capacity(32)).map_err(|e| fail(e.to_string()))
-            }
+            Codec::Postcard => encode_exact(value).map_err(|e| fail(e.to_string())),
             #[cfg(feature = "json")]
             Codec::Json => serde_json::to_vec(value).map_err(|e| fail(e.to_string())),
         }
@@ -130,6 +160,37 @@ mod tests {
             Codec::from_content_type("application/json").unwrap(),
             Codec::Json
         );
+    }
+
+    #[test]
+    fn encoding_returns_exact_buffers_whatever_came_before() {
+        let big = vec![7u8; 100_000];
+        let encoded = Codec::Postcard.encode("big", &big).unwrap();
+        assert_eq!(encoded, postcard::to_stdvec(&big).unwrap());
+        assert_eq!(encoded.capacity(), encoded.len());
+        // The scratch buffer of the big value must not leak into the next.
+        let small = Codec::Postcard.encode("small", &3u16).unwrap();
+        assert_eq!(small, postcard::to_stdvec(&3u16).unwrap());
+        assert_eq!(small.capacity(), small.len());
+    }
+
+    /// A value whose serialization encodes another value with the codec.
+    struct Nested(u32);
+
+    impl Serialize for Nested {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            let inner = Codec::Postcard
+                .encode("inner", &self.0)
+                .map_err(serde::ser::Error::custom)?;
+            s.serialize_bytes(&inner)
+        }
+    }
+
+    #[test]
+    fn a_value_may_encode_with_the_codec_while_being_encoded() {
+        let bytes = Codec::Postcard.encode("outer", &Nested(300)).unwrap();
+        let inner: Vec<u8> = Codec::Postcard.decode(&bytes).unwrap();
+        assert_eq!(Codec::Postcard.decode::<u32>(&inner).unwrap(), 300);
     }
 
     #[test]

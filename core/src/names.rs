@@ -22,6 +22,10 @@ pub fn check(what: &'static str, value: &str) -> Result<()> {
             reason,
         })
     };
+    // The common case in one pass: printable ASCII without ':'.
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+        return Ok(());
+    }
     if value.is_empty() {
         return refuse("it is empty; give a non-empty name");
     }

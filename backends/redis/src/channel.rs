@@ -11,7 +11,7 @@ use event_backbone_core::{
 use redis::{AsyncCommands, Value};
 
 use crate::connection::Redis;
-use crate::entry::{self, add_fields, check_id, int, items, pairs, text};
+use crate::entry::{self, add_fields, check_id, fields_capacity, int, items, pairs, text};
 use crate::error::{backend, protocol};
 use crate::store::{add_put, RedisHashStore};
 
@@ -56,8 +56,8 @@ impl RedisStreamChannel {
     }
 
     fn xadd(&self, stream: &str, metadata: &Metadata) -> redis::Cmd {
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(stream);
+        let mut cmd = redis::Cmd::with_capacity(12, stream.len() + fields_capacity(metadata));
+        cmd.arg("XADD").arg(stream);
         if let Some(max) = self.redis.config().max_len {
             cmd.arg("MAXLEN").arg("~").arg(max);
         }
@@ -192,7 +192,8 @@ impl StreamChannel for RedisStreamChannel {
         // One pipeline: every HSET (and PEXPIRE), then every XADD. Redis
         // runs a connection's commands in order, so no entry is visible
         // before its payload.
-        let mut pipe = redis::pipe();
+        let commands = batch.len() + shared.iter().map(|items| items.len()).sum::<usize>();
+        let mut pipe = redis::Pipeline::with_capacity(commands);
         for items in shared {
             for item in items {
                 add_put(&mut pipe, item);

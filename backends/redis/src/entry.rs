@@ -5,9 +5,9 @@
 //! metadata. Payloads are never in the stream.
 
 use bytes::Bytes;
-use event_backbone_core::envelope::{decode_metadata, encode_metadata};
+use event_backbone_core::envelope::{decode_metadata, encode_metadata_into};
 use event_backbone_core::{Entry, EntryId, Error, MalformedEntry, Metadata, Result};
-use redis::Value;
+use redis::{RedisWrite, ToRedisArgs, Value};
 
 use crate::error::protocol;
 
@@ -18,14 +18,75 @@ pub const FIELD_OPERATION: &str = "operation";
 /// Field with the encoded metadata.
 pub const FIELD_METADATA: &str = "metadata";
 
-/// Adds the fields of one entry to an `XADD`.
+/// Adds the fields of one entry to an `XADD`. The id and the metadata are
+/// written straight into the command's buffer.
 pub(crate) fn add_fields(cmd: &mut redis::Cmd, metadata: &Metadata) {
     cmd.arg(FIELD_MESSAGE_ID)
-        .arg(metadata.message_id.to_string())
+        .arg(MessageIdArg(metadata))
         .arg(FIELD_OPERATION)
         .arg(&metadata.operation)
         .arg(FIELD_METADATA)
-        .arg(encode_metadata(metadata));
+        .arg(MetadataArg(metadata));
+}
+
+/// Bytes an `XADD` of this entry needs beyond the stream name, to size the
+/// command once (the metadata is about the size of its strings plus a few
+/// bytes per field).
+pub(crate) fn fields_capacity(metadata: &Metadata) -> usize {
+    let strings = metadata.operation.len()
+        + metadata.uri.len()
+        + metadata.content_type.len()
+        + metadata.environment.as_ref().map_or(0, String::len)
+        + metadata.correlation_id.as_ref().map_or(0, String::len)
+        + metadata.causation_id.as_ref().map_or(0, String::len)
+        + metadata.traceparent.as_ref().map_or(0, String::len)
+        + metadata
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 2)
+            .sum::<usize>()
+        + metadata
+            .segments
+            .iter()
+            .map(|s| s.name.len() + s.class.as_str().len() + 4)
+            .sum::<usize>();
+    // field names, the id in text, the operation again, fixed-size fields
+    64 + 36 + metadata.operation.len() + strings + 48
+}
+
+struct MessageIdArg<'a>(&'a Metadata);
+
+impl ToRedisArgs for MessageIdArg<'_> {
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        out.write_arg_fmt(self.0.message_id);
+    }
+}
+
+struct MetadataArg<'a>(&'a Metadata);
+
+/// Encoding buffers above this size are not kept for the next entry.
+const SCRATCH_KEPT: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl ToRedisArgs for MetadataArg<'_> {
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        // Encoded into a per-thread buffer, then copied into the command:
+        // no allocation per entry.
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut buffer) => {
+                buffer.clear();
+                encode_metadata_into(self.0, &mut buffer);
+                out.write_arg(&buffer);
+                if buffer.capacity() > SCRATCH_KEPT {
+                    *buffer = Vec::new();
+                }
+            }
+            Err(_) => out.write_arg(&event_backbone_core::envelope::encode_metadata(self.0)),
+        });
+    }
 }
 
 /// Checks that an id has the form Redis gives stream entries.

@@ -36,11 +36,20 @@ impl RedisHashStore {
 /// is set. Their replies are ignored.
 pub(crate) fn add_put(pipe: &mut redis::Pipeline, item: &PutItem) {
     if !item.fields.is_empty() {
-        let cmd = pipe.cmd("HSET").arg(&item.key);
+        // Sized once: "HSET", the key, every field name and value.
+        let data = 4
+            + item.key.len()
+            + item
+                .fields
+                .iter()
+                .map(|(field, value)| field.len() + value.len())
+                .sum::<usize>();
+        let mut cmd = redis::Cmd::with_capacity(2 + 2 * item.fields.len(), data);
+        cmd.arg("HSET").arg(&item.key);
         for (field, value) in &item.fields {
             cmd.arg(field).arg(value.as_ref());
         }
-        cmd.ignore();
+        pipe.add_command(cmd).ignore();
     }
     if let Some(ttl) = item.ttl {
         pipe.cmd("PEXPIRE").arg(&item.key).arg(ttl_ms(ttl)).ignore();

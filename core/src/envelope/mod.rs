@@ -9,4 +9,4 @@ mod wire;
 pub use message_id::MessageId;
 pub use metadata::{Metadata, Origin, SegmentLocation, SegmentRef};
 pub use segments::{Segment, SegmentClass, Segments};
-pub use wire::{decode_metadata, encode_metadata, WIRE_VERSION};
+pub use wire::{decode_metadata, encode_metadata, encode_metadata_into, WIRE_VERSION};

@@ -16,11 +16,41 @@ pub const WIRE_VERSION: u8 = 1;
 /// Encodes metadata for a stream entry.
 pub fn encode_metadata(metadata: &Metadata) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
+    encode_metadata_into(metadata, &mut out);
+    out
+}
+
+/// Appends the bytes of [`encode_metadata`] to `out`: a backend that encodes
+/// many entries can reuse one buffer instead of allocating one per entry.
+///
+/// ```
+/// use event_backbone_core::envelope::{encode_metadata, encode_metadata_into, Metadata, MessageId};
+/// let metadata = Metadata {
+///     message_id: MessageId::new(),
+///     operation: "order_placed".into(),
+///     version: 0,
+///     uri: "shop.orders".into(),
+///     environment: None,
+///     produced_at_ms: 1_700_000_000_000,
+///     origin: Default::default(),
+///     content_type: "application/postcard".into(),
+///     correlation_id: None,
+///     causation_id: None,
+///     traceparent: None,
+///     headers: Default::default(),
+///     segments: Vec::new(),
+/// };
+/// let mut buffer = b"kept".to_vec();
+/// encode_metadata_into(&metadata, &mut buffer);
+/// assert_eq!(&buffer[..4], b"kept");
+/// assert_eq!(buffer[4..], encode_metadata(&metadata)[..]);
+/// ```
+pub fn encode_metadata_into(metadata: &Metadata, out: &mut Vec<u8>) {
     out.extend_from_slice(&MAGIC);
     out.push(WIRE_VERSION);
+    let buffer = std::mem::take(out);
     // Serializing plain data into a Vec cannot fail.
-    postcard::to_io(metadata, &mut out).expect("metadata serializes into memory");
-    out
+    *out = postcard::to_extend(metadata, buffer).expect("metadata serializes into memory");
 }
 
 /// Decodes metadata written by [`encode_metadata`].

@@ -11,7 +11,7 @@ use super::{OutgoingMessage, SentEntry};
 use crate::address::StreamAddress;
 use crate::channel::StreamChannel;
 use crate::codec::Codec;
-use crate::envelope::{MessageId, Metadata, SegmentClass, SegmentLocation, SegmentRef};
+use crate::envelope::{MessageId, Metadata, SegmentClass, SegmentLocation, SegmentRef, Segments};
 use crate::interceptor::ProducerInterceptor;
 use crate::retry::RetryPolicy;
 use crate::store::{Fields, PutItem};
@@ -76,15 +76,19 @@ impl Target {
         message_id: MessageId,
         message: OutgoingMessage,
     ) -> Result<SentEntry> {
-        let job = self.prepare(message_id, message).await?;
+        let (mut metadata, mut segments) = self.envelope(message_id, message);
+        if !self.interceptors.is_empty() {
+            // Boxed: a producer without interceptors keeps a small future.
+            Box::pin(self.intercept(&mut metadata, &mut segments)).await?;
+        }
+        let job = self.place(metadata, segments);
         let (reply, answer) = oneshot::channel();
         let closed = || Error::Closed {
             stream: self.address.stream_key().to_owned(),
         };
-        self.queue()
-            .send(Job { job, reply })
-            .await
-            .map_err(|_| closed())?;
+        // A slot first, then the job: the waiting future does not hold it.
+        let slot = self.queue().reserve().await.map_err(|_| closed())?;
+        slot.send(Job { job, reply });
         let entry_id = answer.await.map_err(|_| closed())??;
         Ok(SentEntry {
             stream: self.stream.clone(),
@@ -102,16 +106,12 @@ impl Target {
         })
     }
 
-    /// Builds the metadata and the store writes of one message.
-    async fn prepare(
-        &self,
-        message_id: MessageId,
-        message: OutgoingMessage,
-    ) -> Result<batcher::Prepared> {
+    /// The metadata of one message, before interceptors and placement.
+    fn envelope(&self, message_id: MessageId, message: OutgoingMessage) -> (Metadata, Segments) {
         let OutgoingMessage {
             operation,
             version,
-            mut segments,
+            segments,
             origin,
             correlation_id,
             causation_id,
@@ -119,7 +119,7 @@ impl Target {
             headers,
             ..
         } = message;
-        let mut metadata = Metadata {
+        let metadata = Metadata {
             message_id,
             operation,
             version,
@@ -134,17 +134,28 @@ impl Target {
             headers,
             segments: Vec::with_capacity(segments.len()),
         };
+        (metadata, segments)
+    }
+
+    async fn intercept(&self, metadata: &mut Metadata, segments: &mut Segments) -> Result<()> {
         for interceptor in &self.interceptors {
             interceptor
-                .on_send(&mut metadata, &mut segments)
+                .on_send(metadata, segments)
                 .await
                 .map_err(|source| Error::Interceptor {
                     interceptor: interceptor.name().to_owned(),
                     source,
                 })?;
         }
-        // One payload key per class, in the store routed for that class.
+        Ok(())
+    }
+
+    /// Routes each segment: into the payload of its class (one key per
+    /// class, in the store routed for that class), or inline when no store
+    /// takes it.
+    fn place(&self, mut metadata: Metadata, segments: Segments) -> batcher::Prepared {
         let mut puts: Vec<(usize, PutItem)> = Vec::new();
+        // (class, index in puts); a message has one or two classes.
         let mut classes: Vec<(SegmentClass, usize)> = Vec::new();
         for (name, segment) in segments {
             let location = match self.stores.route_class(&segment.class) {
@@ -154,9 +165,9 @@ impl Target {
                         None => {
                             let key = self.address.payload_key(
                                 &metadata.operation,
-                                version,
+                                metadata.version,
                                 &segment.class,
-                                &message_id,
+                                &metadata.message_id,
                             );
                             puts.push((
                                 store,
@@ -181,7 +192,7 @@ impl Target {
                 location,
             });
         }
-        Ok(batcher::Prepared { metadata, puts })
+        batcher::Prepared { metadata, puts }
     }
 }
 
