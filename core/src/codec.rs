@@ -13,6 +13,30 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// A postcard output that appends to a `Vec` (bytes and slices copied
+/// directly, no per-byte iterator).
+pub(crate) struct AppendTo<'a>(pub(crate) &'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for AppendTo<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
 /// Postcard bytes in a `Vec` of exactly their length: one allocation per
 /// value (no growth), and a `Bytes` made from it needs no allocation of its
 /// own. The value is serialized into a per-thread scratch buffer first.
@@ -22,19 +46,13 @@ fn encode_exact<T: Serialize + ?Sized>(value: &T) -> postcard::Result<Vec<u8>> {
             // A Serialize impl that encodes with this codec itself.
             return postcard::to_stdvec(value);
         };
-        let mut buffer = std::mem::take(&mut *scratch);
-        buffer.clear();
-        let result = postcard::to_extend(value, buffer);
-        match result {
-            Ok(buffer) => {
-                let exact = buffer.as_slice().to_vec();
-                if buffer.capacity() <= SCRATCH_KEPT {
-                    *scratch = buffer;
-                }
-                Ok(exact)
-            }
-            Err(e) => Err(e),
+        scratch.clear();
+        let result = postcard::serialize_with_flavor(value, AppendTo(&mut scratch));
+        let exact = result.map(|()| scratch.as_slice().to_vec());
+        if scratch.capacity() > SCRATCH_KEPT {
+            *scratch = Vec::new();
         }
+        exact
     })
 }
 

@@ -192,6 +192,88 @@ async fn a_missing_payload_key_is_dead_lettered_naming_the_key() {
 }
 
 #[tokio::test]
+async fn a_missing_field_is_dead_lettered_naming_key_and_field() {
+    let s = setup("half");
+    let receipt = s
+        .producer
+        .message("ok")
+        .segment("i", &1u32)
+        .unwrap()
+        .segment("note", &"kept")
+        .unwrap()
+        .send()
+        .await
+        .unwrap();
+    s.producer
+        .message("ok")
+        .segment("i", &2u32)
+        .unwrap()
+        .segment("note", &"kept")
+        .unwrap()
+        .send()
+        .await
+        .unwrap();
+    // The first payload loses its "note" field.
+    let key = format!("half:ok:v0:normal:{}", receipt.message_id);
+    let mut fields = s.store.get(&key).await.unwrap().unwrap();
+    fields.remove("note");
+    // `put` adds fields, like HSET: replace the whole payload.
+    assert!(s.store.delete(&key).await.unwrap());
+    s.store.put(&key, &fields, None).await.unwrap();
+
+    let (seen, handler) = recorder();
+    let stats = s
+        .consumer()
+        .stop_after(2)
+        .subscribe(handler)
+        .unwrap()
+        .completion()
+        .await
+        .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [2],
+        "the whole message waits, not half"
+    );
+    assert_eq!(stats.dead_lettered, 1);
+    let dead = s.dead_letters().await;
+    let reason = &dead[0].metadata().headers[HEADER_DEAD_LETTER_REASON];
+    assert!(
+        reason.contains(&key) && reason.contains("\"note\""),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_consumer_without_the_payload_store_dead_letters_naming_the_store() {
+    let s = setup("storeless");
+    s.producer
+        .message("ok")
+        .segment("i", &1u32)
+        .unwrap()
+        .send()
+        .await
+        .unwrap();
+    let stats = Consumer::builder()
+        .channel(s.channel.clone())
+        .uri("storeless")
+        .block(Duration::from_millis(50))
+        .stop_after(1)
+        .subscribe(recorder().1)
+        .unwrap()
+        .completion()
+        .await
+        .unwrap();
+    assert_eq!((stats.handled, stats.dead_lettered), (0, 1));
+    let dead = s.dead_letters().await;
+    let reason = &dead[0].metadata().headers[HEADER_DEAD_LETTER_REASON];
+    assert!(
+        reason.contains("\"normal\"") && reason.contains("\"i\""),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
 async fn ack_always_acknowledges_failures_without_dead_letter() {
     let s = setup("always");
     s.producer.message("m").send().await.unwrap();

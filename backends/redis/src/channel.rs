@@ -446,7 +446,7 @@ impl StreamChannel for RedisStreamChannel {
             let get = |name: &str| {
                 fields
                     .iter()
-                    .find(|(k, _)| text(k).as_deref() == Some(name))
+                    .find(|(k, _)| entry::is_text(k, name))
                     .map(|(_, v)| v)
             };
             out.push(GroupInfo {

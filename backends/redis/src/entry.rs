@@ -120,6 +120,26 @@ pub(crate) fn text(v: &Value) -> Option<String> {
     }
 }
 
+/// The text of a reply, taking its bytes (no copy).
+pub(crate) fn into_text(v: Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b).ok(),
+        Value::SimpleString(s) => Some(s),
+        Value::VerbatimString { text, .. } => Some(text),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+/// Whether a reply is the text `expected` (no allocation).
+pub(crate) fn is_text(v: &Value, expected: &str) -> bool {
+    match v {
+        Value::BulkString(b) => b == expected.as_bytes(),
+        Value::SimpleString(s) | Value::VerbatimString { text: s, .. } => s == expected,
+        _ => false,
+    }
+}
+
 pub(crate) fn int(v: &Value) -> Option<i64> {
     match v {
         Value::Int(i) => Some(*i),
@@ -159,8 +179,8 @@ pub(crate) fn entry(v: Value, action: &str) -> Result<Option<Entry>> {
         return Err(protocol(action, "a stream entry is not [id, fields]"));
     }
     let fields = parts.pop().expect("two parts");
-    let id = text(&parts[0]).ok_or_else(|| protocol(action, "a stream entry id is not text"))?;
-    let id = EntryId::new(id);
+    let id = parts.pop().and_then(into_text);
+    let id = EntryId::new(id.ok_or_else(|| protocol(action, "a stream entry id is not text"))?);
     if matches!(fields, Value::Nil) {
         return Ok(None);
     }
@@ -168,7 +188,7 @@ pub(crate) fn entry(v: Value, action: &str) -> Result<Option<Entry>> {
         pairs(fields).ok_or_else(|| protocol(action, "stream entry fields are not pairs"))?;
     let metadata = fields
         .into_iter()
-        .find_map(|(k, v)| (text(&k).as_deref() == Some(FIELD_METADATA)).then_some(v));
+        .find_map(|(k, v)| is_text(&k, FIELD_METADATA).then_some(v));
     let body = match metadata {
         Some(Value::BulkString(bytes)) => {
             let raw = Bytes::from(bytes);

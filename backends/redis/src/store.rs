@@ -65,7 +65,7 @@ fn to_fields(v: Value) -> Option<Fields> {
     let fields: Fields = pairs
         .into_iter()
         .filter_map(|(k, v)| {
-            let name = crate::entry::text(&k)?;
+            let name = crate::entry::into_text(k)?;
             match v {
                 Value::BulkString(bytes) => Some((name, Bytes::from(bytes))),
                 Value::SimpleString(s) => Some((name, Bytes::from(s))),

@@ -2,13 +2,12 @@
 //! consumer interceptors; and the loading of payloads for a batch of
 //! entries, one `get_many` per store.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use crate::address::StreamAddress;
 use crate::channel::{EntryId, StreamChannel};
-use crate::envelope::{Metadata, SegmentClass, SegmentLocation, Segments};
+use crate::envelope::{Metadata, SegmentClass, SegmentLocation, SegmentRef, Segments};
 use crate::interceptor::ConsumerInterceptor;
 use crate::retry::RetryPolicy;
 use crate::store::Fields;
@@ -47,19 +46,13 @@ impl Source {
         &self,
         entries: Vec<(EntryId, Metadata)>,
     ) -> Result<Vec<Result<Message, LoadFailure>>> {
-        // Where every stored segment is, per entry: (segment, store, key).
-        let places: Vec<Vec<Place>> = entries.iter().map(|(_, m)| self.places(m)).collect();
-        // Distinct keys to fetch, per store, and where each landed.
+        // The keys to fetch, per store, and where each stored segment of
+        // each entry finds its fields among them.
         let mut wanted: Vec<Vec<String>> = vec![Vec::new(); self.stores.len()];
-        let mut index: Vec<HashMap<String, usize>> = vec![HashMap::new(); self.stores.len()];
-        for place in places.iter().flatten() {
-            if let Some(idx) = place.store {
-                if !index[idx].contains_key(&place.key) {
-                    index[idx].insert(place.key.clone(), wanted[idx].len());
-                    wanted[idx].push(place.key.clone());
-                }
-            }
-        }
+        let places: Vec<Vec<Place>> = entries
+            .iter()
+            .map(|(_, m)| self.places(m, &mut wanted))
+            .collect();
         let fetches = wanted.iter().enumerate().map(|(idx, keys)| async move {
             if keys.is_empty() {
                 return Ok(Vec::new());
@@ -70,16 +63,12 @@ impl Source {
                 .run("fetching payloads", || store.get_many(&keys))
                 .await
         });
-        let fetched: Vec<Vec<Option<Fields>>> = futures_util::future::try_join_all(fetches).await?;
+        let mut fetched: Vec<Vec<Option<Fields>>> =
+            futures_util::future::try_join_all(fetches).await?;
 
         let mut out = Vec::with_capacity(entries.len());
         for ((entry_id, metadata), places) in entries.into_iter().zip(places) {
-            let assembled = assemble(&metadata, &places, |store, key| {
-                index[store]
-                    .get(key)
-                    .and_then(|pos| fetched[store][*pos].as_ref())
-            });
-            let message = match assembled {
+            let message = match assemble(&metadata, &places, &mut fetched) {
                 Ok(segments) => self.intercept(entry_id, metadata, segments).await,
                 Err(error) => Err(LoadFailure {
                     entry_id,
@@ -92,34 +81,56 @@ impl Source {
         Ok(out)
     }
 
-    /// Where each stored segment of a message is; standard keys are made
-    /// once per class.
-    fn places(&self, metadata: &Metadata) -> Vec<Place> {
+    /// Where each stored segment of a message is, adding the keys to fetch
+    /// to `wanted`: one key per class for standard locations (made once per
+    /// message), one per distinct pinned key.
+    fn places(&self, metadata: &Metadata, wanted: &mut [Vec<String>]) -> Vec<Place> {
         let mut places: Vec<Place> = Vec::with_capacity(metadata.segments.len());
         for (i, segment) in metadata.segments.iter().enumerate() {
-            let (store_name, key) = match &segment.location {
+            let same_key = |p: &&Place| {
+                let other = &metadata.segments[p.segment];
+                match (&other.location, &segment.location) {
+                    (SegmentLocation::Standard, SegmentLocation::Standard) => {
+                        other.class == segment.class
+                    }
+                    (
+                        SegmentLocation::Stored { store: s1, key: k1 },
+                        SegmentLocation::Stored { store: s2, key: k2 },
+                    ) => s1 == s2 && k1 == k2,
+                    _ => false,
+                }
+            };
+            let store_name = match &segment.location {
                 SegmentLocation::Inline(_) => continue,
-                SegmentLocation::Standard => {
-                    let known = places.iter().find(|p| {
-                        p.standard && metadata.segments[p.segment].class == segment.class
-                    });
-                    match known {
-                        Some(p) => (p.store_name.clone(), p.key.clone()),
-                        None => (
-                            segment.class.as_str().to_owned(),
-                            metadata.standard_payload_key(&segment.class),
-                        ),
+                SegmentLocation::Standard => segment.class.as_str(),
+                SegmentLocation::Stored { store, .. } => store.as_str(),
+            };
+            let place = match places.iter().find(same_key) {
+                Some(known) => Place {
+                    segment: i,
+                    ..*known
+                },
+                None => {
+                    let store = self.stores.resolve(store_name);
+                    let slot = match store {
+                        Some(idx) => {
+                            let key = match &segment.location {
+                                SegmentLocation::Stored { key, .. } => key.clone(),
+                                _ => metadata.standard_payload_key(&segment.class),
+                            };
+                            wanted[idx].push(key);
+                            wanted[idx].len() - 1
+                        }
+                        None => 0,
+                    };
+                    Place {
+                        segment: i,
+                        store,
+                        slot,
                     }
                 }
-                SegmentLocation::Stored { store, key } => (store.clone(), key.clone()),
             };
-            places.push(Place {
-                segment: i,
-                store: self.stores.resolve(&store_name),
-                standard: matches!(segment.location, SegmentLocation::Standard),
-                store_name,
-                key,
-            });
+            places.push(place);
         }
         places
     }
@@ -161,20 +172,33 @@ impl From<LoadFailure> for Error {
 }
 
 /// Where one stored segment is.
+#[derive(Clone, Copy)]
 struct Place {
     /// Its index in the segment index.
     segment: usize,
     /// The store, if this reader has one for it.
     store: Option<usize>,
-    standard: bool,
-    store_name: String,
-    key: String,
+    /// The position of its key among the keys fetched from that store.
+    slot: usize,
 }
 
-fn assemble<'a>(
+/// The logical store name and the key of a stored segment, for errors.
+fn names_of(metadata: &Metadata, segment: &SegmentRef) -> (String, String) {
+    match &segment.location {
+        SegmentLocation::Stored { store, key } => (store.clone(), key.clone()),
+        _ => (
+            segment.class.as_str().to_owned(),
+            metadata.standard_payload_key(&segment.class),
+        ),
+    }
+}
+
+/// The segments of one message; each segment's bytes are taken out of the
+/// fetched fields (a key is fetched for one message only).
+fn assemble(
     metadata: &Metadata,
     places: &[Place],
-    lookup: impl Fn(usize, &str) -> Option<&'a Fields>,
+    fetched: &mut [Vec<Option<Fields>>],
 ) -> Result<Segments> {
     let mut segments = Segments::new();
     let mut places = places.iter().peekable();
@@ -185,29 +209,30 @@ fn assemble<'a>(
                 let place = places
                     .next_if(|p| p.segment == i)
                     .expect("one place per stored segment");
-                let store = place.store.ok_or_else(|| Error::UnknownStore {
-                    segment: segment.name.clone(),
-                    store: place.store_name.clone(),
-                })?;
-                let Some(fields) = lookup(store, &place.key) else {
+                let Some(store) = place.store else {
+                    let (store, _) = names_of(metadata, segment);
+                    return Err(Error::UnknownStore {
+                        segment: segment.name.clone(),
+                        store,
+                    });
+                };
+                let Some(fields) = fetched[store][place.slot].as_mut() else {
                     if segment.class != SegmentClass::NORMAL {
                         // Erased (or expired) data of its own class: the
                         // message stays readable without it.
                         continue;
                     }
-                    return Err(Error::MissingPayload {
-                        store: place.store_name.clone(),
-                        key: place.key.clone(),
-                    });
+                    let (store, key) = names_of(metadata, segment);
+                    return Err(Error::MissingPayload { store, key });
                 };
-                fields
-                    .get(&segment.name)
-                    .cloned()
-                    .ok_or_else(|| Error::MissingField {
-                        store: place.store_name.clone(),
-                        key: place.key.clone(),
+                fields.remove(&segment.name).ok_or_else(|| {
+                    let (store, key) = names_of(metadata, segment);
+                    Error::MissingField {
+                        store,
+                        key,
                         field: segment.name.clone(),
-                    })?
+                    }
+                })?
             }
         };
         segments.insert_classed(segment.name.clone(), segment.class.clone(), data);

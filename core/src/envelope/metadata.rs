@@ -106,8 +106,9 @@ impl Metadata {
 
     /// The standard payload key of one class of this message.
     pub fn standard_payload_key(&self, class: &SegmentClass) -> String {
-        crate::address::payload_key(
-            &self.stream_key(),
+        crate::address::key_of(
+            self.environment.as_deref(),
+            &self.uri,
             &self.operation,
             self.version,
             class,

@@ -14,8 +14,32 @@ use crate::Result;
 /// `normal` is the default; `personal` marks personal data, which a producer
 /// can route to a store of its own and which gets a payload key of its own,
 /// so that it can be expired or erased (GDPR) without touching the rest.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct SegmentClass(Cow<'static, str>);
+
+impl<'de> Deserialize<'de> for SegmentClass {
+    /// The built-in classes come back without an allocation.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = SegmentClass;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a segment class name")
+            }
+            fn visit_str<E: serde::de::Error>(
+                self,
+                v: &str,
+            ) -> std::result::Result<Self::Value, E> {
+                Ok(match v {
+                    "normal" => SegmentClass::NORMAL,
+                    "personal" => SegmentClass::PERSONAL,
+                    other => SegmentClass(Cow::Owned(other.to_owned())),
+                })
+            }
+        }
+        d.deserialize_str(Name)
+    }
+}
 
 impl SegmentClass {
     /// The default class.
@@ -227,5 +251,27 @@ impl fmt::Debug for Segments {
                     .map(|(k, v)| (k, format!("{} ({} bytes)", v.class, v.data.len()))),
             )
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_round_trip_and_built_in_ones_are_not_copied() {
+        for class in [
+            SegmentClass::normal(),
+            SegmentClass::personal(),
+            SegmentClass::custom("audit").unwrap(),
+        ] {
+            let bytes = postcard::to_stdvec(&class).unwrap();
+            let back: SegmentClass = postcard::from_bytes(&bytes).unwrap();
+            assert_eq!(back, class);
+            let borrowed = matches!(back.0, Cow::Borrowed(_));
+            assert_eq!(borrowed, class.as_str() != "audit", "{class:?}");
+        }
+        let err = postcard::from_bytes::<SegmentClass>(&[7]).unwrap_err();
+        assert!(!err.to_string().is_empty());
     }
 }

@@ -48,9 +48,9 @@ pub fn encode_metadata(metadata: &Metadata) -> Vec<u8> {
 pub fn encode_metadata_into(metadata: &Metadata, out: &mut Vec<u8>) {
     out.extend_from_slice(&MAGIC);
     out.push(WIRE_VERSION);
-    let buffer = std::mem::take(out);
     // Serializing plain data into a Vec cannot fail.
-    *out = postcard::to_extend(metadata, buffer).expect("metadata serializes into memory");
+    postcard::serialize_with_flavor(metadata, crate::codec::AppendTo(out))
+        .expect("metadata serializes into memory");
 }
 
 /// Decodes metadata written by [`encode_metadata`].
