@@ -69,19 +69,22 @@ impl Dispatcher {
     }
 
     /// Dead-letters a readable message, then acknowledges the original. If
-    /// the dead-letter append fails the original stays pending.
-    pub(crate) async fn dead_letter(
-        &self,
-        metadata: &Metadata,
-        entry: &EntryId,
+    /// the dead-letter append fails the original stays pending. Boxed: the
+    /// rare path does not enlarge every message's task.
+    pub(crate) fn dead_letter<'a>(
+        &'a self,
+        metadata: &'a Metadata,
+        entry: &'a EntryId,
         deliveries: u32,
-        reason: &str,
-    ) {
-        let appended = self
-            .dead_letters()
-            .message(metadata, entry, deliveries, reason)
-            .await;
-        self.settle_dead_letter(appended, entry);
+        reason: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let appended = self
+                .dead_letters()
+                .message(metadata, entry, deliveries, reason)
+                .await;
+            self.settle_dead_letter(appended, entry);
+        })
     }
 
     /// Dead-letters an unreadable entry, then acknowledges it.
@@ -195,7 +198,7 @@ impl Dispatcher {
                 return Verdict::Failed(error);
             }
             attempt += 1;
-            tokio::time::sleep(self.handler_retry.delay_before(attempt)).await;
+            Box::pin(tokio::time::sleep(self.handler_retry.delay_before(attempt))).await;
         }
     }
 }
