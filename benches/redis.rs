@@ -7,6 +7,8 @@
 //! * `produce/event-backbone`: 10,000 events of ~200 bytes in 3 parameters,
 //!   sent concurrently through one `Producer` (batches of up to 256: every
 //!   HSET then every XADD in one pipeline; two pipelines in flight).
+//! * `produce/event-backbone-window-512`: the same, with at most 512 sends in
+//!   flight (enough for two full batches).
 //! * `produce/raw-redis-rs-N-in-flight`: the same 10,000 HSET + XADD (same
 //!   fields, same sizes) in pipelines of 256, one at a time (N = 1) or two
 //!   at a time (N = 2, as the producer does).
@@ -71,8 +73,11 @@ async fn cleanup(raw: &mut redis::aio::MultiplexedConnection, stream: &str) {
     }
 }
 
-async fn produce_with_backbone(producer: &Producer) {
-    let sends = (0..EVENTS).map(|i| {
+/// Sends the 10,000 events through `producer`: all at once (`window` =
+/// `None`), or with at most `window` sends in flight, as a service that
+/// bounds its concurrency would.
+async fn produce_with_backbone(producer: &Producer, window: Option<usize>) {
+    let send = |i: usize| {
         let p = payload(i);
         async move {
             producer
@@ -83,9 +88,23 @@ async fn produce_with_backbone(producer: &Producer) {
                 .send()
                 .await
         }
-    });
-    for r in futures_util::future::join_all(sends).await {
-        r.unwrap();
+    };
+    match window {
+        None => {
+            for r in futures_util::future::join_all((0..EVENTS).map(send)).await {
+                r.unwrap();
+            }
+        }
+        Some(window) => {
+            let sends = futures_util::StreamExt::buffer_unordered(
+                futures_util::stream::iter((0..EVENTS).map(send)),
+                window,
+            );
+            futures_util::pin_mut!(sends);
+            while let Some(r) = futures_util::StreamExt::next(&mut sends).await {
+                r.unwrap();
+            }
+        }
     }
 }
 
@@ -169,6 +188,7 @@ async fn consume_with_backbone(redis: &Redis, stream: &str) {
         .redis(redis)
         .uri(stream)
         .group("bench")
+        .group_start(event_backbone::GroupStart::Beginning)
         .batch_size(256)
         .concurrency(256)
         .stop_after(EVENTS as u64)
@@ -246,26 +266,28 @@ fn benches(c: &mut Criterion) {
         .sample_size(10)
         .measurement_time(Duration::from_secs(20));
     group.throughput(Throughput::Elements(EVENTS as u64));
-    group.bench_function(BenchmarkId::new("event-backbone", EVENTS), |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let stream = unique("produce");
-                    let producer = Producer::builder()
-                        .redis(&redis)
-                        .uri(&stream)
-                        .build()
-                        .unwrap();
-                    let start = Instant::now();
-                    produce_with_backbone(&producer).await;
-                    total += start.elapsed();
-                    cleanup(&mut raw, &stream).await;
-                }
-                total
+    for (name, window) in [("event-backbone", None), ("event-backbone-window-512", Some(512))] {
+        group.bench_function(BenchmarkId::new(name, EVENTS), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let stream = unique("produce");
+                        let producer = Producer::builder()
+                            .redis(&redis)
+                            .uri(&stream)
+                            .build()
+                            .unwrap();
+                        let start = Instant::now();
+                        produce_with_backbone(&producer, window).await;
+                        total += start.elapsed();
+                        cleanup(&mut raw, &stream).await;
+                    }
+                    total
+                })
             })
-        })
-    });
+        });
+    }
     for in_flight in [1, 2] {
         let name = format!("raw-redis-rs-{in_flight}-in-flight");
         group.bench_function(BenchmarkId::new(name, EVENTS), |b| {
@@ -304,7 +326,7 @@ fn benches(c: &mut Criterion) {
                         .unwrap();
                     let start = Instant::now();
                     let consuming = consume_with_backbone(&redis, &stream);
-                    let (_, ()) = tokio::join!(produce_with_backbone(&producer), consuming);
+                    let (_, ()) = tokio::join!(produce_with_backbone(&producer, None), consuming);
                     total += start.elapsed();
                     cleanup(&mut raw, &stream).await;
                 }
