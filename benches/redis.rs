@@ -16,249 +16,18 @@
 //!   fetch payloads, handle, ack) until all are acknowledged.
 //! * after criterion: p50/p99 latency from send to handler at a fixed rate.
 
+mod workload;
+
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use event_backbone::redis::{Redis, RedisBuilderExt};
 use event_backbone::{Consumer, ConsumerContext, HandlerError, Producer};
-use redis::AsyncCommands;
-
-const EVENTS: usize = 10_000;
-const PIPELINE: usize = 256;
-
-struct Payload {
-    customer: String,
-    product: String,
-    quantity: u64,
-}
-
-fn payload(i: usize) -> Payload {
-    Payload {
-        customer: format!("{i:08}-customer-{}", "c".repeat(70)),
-        product: format!("{i:08}-product-{}", "p".repeat(70)),
-        quantity: i as u64,
-    }
-}
-
-fn url() -> String {
-    match std::env::var("REDIS_EVENT_SOURCE_ENDPOINT") {
-        Ok(e) if e.contains("://") => e,
-        Ok(e) => format!("redis://{e}"),
-        Err(_) => "redis://127.0.0.1:6379".to_owned(),
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    format!("bench.{prefix}.{}", uuid::Uuid::now_v7().simple())
-}
-
-async fn raw_connection() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("a Redis server (scripts/start-redis)")
-}
-
-/// Deletes a bench stream and its payload keys.
-async fn cleanup(raw: &mut redis::aio::MultiplexedConnection, stream: &str) {
-    let mut keys: Vec<String> = Vec::new();
-    let mut iter: redis::AsyncIter<String> = raw.scan_match(format!("{stream}*")).await.unwrap();
-    while let Some(key) = futures_util::StreamExt::next(&mut iter).await {
-        keys.push(key.unwrap());
-    }
-    drop(iter);
-    for chunk in keys.chunks(1000) {
-        let _: () = raw.del(chunk).await.unwrap();
-    }
-}
-
-/// Sends the 10,000 events through `producer`: all at once (`window` =
-/// `None`), or with at most `window` sends in flight, as a service that
-/// bounds its concurrency would.
-async fn produce_with_backbone(producer: &Producer, window: Option<usize>) {
-    let send = |i: usize| {
-        let p = payload(i);
-        async move {
-            producer
-                .message("order_placed")
-                .segment("customer", &p.customer)?
-                .segment("product", &p.product)?
-                .segment("quantity", &p.quantity)?
-                .send()
-                .await
-        }
-    };
-    match window {
-        None => {
-            for r in futures_util::future::join_all((0..EVENTS).map(send)).await {
-                r.unwrap();
-            }
-        }
-        Some(window) => {
-            let sends = futures_util::StreamExt::buffer_unordered(
-                futures_util::stream::iter((0..EVENTS).map(send)),
-                window,
-            );
-            futures_util::pin_mut!(sends);
-            while let Some(r) = futures_util::StreamExt::next(&mut sends).await {
-                r.unwrap();
-            }
-        }
-    }
-}
-
-/// The same commands, written by hand: HSET of the three fields, XADD of the
-/// message id, operation and a metadata blob of the producer's size, in
-/// pipelines of 256, `in_flight` pipelines at a time.
-async fn produce_raw(
-    raw: &mut redis::aio::MultiplexedConnection,
-    stream: &str,
-    blob: &[u8],
-    in_flight: usize,
-) {
-    let pipelines = (0..EVENTS).step_by(PIPELINE).map(|start| {
-        let mut conn = raw.clone();
-        async move {
-            let mut pipe = redis::pipe();
-            let ids: Vec<String> = (start..(start + PIPELINE).min(EVENTS))
-                .map(|_| uuid::Uuid::now_v7().to_string())
-                .collect();
-            for (offset, id) in ids.iter().enumerate() {
-                let p = payload(start + offset);
-                pipe.cmd("HSET")
-                    .arg(format!("{stream}:order_placed:v0:normal:{id}"))
-                    .arg("customer")
-                    .arg(postcard::to_stdvec(&p.customer).unwrap())
-                    .arg("product")
-                    .arg(postcard::to_stdvec(&p.product).unwrap())
-                    .arg("quantity")
-                    .arg(postcard::to_stdvec(&p.quantity).unwrap())
-                    .ignore();
-            }
-            for id in &ids {
-                pipe.cmd("XADD")
-                    .arg(stream)
-                    .arg("*")
-                    .arg("message_id")
-                    .arg(id)
-                    .arg("operation")
-                    .arg("order_placed")
-                    .arg("metadata")
-                    .arg(blob);
-            }
-            let _: Vec<String> = pipe.query_async(&mut conn).await.unwrap();
-        }
-    });
-    futures_util::StreamExt::collect::<Vec<()>>(futures_util::StreamExt::buffer_unordered(
-        futures_util::stream::iter(pipelines),
-        in_flight,
-    ))
-    .await;
-}
-
-/// The size of the metadata the producer writes for one such event.
-async fn metadata_blob(redis: &Redis, raw: &mut redis::aio::MultiplexedConnection) -> Vec<u8> {
-    let stream = unique("size");
-    let producer = Producer::builder()
-        .redis(redis)
-        .uri(&stream)
-        .build()
-        .unwrap();
-    let p = payload(0);
-    producer
-        .message("order_placed")
-        .segment("customer", &p.customer)
-        .unwrap()
-        .segment("product", &p.product)
-        .unwrap()
-        .segment("quantity", &p.quantity)
-        .unwrap()
-        .send()
-        .await
-        .unwrap();
-    let reply: redis::streams::StreamRangeReply = raw.xrange_all(&stream).await.unwrap();
-    let blob: Vec<u8> = reply.ids[0].get("metadata").unwrap();
-    cleanup(raw, &stream).await;
-    vec![0xEB; blob.len()]
-}
-
-async fn consume_with_backbone(redis: &Redis, stream: &str) {
-    let stats = Consumer::builder()
-        .redis(redis)
-        .uri(stream)
-        .group("bench")
-        .group_start(event_backbone::GroupStart::Beginning)
-        .batch_size(256)
-        .concurrency(256)
-        .stop_after(EVENTS as u64)
-        .subscribe_fn(|ctx: ConsumerContext| async move {
-            let q: u64 = ctx.segment("quantity")?;
-            std::hint::black_box(q);
-            Ok::<(), HandlerError>(())
-        })
-        .unwrap()
-        .completion()
-        .await
-        .unwrap();
-    assert_eq!(stats.handled, EVENTS as u64);
-}
-
-/// Raw consumption: XREADGROUP 256, HGETALL of each payload in one
-/// pipeline, XACK of the batch.
-async fn consume_raw(raw: &mut redis::aio::MultiplexedConnection, stream: &str) {
-    let _: redis::RedisResult<()> = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(stream)
-        .arg("raw")
-        .arg("0")
-        .query_async(raw)
-        .await;
-    let mut done = 0;
-    while done < EVENTS {
-        let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg("raw")
-            .arg("c")
-            .arg("COUNT")
-            .arg(PIPELINE)
-            .arg("STREAMS")
-            .arg(stream)
-            .arg(">")
-            .query_async(raw)
-            .await
-            .unwrap();
-        let entries = &reply.keys[0].ids;
-        let mut pipe = redis::pipe();
-        for e in entries {
-            let id: String = e.get("message_id").unwrap();
-            pipe.cmd("HGETALL")
-                .arg(format!("{stream}:order_placed:v0:normal:{id}"));
-        }
-        let hashes: Vec<std::collections::HashMap<String, Vec<u8>>> =
-            pipe.query_async(raw).await.unwrap();
-        for h in &hashes {
-            let q: u64 = postcard::from_bytes(&h["quantity"]).unwrap();
-            std::hint::black_box(q);
-        }
-        let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-        let _: i64 = raw.xack(stream, "raw", &ids).await.unwrap();
-        done += entries.len();
-    }
-}
+use workload::*;
 
 fn benches(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (redis, mut raw) = rt.block_on(async {
-        let redis = Redis::connect(event_backbone::redis::RedisConfig::from_url(&url()).unwrap())
-            .await
-            .expect("a Redis server (scripts/start-redis)");
-        (redis, raw_connection().await)
-    });
+    let rt = runtime();
+    let (redis, mut raw) = rt.block_on(connect());
     let blob = rt.block_on(metadata_blob(&redis, &mut raw));
 
     let mut group = c.benchmark_group("produce");
@@ -266,18 +35,17 @@ fn benches(c: &mut Criterion) {
         .sample_size(10)
         .measurement_time(Duration::from_secs(20));
     group.throughput(Throughput::Elements(EVENTS as u64));
-    for (name, window) in [("event-backbone", None), ("event-backbone-window-512", Some(512))] {
+    for (name, window) in [
+        ("event-backbone", None),
+        ("event-backbone-window-512", Some(512)),
+    ] {
         group.bench_function(BenchmarkId::new(name, EVENTS), |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
                         let stream = unique("produce");
-                        let producer = Producer::builder()
-                            .redis(&redis)
-                            .uri(&stream)
-                            .build()
-                            .unwrap();
+                        let producer = producer(&redis, &stream);
                         let start = Instant::now();
                         produce_with_backbone(&producer, window).await;
                         total += start.elapsed();
@@ -319,11 +87,7 @@ fn benches(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let stream = unique("e2e");
-                    let producer = Producer::builder()
-                        .redis(&redis)
-                        .uri(&stream)
-                        .build()
-                        .unwrap();
+                    let producer = producer(&redis, &stream);
                     let start = Instant::now();
                     let consuming = consume_with_backbone(&redis, &stream);
                     let (_, ()) = tokio::join!(produce_with_backbone(&producer, None), consuming);
