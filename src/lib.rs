@@ -127,12 +127,13 @@
 //! | feature | what |
 //! |---|---|
 //! | `redis` | Redis Streams channel and Redis Hash store (`event_backbone::redis`) |
+//! | `kafka` | Kafka channel on rdkafka, one topic per stream (`event_backbone::kafka`) |
 //! | `json` | the JSON codec ([`Codec::Json`](crate::Codec)) |
 //! | `testkit` | the conformance kit for your own backends (`event_backbone::testkit`) |
 //! | `full` | every feature |
 //!
-//! Further backends (Kafka, MongoDB, DynamoDB, Couchbase) are added as
-//! features of this crate as they land; see the changelog.
+//! Further backends (MongoDB, DynamoDB, Couchbase) are added as features of
+//! this crate as they land; see the changelog.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -152,6 +153,13 @@ pub mod memory {
 #[cfg(feature = "redis")]
 pub mod redis {
     pub use event_backbone_redis::*;
+}
+
+/// The Kafka backend (feature `kafka`): a stream channel on Kafka (one
+/// topic per stream, Kafka consumer groups), to combine with any store.
+#[cfg(feature = "kafka")]
+pub mod kafka {
+    pub use event_backbone_kafka::*;
 }
 
 /// The README's examples, compiled and run as doc tests so that it stays true.

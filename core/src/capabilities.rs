@@ -27,6 +27,10 @@ pub struct ChannelCapabilities {
     pub consumer_groups: bool,
     /// Claiming entries another member left pending (`claim_stale`).
     pub claim: bool,
+    /// Several members of one group receive entries at the same time (Kafka
+    /// only with more than one partition: a partition has one reader per
+    /// group).
+    pub parallel_members: bool,
     /// Reading a range without a group (`read_range`).
     pub replay: bool,
     /// Reading one entry by id (`get`).
@@ -43,6 +47,7 @@ impl ChannelCapabilities {
         Self {
             consumer_groups: true,
             claim: true,
+            parallel_members: true,
             replay: true,
             get_by_id: true,
             ordering: Ordering::Stream,
@@ -59,6 +64,12 @@ impl ChannelCapabilities {
     /// Sets `claim`.
     pub const fn with_claim(mut self, yes: bool) -> Self {
         self.claim = yes;
+        self
+    }
+
+    /// Sets `parallel_members`.
+    pub const fn with_parallel_members(mut self, yes: bool) -> Self {
+        self.parallel_members = yes;
         self
     }
 

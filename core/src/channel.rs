@@ -201,6 +201,14 @@ pub trait StreamChannel: Send + Sync + fmt::Debug + 'static {
         Ok(Vec::new())
     }
 
+    /// Called once when a consumer stops, after its last acknowledgement:
+    /// a backend whose group members hold resources (a Kafka group member
+    /// with its partitions) releases them, so that the rest of the group
+    /// takes over at once. The default does nothing.
+    async fn leave_group(&self, _stream: &str, _group: &str, _consumer: &str) -> Result<()> {
+        Ok(())
+    }
+
     /// Acknowledges entries: they leave the group's pending list.
     async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<()>;
 

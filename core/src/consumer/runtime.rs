@@ -31,6 +31,15 @@ impl Runtime {
         let result = self.consume().await;
         self.dispatcher.acker.finish();
         let _ = ack_task.await;
+        let d = &self.dispatcher;
+        if let Err(e) = d
+            .source
+            .channel
+            .leave_group(d.source.stream(), &d.group, &d.consumer)
+            .await
+        {
+            tracing::warn!(stream = d.source.stream(), group = d.group, error = %e, "leaving the group failed");
+        }
         result.map(|()| self.dispatcher.counters.snapshot())
     }
 

@@ -48,6 +48,15 @@ fn needs_claim(c: &ChannelCapabilities) -> Result<(), &'static str> {
     }
 }
 
+fn needs_parallel_members(c: &ChannelCapabilities) -> Result<(), &'static str> {
+    needs_groups(c)?;
+    if c.parallel_members {
+        Ok(())
+    } else {
+        Err("members of one group do not receive entries at the same time on this channel")
+    }
+}
+
 fn needs_replay(c: &ChannelCapabilities) -> Result<(), &'static str> {
     if c.replay {
         Ok(())
@@ -82,7 +91,7 @@ pub fn channel_cases() -> Vec<ChannelCase> {
         channel_case!(two_groups_each_get_every_message, needs_groups),
         channel_case!(
             one_group_splits_1000_without_loss_or_duplicate,
-            needs_groups
+            needs_parallel_members
         ),
         channel_case!(unacked_entry_is_claimed_after_min_idle, needs_claim),
         channel_case!(ack_removes_from_pending, needs_groups),

@@ -117,6 +117,15 @@ impl Conformance {
         trials
     }
 
+    /// Runs several sets of suites in one test binary: a backend in more
+    /// than one configuration (one and several partitions, say), each with
+    /// a name of its own.
+    pub fn run_all(suites: impl IntoIterator<Item = Conformance>) -> ExitCode {
+        let args = Arguments::from_args();
+        let trials = suites.into_iter().flat_map(|s| s.trials()).collect();
+        libtest_mimic::run(&args, trials).exit_code()
+    }
+
     /// Parses the test arguments, runs the trials and returns the exit code.
     pub fn run(self) -> ExitCode {
         let args = Arguments::from_args();

@@ -132,6 +132,9 @@ impl StreamChannel for WatchedChannel {
             .read_group(stream, group, consumer, count, block)
             .await
     }
+    async fn leave_group(&self, stream: &str, group: &str, consumer: &str) -> Result<()> {
+        self.inner.leave_group(stream, group, consumer).await
+    }
     async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<()> {
         if self.forget_acks {
             return Ok(());

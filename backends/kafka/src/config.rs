@@ -1,0 +1,198 @@
+//! How to reach Kafka: the brokers, any librdkafka setting, and how topics
+//! are created.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// Environment variable with the broker list (`host:port[,host:port...]`).
+pub const BROKERS_VAR: &str = "KAFKA_EVENT_SOURCE_BROKERS";
+
+/// Settings whose values are never shown (`Debug`, errors, logs): any whose
+/// name contains one of these.
+const SECRET_MARKERS: [&str; 6] = [
+    "password",
+    "secret",
+    "token",
+    "key.pem",
+    "oauthbearer.config",
+    "jaas",
+];
+
+/// Where and how to connect, and how new topics are made.
+///
+/// Any [librdkafka property](https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md)
+/// passes through with [`KafkaConfig::set`] (SASL, SSL, timeouts, ...); the
+/// values of secret ones never appear in `Debug` output or logs.
+///
+/// ```
+/// use event_backbone_kafka::KafkaConfig;
+/// let config = KafkaConfig::new("broker-1:9092,broker-2:9092")?
+///     .set("security.protocol", "SASL_SSL")
+///     .set("sasl.mechanism", "SCRAM-SHA-512")
+///     .set("sasl.username", "app")
+///     .set("sasl.password", "s3cret")
+///     .partitions(6)
+///     .replication(3);
+/// let shown = format!("{config:?}");
+/// assert!(shown.contains("SCRAM-SHA-512") && !shown.contains("s3cret"));
+/// # Ok::<(), event_backbone_kafka::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct KafkaConfig {
+    pub(crate) brokers: String,
+    pub(crate) settings: BTreeMap<String, String>,
+    pub(crate) partitions: i32,
+    pub(crate) replication: i32,
+    pub(crate) timeout: Duration,
+    pub(crate) join_timeout: Duration,
+}
+
+impl KafkaConfig {
+    /// Brokers as `host:port[,host:port...]`; topics get 1 partition and
+    /// replication factor 1 unless set.
+    pub fn new(brokers: &str) -> Result<Self> {
+        let brokers = brokers.trim();
+        let invalid = |reason: &str| Error::InvalidBrokers {
+            brokers: brokers.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if brokers.is_empty() {
+            return Err(invalid("empty; expected host:port[,host:port...]"));
+        }
+        for broker in brokers.split(',') {
+            let broker = broker.trim();
+            let hostport = broker.split_once("://").map_or(broker, |(_, rest)| rest);
+            let Some((host, port)) = hostport.rsplit_once(':') else {
+                return Err(invalid("each broker needs a port: host:port"));
+            };
+            if host.is_empty() || port.parse::<u16>().is_err() {
+                return Err(invalid("each broker is host:port with a numeric port"));
+            }
+        }
+        Ok(Self {
+            brokers: brokers.to_owned(),
+            settings: BTreeMap::new(),
+            partitions: 1,
+            replication: 1,
+            timeout: Duration::from_secs(10),
+            join_timeout: Duration::from_secs(30),
+        })
+    }
+
+    /// From `KAFKA_EVENT_SOURCE_BROKERS`.
+    pub fn from_env() -> Result<Self> {
+        let brokers =
+            std::env::var(BROKERS_VAR).map_err(|_| Error::MissingVariable(BROKERS_VAR))?;
+        Self::new(&brokers)
+    }
+
+    /// Sets a librdkafka property for every client (producer, consumers,
+    /// admin), e.g. `security.protocol`, `sasl.username`, `ssl.ca.location`.
+    pub fn set(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.settings.insert(name.into(), value.into());
+        self
+    }
+
+    /// Partitions of the topics this backend creates (default 1: one
+    /// partition orders the whole stream; more partitions let more members
+    /// of a group work at once, ordered per partition key).
+    pub fn partitions(mut self, partitions: u16) -> Self {
+        self.partitions = i32::from(partitions.max(1));
+        self
+    }
+
+    /// Replication factor of the topics this backend creates (default 1).
+    pub fn replication(mut self, replication: u16) -> Self {
+        self.replication = i32::from(replication.max(1));
+        self
+    }
+
+    /// How long metadata, offset and admin requests may take (default 10 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long a new group member may wait for its first partition
+    /// assignment (default 30 s); not counted in a read's block time.
+    pub fn join_timeout(mut self, timeout: Duration) -> Self {
+        self.join_timeout = timeout;
+        self
+    }
+
+    /// The broker list.
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    /// The partitions new topics get.
+    pub fn topic_partitions(&self) -> i32 {
+        self.partitions
+    }
+
+    /// A librdkafka client configuration with these settings.
+    pub(crate) fn client_config(&self) -> rdkafka::ClientConfig {
+        let mut c = rdkafka::ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers);
+        for (name, value) in &self.settings {
+            c.set(name, value);
+        }
+        c
+    }
+}
+
+pub(crate) fn is_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_MARKERS.iter().any(|m| name.contains(m))
+}
+
+impl fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let settings: BTreeMap<&str, &str> = self
+            .settings
+            .iter()
+            .map(|(k, v)| {
+                let shown = if is_secret(k) { "***" } else { v.as_str() };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("settings", &settings)
+            .field("partitions", &self.partitions)
+            .field("replication", &self.replication)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brokers_are_checked_with_a_clear_reason() {
+        for bad in ["", "localhost", "a:b", ":9092"] {
+            let err = KafkaConfig::new(bad).unwrap_err().to_string();
+            assert!(err.contains("host:port"), "{bad:?}: {err}");
+        }
+        assert!(KafkaConfig::new("a:1, b:2").is_ok());
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let c = KafkaConfig::new("k:9092")
+            .unwrap()
+            .set("sasl.password", "p4ss")
+            .set("ssl.key.pem", "-----BEGIN PRIVATE KEY-----")
+            .set("sasl.oauthbearer.config", "principal=x secret=y")
+            .set("client.id", "visible");
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("p4ss") && !shown.contains("PRIVATE") && !shown.contains("secret=y")
+        );
+        assert!(shown.contains("visible"), "{shown}");
+    }
+}
