@@ -50,6 +50,19 @@ pub struct MalformedEntry {
     pub raw: bytes::Bytes,
 }
 
+impl fmt::Display for MalformedEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unreadable stream entry ({} bytes): {}",
+            self.raw.len(),
+            self.reason
+        )
+    }
+}
+
+impl std::error::Error for MalformedEntry {}
+
 /// One entry of a stream.
 #[derive(Clone, Debug)]
 pub struct Entry {

@@ -35,14 +35,16 @@ use crate::tracker::Tracker;
 /// * append: the record value is the encoded metadata, headers carry the
 ///   message id, operation, `traceparent` and correlation id in plain text,
 ///   and a `partition-key` message header becomes the record key;
-/// * consumer groups are Kafka groups; an acknowledgement moves the
+/// * consumer groups are Kafka groups, one per stream (the Kafka group id
+///   is `{topic}/{group}`, see [`group_id`]); an acknowledgement moves the
 ///   committed offset up to the lowest entry still pending, never past it
 ///   (at-least-once, also with concurrency > 1);
 /// * no claiming of another member's pending entries: when a member goes
 ///   away, a rebalance gives its partitions to the others, which resume from
 ///   the committed offset;
 /// * replay and get-by-id read without a group (an entry id is
-///   `partition:offset`).
+///   `partition:offset`); with several partitions a replay gives partition
+///   0, then 1, and so on, each in order (the order per key).
 ///
 /// Pending counts and the groups listed by [`StreamChannel::info`] are those
 /// of the members in this process; the length and the lag come from the
@@ -76,10 +78,13 @@ struct Inner {
 impl KafkaStreamChannel {
     /// Creates the clients (no connection is made until first use).
     pub fn new(config: KafkaConfig) -> crate::Result<Self> {
-        let client = |extra: &[(&str, &str)]| {
+        // Defaults that a setting of the user's overrides.
+        let client = |defaults: &[(&str, &str)]| {
             let mut c = config.client_config();
-            for (k, v) in extra {
-                c.set(*k, *v);
+            for (k, v) in defaults {
+                if !config.settings.contains_key(*k) {
+                    c.set(*k, *v);
+                }
             }
             c
         };
@@ -115,8 +120,9 @@ impl KafkaStreamChannel {
         let channel = Self::new(config)?;
         channel
             .with_reader(|reader, config| {
+                // One topic's metadata, not all of them: cheap on a busy cluster.
                 reader
-                    .fetch_metadata(None, config.timeout)
+                    .fetch_metadata(Some("event-backbone.probe"), config.timeout)
                     .map(|_| ())
                     .map_err(|e| {
                         backend(
@@ -200,7 +206,7 @@ impl KafkaStreamChannel {
             return Ok(m.clone());
         }
         let mut c = self.inner.config.client_config();
-        c.set("group.id", group)
+        c.set("group.id", group_id(topic, group))
             .set("client.id", consumer)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -218,6 +224,8 @@ impl KafkaStreamChannel {
             tracker: Mutex::new(Tracker::default()),
             topic: topic.to_owned(),
             joined: AtomicBool::new(false),
+            primed: AtomicBool::new(false),
+            drain: self.inner.config.rebalance_drain,
         };
         let action = || format!("joining group {group:?} on topic {topic:?} as {consumer:?}");
         let kafka: StreamConsumer<MemberContext> = c
@@ -229,15 +237,15 @@ impl KafkaStreamChannel {
         let member = Arc::new(Member {
             consumer: kafka,
             topic: topic.to_owned(),
-            primed: AtomicBool::new(false),
         });
         members.insert(key, member.clone());
         Ok(member)
     }
 
-    /// Whether the partitions assigned to `member` hold entries after the
-    /// group's committed offsets (or after their start, where it has none).
-    async fn entries_waiting(&self, member: &Arc<Member>, group: &str) -> Result<bool> {
+    /// The partitions assigned to `member` that hold entries it has not
+    /// delivered: after what it delivered, else after the group's committed
+    /// offset, else after their start.
+    async fn partitions_waiting(&self, member: &Arc<Member>, group: &str) -> Result<BTreeSet<i32>> {
         let member = member.clone();
         let group = group.to_owned();
         self.with_reader(move |reader, config| {
@@ -253,7 +261,7 @@ impl KafkaStreamChannel {
                 .map(|e| e.partition())
                 .collect();
             if ps.is_empty() {
-                return Ok(false);
+                return Ok(BTreeSet::new());
             }
             let marks = watermarks(reader, config, &topic, &ps)?;
             let committed: HashMap<i32, i64> = member
@@ -267,10 +275,19 @@ impl KafkaStreamChannel {
                     _ => None,
                 })
                 .collect();
-            Ok(marks.iter().any(|&(p, low, high)| {
-                let from = committed.get(&p).copied().unwrap_or(low).max(low);
-                from < high
-            }))
+            let tracker = member.tracker().lock().expect("tracker");
+            Ok(marks
+                .iter()
+                .filter(|&&(p, low, high)| {
+                    let from = tracker
+                        .delivered_end(p)
+                        .or_else(|| committed.get(&p).copied())
+                        .unwrap_or(low)
+                        .max(low);
+                    from < high
+                })
+                .map(|&(p, ..)| p)
+                .collect())
         })
         .await
     }
@@ -353,12 +370,25 @@ fn watermarks(
 ) -> Result<Vec<(i32, i64, i64)>> {
     partitions
         .iter()
-        .map(|&p| {
-            let (low, high) = reader
-                .fetch_watermarks(topic, p, config.timeout)
-                .map_err(|e| backend(format!("reading the offsets of {topic:?}/{p}"), e))?;
-            Ok((p, low, high))
-        })
+        .map(
+            |&p| match reader.fetch_watermarks(topic, p, config.timeout) {
+                Ok((low, high)) => Ok((p, low, high)),
+                // A topic created a moment ago, not yet known to every client:
+                // it is empty.
+                Err(e)
+                    if matches!(
+                        e.rdkafka_error_code(),
+                        Some(
+                            RDKafkaErrorCode::UnknownPartition
+                                | RDKafkaErrorCode::UnknownTopicOrPartition
+                        )
+                    ) =>
+                {
+                    Ok((p, 0, 0))
+                }
+                Err(e) => Err(backend(format!("reading the offsets of {topic:?}/{p}"), e)),
+            },
+        )
         .collect()
 }
 
@@ -517,7 +547,8 @@ impl StreamChannel for KafkaStreamChannel {
             };
             let marks = watermarks(reader, config, &topic, &ps)?;
             let mut c = config.client_config();
-            c.set("group.id", &group).set("enable.auto.commit", "false");
+            c.set("group.id", group_id(&topic, &group))
+                .set("enable.auto.commit", "false");
             let committer: BaseConsumer = c.create().map_err(|e| backend(action(), e))?;
             let mut query = TopicPartitionList::new();
             for &(p, _, _) in &marks {
@@ -582,21 +613,35 @@ impl StreamChannel for KafkaStreamChannel {
                 Err(_) => {}
             }
         }
-        if out.is_empty() && member.joined() && !member.primed.load(AtomicOrdering::SeqCst) {
-            // A new member fetches its offsets before its first entries: if
-            // the group has entries to read, wait for them (not counted in
-            // the block), else wait the block as usual.
-            if self.entries_waiting(&member, group).await? {
-                let wait = self.inner.config.join_timeout;
-                match tokio::time::timeout(wait, member.consumer.recv()).await {
-                    Ok(Ok(m)) => deliver(&m, &mut out),
+        if member.joined() && !member.primed() {
+            // A member fetches its offsets before its first entries, partition
+            // by partition: wait (not counted in the block) until every
+            // partition with entries to read has delivered, while the batch
+            // has room.
+            let waiting = self.partitions_waiting(&member, group).await?;
+            let mut seen: BTreeSet<i32> = out
+                .iter()
+                .filter_map(|d| position(&d.entry.id).ok())
+                .map(|(p, _)| p)
+                .collect();
+            let deadline = tokio::time::Instant::now() + self.inner.config.join_timeout;
+            while out.len() < count && !waiting.is_subset(&seen) {
+                match tokio::time::timeout_at(deadline, member.consumer.recv()).await {
+                    Ok(Ok(m)) => {
+                        seen.insert(m.partition());
+                        deliver(&m, &mut out);
+                    }
                     Ok(Err(e)) => return Err(backend(action(), e)),
-                    Err(_) => {}
+                    Err(_) => break,
                 }
             }
-        }
-        if !out.is_empty() || member.joined() {
-            member.primed.store(true, AtomicOrdering::SeqCst);
+            if waiting.is_subset(&seen) {
+                member
+                    .consumer
+                    .context()
+                    .primed
+                    .store(true, AtomicOrdering::SeqCst);
+            }
         }
         if out.is_empty() {
             match tokio::time::timeout(block, member.consumer.recv()).await {
@@ -716,17 +761,20 @@ impl StreamChannel for KafkaStreamChannel {
                 From::Start => marks.iter().map(|&(p, low, _)| (p, low)).collect(),
                 From::Time(ms) => offsets_at(reader, config, &topic, &marks, ms)?,
                 From::Entry((p, o), after) => {
+                    // Replay order is (partition, offset): earlier partitions
+                    // are done, later ones start from their beginning.
                     let first = if after { o + 1 } else { o };
-                    if marks.len() == 1 {
-                        HashMap::from([(p, first)])
-                    } else {
-                        // Other partitions: from the entry's time.
-                        let at = read_partitions(reader, config, &topic, &[(p, o, o + 1)], 1)?;
-                        let ms = at.first().map_or(0, |(ts, ..)| *ts).max(0) as u64;
-                        let mut s = offsets_at(reader, config, &topic, &marks, ms)?;
-                        s.insert(p, first);
-                        s
-                    }
+                    marks
+                        .iter()
+                        .map(|&(q, low, high)| {
+                            let start = match q.cmp(&p) {
+                                std::cmp::Ordering::Less => high,
+                                std::cmp::Ordering::Greater => low,
+                                std::cmp::Ordering::Equal => first,
+                            };
+                            (q, start)
+                        })
+                        .collect()
                 }
             };
             let bounds: Vec<(i32, i64, i64)> = marks
@@ -735,27 +783,18 @@ impl StreamChannel for KafkaStreamChannel {
                     let start = starts.get(&p)?.max(&low);
                     let end = match to {
                         Some((tp, to_o)) if tp == p => high.min(to_o + 1),
+                        Some((tp, _)) if p > tp => *start,
                         _ => high,
                     };
                     Some((p, *start, end))
                 })
                 .collect();
             let mut read = read_partitions(reader, config, &topic, &bounds, count)?;
-            if let (Some((tp, _)), true) = (to, marks.len() > 1) {
-                // Other partitions stop at the time of the last entry.
-                let limit = read
-                    .iter()
-                    .filter(|(_, p, ..)| *p == tp)
-                    .map(|(ts, ..)| *ts)
-                    .max()
-                    .unwrap_or(i64::MAX);
-                read.retain(|(ts, p, ..)| *p == tp || *ts <= limit);
-            }
             if let From::Time(ms) = from {
                 // Whatever the broker's time index says, nothing earlier.
                 read.retain(|(ts, ..)| *ts >= ms as i64);
             }
-            read.sort_by_key(|(ts, p, o, _)| (*ts, *p, *o));
+            read.sort_by_key(|(_, p, o, _)| (*p, *o));
             read.truncate(count);
             Ok(read.into_iter().map(|(.., e)| e).collect())
         })
@@ -850,6 +889,14 @@ impl StreamChannel for KafkaStreamChannel {
     }
 }
 
+/// The Kafka group id of a group of a stream: `{topic}/{group}`. A Kafka
+/// group spans the whole cluster; naming it after the topic too makes it a
+/// group of one stream, as everywhere else, so that members of the same
+/// group name on other streams never take part in its rebalances.
+pub fn group_id(topic: &str, group: &str) -> String {
+    format!("{topic}/{group}")
+}
+
 #[derive(Clone, Copy)]
 enum From {
     Start,
@@ -866,7 +913,8 @@ fn committed_offsets(
 ) -> Result<HashMap<i32, i64>> {
     let action = || format!("reading the offsets of group {group:?} on {topic:?}");
     let mut c = config.client_config();
-    c.set("group.id", group).set("enable.auto.commit", "false");
+    c.set("group.id", group_id(topic, group))
+        .set("enable.auto.commit", "false");
     let consumer: BaseConsumer = c.create().map_err(|e| backend(action(), e))?;
     let mut query = TopicPartitionList::new();
     for &(p, _, _) in marks {
@@ -888,5 +936,9 @@ fn committed_offsets(
 impl Member {
     pub(crate) fn joined(&self) -> bool {
         self.consumer.context().joined.load(AtomicOrdering::SeqCst)
+    }
+
+    pub(crate) fn primed(&self) -> bool {
+        self.consumer.context().primed.load(AtomicOrdering::SeqCst)
     }
 }

@@ -48,6 +48,7 @@ pub struct KafkaConfig {
     pub(crate) replication: i32,
     pub(crate) timeout: Duration,
     pub(crate) join_timeout: Duration,
+    pub(crate) rebalance_drain: Duration,
 }
 
 impl KafkaConfig {
@@ -79,6 +80,7 @@ impl KafkaConfig {
             replication: 1,
             timeout: Duration::from_secs(10),
             join_timeout: Duration::from_secs(30),
+            rebalance_drain: Duration::from_secs(2),
         })
     }
 
@@ -120,6 +122,15 @@ impl KafkaConfig {
     /// assignment (default 30 s); not counted in a read's block time.
     pub fn join_timeout(mut self, timeout: Duration) -> Self {
         self.join_timeout = timeout;
+        self
+    }
+
+    /// How long a member that is losing partitions in a rebalance waits for
+    /// the entries in progress on them to be acknowledged (default 2 s), so
+    /// that their next owner does not handle them again. Entries still in
+    /// progress after that are redelivered (at-least-once).
+    pub fn rebalance_drain(mut self, wait: Duration) -> Self {
+        self.rebalance_drain = wait;
         self
     }
 

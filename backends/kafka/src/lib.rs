@@ -36,7 +36,7 @@ mod member;
 mod topic;
 mod tracker;
 
-pub use channel::KafkaStreamChannel;
+pub use channel::{group_id, KafkaStreamChannel};
 pub use config::{KafkaConfig, BROKERS_VAR};
 pub use error::{Error, Result};
 pub use topic::{topic_of, MAX_TOPIC_LEN};

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -14,9 +15,6 @@ use super::tracker::Tracker;
 pub(crate) struct Member {
     pub(crate) consumer: StreamConsumer<MemberContext>,
     pub(crate) topic: String,
-    /// Whether the member has received an entry, or found none to receive,
-    /// since it joined: until then a read waits for the first fetch.
-    pub(crate) primed: AtomicBool,
 }
 
 impl Member {
@@ -62,6 +60,12 @@ pub(crate) struct MemberContext {
     pub(crate) topic: String,
     /// Whether the member has had a partition assignment yet.
     pub(crate) joined: AtomicBool,
+    /// Whether every partition assigned last has delivered, or had nothing
+    /// to deliver: until then a read waits for their first fetches.
+    pub(crate) primed: AtomicBool,
+    /// How long a revocation waits for entries in progress to be
+    /// acknowledged before it lets the partitions go.
+    pub(crate) drain: Duration,
 }
 
 impl ClientContext for MemberContext {}
@@ -69,6 +73,26 @@ impl ClientContext for MemberContext {}
 impl ConsumerContext for MemberContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(revoked) = rebalance {
+            let partitions: Vec<i32> = revoked
+                .elements_for_topic(&self.topic)
+                .iter()
+                .map(|e| e.partition())
+                .collect();
+            // Entries in progress on these partitions are finished and
+            // acknowledged (by other threads) before the partitions go, so
+            // that the next owner does not handle them again; a handler
+            // slower than the drain time sees its entries redelivered.
+            let deadline = Instant::now() + self.drain;
+            while self
+                .tracker
+                .lock()
+                .expect("tracker")
+                .pending_in(&partitions)
+                > 0
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             let commits = self.tracker.lock().expect("tracker").take_commits();
             if !commits.is_empty() {
                 match offsets(&self.topic, &commits) {
@@ -81,11 +105,6 @@ impl ConsumerContext for MemberContext {
                     Err(e) => tracing::warn!(topic = self.topic, error = %e, "bad commit offsets"),
                 }
             }
-            let partitions: Vec<i32> = revoked
-                .elements_for_topic(&self.topic)
-                .iter()
-                .map(|e| e.partition())
-                .collect();
             self.tracker.lock().expect("tracker").revoke(partitions);
         }
     }
@@ -93,6 +112,7 @@ impl ConsumerContext for MemberContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(assigned) = rebalance {
             if assigned.count() > 0 {
+                self.primed.store(false, Ordering::SeqCst);
                 self.joined.store(true, Ordering::SeqCst);
             }
         }

@@ -81,6 +81,15 @@ impl Tracker {
         out
     }
 
+    /// Delivered and not acknowledged, in these partitions.
+    pub(crate) fn pending_in(&self, partitions: &[i32]) -> u64 {
+        partitions
+            .iter()
+            .filter_map(|p| self.partitions.get(p))
+            .map(|p| p.pending.len() as u64)
+            .sum()
+    }
+
     /// Delivered and not acknowledged, in all partitions.
     pub(crate) fn pending(&self) -> u64 {
         self.partitions

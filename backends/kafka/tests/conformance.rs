@@ -25,5 +25,5 @@ fn suite(name: &str, partitions: u16) -> Conformance {
 }
 
 fn main() -> ExitCode {
-    Conformance::run_all([suite("kafka", 1)])
+    Conformance::run_all([suite("kafka", 1), suite("kafka-4p", 4)])
 }

@@ -169,6 +169,49 @@ async fn pending(h: &ChannelHarness, stream: &str, group: &str) -> Result<Option
         .map(|g| g.pending))
 }
 
+/// Whether the channel reads a stream in append order (else per key only:
+/// the cases then compare what was read as a set).
+fn stream_ordered(h: &ChannelHarness) -> bool {
+    h.channel.capabilities().ordering == Ordering::Stream
+}
+
+/// `v` sorted when the channel does not order the whole stream.
+fn in_channel_order(h: &ChannelHarness, mut v: Vec<u32>) -> Vec<u32> {
+    if !stream_ordered(h) {
+        v.sort_unstable();
+    }
+    v
+}
+
+/// Reads until `n` entries came or a read returns none: a read may return
+/// fewer than asked (a channel with partitions delivers them as they come).
+async fn read_n(
+    h: &ChannelHarness,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    n: usize,
+) -> Result<Vec<crate::Delivery>> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let read = h
+            .channel
+            .read_group(stream, group, consumer, n - out.len(), SHORT_BLOCK)
+            .await?;
+        if read.is_empty() {
+            break;
+        }
+        out.extend(read);
+    }
+    Ok(out)
+}
+
+fn delivered_ns(read: &[crate::Delivery]) -> Vec<u32> {
+    read.iter()
+        .filter_map(|d| d.entry.body.as_ref().ok().and_then(header_n))
+        .collect()
+}
+
 async fn append_samples(h: &ChannelHarness, stream: &str, n: u32) -> Result<Vec<EntryId>> {
     let batch: Vec<Metadata> = (0..n).map(|i| sample(stream, i)).collect();
     h.channel.append_many(stream, &batch).await
@@ -243,18 +286,27 @@ pub async fn append_then_read_in_order(h: &ChannelHarness) -> CaseResult {
     h.channel
         .ensure_group(&stream, "g", GroupStart::Beginning)
         .await?;
-    let read = h
-        .channel
-        .read_group(&stream, "g", "c1", 100, SHORT_BLOCK)
-        .await?;
+    let mut read = read_n(h, &stream, "g", "c1", 100).await?;
     ensure!(read.len() == 10, "read {} of 10 entries", read.len());
-    ensure!(
-        read[0].entry.id == first,
-        "first id {} != appended {}",
-        read[0].entry.id,
-        first
-    );
-    for (i, (d, w)) in read.iter().zip(&written).enumerate() {
+    let mut appended: Vec<EntryId> = std::iter::once(first).chain(rest).collect();
+    if !stream_ordered(h) {
+        // Per-key order only: match entries to what was written by id.
+        read.sort_by(|a, b| a.entry.id.cmp(&b.entry.id));
+        let mut pairs: Vec<(EntryId, Metadata)> = appended
+            .iter()
+            .cloned()
+            .zip(written.iter().cloned())
+            .collect();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        appended = pairs.iter().map(|(id, _)| id.clone()).collect();
+        let written: Vec<Metadata> = pairs.into_iter().map(|(_, m)| m).collect();
+        return check_read(&read, &written, &appended);
+    }
+    check_read(&read, &written, &appended)
+}
+
+fn check_read(read: &[crate::Delivery], written: &[Metadata], ids: &[EntryId]) -> CaseResult {
+    for (i, ((d, w), id)) in read.iter().zip(written).zip(ids).enumerate() {
         let got = d
             .entry
             .body
@@ -262,17 +314,14 @@ pub async fn append_then_read_in_order(h: &ChannelHarness) -> CaseResult {
             .map_err(|m| CaseFailure::new(format!("entry {i} malformed: {}", m.reason)))?;
         ensure!(got == w, "entry {i} differs:\n got {got:?}\nwant {w:?}");
         ensure!(
+            d.entry.id == *id,
+            "entry {i} has id {}, append returned {id}",
+            d.entry.id
+        );
+        ensure!(
             d.delivery_count == 1,
             "entry {i} delivery count {} on first delivery",
             d.delivery_count
-        );
-    }
-    for (i, id) in rest.iter().enumerate() {
-        ensure!(
-            read[i + 1].entry.id == *id,
-            "entry {} has id {}, append returned {id}",
-            i + 1,
-            read[i + 1].entry.id
         );
     }
     Ok(())
@@ -296,12 +345,22 @@ pub async fn append_many_keeps_order_500(h: &ChannelHarness) -> CaseResult {
         let Some(last) = page.last() else { break };
         from = StreamPosition::After(last.id.clone());
         read.extend(page);
+        ensure!(read.len() <= 500, "paging returned more than 500 entries");
     }
     ensure!(
         read.len() == 500,
         "replay found {} of 500 entries",
         read.len()
     );
+    if !stream_ordered(h) {
+        // Paging must still give every entry once.
+        let got: BTreeSet<&EntryId> = read.iter().map(|e| &e.id).collect();
+        ensure!(
+            got == distinct,
+            "paging gave other ids than append returned"
+        );
+        return Ok(());
+    }
     for (i, (e, id)) in read.iter().zip(&ids).enumerate() {
         ensure!(
             e.id == *id,
@@ -340,6 +399,7 @@ pub async fn two_groups_each_get_every_message(h: &ChannelHarness) -> CaseResult
             );
         }
         let expected: Vec<u32> = (0..50).collect();
+        let seen = in_channel_order(h, seen);
         ensure!(seen == expected, "group {group} saw {seen:?}");
     }
     Ok(())
@@ -456,10 +516,7 @@ pub async fn unacked_entry_is_claimed_after_min_idle(h: &ChannelHarness) -> Case
 /// Acknowledged entries leave the pending list; others stay.
 pub async fn ack_removes_from_pending(h: &ChannelHarness) -> CaseResult {
     let (stream, _) = grouped(h, "ack", 5).await?;
-    let read = h
-        .channel
-        .read_group(&stream, "g", "c", 10, SHORT_BLOCK)
-        .await?;
+    let read = read_n(h, &stream, "g", "c", 5).await?;
     ensure!(read.len() == 5, "read {} of 5", read.len());
     let before = pending(h, &stream, "g").await?;
     ensure!(
@@ -505,10 +562,18 @@ pub async fn batch_size_is_respected(h: &ChannelHarness) -> CaseResult {
         }
         sizes.push(read.len());
     }
-    ensure!(
-        sizes == [3, 3, 3, 1],
-        "batch sizes {sizes:?}, expected [3, 3, 3, 1]"
-    );
+    if stream_ordered(h) {
+        ensure!(
+            sizes == [3, 3, 3, 1],
+            "batch sizes {sizes:?}, expected [3, 3, 3, 1]"
+        );
+    } else {
+        // Partitions deliver as they come: no read above 3, 10 in all.
+        ensure!(
+            sizes.iter().all(|&n| n <= 3) && sizes.iter().sum::<usize>() == 10,
+            "batch sizes {sizes:?}, expected reads of at most 3 adding up to 10"
+        );
+    }
     Ok(())
 }
 
@@ -564,48 +629,57 @@ pub async fn block_timeout_returns_empty(h: &ChannelHarness) -> CaseResult {
 /// with a count; and through the consumer's replay stream.
 pub async fn replay_from_start_and_from_id(h: &ChannelHarness) -> CaseResult {
     let stream = h.uri("replay");
-    let ids = append_samples(h, &stream, 10).await?;
+    append_samples(h, &stream, 10).await?;
     let ns = |entries: &[crate::Entry]| -> Vec<u32> {
         entries
             .iter()
             .filter_map(|e| e.body.as_ref().ok().and_then(header_n))
             .collect()
     };
+    // The replay order: append order on a stream-ordered channel; on others
+    // whatever order the channel replays in, which positions must respect.
+    let all = h
+        .channel
+        .read_range(&stream, &StreamPosition::Start, None, 100)
+        .await?;
+    let order = ns(&all);
+    ensure!(
+        in_channel_order(h, order.clone()) == (0..10).collect::<Vec<_>>(),
+        "replay from the start: {order:?}, expected 0 to 9"
+    );
+    let at = |n: u32| -> &EntryId {
+        let i = order.iter().position(|&x| x == n).expect("replayed");
+        &all[i].id
+    };
+    let (n4, n6) = (order[4], order[6]);
     let cases = [
         (
-            "from the start",
-            StreamPosition::Start,
+            "from the 5th entry",
+            StreamPosition::From(at(n4).clone()),
             None,
             100,
-            (0..10).collect(),
+            order[4..].to_vec(),
         ),
         (
-            "from id 4",
-            StreamPosition::From(ids[4].clone()),
+            "after the 5th entry",
+            StreamPosition::After(at(n4).clone()),
             None,
             100,
-            (4..10).collect(),
+            order[5..].to_vec(),
         ),
         (
-            "after id 4",
-            StreamPosition::After(ids[4].clone()),
-            None,
+            "from the 5th to the 7th entry",
+            StreamPosition::From(at(n4).clone()),
+            Some(at(n6)),
             100,
-            (5..10).collect(),
-        ),
-        (
-            "from id 4 to id 6",
-            StreamPosition::From(ids[4].clone()),
-            Some(&ids[6]),
-            100,
-            vec![4, 5, 6],
+            order[4..=6].to_vec(),
         ),
         (
             "from the start, count 2",
             StreamPosition::Start,
             None,
             2,
-            vec![0, 1],
+            order[..2].to_vec(),
         ),
     ];
     for (label, from, to, count, expected) in cases {
@@ -628,6 +702,7 @@ pub async fn replay_from_start_and_from_id(h: &ChannelHarness) -> CaseResult {
     for m in replayed {
         got.push(m?.segment::<u32>("i")?);
     }
+    let got = in_channel_order(h, got);
     ensure!(
         got == (0..25).collect::<Vec<_>>(),
         "replay stream gave {got:?}"
@@ -653,6 +728,7 @@ pub async fn replay_from_a_time(h: &ChannelHarness) -> CaseResult {
         .iter()
         .filter_map(|e| e.body.as_ref().ok().and_then(header_n))
         .collect();
+    let ns = in_channel_order(h, ns);
     ensure!(
         ns == [10, 11, 12],
         "replay from a time between the batches gave {ns:?}"
@@ -738,22 +814,14 @@ pub async fn group_from_beginning_vs_latest(h: &ChannelHarness) -> CaseResult {
         .await?;
     let new = vec![sample(&stream, 100), sample(&stream, 101)];
     h.channel.append_many(&stream, &new).await?;
-    let read = |group: &'static str| {
-        let channel = h.channel.clone();
-        let stream = stream.clone();
-        async move {
-            let d = channel
-                .read_group(&stream, group, "c", 100, SHORT_BLOCK)
-                .await?;
-            Ok::<_, crate::Error>(
-                d.iter()
-                    .filter_map(|d| d.entry.body.as_ref().ok().and_then(header_n))
-                    .collect::<Vec<_>>(),
-            )
-        }
-    };
-    let early = read("early").await?;
-    let late = read("late").await?;
+    let early = in_channel_order(
+        h,
+        delivered_ns(&read_n(h, &stream, "early", "c", 100).await?),
+    );
+    let late = in_channel_order(
+        h,
+        delivered_ns(&read_n(h, &stream, "late", "c", 100).await?),
+    );
     ensure!(
         early == [0, 1, 2, 100, 101],
         "group from the beginning saw {early:?}"
@@ -765,10 +833,7 @@ pub async fn group_from_beginning_vs_latest(h: &ChannelHarness) -> CaseResult {
 /// Ensuring an existing group leaves its position and pending list alone.
 pub async fn ensure_group_is_idempotent(h: &ChannelHarness) -> CaseResult {
     let (stream, _) = grouped(h, "ensure", 4).await?;
-    let first = h
-        .channel
-        .read_group(&stream, "g", "c", 2, SHORT_BLOCK)
-        .await?;
+    let first = read_n(h, &stream, "g", "c", 2).await?;
     ensure!(first.len() == 2, "read {} of 2", first.len());
     h.channel
         .ensure_group(&stream, "g", GroupStart::Beginning)
@@ -776,18 +841,23 @@ pub async fn ensure_group_is_idempotent(h: &ChannelHarness) -> CaseResult {
     h.channel
         .ensure_group(&stream, "g", GroupStart::Latest)
         .await?;
-    let rest = h
-        .channel
-        .read_group(&stream, "g", "c", 10, SHORT_BLOCK)
-        .await?;
-    let ns: Vec<u32> = rest
-        .iter()
-        .filter_map(|d| d.entry.body.as_ref().ok().and_then(header_n))
-        .collect();
-    ensure!(
-        ns == [2, 3],
-        "after ensure_group again the group read {ns:?}, expected [2, 3]"
-    );
+    let rest = read_n(h, &stream, "g", "c", 10).await?;
+    let ns = delivered_ns(&rest);
+    if stream_ordered(h) {
+        ensure!(
+            ns == [2, 3],
+            "after ensure_group again the group read {ns:?}, expected [2, 3]"
+        );
+    } else {
+        let mut all = delivered_ns(&first);
+        all.extend(&ns);
+        all.sort_unstable();
+        ensure!(
+            all == [0, 1, 2, 3],
+            "after ensure_group again the group read {ns:?} besides {:?}",
+            delivered_ns(&first)
+        );
+    }
     let pending = pending(h, &stream, "g").await?;
     ensure!(pending == Some(4), "pending {pending:?}, expected 4");
     Ok(())
@@ -998,10 +1068,8 @@ pub async fn streams_isolated_by_uri_and_environment(h: &ChannelHarness) -> Case
 /// when known).
 pub async fn info_reports_length_and_pending(h: &ChannelHarness) -> CaseResult {
     let (stream, _) = grouped(h, "info", 5).await?;
-    let read = h
-        .channel
-        .read_group(&stream, "g", "c", 3, SHORT_BLOCK)
-        .await?;
+    let read = read_n(h, &stream, "g", "c", 3).await?;
+    ensure!(read.len() == 3, "read {} of 3", read.len());
     h.channel
         .ack(&stream, "g", &[read[0].entry.id.clone()])
         .await?;

@@ -14,3 +14,19 @@ pub fn config() -> KafkaConfig {
 pub fn unique(prefix: &str) -> String {
     format!("test.{prefix}.{}", uuid::Uuid::now_v7().simple())
 }
+
+/// Polls until `check` holds, panicking with `what` after 60 s.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while !check().await {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,319 @@
+//! What only Kafka has: partitions, keys, committed offsets and rebalances,
+//! against the real broker (`KAFKA_EVENT_SOURCE_BROKERS` or 127.0.0.1:9092).
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use event_backbone_core::memory::MemoryStore;
+use event_backbone_core::{
+    Consumer, ConsumerContext, GroupStart, HandlerError, KeyValueStore, Producer, StreamChannel,
+};
+use event_backbone_kafka::entry::PARTITION_KEY;
+use event_backbone_kafka::KafkaStreamChannel;
+use support::{config, unique};
+
+async fn channel(partitions: u16) -> Arc<KafkaStreamChannel> {
+    Arc::new(
+        KafkaStreamChannel::connect(config().partitions(partitions))
+            .await
+            .expect("a Kafka broker: run scripts/start-kafka"),
+    )
+}
+
+fn producer(channel: &Arc<KafkaStreamChannel>, store: &Arc<MemoryStore>, uri: &str) -> Producer {
+    Producer::builder()
+        .channel(channel.clone())
+        .store(store.clone() as Arc<dyn KeyValueStore>)
+        .uri(uri)
+        .build()
+        .unwrap()
+}
+
+/// Handled (key, i) pairs, in handling order.
+type Ledger = Arc<Mutex<Vec<(String, u32)>>>;
+
+fn consumer(
+    channel: &Arc<KafkaStreamChannel>,
+    store: &Arc<MemoryStore>,
+    uri: &str,
+    name: &str,
+) -> event_backbone_core::ConsumerBuilder {
+    Consumer::builder()
+        .channel(channel.clone() as Arc<dyn StreamChannel>)
+        .store(store.clone() as Arc<dyn KeyValueStore>)
+        .uri(uri)
+        .group("workers")
+        .consumer_name(name)
+        .block(Duration::from_millis(100))
+}
+
+fn recording(
+    ledger: &Ledger,
+) -> impl Fn(ConsumerContext) -> futures_util::future::BoxFuture<'static, Result<(), HandlerError>>
+       + Send
+       + Sync
+       + 'static {
+    let ledger = ledger.clone();
+    move |ctx: ConsumerContext| {
+        let ledger = ledger.clone();
+        Box::pin(async move {
+            let key: String = ctx.segment("key")?;
+            let i: u32 = ctx.segment("i")?;
+            ledger.lock().unwrap().push((key, i));
+            Ok(())
+        })
+    }
+}
+
+async fn send_keyed(producer: &Producer, keys: &[&str], steps: std::ops::Range<u32>) {
+    for i in steps {
+        for key in keys {
+            producer
+                .message("step")
+                .header(PARTITION_KEY, *key)
+                .segment("key", key)
+                .unwrap()
+                .segment("i", &i)
+                .unwrap()
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// With four partitions and several keys, each key's messages arrive in
+/// the order they were sent, and each key stays on one partition.
+#[tokio::test]
+async fn order_holds_per_partition_key() {
+    let (channel, store) = (channel(4).await, Arc::new(MemoryStore::new()));
+    let uri = unique("per-key");
+    let producer = producer(&channel, &store, &uri);
+    let keys = ["alpha", "beta", "gamma", "delta", "epsilon"];
+    send_keyed(&producer, &keys, 0..40).await;
+
+    let ledger = Ledger::default();
+    let stats = consumer(&channel, &store, &uri, "reader")
+        .concurrency(1)
+        .stop_after(200)
+        .subscribe_fn(recording(&ledger))
+        .unwrap()
+        .completion()
+        .await
+        .unwrap();
+    assert_eq!(stats.handled, 200);
+    let mut per_key: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for (key, i) in ledger.lock().unwrap().iter() {
+        per_key.entry(key.clone()).or_default().push(*i);
+    }
+    for (key, seen) in &per_key {
+        assert_eq!(*seen, (0..40).collect::<Vec<_>>(), "key {key} out of order");
+    }
+
+    // Every entry of a key is on the same partition.
+    let entries = channel
+        .read_range(
+            &uri,
+            &event_backbone_core::StreamPosition::Start,
+            None,
+            1000,
+        )
+        .await
+        .unwrap();
+    let mut partitions: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for e in entries {
+        let m = e.body.unwrap();
+        let partition = e.id.as_str().split(':').next().unwrap().to_owned();
+        partitions
+            .entry(m.headers[PARTITION_KEY].clone())
+            .or_default()
+            .insert(partition);
+    }
+    assert_eq!(partitions.len(), keys.len());
+    for (key, ps) in partitions {
+        assert_eq!(ps.len(), 1, "key {key} is on partitions {ps:?}");
+    }
+}
+
+/// A group that resumes reads from the committed offset, even when it lies
+/// inside what the producer wrote as one batch: the first member handles 5
+/// of a 10-entry batch and leaves, the next one gets exactly the other 5.
+#[tokio::test]
+async fn a_group_resumes_from_a_commit_inside_a_producer_batch() {
+    let channel = channel(1).await;
+    let stream = unique("resume");
+    channel
+        .ensure_group(&stream, "g", GroupStart::Beginning)
+        .await
+        .unwrap();
+    let batch: Vec<_> = (0..10u32)
+        .map(|i| {
+            let mut m = sample(&stream);
+            m.headers.insert("n".into(), i.to_string());
+            m
+        })
+        .collect();
+    let ids = channel.append_many(&stream, &batch).await.unwrap();
+    assert_eq!(ids.len(), 10);
+
+    let mut first = Vec::new();
+    while first.len() < 5 {
+        let read = channel
+            .read_group(
+                &stream,
+                "g",
+                "first",
+                5 - first.len(),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert!(!read.is_empty(), "the first member read nothing");
+        first.extend(read);
+    }
+    let acked: Vec<_> = first.iter().map(|d| d.entry.id.clone()).collect();
+    channel.ack(&stream, "g", &acked).await.unwrap();
+    channel.leave_group(&stream, "g", "first").await.unwrap();
+
+    let mut rest = Vec::new();
+    loop {
+        let read = channel
+            .read_group(&stream, "g", "second", 100, Duration::from_secs(2))
+            .await
+            .unwrap();
+        if read.is_empty() {
+            break;
+        }
+        rest.extend(read);
+    }
+    let n = |d: &event_backbone_core::Delivery| -> u32 {
+        d.entry.body.as_ref().unwrap().headers["n"].parse().unwrap()
+    };
+    assert_eq!(first.iter().map(n).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    assert_eq!(
+        rest.iter().map(n).collect::<Vec<_>>(),
+        [5, 6, 7, 8, 9],
+        "the second member must resume at the commit, inside the batch"
+    );
+}
+
+/// Acknowledged out of order (concurrency), the commit never passes an
+/// entry still in progress: a member that leaves with entry 2 unfinished
+/// hands 2 (and what follows it) to the next, never loses it.
+#[tokio::test]
+async fn the_commit_never_passes_an_unfinished_entry() {
+    let channel = channel(1).await;
+    let stream = unique("gap");
+    channel
+        .ensure_group(&stream, "g", GroupStart::Beginning)
+        .await
+        .unwrap();
+    let batch: Vec<_> = (0..6u32)
+        .map(|i| {
+            let mut m = sample(&stream);
+            m.headers.insert("n".into(), i.to_string());
+            m
+        })
+        .collect();
+    channel.append_many(&stream, &batch).await.unwrap();
+    let mut read = Vec::new();
+    while read.len() < 6 {
+        let more = channel
+            .read_group(
+                &stream,
+                "g",
+                "first",
+                6 - read.len(),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert!(!more.is_empty());
+        read.extend(more);
+    }
+    // Everything but entry 2 finished.
+    let done: Vec<_> = read
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, d)| d.entry.id.clone())
+        .collect();
+    channel.ack(&stream, "g", &done).await.unwrap();
+    let info = channel.info(&stream).await.unwrap();
+    assert_eq!(info.group("g").unwrap().pending, 1);
+    channel.leave_group(&stream, "g", "first").await.unwrap();
+
+    let again = channel
+        .read_group(&stream, "g", "second", 100, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let ns: Vec<String> = again
+        .iter()
+        .map(|d| d.entry.body.as_ref().unwrap().headers["n"].clone())
+        .collect();
+    assert_eq!(
+        ns.first().map(String::as_str),
+        Some("2"),
+        "redelivery must start at the unfinished entry: {ns:?}"
+    );
+}
+
+/// When one member of a group leaves, the other takes over its partitions
+/// and nothing is lost.
+#[tokio::test]
+async fn members_share_partitions_and_take_over_when_one_leaves() {
+    let (channel, store) = (channel(2).await, Arc::new(MemoryStore::new()));
+    let uri = unique("takeover");
+    let producer = producer(&channel, &store, &uri);
+    let ledger = Ledger::default();
+    let first = consumer(&channel, &store, &uri, "first")
+        .subscribe_fn(recording(&ledger))
+        .unwrap();
+    let second = consumer(&channel, &store, &uri, "second")
+        .subscribe_fn(recording(&ledger))
+        .unwrap();
+    send_keyed(&producer, &["a", "b", "c", "d"], 0..25).await;
+    support::eventually("100 handled by the two members", || {
+        let n = ledger.lock().unwrap().len();
+        async move { n >= 100 }
+    })
+    .await;
+    let by_first = ledger.lock().unwrap().len();
+    first.shutdown().await.unwrap();
+
+    send_keyed(&producer, &["a", "b", "c", "d"], 25..50).await;
+    support::eventually("the second member to handle the rest", || {
+        let n = ledger.lock().unwrap().len();
+        async move { n >= 200 }
+    })
+    .await;
+    second.shutdown().await.unwrap();
+    let handled: BTreeSet<(String, u32)> = ledger.lock().unwrap().iter().cloned().collect();
+    let sent: BTreeSet<(String, u32)> = ["a", "b", "c", "d"]
+        .iter()
+        .flat_map(|k| (0..50).map(move |i| (k.to_string(), i)))
+        .collect();
+    assert_eq!(handled, sent, "every message handled after the takeover");
+    assert!(by_first >= 100);
+}
+
+fn sample(stream: &str) -> event_backbone_core::Metadata {
+    event_backbone_core::Metadata {
+        message_id: event_backbone_core::MessageId::new(),
+        operation: "sample".into(),
+        version: 0,
+        uri: stream.into(),
+        environment: None,
+        produced_at_ms: 0,
+        origin: Default::default(),
+        content_type: "application/postcard".into(),
+        correlation_id: None,
+        causation_id: None,
+        traceparent: None,
+        headers: Default::default(),
+        segments: Vec::new(),
+    }
+}
