@@ -264,17 +264,13 @@ impl KafkaStreamChannel {
                 return Ok(BTreeSet::new());
             }
             let marks = watermarks(reader, config, &topic, &ps)?;
-            let committed: HashMap<i32, i64> = member
-                .consumer
-                .committed(config.timeout)
-                .map_err(|e| backend(action(), e))?
-                .elements_for_topic(&topic)
-                .iter()
-                .filter_map(|e| match e.offset() {
-                    Offset::Offset(o) => Some((e.partition(), o)),
-                    _ => None,
-                })
-                .collect();
+            let committed = committed_map(
+                &member
+                    .consumer
+                    .committed(config.timeout)
+                    .map_err(|e| backend(action(), e))?,
+                &topic,
+            );
             let tracker = member.tracker().lock().expect("tracker");
             Ok(marks
                 .iter()
@@ -546,22 +542,8 @@ impl StreamChannel for KafkaStreamChannel {
                 return Ok(());
             };
             let marks = watermarks(reader, config, &topic, &ps)?;
-            let mut c = config.client_config();
-            c.set("group.id", group_id(&topic, &group))
-                .set("enable.auto.commit", "false");
-            let committer: BaseConsumer = c.create().map_err(|e| backend(action(), e))?;
-            let mut query = TopicPartitionList::new();
-            for &(p, _, _) in &marks {
-                query.add_partition(&topic, p);
-            }
-            let committed = committer
-                .committed_offsets(query, config.timeout)
-                .map_err(|e| backend(action(), e))?;
-            let has_offsets = committed
-                .elements()
-                .iter()
-                .any(|e| matches!(e.offset(), Offset::Offset(_)));
-            if has_offsets {
+            let committer = group_client(config, &topic, &group)?;
+            if !committed_in(&committer, config, &topic, &group, &marks)?.is_empty() {
                 return Ok(());
             }
             let ends: Vec<(i32, i64)> = marks.iter().map(|&(p, _, high)| (p, high)).collect();
@@ -904,6 +886,20 @@ enum From {
     Entry((i32, i64), bool),
 }
 
+/// A client of a group (not a member: it never joins), to read and set the
+/// group's offsets.
+fn group_client(config: &KafkaConfig, topic: &str, group: &str) -> Result<BaseConsumer> {
+    let mut c = config.client_config();
+    c.set("group.id", group_id(topic, group))
+        .set("enable.auto.commit", "false");
+    c.create().map_err(|e| {
+        backend(
+            format!("reading the offsets of group {group:?} on {topic:?}"),
+            e,
+        )
+    })
+}
+
 /// The committed offset of a group on each partition that has one.
 fn committed_offsets(
     config: &KafkaConfig,
@@ -911,26 +907,41 @@ fn committed_offsets(
     group: &str,
     marks: &[(i32, i64, i64)],
 ) -> Result<HashMap<i32, i64>> {
-    let action = || format!("reading the offsets of group {group:?} on {topic:?}");
-    let mut c = config.client_config();
-    c.set("group.id", group_id(topic, group))
-        .set("enable.auto.commit", "false");
-    let consumer: BaseConsumer = c.create().map_err(|e| backend(action(), e))?;
+    let client = group_client(config, topic, group)?;
+    committed_in(&client, config, topic, group, marks)
+}
+
+fn committed_in(
+    client: &BaseConsumer,
+    config: &KafkaConfig,
+    topic: &str,
+    group: &str,
+    marks: &[(i32, i64, i64)],
+) -> Result<HashMap<i32, i64>> {
     let mut query = TopicPartitionList::new();
     for &(p, _, _) in marks {
         query.add_partition(topic, p);
     }
-    let committed = consumer
+    let committed = client
         .committed_offsets(query, config.timeout)
-        .map_err(|e| backend(action(), e))?;
-    Ok(committed
-        .elements()
+        .map_err(|e| {
+            backend(
+                format!("reading the offsets of group {group:?} on {topic:?}"),
+                e,
+            )
+        })?;
+    Ok(committed_map(&committed, topic))
+}
+
+/// The partitions of `topic` in a list that have an offset, with it.
+fn committed_map(list: &TopicPartitionList, topic: &str) -> HashMap<i32, i64> {
+    list.elements_for_topic(topic)
         .iter()
         .filter_map(|e| match e.offset() {
             Offset::Offset(o) => Some((e.partition(), o)),
             _ => None,
         })
-        .collect())
+        .collect()
 }
 
 impl Member {
