@@ -37,8 +37,10 @@ use crate::tracker::Tracker;
 ///   and a `partition-key` message header becomes the record key;
 /// * consumer groups are Kafka groups, one per stream (the Kafka group id
 ///   is `{topic}/{group}`, see [`group_id`]); an acknowledgement moves the
-///   committed offset up to the lowest entry still pending, never past it
-///   (at-least-once, also with concurrency > 1);
+///   group's offset up to the lowest entry still pending, never past it
+///   (at-least-once, also with concurrency > 1), and the member commits it
+///   every [commit interval](KafkaConfig::commit_interval), when it loses
+///   partitions and when it leaves;
 /// * no claiming of another member's pending entries: when a member goes
 ///   away, a rebalance gives its partitions to the others, which resume from
 ///   the committed offset;
@@ -206,19 +208,28 @@ impl KafkaStreamChannel {
             return Ok(m.clone());
         }
         let mut c = self.inner.config.client_config();
+        // Acknowledgements store offsets; librdkafka commits what is stored.
         c.set("group.id", group_id(topic, group))
             .set("client.id", consumer)
-            .set("enable.auto.commit", "false")
+            .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("allow.auto.create.topics", "false");
-        for (k, v) in [
-            ("fetch.wait.max.ms", "100"),
-            ("session.timeout.ms", "10000"),
-        ] {
-            if !self.inner.config.settings.contains_key(k) {
-                c.set(k, v);
-            }
+        // A shorter fetch wait than librdkafka's 500 ms, for latency. The
+        // session timeout stays librdkafka's (45 s): a shorter one makes a
+        // member that waits on a slow fetch lose its partitions and read
+        // them again from the committed offset, over and over.
+        if !self.inner.config.settings.contains_key("fetch.wait.max.ms") {
+            c.set("fetch.wait.max.ms", "100");
+        }
+        if !self
+            .inner
+            .config
+            .settings
+            .contains_key("auto.commit.interval.ms")
+        {
+            let every = self.inner.config.commit_interval.as_millis().max(1);
+            c.set("auto.commit.interval.ms", every.to_string());
         }
         let context = MemberContext {
             tracker: Mutex::new(Tracker::default()),
@@ -663,12 +674,12 @@ impl StreamChannel for KafkaStreamChannel {
                     .count()
             };
             if acked > 0 {
-                member.commit().map_err(|e| {
-                    backend(
-                        format!("committing offsets of group {group:?} on {topic:?}"),
-                        e,
-                    )
-                })?;
+                // Fails only for a partition this member has just lost: its
+                // next owner gets those entries again (at-least-once).
+                if let Err(e) = member.store() {
+                    tracing::warn!(topic, group, error = %e,
+                        "storing acknowledged offsets failed; those entries will be redelivered");
+                }
             }
         }
         Ok(())
@@ -693,7 +704,6 @@ impl StreamChannel for KafkaStreamChannel {
         // Committing and closing wait for the broker: off the async threads.
         tokio::task::spawn_blocking(move || {
             let committed = member.commit_sync();
-            member.consumer.unsubscribe();
             drop(member);
             committed
         })

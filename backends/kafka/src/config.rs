@@ -49,6 +49,7 @@ pub struct KafkaConfig {
     pub(crate) timeout: Duration,
     pub(crate) join_timeout: Duration,
     pub(crate) rebalance_drain: Duration,
+    pub(crate) commit_interval: Duration,
 }
 
 impl KafkaConfig {
@@ -81,6 +82,7 @@ impl KafkaConfig {
             timeout: Duration::from_secs(10),
             join_timeout: Duration::from_secs(30),
             rebalance_drain: Duration::from_secs(2),
+            commit_interval: Duration::from_secs(1),
         })
     }
 
@@ -134,6 +136,24 @@ impl KafkaConfig {
         self
     }
 
+    /// How often a group member commits the offsets its acknowledgements
+    /// moved (default 1 s). An acknowledgement stores the offset in the
+    /// client; librdkafka commits what is stored at this interval, when
+    /// partitions are taken away and when the member leaves. A process that
+    /// dies gets at most this much work redelivered (at-least-once).
+    /// librdkafka's `auto.commit.interval.ms`, if [set](Self::set), wins.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use event_backbone_kafka::KafkaConfig;
+    /// let config = KafkaConfig::new("127.0.0.1:9092")?.commit_interval(Duration::from_millis(200));
+    /// # Ok::<(), event_backbone_kafka::Error>(())
+    /// ```
+    pub fn commit_interval(mut self, every: Duration) -> Self {
+        self.commit_interval = every.max(Duration::from_millis(1));
+        self
+    }
+
     /// The broker list.
     pub fn brokers(&self) -> &str {
         &self.brokers
@@ -175,6 +195,7 @@ impl fmt::Debug for KafkaConfig {
             .field("settings", &settings)
             .field("partitions", &self.partitions)
             .field("replication", &self.replication)
+            .field("commit_interval", &self.commit_interval)
             .finish()
     }
 }

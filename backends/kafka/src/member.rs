@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::tracker::Tracker;
@@ -22,25 +23,34 @@ impl Member {
         &self.consumer.context().tracker
     }
 
-    /// Commits what may be committed, without waiting for the broker.
-    pub(crate) fn commit(&self) -> rdkafka::error::KafkaResult<()> {
+    /// Stores the offsets that acknowledgements moved, for librdkafka to
+    /// commit (every commit interval, on unassignment and on leaving).
+    pub(crate) fn store(&self) -> rdkafka::error::KafkaResult<()> {
         let commits = self.tracker().lock().expect("tracker").take_commits();
-        if commits.is_empty() {
-            return Ok(());
-        }
-        let tpl = offsets(&self.topic, &commits)?;
-        self.consumer.commit(&tpl, CommitMode::Async)
+        store(&self.consumer, &self.topic, &commits)
     }
 
-    /// Commits what may be committed and waits for the broker (on leaving).
+    /// Stores what may be committed and commits everything stored, waiting
+    /// for the broker (on leaving).
     pub(crate) fn commit_sync(&self) -> rdkafka::error::KafkaResult<()> {
-        let commits = self.tracker().lock().expect("tracker").take_commits();
-        if commits.is_empty() {
-            return Ok(());
+        self.store()?;
+        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            // Nothing stored since the last commit.
+            Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => Ok(()),
+            other => other,
         }
-        self.consumer
-            .commit(&offsets(&self.topic, &commits)?, CommitMode::Sync)
     }
+}
+
+fn store<C: Consumer<MemberContext>>(
+    consumer: &C,
+    topic: &str,
+    commits: &[(i32, i64)],
+) -> rdkafka::error::KafkaResult<()> {
+    if commits.is_empty() {
+        return Ok(());
+    }
+    consumer.store_offsets(&offsets(topic, commits)?)
 }
 
 pub(crate) fn offsets(
@@ -93,17 +103,12 @@ impl ConsumerContext for MemberContext {
             {
                 std::thread::sleep(Duration::from_millis(5));
             }
+            // librdkafka commits what is stored when it takes the
+            // partitions away.
             let commits = self.tracker.lock().expect("tracker").take_commits();
-            if !commits.is_empty() {
-                match offsets(&self.topic, &commits) {
-                    Ok(tpl) => {
-                        if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
-                            tracing::warn!(topic = self.topic, error = %e,
-                                "commit before a rebalance failed; those entries will be redelivered");
-                        }
-                    }
-                    Err(e) => tracing::warn!(topic = self.topic, error = %e, "bad commit offsets"),
-                }
+            if let Err(e) = store(consumer, &self.topic, &commits) {
+                tracing::warn!(topic = self.topic, error = %e,
+                    "storing offsets before a rebalance failed; those entries will be redelivered");
             }
             self.tracker.lock().expect("tracker").revoke(partitions);
         }

@@ -261,6 +261,67 @@ async fn the_commit_never_passes_an_unfinished_entry() {
     );
 }
 
+/// A member that keeps running commits what it acknowledged every commit
+/// interval, so that a crash costs at most that much redelivery: another
+/// client sees the group's lag fall without the member leaving.
+#[tokio::test]
+async fn acknowledgements_are_committed_while_the_member_runs() {
+    let every = Duration::from_millis(300);
+    let channel = Arc::new(
+        KafkaStreamChannel::connect(config().commit_interval(every))
+            .await
+            .unwrap(),
+    );
+    let stream = unique("commit-interval");
+    channel
+        .ensure_group(&stream, "g", GroupStart::Beginning)
+        .await
+        .unwrap();
+    let batch: Vec<_> = (0..10).map(|_| sample(&stream)).collect();
+    channel.append_many(&stream, &batch).await.unwrap();
+    let mut read = Vec::new();
+    while read.len() < 6 {
+        let more = channel
+            .read_group(
+                &stream,
+                "g",
+                "worker",
+                6 - read.len(),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert!(!more.is_empty(), "nothing to read");
+        read.extend(more);
+    }
+    let ids: Vec<_> = read.iter().map(|d| d.entry.id.clone()).collect();
+    channel.ack(&stream, "g", &ids).await.unwrap();
+
+    // A second client, with no member of its own, sees only what the
+    // broker has: the committed offset.
+    let observer = KafkaStreamChannel::connect(config()).await.unwrap();
+    observer
+        .ensure_group(&stream, "g", GroupStart::Beginning)
+        .await
+        .unwrap();
+    let mut lag = None;
+    for _ in 0..50 {
+        lag = observer
+            .info(&stream)
+            .await
+            .unwrap()
+            .group("g")
+            .unwrap()
+            .lag;
+        if lag == Some(4) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(lag, Some(4), "6 of 10 acknowledged: the broker's lag");
+    channel.leave_group(&stream, "g", "worker").await.unwrap();
+}
+
 /// When one member of a group leaves, the other takes over its partitions
 /// and nothing is lost.
 #[tokio::test]
