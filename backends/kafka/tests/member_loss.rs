@@ -116,6 +116,16 @@ fn read_ledger(path: &std::path::Path) -> Handled {
         .collect()
 }
 
+/// The victim's process, killed if the test fails before it does.
+struct Victim(std::process::Child);
+
+impl Drop for Victim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn partition(entry: &str) -> &str {
     entry.split(':').next().unwrap_or_default()
 }
@@ -160,19 +170,21 @@ async fn a_killed_member_loses_nothing() {
     .await;
 
     let ledger = std::env::temp_dir().join(format!("{uri}.ledger"));
-    let mut victim = Command::new(std::env::current_exe().unwrap())
-        .env(VICTIM_VAR, &uri)
-        .env(LEDGER_VAR, &ledger)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("the victim process starts");
+    let mut victim = Victim(
+        Command::new(std::env::current_exe().unwrap())
+            .env(VICTIM_VAR, &uri)
+            .env(LEDGER_VAR, &ledger)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the victim process starts"),
+    );
     eventually("the victim to handle 40 messages", || {
         let n = read_ledger(&ledger).len();
         async move { n >= 40 }
     })
     .await;
-    victim.kill().unwrap(); // SIGKILL
-    victim.wait().unwrap();
+    victim.0.kill().unwrap(); // SIGKILL
+    victim.0.wait().unwrap();
     let by_victim = read_ledger(&ledger);
     let victim_partitions: BTreeSet<&str> = by_victim.iter().map(|(e, _)| partition(e)).collect();
     let survivor_before: Handled = survived.lock().unwrap().clone();
