@@ -237,7 +237,7 @@ async fn receive_one(h: &ChannelHarness, name: &str) -> Result<crate::Message, C
 }
 
 /// Polls `check` until it returns true, failing after [`WAIT`].
-async fn eventually<F, Fut>(what: &str, mut check: F) -> CaseResult
+async fn poll_until<F, Fut>(what: &str, mut check: F) -> CaseResult
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<bool>>,
@@ -431,7 +431,7 @@ pub async fn one_group_splits_1000_without_loss_or_duplicate(h: &ChannelHarness)
         );
     }
     send_numbered(&producer, "work", 1000).await?;
-    eventually("1000 messages handled", || async {
+    poll_until("1000 messages handled", || async {
         Ok(ledger.len() >= 1000)
     })
     .await?;
@@ -1120,7 +1120,7 @@ pub async fn failed_handler_is_redelivered(h: &ChannelHarness) -> CaseResult {
             }
         })?;
     let stream = producer.streams()[0].to_owned();
-    eventually("the second delivery to be acked", || async {
+    poll_until("the second delivery to be acked", || async {
         let done = counts.lock().unwrap().len() >= 2;
         let pending = pending(h, &stream, "default").await?;
         Ok(done && pending == Some(0))
@@ -1169,7 +1169,7 @@ pub async fn dead_letter_after_max_deliveries(h: &ChannelHarness) -> CaseResult 
         })?;
     let stream = producer.streams()[0].to_owned();
     let dlq = dead_letter_key(&stream);
-    eventually("a dead letter and no pending entry", || async {
+    poll_until("a dead letter and no pending entry", || async {
         let dead = h.channel.info(&dlq).await?.length;
         let pending = pending(h, &stream, "default").await?;
         Ok(dead == 1 && pending == Some(0))
@@ -1340,7 +1340,7 @@ pub async fn shutdown_finishes_in_flight_and_loses_nothing(h: &ChannelHarness) -
         .concurrency(4)
         .block(SHORT_BLOCK)
         .subscribe_fn(handler)?;
-    eventually("a handler to start", || async {
+    poll_until("a handler to start", || async {
         Ok(started.load(AtomicOrdering::SeqCst) > 0)
     })
     .await?;

@@ -32,6 +32,7 @@ mod harness;
 mod libtest;
 mod report;
 mod store_cases;
+mod wait;
 
 pub use channel_cases::*;
 pub use harness::{ChannelFactory, ChannelHarness, StoreFactory, StoreHarness};
@@ -41,6 +42,7 @@ pub use report::{
     CaseReport, CaseResult, ChannelCase, StoreCase, SuiteReport, CASE_TIMEOUT,
 };
 pub use store_cases::*;
+pub use wait::{eventually, unique_uri, EVENTUALLY};
 
 use crate::{KeyValueStore, StreamChannel};
 

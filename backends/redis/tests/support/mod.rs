@@ -1,8 +1,7 @@
 //! Shared by the Redis tests: the server, unique names, a raw connection.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::time::Duration;
-
+pub use event_backbone_core::testkit::{eventually, unique_uri as unique};
 use event_backbone_redis::{Redis, RedisConfig};
 
 /// The test server (`REDIS_EVENT_SOURCE_ENDPOINT` or 127.0.0.1:6379). A
@@ -28,25 +27,4 @@ pub async fn raw() -> redis::aio::MultiplexedConnection {
     };
     let client = redis::Client::open(url).unwrap();
     client.get_multiplexed_async_connection().await.unwrap()
-}
-
-/// A uri no other test uses.
-pub fn unique(prefix: &str) -> String {
-    format!("test.{prefix}.{}", uuid::Uuid::now_v7().simple())
-}
-
-/// Polls until `check` holds, panicking with `what` after 60 s.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = std::time::Instant::now();
-    while !check().await {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
