@@ -159,21 +159,7 @@ async fn a_group_resumes_from_a_commit_inside_a_producer_batch() {
     let ids = channel.append_many(&stream, &batch).await.unwrap();
     assert_eq!(ids.len(), 10);
 
-    let mut first = Vec::new();
-    while first.len() < 5 {
-        let read = channel
-            .read_group(
-                &stream,
-                "g",
-                "first",
-                5 - first.len(),
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
-        assert!(!read.is_empty(), "the first member read nothing");
-        first.extend(read);
-    }
+    let first = read_n(&channel, &stream, "first", 5).await;
     let acked: Vec<_> = first.iter().map(|d| d.entry.id.clone()).collect();
     channel.ack(&stream, "g", &acked).await.unwrap();
     channel.leave_group(&stream, "g", "first").await.unwrap();
@@ -219,21 +205,7 @@ async fn the_commit_never_passes_an_unfinished_entry() {
         })
         .collect();
     channel.append_many(&stream, &batch).await.unwrap();
-    let mut read = Vec::new();
-    while read.len() < 6 {
-        let more = channel
-            .read_group(
-                &stream,
-                "g",
-                "first",
-                6 - read.len(),
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
-        assert!(!more.is_empty());
-        read.extend(more);
-    }
+    let read = read_n(&channel, &stream, "first", 6).await;
     // Everything but entry 2 finished.
     let done: Vec<_> = read
         .iter()
@@ -279,21 +251,7 @@ async fn acknowledgements_are_committed_while_the_member_runs() {
         .unwrap();
     let batch: Vec<_> = (0..10).map(|_| sample(&stream)).collect();
     channel.append_many(&stream, &batch).await.unwrap();
-    let mut read = Vec::new();
-    while read.len() < 6 {
-        let more = channel
-            .read_group(
-                &stream,
-                "g",
-                "worker",
-                6 - read.len(),
-                Duration::from_secs(5),
-            )
-            .await
-            .unwrap();
-        assert!(!more.is_empty(), "nothing to read");
-        read.extend(more);
-    }
+    let read = read_n(&channel, &stream, "worker", 6).await;
     let ids: Vec<_> = read.iter().map(|d| d.entry.id.clone()).collect();
     channel.ack(&stream, "g", &ids).await.unwrap();
 
@@ -359,6 +317,36 @@ async fn members_share_partitions_and_take_over_when_one_leaves() {
         .collect();
     assert_eq!(handled, sent, "every message handled after the takeover");
     assert!(by_first >= 100);
+}
+
+/// Reads exactly `n` entries in group "g" as `consumer`, in as many reads
+/// as it takes.
+async fn read_n(
+    channel: &KafkaStreamChannel,
+    stream: &str,
+    consumer: &str,
+    n: usize,
+) -> Vec<event_backbone_core::Delivery> {
+    let mut read = Vec::new();
+    while read.len() < n {
+        let more = channel
+            .read_group(
+                stream,
+                "g",
+                consumer,
+                n - read.len(),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert!(
+            !more.is_empty(),
+            "{consumer} read nothing, {} of {n} so far",
+            read.len()
+        );
+        read.extend(more);
+    }
+    read
 }
 
 fn sample(stream: &str) -> event_backbone_core::Metadata {
