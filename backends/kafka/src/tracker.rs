@@ -20,8 +20,8 @@ struct Partition {
     pending: BTreeSet<i64>,
     /// One past the highest offset delivered.
     delivered_end: i64,
-    /// The offset last committed (the next one the group would read), if
-    /// this member committed on this partition.
+    /// The offset last taken to be committed (the next one the group would
+    /// read), if this member took one on this partition.
     committed: Option<i64>,
 }
 
@@ -48,7 +48,7 @@ impl Tracker {
     }
 
     /// The offsets to commit now (partition, offset), where the commit
-    /// point moved past what was committed; marks them committed.
+    /// point moved past what was taken before; marks them taken.
     pub(crate) fn take_commits(&mut self) -> Vec<(i32, i64)> {
         let mut out = Vec::new();
         for (&partition, p) in &mut self.partitions {
