@@ -61,6 +61,13 @@ impl Setup {
             .collect()
     }
 
+    /// The reason header of the one dead letter there must be.
+    async fn dead_letter_reason(&self) -> String {
+        let dead = self.dead_letters().await;
+        assert_eq!(dead.len(), 1, "one dead letter");
+        dead[0].metadata().headers[HEADER_DEAD_LETTER_REASON].clone()
+    }
+
     async fn send_numbered(&self, operation: &str, n: u32) {
         for i in 0..n {
             self.producer
@@ -183,8 +190,7 @@ async fn a_missing_payload_key_is_dead_lettered_naming_the_key() {
         .unwrap();
     assert_eq!(*seen.lock().unwrap(), [2]);
     assert_eq!(stats.dead_lettered, 1);
-    let dead = s.dead_letters().await;
-    let reason = &dead[0].metadata().headers[HEADER_DEAD_LETTER_REASON];
+    let reason = s.dead_letter_reason().await;
     assert!(
         reason.contains(&key) && reason.contains("missing"),
         "{reason}"
@@ -236,8 +242,7 @@ async fn a_missing_field_is_dead_lettered_naming_key_and_field() {
         "the whole message waits, not half"
     );
     assert_eq!(stats.dead_lettered, 1);
-    let dead = s.dead_letters().await;
-    let reason = &dead[0].metadata().headers[HEADER_DEAD_LETTER_REASON];
+    let reason = s.dead_letter_reason().await;
     assert!(
         reason.contains(&key) && reason.contains("\"note\""),
         "{reason}"
@@ -265,8 +270,7 @@ async fn a_consumer_without_the_payload_store_dead_letters_naming_the_store() {
         .await
         .unwrap();
     assert_eq!((stats.handled, stats.dead_lettered), (0, 1));
-    let dead = s.dead_letters().await;
-    let reason = &dead[0].metadata().headers[HEADER_DEAD_LETTER_REASON];
+    let reason = s.dead_letter_reason().await;
     assert!(
         reason.contains("\"normal\"") && reason.contains("\"i\""),
         "{reason}"
@@ -344,8 +348,7 @@ async fn a_panicking_handler_is_a_failure_not_a_crash() {
         (stats.handled, stats.failed, stats.dead_lettered),
         (1, 1, 1)
     );
-    let dead = s.dead_letters().await;
-    let reason = &dead[0].metadata().headers[HEADER_DEAD_LETTER_REASON];
+    let reason = s.dead_letter_reason().await;
     assert!(reason.contains("handler panicked: handler bug"), "{reason}");
 }
 
