@@ -81,27 +81,22 @@ impl KafkaStreamChannel {
     /// Creates the clients (no connection is made until first use).
     pub fn new(config: KafkaConfig) -> crate::Result<Self> {
         // Defaults that a setting of the user's overrides.
-        let client = |defaults: &[(&str, &str)]| {
-            let mut c = config.client_config();
-            for (k, v) in defaults {
-                if !config.settings.contains_key(*k) {
-                    c.set(*k, *v);
-                }
-            }
-            c
-        };
-        let producer: FutureProducer = client(&[("enable.idempotence", "true")])
+        let producer: FutureProducer = config
+            .client_config(&[("enable.idempotence", "true")])
             .create()
             .map_err(crate::Error::Client)?;
-        let admin: AdminClient<DefaultClientContext> =
-            client(&[]).create().map_err(crate::Error::Client)?;
-        let reader: BaseConsumer = client(&[
-            ("enable.auto.commit", "false"),
-            ("allow.auto.create.topics", "false"),
-            ("group.id", "event-backbone-reader"),
-        ])
-        .create()
-        .map_err(crate::Error::Client)?;
+        let admin: AdminClient<DefaultClientContext> = config
+            .client_config(&[])
+            .create()
+            .map_err(crate::Error::Client)?;
+        let reader: BaseConsumer = config
+            .client_config(&[
+                ("enable.auto.commit", "false"),
+                ("allow.auto.create.topics", "false"),
+                ("group.id", "event-backbone-reader"),
+            ])
+            .create()
+            .map_err(crate::Error::Client)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -207,7 +202,15 @@ impl KafkaStreamChannel {
         if let Some(m) = members.get(&key) {
             return Ok(m.clone());
         }
-        let mut c = self.inner.config.client_config();
+        // A shorter fetch wait than librdkafka's 500 ms, for latency. The
+        // session timeout stays librdkafka's (45 s): a shorter one makes a
+        // member that waits on a slow fetch lose its partitions and read
+        // them again from the committed offset, over and over.
+        let every = self.inner.config.commit_interval.as_millis().max(1);
+        let mut c = self.inner.config.client_config(&[
+            ("fetch.wait.max.ms", "100"),
+            ("auto.commit.interval.ms", &every.to_string()),
+        ]);
         // Acknowledgements store offsets; librdkafka commits what is stored.
         c.set("group.id", group_id(topic, group))
             .set("client.id", consumer)
@@ -215,22 +218,6 @@ impl KafkaStreamChannel {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("allow.auto.create.topics", "false");
-        // A shorter fetch wait than librdkafka's 500 ms, for latency. The
-        // session timeout stays librdkafka's (45 s): a shorter one makes a
-        // member that waits on a slow fetch lose its partitions and read
-        // them again from the committed offset, over and over.
-        if !self.inner.config.settings.contains_key("fetch.wait.max.ms") {
-            c.set("fetch.wait.max.ms", "100");
-        }
-        if !self
-            .inner
-            .config
-            .settings
-            .contains_key("auto.commit.interval.ms")
-        {
-            let every = self.inner.config.commit_interval.as_millis().max(1);
-            c.set("auto.commit.interval.ms", every.to_string());
-        }
         let context = MemberContext {
             tracker: Mutex::new(Tracker::default()),
             topic: topic.to_owned(),
@@ -899,7 +886,7 @@ enum From {
 /// A client of a group (not a member: it never joins), to read and set the
 /// group's offsets.
 fn group_client(config: &KafkaConfig, topic: &str, group: &str) -> Result<BaseConsumer> {
-    let mut c = config.client_config();
+    let mut c = config.client_config(&[]);
     c.set("group.id", group_id(topic, group))
         .set("enable.auto.commit", "false");
     c.create().map_err(|e| {

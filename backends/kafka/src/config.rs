@@ -164,10 +164,14 @@ impl KafkaConfig {
         self.partitions
     }
 
-    /// A librdkafka client configuration with these settings.
-    pub(crate) fn client_config(&self) -> rdkafka::ClientConfig {
+    /// A librdkafka client configuration with these settings, and with
+    /// `defaults` for the properties the user did not set.
+    pub(crate) fn client_config(&self, defaults: &[(&str, &str)]) -> rdkafka::ClientConfig {
         let mut c = rdkafka::ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers);
+        for (name, value) in defaults {
+            c.set(*name, *value);
+        }
         for (name, value) in &self.settings {
             c.set(name, value);
         }
