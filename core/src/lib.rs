@@ -48,6 +48,7 @@
 pub mod address;
 pub mod capabilities;
 pub mod channel;
+pub mod clock;
 pub mod codec;
 pub mod consumer;
 pub mod contract;
@@ -56,6 +57,7 @@ pub mod envelope;
 mod error;
 pub mod interceptor;
 pub mod memory;
+mod message;
 pub mod names;
 pub mod producer;
 pub mod retry;
@@ -73,8 +75,8 @@ pub use channel::{
 pub use codec::Codec;
 pub use consumer::{
     handler_fn, AckMode, ClaimPolicy, Consumer, ConsumerBuilder, ConsumerContext, ConsumerLifetime,
-    ConsumerStats, Fallback, FnHandler, Handler, HandlerError, Handlers, Message, MessageStream,
-    Outcome, Receiver,
+    ConsumerStats, Fallback, FnHandler, Handler, HandlerError, Handlers, MessageStream, Outcome,
+    Receiver,
 };
 pub use contract::{ContractEvent, OperationInfo, Recorded, SegmentInfo};
 pub use envelope::{
@@ -82,6 +84,7 @@ pub use envelope::{
 };
 pub use error::{BoxError, DecodeError, Error, Result};
 pub use interceptor::{ConsumerInterceptor, ProducerInterceptor};
+pub use message::Message;
 pub use producer::{
     MessageBuilder, OutgoingMessage, Producer, ProducerBuilder, Receipt, SentEntry,
 };

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::ack::AckSender;
-use super::Message;
+use crate::message::Message;
 
 /// What a handler gets with every message: the message (metadata and
 /// segments, through `Deref`), its delivery count, and the means to

@@ -9,8 +9,8 @@ use bytes::Bytes;
 
 use crate::address::{dead_letter_key, StreamAddress};
 use crate::channel::{EntryId, StreamChannel};
+use crate::clock::now_ms;
 use crate::envelope::{MessageId, Metadata, Origin, SegmentClass, SegmentLocation, SegmentRef};
-use crate::producer::now_ms;
 use crate::retry::RetryPolicy;
 use crate::Result;
 

@@ -9,12 +9,15 @@ use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use super::ack::AckSender;
-use super::builder::{AckMode, Fallback};
+use super::context::ConsumerContext;
 use super::dead_letter::DeadLetters;
+use super::handler::{Handler, HandlerError, Outcome};
+use super::lifetime::ConsumerStats;
+use super::options::{AckMode, Fallback};
 use super::source::Source;
-use super::{ConsumerContext, ConsumerStats, Handler, HandlerError, Message, Outcome};
 use crate::channel::EntryId;
 use crate::envelope::Metadata;
+use crate::message::Message;
 use crate::retry::RetryPolicy;
 
 #[derive(Debug, Default)]

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::ConsumerContext;
+use super::context::ConsumerContext;
 use crate::BoxError;
 
 /// The error a handler returns: any error type, boxed (`?` converts).

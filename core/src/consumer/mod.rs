@@ -8,13 +8,14 @@ mod dead_letter;
 mod dispatch;
 mod handler;
 mod lifetime;
-mod message;
+mod options;
 mod receiver;
 mod replay;
 mod runtime;
 mod source;
 
-pub use builder::{AckMode, ClaimPolicy, ConsumerBuilder, Fallback};
+pub use crate::message::Message;
+pub use builder::ConsumerBuilder;
 pub use context::ConsumerContext;
 pub use dead_letter::{
     HEADER_DEAD_LETTER_DELIVERIES, HEADER_DEAD_LETTER_ENTRY, HEADER_DEAD_LETTER_GROUP,
@@ -22,7 +23,7 @@ pub use dead_letter::{
 };
 pub use handler::{handler_fn, FnHandler, Handler, HandlerError, Handlers, Outcome};
 pub use lifetime::{ConsumerLifetime, ConsumerStats};
-pub use message::Message;
+pub use options::{AckMode, ClaimPolicy, Fallback};
 pub use receiver::Receiver;
 pub use replay::{EventStream, MessageStream};
 

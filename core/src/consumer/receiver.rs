@@ -2,10 +2,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::source::Source;
-use super::Message;
 use crate::channel::{Entry, EntryId, StreamPosition};
 use crate::contract::{ContractEvent, Recorded};
 use crate::envelope::MessageId;
+use crate::message::Message;
 use crate::{Error, Result};
 
 /// Fetches one message, with its payload, by entry id or by message id; from

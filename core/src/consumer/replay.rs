@@ -9,9 +9,9 @@ use futures_core::Stream;
 use futures_util::StreamExt;
 
 use super::source::Source;
-use super::Message;
 use crate::channel::{EntryId, StreamPosition};
 use crate::contract::{ContractEvent, Recorded};
+use crate::message::Message;
 use crate::{Error, Result};
 
 /// The messages of a replay, in stream order.

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::builder::ClaimPolicy;
 use super::dispatch::Dispatcher;
-use super::ConsumerStats;
+use super::lifetime::ConsumerStats;
+use super::options::ClaimPolicy;
 use crate::channel::{Delivery, GroupStart};
 use crate::Result;
 

@@ -14,7 +14,7 @@ use crate::store::Fields;
 use crate::store_set::StoreSet;
 use crate::{Error, Result};
 
-use super::Message;
+use crate::message::Message;
 
 pub(crate) struct Source {
     pub(crate) channel: Arc<dyn StreamChannel>,

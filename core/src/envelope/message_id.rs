@@ -19,9 +19,7 @@ impl MessageId {
         use std::sync::atomic::{AtomicU64, Ordering};
         // Packed (millis << 12 | counter) of the last id made.
         static LAST: AtomicU64 = AtomicU64::new(0);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now = crate::clock::now_ms();
         let mut last = LAST.load(Ordering::Relaxed);
         let packed = loop {
             let next = (now << 12).max(last + 1);
@@ -98,10 +96,7 @@ mod tests {
         let ids: Vec<MessageId> = (0..10_000).map(|_| MessageId::new()).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(ids[0].as_uuid().get_version_num(), 7);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
+        let now = crate::clock::now_ms();
         assert!(ids[0].timestamp_ms().unwrap().abs_diff(now) < 5_000);
     }
 

@@ -101,12 +101,12 @@ impl Metadata {
 
     /// The stream key of the message: `{env}:{uri}` or `{uri}`.
     pub fn stream_key(&self) -> String {
-        crate::address::stream_key(self.environment.as_deref(), &self.uri)
+        super::keys::stream_key(self.environment.as_deref(), &self.uri)
     }
 
     /// The standard payload key of one class of this message.
     pub fn standard_payload_key(&self, class: &SegmentClass) -> String {
-        crate::address::key_of(
+        super::keys::key_of(
             self.environment.as_deref(),
             &self.uri,
             &self.operation,

@@ -1,6 +1,7 @@
 //! The channel-agnostic message: [`Metadata`] (what travels in the stream)
 //! and [`Segments`] (the payload, which travels in a key-value store).
 
+pub(crate) mod keys;
 mod message_id;
 mod metadata;
 mod segments;

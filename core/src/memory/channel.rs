@@ -11,8 +11,8 @@ use crate::channel::{
     Delivery, Entry, EntryId, GroupInfo, GroupStart, MalformedEntry, StreamChannel, StreamInfo,
     StreamPosition,
 };
+use crate::clock::now_ms;
 use crate::envelope::{decode_metadata, encode_metadata, Metadata};
-use crate::producer::now_ms;
 use crate::{Error, Result};
 
 const BACKEND: &str = "memory";

@@ -6,11 +6,23 @@ use std::sync::{Arc, Weak};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
-use super::target::Target;
-use crate::channel::EntryId;
+use crate::channel::{EntryId, StreamChannel};
 use crate::envelope::Metadata;
+use crate::retry::RetryPolicy;
 use crate::store::{KeyValueStore, PutItem};
+use crate::store_set::StoreSet;
 use crate::{Error, Result};
+
+/// What batches are written to: one stream on a channel, with the stores
+/// its payloads go to.
+pub(crate) struct Destination {
+    pub(crate) channel: Arc<dyn StreamChannel>,
+    pub(crate) stores: StoreSet,
+    pub(crate) stream: Arc<str>,
+    pub(crate) retry: RetryPolicy,
+    /// Most messages per batch.
+    pub(crate) max_batch: usize,
+}
 
 pub(crate) struct Prepared {
     pub(crate) metadata: Metadata,
@@ -28,13 +40,13 @@ pub(crate) struct Job {
 /// sender has at most one message in flight, so its order is kept.
 const MAX_IN_FLIGHT: usize = 2;
 
-pub(crate) async fn run(target: Weak<Target>, mut queue: mpsc::Receiver<Job>) {
+pub(crate) async fn run(destination: Weak<Destination>, mut queue: mpsc::Receiver<Job>) {
     let mut jobs = Vec::new();
     let mut in_flight = FuturesUnordered::new();
     let mut open = true;
     // Only a weak reference is held while waiting: the task ends when the
     // last producer is dropped and the queue is drained.
-    while let Some(max) = target.upgrade().map(|t| t.max_batch) {
+    while let Some(max) = destination.upgrade().map(|d| d.max_batch) {
         tokio::select! {
             biased;
             Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
@@ -43,11 +55,11 @@ pub(crate) async fn run(target: Weak<Target>, mut queue: mpsc::Receiver<Job>) {
                     open = false;
                     continue;
                 }
-                let Some(target) = target.upgrade() else {
+                let Some(destination) = destination.upgrade() else {
                     break;
                 };
                 let batch = std::mem::take(&mut jobs);
-                in_flight.push(async move { flush(&target, batch).await });
+                in_flight.push(async move { flush(&destination, batch).await });
             }
             else => break,
         }
@@ -55,9 +67,9 @@ pub(crate) async fn run(target: Weak<Target>, mut queue: mpsc::Receiver<Job>) {
     while in_flight.next().await.is_some() {}
 }
 
-async fn flush(target: &Target, jobs: Vec<Job>) {
-    let stream = target.address.stream_key();
-    let mut per_store: Vec<Vec<PutItem>> = vec![Vec::new(); target.stores.len()];
+async fn flush(destination: &Destination, jobs: Vec<Job>) {
+    let stream = &*destination.stream;
+    let mut per_store: Vec<Vec<PutItem>> = vec![Vec::new(); destination.stores.len()];
     let mut metadata = Vec::with_capacity(jobs.len());
     let mut replies = Vec::with_capacity(jobs.len());
     for Job { job, reply } in jobs {
@@ -72,12 +84,12 @@ async fn flush(target: &Target, jobs: Vec<Job>) {
         .into_iter()
         .enumerate()
         .filter(|(_, items)| !items.is_empty())
-        .map(|(idx, items)| (target.stores.store(idx).as_ref(), items))
+        .map(|(idx, items)| (destination.stores.store(idx).as_ref(), items))
         .collect();
-    let appended = target
+    let appended = destination
         .retry
         .run("storing payloads and appending to the stream", || {
-            target
+            destination
                 .channel
                 .store_and_append(stream, &payloads, &metadata)
         })
@@ -90,7 +102,7 @@ async fn flush(target: &Target, jobs: Vec<Job>) {
         }
         Ok(ids) => {
             let cause = Arc::new(Error::permanent(
-                target.channel.backend(),
+                destination.channel.backend(),
                 format!("appending to stream {stream:?}"),
                 format!(
                     "append_many returned {} ids for {} entries",

@@ -14,6 +14,13 @@ use crate::store::KeyValueStore;
 use crate::store_set::DEFAULT_STORE;
 use crate::Result;
 
+impl Producer {
+    /// Starts a builder.
+    pub fn builder() -> ProducerBuilder {
+        ProducerBuilder::default()
+    }
+}
+
 /// Builds a [`Producer`]; from [`Producer::builder`].
 ///
 /// Needs a channel and a uri. Without a store, segments travel inline in the

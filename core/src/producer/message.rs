@@ -1,47 +1,17 @@
-use std::collections::BTreeMap;
+//! The message builder: `producer.message("op").segment(..)?.send()`.
 
 use serde::Serialize;
 
-use super::{Producer, Receipt};
+use super::outgoing::OutgoingMessage;
+use super::receipt::Receipt;
+use super::Producer;
 use crate::envelope::{MessageId, Origin, SegmentClass, Segments};
 use crate::Result;
 
-/// A message before it is sent: operation, version, segments and the
-/// optional metadata a sender may set.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct OutgoingMessage {
-    /// The operation (event) name.
-    pub operation: String,
-    /// The operation version.
-    pub version: u32,
-    /// The payload.
-    pub segments: Segments,
-    /// Original, or a copy of another message.
-    pub origin: Origin,
-    /// Correlation id.
-    pub correlation_id: Option<String>,
-    /// Causation id.
-    pub causation_id: Option<String>,
-    /// W3C `traceparent`.
-    pub traceparent: Option<String>,
-    /// Free headers.
-    pub headers: BTreeMap<String, String>,
-}
-
-impl OutgoingMessage {
-    /// A message for `operation`, version 0, with no segments.
-    pub fn new(operation: impl Into<String>) -> Self {
-        Self {
-            operation: operation.into(),
-            version: 0,
-            segments: Segments::new(),
-            origin: Origin::Original,
-            correlation_id: None,
-            causation_id: None,
-            traceparent: None,
-            headers: BTreeMap::new(),
-        }
+impl Producer {
+    /// Starts a message for `operation` (version 0, no segments).
+    pub fn message(&self, operation: &str) -> MessageBuilder<'_> {
+        MessageBuilder::new(self, OutgoingMessage::new(operation))
     }
 }
 
@@ -54,7 +24,7 @@ pub struct MessageBuilder<'p> {
 }
 
 impl<'p> MessageBuilder<'p> {
-    pub(super) fn new(producer: &'p Producer, message: OutgoingMessage) -> Self {
+    fn new(producer: &'p Producer, message: OutgoingMessage) -> Self {
         Self { producer, message }
     }
 

@@ -8,14 +8,14 @@
 mod batcher;
 mod builder;
 mod message;
+mod outgoing;
 mod receipt;
 mod specialize;
 mod target;
 
-pub(crate) use target::now_ms;
-
 pub use builder::ProducerBuilder;
-pub use message::{MessageBuilder, OutgoingMessage};
+pub use message::MessageBuilder;
+pub use outgoing::OutgoingMessage;
 pub use receipt::{Receipt, SentEntry};
 pub use specialize::Specialize;
 
@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use crate::codec::Codec;
 use crate::envelope::{MessageId, Segments};
+use crate::message::Message;
 use crate::{Error, Result};
 use target::Target;
 
@@ -66,11 +67,6 @@ struct Cause {
 }
 
 impl Producer {
-    /// Starts a builder.
-    pub fn builder() -> ProducerBuilder {
-        ProducerBuilder::default()
-    }
-
     /// The codec segments are encoded with.
     pub fn codec(&self) -> Codec {
         self.codec
@@ -82,11 +78,6 @@ impl Producer {
             .iter()
             .map(|t| t.address.stream_key())
             .collect()
-    }
-
-    /// Starts a message for `operation` (version 0, no segments).
-    pub fn message(&self, operation: &str) -> MessageBuilder<'_> {
-        MessageBuilder::new(self, OutgoingMessage::new(operation))
     }
 
     /// Sends already-encoded segments: the untyped API, usable with no macro.
@@ -102,7 +93,7 @@ impl Producer {
     /// id as causation id, and its `traceparent`, unless a message sets its
     /// own. This is how a handler that reacts to one event with another keeps
     /// the chain traceable.
-    pub fn caused_by(&self, message: &crate::consumer::Message) -> Producer {
+    pub fn caused_by(&self, message: &Message) -> Producer {
         let metadata = message.metadata();
         Producer {
             targets: self.targets.clone(),
@@ -192,11 +183,5 @@ impl Producer {
             codec,
             cause: None,
         })
-    }
-
-    /// Re-routes a copy of this producer (another uri or environment),
-    /// sharing its channel, stores and settings.
-    pub fn specialize(&self) -> Specialize<'_> {
-        Specialize::new(self)
     }
 }

@@ -4,6 +4,14 @@ use super::Producer;
 use crate::address::StreamAddress;
 use crate::Result;
 
+impl Producer {
+    /// Re-routes a copy of this producer (another uri or environment),
+    /// sharing its channel, stores and settings.
+    pub fn specialize(&self) -> Specialize<'_> {
+        Specialize::new(self)
+    }
+}
+
 /// Re-routes a copy of a producer; from [`Producer::specialize`].
 ///
 /// ```
@@ -29,7 +37,7 @@ pub struct Specialize<'p> {
 }
 
 impl<'p> Specialize<'p> {
-    pub(super) fn new(producer: &'p Producer) -> Self {
+    fn new(producer: &'p Producer) -> Self {
         Self {
             producer,
             uri: None,

@@ -2,14 +2,16 @@
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::batcher::{self, Job};
-use super::{OutgoingMessage, SentEntry};
+use super::batcher::{self, Destination, Job};
+use super::outgoing::OutgoingMessage;
+use super::receipt::SentEntry;
 use crate::address::StreamAddress;
 use crate::channel::StreamChannel;
+use crate::clock::now_ms;
 use crate::codec::Codec;
 use crate::envelope::{MessageId, Metadata, SegmentClass, SegmentLocation, SegmentRef, Segments};
 use crate::interceptor::ProducerInterceptor;
@@ -19,15 +21,12 @@ use crate::store_set::StoreSet;
 use crate::{Error, Result};
 
 pub(crate) struct Target {
-    pub(crate) channel: Arc<dyn StreamChannel>,
-    pub(crate) stores: StoreSet,
+    /// Where the batching task writes.
+    destination: Arc<Destination>,
     pub(crate) address: StreamAddress,
-    stream: Arc<str>,
-    pub(crate) codec: Codec,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) interceptors: Vec<Arc<dyn ProducerInterceptor>>,
-    pub(crate) payload_ttl: Option<Duration>,
-    pub(crate) max_batch: usize,
+    codec: Codec,
+    interceptors: Vec<Arc<dyn ProducerInterceptor>>,
+    payload_ttl: Option<Duration>,
     queue: OnceLock<mpsc::Sender<Job>>,
 }
 
@@ -44,35 +43,38 @@ impl Target {
         max_batch: usize,
     ) -> Self {
         Self {
-            channel,
-            stores,
-            stream: address.stream_key().into(),
+            destination: Arc::new(Destination {
+                channel,
+                stores,
+                stream: address.stream_key().into(),
+                retry,
+                max_batch: max_batch.max(1),
+            }),
             address,
             codec,
-            retry,
             interceptors,
             payload_ttl,
-            max_batch: max_batch.max(1),
             queue: OnceLock::new(),
         }
     }
 
     /// The same settings at another address, with a batching task of its own.
     pub(crate) fn readdressed(&self, address: StreamAddress) -> Self {
+        let d = &self.destination;
         Self::new(
-            self.channel.clone(),
-            self.stores.clone(),
+            d.channel.clone(),
+            d.stores.clone(),
             address,
             self.codec,
-            self.retry.clone(),
+            d.retry.clone(),
             self.interceptors.clone(),
             self.payload_ttl,
-            self.max_batch,
+            d.max_batch,
         )
     }
 
     pub(crate) async fn send(
-        self: &Arc<Self>,
+        &self,
         message_id: MessageId,
         message: OutgoingMessage,
     ) -> Result<SentEntry> {
@@ -91,17 +93,17 @@ impl Target {
         slot.send(Job { job, reply });
         let entry_id = answer.await.map_err(|_| closed())??;
         Ok(SentEntry {
-            stream: self.stream.clone(),
+            stream: self.destination.stream.clone(),
             entry_id,
         })
     }
 
-    fn queue(self: &Arc<Self>) -> &mpsc::Sender<Job> {
+    fn queue(&self) -> &mpsc::Sender<Job> {
         self.queue.get_or_init(|| {
-            let (tx, rx) = mpsc::channel(self.max_batch * 4);
+            let (tx, rx) = mpsc::channel(self.destination.max_batch * 4);
             // The task holds a weak reference: it ends when the last clone of
             // the producer is dropped and the queue is drained.
-            tokio::spawn(batcher::run(Arc::downgrade(self), rx));
+            tokio::spawn(batcher::run(Arc::downgrade(&self.destination), rx));
             tx
         })
     }
@@ -158,7 +160,7 @@ impl Target {
         // (class, index in puts); a message has one or two classes.
         let mut classes: Vec<(SegmentClass, usize)> = Vec::new();
         for (name, segment) in segments {
-            let location = match self.stores.route_class(&segment.class) {
+            let location = match self.destination.stores.route_class(&segment.class) {
                 Some((store, _)) => {
                     let slot = match classes.iter().find(|(c, _)| *c == segment.class) {
                         Some((_, slot)) => *slot,
@@ -200,16 +202,9 @@ impl fmt::Debug for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Target")
             .field("stream", &self.address.stream_key())
-            .field("channel", &self.channel.backend())
-            .field("stores", &self.stores)
+            .field("channel", &self.destination.channel.backend())
+            .field("stores", &self.destination.stores)
             .field("codec", &self.codec)
             .finish_non_exhaustive()
     }
-}
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

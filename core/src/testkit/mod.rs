@@ -27,6 +27,7 @@
 //! Or, inside any async test, [`run_channel_suite`] and [`run_store_suite`]
 //! return a [`SuiteReport`].
 
+mod case;
 mod channel_cases;
 mod harness;
 mod libtest;
@@ -34,29 +35,18 @@ mod report;
 mod store_cases;
 mod wait;
 
+pub use case::{ensure, CaseFailure, CaseResult, ChannelCase, StoreCase};
 pub use channel_cases::*;
 pub use harness::{ChannelFactory, ChannelHarness, StoreFactory, StoreHarness};
 pub use libtest::Conformance;
 pub use report::{
-    run_channel_suite, run_channel_suite_with, run_store_suite, CaseFailure, CaseOutcome,
-    CaseReport, CaseResult, ChannelCase, StoreCase, SuiteReport, CASE_TIMEOUT,
+    run_channel_suite, run_channel_suite_with, run_store_suite, CaseOutcome, CaseReport,
+    SuiteReport, CASE_TIMEOUT,
 };
 pub use store_cases::*;
 pub use wait::{eventually, unique_uri, EVENTUALLY};
 
 use crate::{KeyValueStore, StreamChannel};
-
-/// Fails the case with a message unless the condition holds.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! __testkit_ensure {
-    ($cond:expr, $($msg:tt)+) => {
-        if !$cond {
-            return Err($crate::testkit::CaseFailure::new(format!($($msg)+)));
-        }
-    };
-}
-pub use crate::__testkit_ensure as ensure;
 
 #[allow(unused)]
 fn _object_safe(_: &dyn StreamChannel, _: &dyn KeyValueStore) {}

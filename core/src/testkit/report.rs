@@ -1,81 +1,17 @@
+//! Running the suites: how each case ended, and the report of a suite.
+
 use std::fmt;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
+use super::case::CaseResult;
+use super::channel_cases::channel_cases;
 use super::harness::{ChannelFactory, ChannelHarness, StoreFactory, StoreHarness};
-use crate::capabilities::{ChannelCapabilities, StoreCapabilities};
-
-pub use super::channel_cases::channel_cases;
-pub use super::store_cases::store_cases;
+use super::store_cases::store_cases;
 
 /// Longest a case may run before it is reported as failed.
 pub const CASE_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Why a case failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CaseFailure(String);
-
-impl CaseFailure {
-    /// A failure with a message.
-    pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
-    }
-
-    /// The message.
-    pub fn message(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for CaseFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<crate::Error> for CaseFailure {
-    fn from(e: crate::Error) -> Self {
-        Self(format!("unexpected error: {e}"))
-    }
-}
-
-/// What a case returns.
-pub type CaseResult = Result<(), CaseFailure>;
-
-/// One case of the channel suite.
-#[derive(Clone, Copy)]
-pub struct ChannelCase {
-    /// Its name.
-    pub name: &'static str,
-    /// `Err(reason)` when the capabilities exclude it.
-    pub applies: fn(&ChannelCapabilities) -> Result<(), &'static str>,
-    /// Runs it.
-    pub run: fn(ChannelHarness) -> BoxFuture<'static, CaseResult>,
-}
-
-impl fmt::Debug for ChannelCase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ChannelCase({})", self.name)
-    }
-}
-
-/// One case of the store suite.
-#[derive(Clone, Copy)]
-pub struct StoreCase {
-    /// Its name.
-    pub name: &'static str,
-    /// `Err(reason)` when the capabilities exclude it.
-    pub applies: fn(&StoreCapabilities) -> Result<(), &'static str>,
-    /// Runs it.
-    pub run: fn(StoreHarness) -> BoxFuture<'static, CaseResult>,
-}
-
-impl fmt::Debug for StoreCase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "StoreCase({})", self.name)
-    }
-}
 
 /// How one case ended.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::report::{CaseResult, StoreCase};
-use super::{ensure, StoreHarness};
+use super::case::{ensure, CaseFailure, CaseResult, StoreCase};
+use super::harness::StoreHarness;
 use crate::capabilities::StoreCapabilities;
 use crate::store::{Fields, PutItem};
 
@@ -300,7 +300,7 @@ pub async fn concurrent_writers(h: &StoreHarness) -> CaseResult {
         });
     }
     while let Some(done) = tasks.join_next().await {
-        done.map_err(|e| super::CaseFailure::new(format!("writer task failed: {e}")))??;
+        done.map_err(|e| CaseFailure::new(format!("writer task failed: {e}")))??;
     }
     for t in 0..20 {
         let ns = h.key(&format!("cw-{t}"));

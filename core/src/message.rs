@@ -1,3 +1,5 @@
+//! A message read back from a stream: its entry id, metadata and payload.
+
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 

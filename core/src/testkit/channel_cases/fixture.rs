@@ -1,0 +1,250 @@
+//! What the channel cases share: the capability checks that decide which
+//! cases apply, sample entries, reading and polling, a ledger of handled
+//! messages.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::capabilities::{ChannelCapabilities, Ordering};
+use crate::channel::{EntryId, GroupStart};
+use crate::consumer::{ConsumerContext, HandlerError};
+use crate::envelope::{MessageId, Metadata, Origin, SegmentClass, SegmentLocation, SegmentRef};
+use crate::testkit::{CaseFailure, CaseResult, ChannelHarness};
+use crate::Result;
+
+pub(super) const WAIT: Duration = Duration::from_secs(60);
+
+pub(super) const SHORT_BLOCK: Duration = Duration::from_millis(100);
+
+pub(super) fn always(_: &ChannelCapabilities) -> Result<(), &'static str> {
+    Ok(())
+}
+
+pub(super) fn needs_groups(c: &ChannelCapabilities) -> Result<(), &'static str> {
+    if c.consumer_groups {
+        Ok(())
+    } else {
+        Err("the channel does not declare consumer groups")
+    }
+}
+
+pub(super) fn needs_claim(c: &ChannelCapabilities) -> Result<(), &'static str> {
+    needs_groups(c)?;
+    if c.claim {
+        Ok(())
+    } else {
+        Err("the channel does not declare claiming of stale entries")
+    }
+}
+
+pub(super) fn needs_parallel_members(c: &ChannelCapabilities) -> Result<(), &'static str> {
+    needs_groups(c)?;
+    if c.parallel_members {
+        Ok(())
+    } else {
+        Err("members of one group do not receive entries at the same time on this channel")
+    }
+}
+
+pub(super) fn needs_replay(c: &ChannelCapabilities) -> Result<(), &'static str> {
+    if c.replay {
+        Ok(())
+    } else {
+        Err("the channel does not declare replay")
+    }
+}
+
+pub(super) fn needs_get(c: &ChannelCapabilities) -> Result<(), &'static str> {
+    if c.get_by_id {
+        Ok(())
+    } else {
+        Err("the channel does not declare get by id")
+    }
+}
+
+/// A [`ChannelCase`] of a case function and the check of whether it applies.
+macro_rules! channel_case {
+    ($name:ident, $applies:expr) => {
+        ChannelCase {
+            name: stringify!($name),
+            applies: $applies,
+            run: |h| Box::pin(async move { $name(&h).await }),
+        }
+    };
+}
+pub(super) use channel_case;
+
+pub(super) fn sample(stream: &str, n: u32) -> Metadata {
+    Metadata {
+        message_id: MessageId::new(),
+        operation: "sample".to_owned(),
+        version: 1,
+        uri: stream.to_owned(),
+        environment: None,
+        produced_at_ms: 1_700_000_000_000 + u64::from(n),
+        origin: Origin::Original,
+        content_type: "application/postcard".to_owned(),
+        correlation_id: Some(format!("corr-{n}")),
+        causation_id: None,
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned()),
+        headers: BTreeMap::from([("n".to_owned(), n.to_string())]),
+        segments: vec![SegmentRef {
+            name: "n".to_owned(),
+            class: SegmentClass::NORMAL,
+            location: SegmentLocation::Inline(Bytes::from(n.to_le_bytes().to_vec())),
+        }],
+    }
+}
+
+pub(super) fn header_n(m: &Metadata) -> Option<u32> {
+    m.headers.get("n").and_then(|n| n.parse().ok())
+}
+
+/// A new stream with group `g` (from the beginning) and `n` samples.
+pub(super) async fn grouped(
+    h: &ChannelHarness,
+    name: &str,
+    n: u32,
+) -> Result<(String, Vec<EntryId>)> {
+    let stream = h.uri(name);
+    h.channel
+        .ensure_group(&stream, "g", GroupStart::Beginning)
+        .await?;
+    let ids = append_samples(h, &stream, n).await?;
+    Ok((stream, ids))
+}
+
+/// Sends `n` messages of `operation` with segment `i` = 0, 1, ...
+pub(super) async fn send_numbered(
+    producer: &crate::Producer,
+    operation: &str,
+    n: u32,
+) -> Result<()> {
+    for i in 0..n {
+        producer.message(operation).segment("i", &i)?.send().await?;
+    }
+    Ok(())
+}
+
+/// The pending count of a group, `None` if the group is unknown.
+pub(super) async fn pending(h: &ChannelHarness, stream: &str, group: &str) -> Result<Option<u64>> {
+    Ok(h.channel
+        .info(stream)
+        .await?
+        .group(group)
+        .map(|g| g.pending))
+}
+
+/// Whether the channel reads a stream in append order (else per key only:
+/// the cases then compare what was read as a set).
+pub(super) fn stream_ordered(h: &ChannelHarness) -> bool {
+    h.channel.capabilities().ordering == Ordering::Stream
+}
+
+/// `v` sorted when the channel does not order the whole stream.
+pub(super) fn in_channel_order(h: &ChannelHarness, mut v: Vec<u32>) -> Vec<u32> {
+    if !stream_ordered(h) {
+        v.sort_unstable();
+    }
+    v
+}
+
+/// Reads until `n` entries came or a read returns none: a read may return
+/// fewer than asked (a channel with partitions delivers them as they come).
+pub(super) async fn read_n(
+    h: &ChannelHarness,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    n: usize,
+) -> Result<Vec<crate::Delivery>> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let read = h
+            .channel
+            .read_group(stream, group, consumer, n - out.len(), SHORT_BLOCK)
+            .await?;
+        if read.is_empty() {
+            break;
+        }
+        out.extend(read);
+    }
+    Ok(out)
+}
+
+pub(super) fn delivered_ns(read: &[crate::Delivery]) -> Vec<u32> {
+    read.iter()
+        .filter_map(|d| d.entry.body.as_ref().ok().and_then(header_n))
+        .collect()
+}
+
+pub(super) async fn append_samples(
+    h: &ChannelHarness,
+    stream: &str,
+    n: u32,
+) -> Result<Vec<EntryId>> {
+    let batch: Vec<Metadata> = (0..n).map(|i| sample(stream, i)).collect();
+    h.channel.append_many(stream, &batch).await
+}
+
+/// Consumes the one message of stream `name` (group `default`).
+pub(super) async fn receive_one(
+    h: &ChannelHarness,
+    name: &str,
+) -> Result<crate::Message, CaseFailure> {
+    let received = Arc::new(Mutex::new(None));
+    let r = received.clone();
+    h.consumer(name)
+        .stop_after(1)
+        .subscribe_fn(move |ctx: ConsumerContext| {
+            let r = r.clone();
+            async move {
+                *r.lock().unwrap() = Some(ctx.message().clone());
+                Ok::<(), HandlerError>(())
+            }
+        })?
+        .completion()
+        .await?;
+    let got = received.lock().unwrap().take();
+    got.ok_or_else(|| CaseFailure::new(format!("the consumer of {name:?} received nothing")))
+}
+
+/// Polls `check` until it returns true, failing after [`WAIT`].
+pub(super) async fn poll_until<F, Fut>(what: &str, mut check: F) -> CaseResult
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<bool>>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        if start.elapsed() > WAIT {
+            return Err(CaseFailure::new(format!(
+                "timed out after {WAIT:?} waiting for {what}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Records what a subscription handled.
+#[derive(Clone, Default)]
+pub(super) struct Ledger(Arc<Mutex<Vec<(String, ConsumerContext)>>>);
+
+impl Ledger {
+    pub(super) fn record(&self, who: &str, ctx: &ConsumerContext) {
+        self.0.lock().unwrap().push((who.to_owned(), ctx.clone()));
+    }
+    pub(super) fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+    pub(super) fn contexts(&self) -> Vec<(String, ConsumerContext)> {
+        self.0.lock().unwrap().clone()
+    }
+}

@@ -1,0 +1,33 @@
+//! The channel suite: what every [`crate::StreamChannel`] must do, through
+//! the trait and through the producer and consumer runtime, one file per
+//! theme, each with its list of cases.
+
+mod append;
+mod fixture;
+mod groups;
+mod pending;
+mod redelivery;
+mod replay;
+mod runtime;
+
+pub use append::*;
+pub use groups::*;
+pub use pending::*;
+pub use redelivery::*;
+pub use replay::*;
+pub use runtime::*;
+
+use crate::testkit::ChannelCase;
+
+/// Every case of the channel suite, in order.
+pub fn channel_cases() -> Vec<ChannelCase> {
+    [
+        append_cases(),
+        groups_cases(),
+        pending_cases(),
+        replay_cases(),
+        runtime_cases(),
+        redelivery_cases(),
+    ]
+    .concat()
+}
