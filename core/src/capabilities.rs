@@ -104,7 +104,10 @@ impl ChannelCapabilities {
 pub struct StoreCapabilities {
     /// Keys expire after their TTL.
     pub ttl: bool,
-    /// Largest value it accepts, in bytes, if bounded.
+    /// Largest value (one field) it accepts, in bytes, if bounded. Larger
+    /// ones are refused with `Error::ValueTooLarge`. A store whose limit is
+    /// per key (a document, an item) declares what one value may hold and
+    /// refuses a key whose values add up to more with the same error.
     pub max_value_bytes: Option<usize>,
 }
 

@@ -129,6 +129,26 @@ pub enum Error {
         version: u32,
     },
 
+    /// A value larger than the store accepts
+    /// ([`crate::StoreCapabilities::max_value_bytes`]). It is refused whole,
+    /// never truncated, and nothing of its batch is written.
+    #[error(
+        "{backend} cannot store field {field:?} of key {key:?}: {size} bytes is more than \
+         its limit of {limit} bytes; make the value smaller, or split it over several segments"
+    )]
+    ValueTooLarge {
+        /// The store's backend.
+        backend: &'static str,
+        /// The key.
+        key: String,
+        /// The field (segment name).
+        field: String,
+        /// The value's size in bytes.
+        size: usize,
+        /// The largest value the store accepts, in bytes.
+        limit: usize,
+    },
+
     /// An entry id in a form this channel does not use.
     #[error("invalid entry id {id:?} for {backend}: expected {expected}")]
     InvalidEntryId {

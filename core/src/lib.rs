@@ -50,6 +50,7 @@ pub mod capabilities;
 pub mod channel;
 pub mod clock;
 pub mod codec;
+pub mod config;
 pub mod consumer;
 pub mod contract;
 mod endpoint;

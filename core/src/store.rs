@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::capabilities::StoreCapabilities;
-use crate::Result;
+use crate::{Error, Result};
 
 /// The fields under one key: field name -> bytes.
 pub type Fields = BTreeMap<String, Bytes>;
@@ -25,11 +25,66 @@ pub struct PutItem {
     pub ttl: Option<Duration>,
 }
 
+/// Refuses a batch that holds a value larger than `limit` bytes, with
+/// [`Error::ValueTooLarge`] naming the first such key and field: a store
+/// calls it first thing in `put_many`, so that such a batch writes nothing.
+/// `None` accepts every size.
+///
+/// ```
+/// use event_backbone_core::store::check_value_sizes;
+/// use event_backbone_core::{Fields, PutItem};
+/// let mut fields = Fields::new();
+/// fields.insert("blob".into(), vec![0u8; 11].into());
+/// let items = [PutItem { key: "k".into(), fields, ttl: None }];
+/// assert!(check_value_sizes("mine", Some(11), &items).is_ok());
+/// let err = check_value_sizes("mine", Some(10), &items).unwrap_err();
+/// assert!(err.to_string().contains("\"k\"") && err.to_string().contains("10 bytes"));
+/// ```
+pub fn check_value_sizes(
+    backend: &'static str,
+    limit: Option<usize>,
+    items: &[PutItem],
+) -> Result<()> {
+    let Some(limit) = limit else {
+        return Ok(());
+    };
+    for item in items {
+        if let Some((field, value)) = item.fields.iter().find(|(_, v)| v.len() > limit) {
+            return Err(Error::ValueTooLarge {
+                backend,
+                key: item.key.clone(),
+                field: field.clone(),
+                size: value.len(),
+                limit,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A key-value store holding payloads: several named fields under one key.
 ///
-/// A missing key is a value (`None`), not an error. Implementations must be
-/// safe to share (`Arc<dyn KeyValueStore>`). Prove one with the conformance
-/// kit (`event_backbone_core::testkit`, feature `testkit`).
+/// The contract, which the conformance kit (`event_backbone_core::testkit`,
+/// feature `testkit`) checks:
+///
+/// * A missing key is a value (`None`), not an error; deleting one is fine.
+/// * A put adds the fields it names to the key and replaces those it
+///   repeats; the others stay.
+/// * **Time to live.** A key put with a TTL reads as missing (`None` from
+///   [`get`](Self::get), [`get_fields`](Self::get_fields) and
+///   [`get_many`](Self::get_many)) as soon as the TTL has passed, give or
+///   take the store's resolution (at most a second). A server that deletes
+///   expired data lazily (MongoDB's TTL monitor, DynamoDB) keeps an expiry
+///   time with the key and filters on read. A put to a key past its TTL
+///   starts a new key: the expired fields do not come back.
+/// * **Size.** A value above [`StoreCapabilities::max_value_bytes`] is
+///   refused with [`Error::ValueTooLarge`] (a permanent error naming the
+///   key, the field and the limit), never truncated, and nothing of its
+///   batch is written ([`check_value_sizes`]).
+/// * Transient failures (connection lost, timeout, throttling) are
+///   [`Error::transient`], so that callers retry them; the rest permanent.
+///
+/// Implementations must be safe to share (`Arc<dyn KeyValueStore>`).
 #[async_trait]
 pub trait KeyValueStore: Send + Sync + fmt::Debug + 'static {
     /// A short name for errors and logs (`memory`, `redis`, ...).

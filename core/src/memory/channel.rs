@@ -15,7 +15,7 @@ use crate::clock::now_ms;
 use crate::envelope::{decode_metadata, encode_metadata, Metadata};
 use crate::{Error, Result};
 
-const BACKEND: &str = "memory";
+use super::BACKEND;
 
 /// An in-process stream channel with consumer groups, pending lists,
 /// delivery counts, claim by idle time and replay.

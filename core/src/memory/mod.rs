@@ -10,3 +10,6 @@ mod store;
 
 pub use channel::MemoryChannel;
 pub use store::MemoryStore;
+
+/// The backend's name in errors and logs.
+pub const BACKEND: &str = "memory";

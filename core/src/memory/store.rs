@@ -5,8 +5,10 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use crate::capabilities::StoreCapabilities;
-use crate::store::{Fields, KeyValueStore, PutItem};
+use crate::store::{check_value_sizes, Fields, KeyValueStore, PutItem};
 use crate::Result;
+
+use super::BACKEND;
 
 /// An in-process key-value store with Redis-hash semantics: a put adds or
 /// replaces fields under a key; a TTL expires the whole key.
@@ -28,6 +30,7 @@ use crate::Result;
 #[derive(Clone, Debug, Default)]
 pub struct MemoryStore {
     data: Arc<Mutex<HashMap<String, Value>>>,
+    max_value_bytes: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -46,6 +49,26 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store that refuses values larger than `bytes`, as a server with
+    /// that limit would: to try a producer against a store's limit without
+    /// the server.
+    ///
+    /// ```
+    /// use event_backbone_core::memory::MemoryStore;
+    /// use event_backbone_core::{Error, Fields, KeyValueStore};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let store = MemoryStore::new().with_max_value_bytes(400 * 1024);
+    /// let mut fields = Fields::new();
+    /// fields.insert("scan".into(), vec![0u8; 500 * 1024].into());
+    /// let refused = store.put("k", &fields, None).await.unwrap_err();
+    /// assert!(matches!(refused, Error::ValueTooLarge { limit: 409600, .. }));
+    /// # }
+    /// ```
+    pub fn with_max_value_bytes(mut self, bytes: usize) -> Self {
+        self.max_value_bytes = Some(bytes);
+        self
     }
 
     /// Number of live keys.
@@ -69,14 +92,15 @@ impl MemoryStore {
 #[async_trait]
 impl KeyValueStore for MemoryStore {
     fn backend(&self) -> &'static str {
-        "memory"
+        BACKEND
     }
 
     fn capabilities(&self) -> StoreCapabilities {
-        StoreCapabilities::all()
+        StoreCapabilities::all().with_max_value_bytes(self.max_value_bytes)
     }
 
     async fn put_many(&self, items: &[PutItem]) -> Result<()> {
+        check_value_sizes(BACKEND, self.max_value_bytes, items)?;
         let now = Instant::now();
         let mut data = self.lock();
         for item in items {

@@ -28,6 +28,41 @@ fn needs_ttl(c: &StoreCapabilities) -> Result<(), &'static str> {
     }
 }
 
+/// 1 MiB.
+const MIB: usize = 1024 * 1024;
+
+/// The largest value the kit writes and reads back (a store may accept
+/// more).
+pub const LARGEST_VALUE_TESTED: usize = 16 * MIB;
+
+/// The largest limit whose overstep the kit tries (a value one byte over
+/// it is allocated, not filled: a store checks its size before it sends it).
+pub const LARGEST_LIMIT_TESTED: usize = 1024 * MIB;
+
+fn takes_one_mib(c: &StoreCapabilities) -> Result<(), &'static str> {
+    match c.max_value_bytes {
+        Some(max) if max < MIB => Err("the store declares a value limit under 1 MiB"),
+        _ => Ok(()),
+    }
+}
+
+fn has_value_limit(c: &StoreCapabilities) -> Result<(), &'static str> {
+    match c.max_value_bytes {
+        None => Err("the store declares no value limit"),
+        Some(max) if max > LARGEST_LIMIT_TESTED => {
+            Err("the store's value limit is above what the kit allocates (1 GiB)")
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// The size of the largest value the kit writes to a store: its limit, or
+/// [`LARGEST_VALUE_TESTED`] if that is less.
+pub fn largest_value_size(c: &StoreCapabilities) -> usize {
+    c.max_value_bytes
+        .map_or(LARGEST_VALUE_TESTED, |max| max.min(LARGEST_VALUE_TESTED))
+}
+
 macro_rules! store_case {
     ($name:ident, $applies:expr) => {
         StoreCase {
@@ -48,7 +83,9 @@ pub fn store_cases() -> Vec<StoreCase> {
         store_case!(delete_removes_the_key, always),
         store_case!(delete_of_missing_key_is_fine, always),
         store_case!(put_many_get_many_500, always),
-        store_case!(one_mib_value, always),
+        store_case!(one_mib_value, takes_one_mib),
+        store_case!(largest_value_round_trips, always),
+        store_case!(value_over_the_limit_is_refused, has_value_limit),
         store_case!(ttl_expires_the_key, needs_ttl),
         store_case!(binary_keys_and_values, always),
         store_case!(delete_many_counts_existing, always),
@@ -186,10 +223,20 @@ pub async fn put_many_get_many_500(h: &StoreHarness) -> CaseResult {
     Ok(())
 }
 
-/// A 1 MiB value round-trips byte for byte.
+/// A 1 MiB value round-trips byte for byte (stores that take one).
 pub async fn one_mib_value(h: &StoreHarness) -> CaseResult {
-    let key = h.key("big");
-    let value: Vec<u8> = (0..1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
+    round_trip(h, "big", MIB).await
+}
+
+/// A value as large as the store declares it takes (up to
+/// [`LARGEST_VALUE_TESTED`]) round-trips byte for byte.
+pub async fn largest_value_round_trips(h: &StoreHarness) -> CaseResult {
+    round_trip(h, "largest", largest_value_size(&h.store.capabilities())).await
+}
+
+async fn round_trip(h: &StoreHarness, name: &str, size: usize) -> CaseResult {
+    let key = h.key(name);
+    let value: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
     h.store
         .put(&key, &fields(&[("blob", &value)]), None)
         .await?;
@@ -197,27 +244,92 @@ pub async fn one_mib_value(h: &StoreHarness) -> CaseResult {
     let got = read.as_ref().and_then(|f| f.get("blob"));
     ensure!(
         got.map(|b| b.len()) == Some(value.len()),
-        "1 MiB value came back as {:?} bytes",
+        "a value of {size} bytes came back as {:?} bytes",
         got.map(|b| b.len())
     );
     ensure!(
         got.map(|b| &b[..]) == Some(&value[..]),
-        "1 MiB value came back altered"
+        "a value of {size} bytes came back altered"
     );
     Ok(())
 }
 
-/// A key written with a TTL disappears after it; one without stays.
+/// A value one byte over the declared limit is refused with a permanent
+/// error naming the key, the field and the limit; nothing of its batch is
+/// written, nothing is truncated.
+pub async fn value_over_the_limit_is_refused(h: &StoreHarness) -> CaseResult {
+    let limit = h
+        .store
+        .capabilities()
+        .max_value_bytes
+        .expect("the case applies to stores with a limit");
+    let fine = h.key("under-limit");
+    let big = h.key("over-limit");
+    // Zeroed pages from the allocator: not touched unless the store reads
+    // them.
+    let oversized = Bytes::from(vec![0u8; limit + 1]);
+    let items = [
+        PutItem {
+            key: fine.clone(),
+            fields: fields(&[("small", b"fits")]),
+            ttl: None,
+        },
+        PutItem {
+            key: big.clone(),
+            fields: Fields::from([
+                ("note".to_owned(), Bytes::from_static(b"fits")),
+                ("scan".to_owned(), oversized),
+            ]),
+            ttl: None,
+        },
+    ];
+    let error = match h.store.put_many(&items).await {
+        Ok(()) => {
+            return Err(CaseFailure::new(format!(
+                "a value of {} bytes was accepted by a store that declares a limit of {limit}",
+                limit + 1
+            )))
+        }
+        Err(e) => e,
+    };
+    let message = error.to_string();
+    ensure!(
+        !error.is_transient(),
+        "the refusal is transient, so callers would retry it for ever: {message}"
+    );
+    ensure!(
+        message.contains(&big) && message.contains(&limit.to_string()) && message.contains("scan"),
+        "the refusal does not name the key {big:?}, the field \"scan\" and the limit {limit}: {message}"
+    );
+    let left = h.store.get_many(&[&fine, &big]).await?;
+    ensure!(
+        left.iter().all(Option::is_none),
+        "a refused batch was written (in part): {:?}",
+        left.iter()
+            .map(|f| f.as_ref().map(|f| f.keys().cloned().collect::<Vec<_>>()))
+            .collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+/// A key written with a TTL reads as missing once it has passed (give or
+/// take a second of resolution: no waiting for a lazy server to delete it),
+/// through every read; one without a TTL stays; a put after the expiry
+/// starts a new key.
 pub async fn ttl_expires_the_key(h: &StoreHarness) -> CaseResult {
     let short = h.key("ttl-short");
+    // Not read after it expires: a put finds it as the server left it.
+    let again = h.key("ttl-again");
     let kept = h.key("ttl-none");
-    h.store
-        .put(
-            &short,
-            &fields(&[("f", b"v")]),
-            Some(Duration::from_millis(400)),
-        )
-        .await?;
+    for key in [&short, &again] {
+        h.store
+            .put(
+                key,
+                &fields(&[("f", b"v"), ("g", b"w")]),
+                Some(Duration::from_millis(400)),
+            )
+            .await?;
+    }
     h.store.put(&kept, &fields(&[("f", b"v")]), None).await?;
     ensure!(
         h.store.get(&short).await?.is_some(),
@@ -226,11 +338,24 @@ pub async fn ttl_expires_the_key(h: &StoreHarness) -> CaseResult {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     ensure!(
         h.store.get(&short).await?.is_none(),
-        "the key outlived its 400 ms TTL by 1.1 s"
+        "get: the key outlived its 400 ms TTL by 1.1 s"
     );
+    let partial = h.store.get_fields(&short, &["f"]).await?;
     ensure!(
-        h.store.get(&kept).await?.is_some(),
-        "a key without TTL disappeared"
+        partial.is_none(),
+        "get_fields: the key outlived its 400 ms TTL by 1.1 s: {partial:?}"
+    );
+    let many = h.store.get_many(&[&short, &kept]).await?;
+    ensure!(
+        many.len() == 2 && many[0].is_none() && many[1].is_some(),
+        "get_many of the expired and the kept key: {many:?}"
+    );
+    let fresh = fields(&[("f", b"new")]);
+    h.store.put(&again, &fresh, None).await?;
+    let read = h.store.get(&again).await?;
+    ensure!(
+        read.as_ref() == Some(&fresh),
+        "a put after the expiry brought expired fields back: {read:?}"
     );
     Ok(())
 }

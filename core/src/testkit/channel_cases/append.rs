@@ -1,6 +1,9 @@
 //! Appending and reading back: order, ids, batch sizes, blocking reads,
 //! streams never written.
 
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
 use super::fixture::{
     always, append_samples, channel_case, grouped, header_n, needs_groups, needs_replay, read_n,
     sample, stream_ordered, SHORT_BLOCK,
@@ -8,8 +11,6 @@ use super::fixture::{
 use crate::channel::{EntryId, GroupStart, StreamPosition};
 use crate::envelope::Metadata;
 use crate::testkit::{ensure, CaseFailure, CaseResult, ChannelCase, ChannelHarness};
-use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 
 /// The append cases, in order.
 pub fn append_cases() -> Vec<ChannelCase> {

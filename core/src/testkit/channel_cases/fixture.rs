@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::capabilities::{ChannelCapabilities, Ordering};
-use crate::channel::{EntryId, GroupStart};
+use crate::channel::{EntryId, GroupStart, StreamPosition};
 use crate::consumer::{ConsumerContext, HandlerError};
 use crate::envelope::{MessageId, Metadata, Origin, SegmentClass, SegmentLocation, SegmentRef};
 use crate::testkit::{CaseFailure, CaseResult, ChannelHarness};
@@ -189,6 +189,28 @@ pub(super) async fn append_samples(
 ) -> Result<Vec<EntryId>> {
     let batch: Vec<Metadata> = (0..n).map(|i| sample(stream, i)).collect();
     h.channel.append_many(stream, &batch).await
+}
+
+/// Every entry of a stream: by replay where the channel declares it, else
+/// through a group of its own (`inspect`) from the beginning.
+pub(super) async fn stream_entries(h: &ChannelHarness, stream: &str) -> Result<Vec<crate::Entry>> {
+    if h.channel.capabilities().replay {
+        let mut entries = Vec::new();
+        let mut from = StreamPosition::Start;
+        loop {
+            let page = h.channel.read_range(stream, &from, None, 100).await?;
+            let Some(last) = page.last() else {
+                return Ok(entries);
+            };
+            from = StreamPosition::After(last.id.clone());
+            entries.extend(page);
+        }
+    }
+    h.channel
+        .ensure_group(stream, "inspect", GroupStart::Beginning)
+        .await?;
+    let read = read_n(h, stream, "inspect", "c", usize::MAX).await?;
+    Ok(read.into_iter().map(|d| d.entry).collect())
 }
 
 /// Consumes the one message of stream `name` (group `default`).

@@ -1,6 +1,9 @@
 //! Consumer groups: each group sees every entry, members of one group
 //! share them, where a new group starts, and what `info` says of a group.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
 use super::fixture::{
     append_samples, channel_case, delivered_ns, grouped, header_n, in_channel_order, needs_groups,
     needs_parallel_members, pending, poll_until, read_n, sample, send_numbered, stream_ordered,
@@ -9,8 +12,6 @@ use super::fixture::{
 use crate::channel::GroupStart;
 use crate::consumer::{ConsumerContext, HandlerError};
 use crate::testkit::{ensure, CaseFailure, CaseResult, ChannelCase, ChannelHarness};
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 /// The groups cases, in order.
 pub fn groups_cases() -> Vec<ChannelCase> {

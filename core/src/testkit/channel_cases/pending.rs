@@ -1,12 +1,13 @@
 //! The pending list: acknowledged entries leave it, unacknowledged ones are
 //! claimed by another member once idle long enough.
 
+use std::time::Duration;
+
 use super::fixture::{
     channel_case, grouped, needs_claim, needs_groups, pending, read_n, SHORT_BLOCK,
 };
 use crate::channel::EntryId;
 use crate::testkit::{ensure, CaseResult, ChannelCase, ChannelHarness};
-use std::time::Duration;
 
 /// The pending cases, in order.
 pub fn pending_cases() -> Vec<ChannelCase> {

@@ -1,9 +1,16 @@
 //! Failures: a failed handler gets the message again, and what cannot be
 //! handled goes to the dead-letter stream.
 
-use super::fixture::{channel_case, needs_claim, needs_groups, pending, poll_until, SHORT_BLOCK};
+use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::fixture::{
+    channel_case, needs_claim, needs_groups, pending, poll_until, stream_entries,
+};
 use crate::address::dead_letter_key;
-use crate::channel::{GroupStart, StreamPosition};
 use crate::consumer::{
     ClaimPolicy, ConsumerContext, Handler, HandlerError, Outcome, HEADER_DEAD_LETTER_ENTRY,
     HEADER_DEAD_LETTER_REASON,
@@ -12,10 +19,6 @@ use crate::envelope::{Metadata, Origin};
 use crate::retry::RetryPolicy;
 use crate::testkit::{ensure, CaseFailure, CaseResult, ChannelCase, ChannelHarness};
 use crate::Result;
-use async_trait::async_trait;
-use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// The redelivery cases, in order.
 pub fn redelivery_cases() -> Vec<ChannelCase> {
@@ -147,25 +150,8 @@ pub async fn dead_letter_after_max_deliveries(h: &ChannelHarness) -> CaseResult 
 }
 
 async fn dead_letters(h: &ChannelHarness, dlq: &str) -> Result<Vec<Metadata>, CaseFailure> {
-    let entries = match h
-        .channel
-        .read_range(dlq, &StreamPosition::Start, None, 10)
-        .await
-    {
-        Ok(e) => e,
-        Err(_) => {
-            h.channel
-                .ensure_group(dlq, "inspect", GroupStart::Beginning)
-                .await?;
-            h.channel
-                .read_group(dlq, "inspect", "c", 10, SHORT_BLOCK)
-                .await?
-                .into_iter()
-                .map(|d| d.entry)
-                .collect()
-        }
-    };
-    entries
+    stream_entries(h, dlq)
+        .await?
         .into_iter()
         .map(|e| {
             e.body

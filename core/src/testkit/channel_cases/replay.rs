@@ -1,6 +1,10 @@
 //! Reading without a group: replay from the start, an entry or a time,
 //! and single entries by id (through the channel and the receiver).
 
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
 use super::fixture::{
     append_samples, channel_case, header_n, in_channel_order, needs_get, needs_replay, sample,
     send_numbered,
@@ -8,8 +12,6 @@ use super::fixture::{
 use crate::channel::{EntryId, StreamPosition};
 use crate::envelope::Metadata;
 use crate::testkit::{ensure, CaseFailure, CaseResult, ChannelCase, ChannelHarness};
-use futures_util::StreamExt;
-use std::time::Duration;
 
 /// The replay cases, in order.
 pub fn replay_cases() -> Vec<ChannelCase> {

@@ -1,20 +1,20 @@
 //! Through the producer and consumer runtime: many senders, large and
 //! unusual payloads, isolation of streams, manual acks, graceful shutdown.
 
-use super::fixture::{
-    channel_case, needs_groups, pending, poll_until, receive_one, send_numbered, Ledger,
-    SHORT_BLOCK,
-};
-use crate::capabilities::Ordering;
-use crate::channel::{GroupStart, StreamPosition};
-use crate::consumer::{AckMode, ConsumerContext, HandlerError};
-use crate::envelope::{SegmentClass, SegmentLocation};
-use crate::testkit::{ensure, CaseFailure, CaseResult, ChannelCase, ChannelHarness};
-use crate::{Segments, StreamAddress};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use super::fixture::{
+    channel_case, needs_groups, pending, poll_until, receive_one, send_numbered, stream_entries,
+    Ledger, SHORT_BLOCK,
+};
+use crate::capabilities::Ordering;
+use crate::consumer::{AckMode, ConsumerContext, HandlerError};
+use crate::envelope::{SegmentClass, SegmentLocation};
+use crate::testkit::{ensure, CaseFailure, CaseResult, ChannelCase, ChannelHarness};
+use crate::{Segments, StreamAddress};
 
 /// The runtime cases, in order.
 pub fn runtime_cases() -> Vec<ChannelCase> {
@@ -92,28 +92,21 @@ pub async fn one_mib_payload(h: &ChannelHarness) -> CaseResult {
     let mut segments = Segments::new();
     segments.insert("blob", blob.clone());
     let receipt = producer.send("upload", 0, segments).await?;
-    let stream = producer.streams()[0].to_owned();
-    let entries = h
-        .channel
-        .read_range(&stream, &StreamPosition::Start, None, 10)
-        .await;
-    if let Ok(entries) = entries {
-        if let Some(Ok(m)) = entries.first().map(|e| &e.body) {
-            let inline: usize = m
-                .segments
-                .iter()
-                .map(|s| match &s.location {
-                    SegmentLocation::Inline(b) => b.len(),
-                    SegmentLocation::Stored { .. } | SegmentLocation::Standard => 0,
-                })
-                .sum();
-            ensure!(
-                inline == 0,
-                "{inline} payload bytes travelled in the stream"
-            );
-        }
-    }
     let got = receive_one(h, "big").await?;
+    // The metadata as the stream delivered it.
+    let inline: usize = got
+        .metadata()
+        .segments
+        .iter()
+        .map(|s| match &s.location {
+            SegmentLocation::Inline(b) => b.len(),
+            SegmentLocation::Stored { .. } | SegmentLocation::Standard => 0,
+        })
+        .sum();
+    ensure!(
+        inline == 0,
+        "{inline} payload bytes travelled in the stream"
+    );
     let bytes = got.raw_segment("blob").cloned();
     ensure!(
         got.message_id() == receipt.message_id,
@@ -180,22 +173,7 @@ pub async fn streams_isolated_by_uri_and_environment(h: &ChannelHarness) -> Case
     }
     for (marker, (env, uri)) in addresses.iter().enumerate() {
         let stream = StreamAddress::new(*env, uri)?.stream_key().to_owned();
-        let entries = h
-            .channel
-            .read_range(&stream, &StreamPosition::Start, None, 10)
-            .await;
-        let count = match entries {
-            Ok(e) => e.len(),
-            Err(_) => {
-                h.channel
-                    .ensure_group(&stream, "iso", GroupStart::Beginning)
-                    .await?;
-                h.channel
-                    .read_group(&stream, "iso", "c", 10, SHORT_BLOCK)
-                    .await?
-                    .len()
-            }
-        };
+        let count = stream_entries(h, &stream).await?.len();
         ensure!(
             count == 1,
             "stream {stream:?} holds {count} entries, expected only its own"
