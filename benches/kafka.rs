@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
-use event_backbone::kafka::{topic_of, KafkaConfig, KafkaStreamChannel, BROKERS_VAR};
+use event_backbone::kafka::{topic_of, Kafka, KafkaConfig, KafkaStreamChannel, BROKERS_VAR};
 use event_backbone::memory::MemoryStore;
 use event_backbone::{Consumer, ConsumerContext, HandlerError, Producer, StreamChannel};
 use futures_util::StreamExt;
@@ -175,11 +175,10 @@ struct Clients {
 
 impl Clients {
     async fn new() -> Self {
-        let channel = Arc::new(
-            KafkaStreamChannel::connect(KafkaConfig::new(&brokers()).unwrap())
-                .await
-                .expect("a Kafka broker (scripts/start-kafka)"),
-        );
+        let kafka = Kafka::connect(KafkaConfig::from_brokers(&brokers()).unwrap())
+            .await
+            .expect("a Kafka broker (scripts/start-kafka)");
+        let channel = Arc::new(KafkaStreamChannel::new(&kafka));
         let raw = ClientConfig::new()
             .set("bootstrap.servers", brokers())
             .set("enable.idempotence", "true")

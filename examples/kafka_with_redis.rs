@@ -18,18 +18,28 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_backbone::kafka::{topic_of, KafkaConfig, KafkaStreamChannel, BROKERS_VAR};
-use event_backbone::redis::{Redis, RedisConfig, RedisHashStore};
+use event_backbone::kafka::{topic_of, Kafka, KafkaConfig, KafkaStreamChannel, BROKERS_VAR};
+use event_backbone::redis::{Redis, RedisConfig, RedisHashStore, ENDPOINT_VAR};
 use event_backbone::{
     Consumer, ConsumerContext, KeyValueStore, Producer, SegmentClass, StreamChannel, StreamPosition,
 };
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let brokers = std::env::var(BROKERS_VAR).unwrap_or_else(|_| "127.0.0.1:9092".into());
-    let kafka: Arc<dyn StreamChannel> =
-        Arc::new(KafkaStreamChannel::connect(KafkaConfig::new(&brokers)?).await?);
-    let redis = Redis::connect(RedisConfig::from_env_or_local()?).await?;
+    // The servers named by the environment, else the local ones the
+    // project's scripts start.
+    let kafka_config = match std::env::var_os(BROKERS_VAR) {
+        Some(_) => KafkaConfig::from_env()?,
+        None => KafkaConfig::from_brokers("127.0.0.1:9092")?,
+    };
+    let redis_config = match std::env::var_os(ENDPOINT_VAR) {
+        Some(_) => RedisConfig::from_env()?,
+        None => RedisConfig::from_url("redis://127.0.0.1:6379")?,
+    };
+    let kafka: Arc<dyn StreamChannel> = Arc::new(KafkaStreamChannel::new(
+        &Kafka::connect(kafka_config).await?,
+    ));
+    let redis = Redis::connect(redis_config).await?;
     let store: Arc<dyn KeyValueStore> = Arc::new(RedisHashStore::new(&redis));
 
     // A uri of its own per run, so that the example can be run again.

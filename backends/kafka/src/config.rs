@@ -5,23 +5,21 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use event_backbone_core::config::{env_var, redact_url, shown_setting};
+
 use crate::error::{Error, Result};
 
-/// Environment variable with the broker list (`host:port[,host:port...]`).
+/// Environment variable with the brokers: `host:port[,host:port...]` or a
+/// `kafka://` URL.
 pub const BROKERS_VAR: &str = "KAFKA_EVENT_SOURCE_BROKERS";
 
-/// Settings whose values are never shown (`Debug`, errors, logs): any whose
-/// name contains one of these.
-const SECRET_MARKERS: [&str; 6] = [
-    "password",
-    "secret",
-    "token",
-    "key.pem",
-    "oauthbearer.config",
-    "jaas",
-];
+/// The scheme of a Kafka URL.
+pub const SCHEME: &str = "kafka://";
 
-/// Where and how to connect, and how new topics are made.
+/// Where and how to connect, and how new topics are made: from a URL
+/// ([`KafkaConfig::from_url`]), a broker list
+/// ([`KafkaConfig::from_brokers`]) or the environment
+/// ([`KafkaConfig::from_env`]), then settings that read like sentences.
 ///
 /// Any [librdkafka property](https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md)
 /// passes through with [`KafkaConfig::set`] (SASL, SSL, timeouts, ...); the
@@ -29,7 +27,7 @@ const SECRET_MARKERS: [&str; 6] = [
 ///
 /// ```
 /// use event_backbone_kafka::KafkaConfig;
-/// let config = KafkaConfig::new("broker-1:9092,broker-2:9092")?
+/// let config = KafkaConfig::from_brokers("broker-1:9092,broker-2:9092")?
 ///     .set("security.protocol", "SASL_SSL")
 ///     .set("sasl.mechanism", "SCRAM-SHA-512")
 ///     .set("sasl.username", "app")
@@ -53,12 +51,59 @@ pub struct KafkaConfig {
 }
 
 impl KafkaConfig {
+    /// From a URL: `kafka://[user:password@]host:port[,host:port...][?property=value&...]`.
+    /// A user and password become `sasl.username` and `sasl.password`;
+    /// query parameters are librdkafka properties.
+    ///
+    /// ```
+    /// use event_backbone_kafka::KafkaConfig;
+    /// let config = KafkaConfig::from_url(
+    ///     "kafka://app:s3cret@k1:9093,k2:9093?security.protocol=SASL_SSL&sasl.mechanism=SCRAM-SHA-512",
+    /// )?;
+    /// assert_eq!(config.brokers(), "k1:9093,k2:9093");
+    /// assert_eq!(config.setting("sasl.username"), Some("app"));
+    /// assert_eq!(config.setting("security.protocol"), Some("SASL_SSL"));
+    /// assert!(!format!("{config:?}").contains("s3cret"));
+    /// # Ok::<(), event_backbone_kafka::Error>(())
+    /// ```
+    pub fn from_url(url: &str) -> Result<Self> {
+        let url = url.trim();
+        let invalid = |reason: &str| Error::InvalidAddress {
+            address: redact_url(url),
+            reason: reason.to_owned(),
+        };
+        let rest = url
+            .strip_prefix(SCHEME)
+            .ok_or_else(|| invalid("expected kafka://host:port[,host:port...]"))?;
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (credentials, brokers) = match rest.rsplit_once('@') {
+            Some((credentials, brokers)) => (Some(credentials), brokers),
+            None => (None, rest),
+        };
+        let mut config = Self::from_brokers(brokers.trim_end_matches('/'))
+            .map_err(|_| invalid("each broker is host:port with a numeric port"))?;
+        if let Some(credentials) = credentials {
+            let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
+            config = config.set("sasl.username", user);
+            if !password.is_empty() {
+                config = config.set("sasl.password", password);
+            }
+        }
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair
+                .split_once('=')
+                .ok_or_else(|| invalid("query parameters are property=value"))?;
+            config = config.set(name, value);
+        }
+        Ok(config)
+    }
+
     /// Brokers as `host:port[,host:port...]`; topics get 1 partition and
     /// replication factor 1 unless set.
-    pub fn new(brokers: &str) -> Result<Self> {
+    pub fn from_brokers(brokers: &str) -> Result<Self> {
         let brokers = brokers.trim();
-        let invalid = |reason: &str| Error::InvalidBrokers {
-            brokers: brokers.to_owned(),
+        let invalid = |reason: &str| Error::InvalidAddress {
+            address: brokers.to_owned(),
             reason: reason.to_owned(),
         };
         if brokers.is_empty() {
@@ -86,11 +131,19 @@ impl KafkaConfig {
         })
     }
 
-    /// From `KAFKA_EVENT_SOURCE_BROKERS`.
+    /// From `KAFKA_EVENT_SOURCE_BROKERS`: a broker list or a `kafka://`
+    /// URL. An unset variable is [`Error::MissingVariable`]: the library
+    /// never guesses a broker.
     pub fn from_env() -> Result<Self> {
-        let brokers =
-            std::env::var(BROKERS_VAR).map_err(|_| Error::MissingVariable(BROKERS_VAR))?;
-        Self::new(&brokers)
+        let brokers = env_var(BROKERS_VAR).ok_or(Error::MissingVariable {
+            name: BROKERS_VAR,
+            expected: "host:port[,host:port...] or kafka://host:port",
+        })?;
+        if brokers.starts_with(SCHEME) {
+            Self::from_url(&brokers)
+        } else {
+            Self::from_brokers(&brokers)
+        }
     }
 
     /// Sets a librdkafka property for every client (producer, consumers,
@@ -146,7 +199,7 @@ impl KafkaConfig {
     /// ```
     /// use std::time::Duration;
     /// use event_backbone_kafka::KafkaConfig;
-    /// let config = KafkaConfig::new("127.0.0.1:9092")?.commit_interval(Duration::from_millis(200));
+    /// let config = KafkaConfig::from_brokers("127.0.0.1:9092")?.commit_interval(Duration::from_millis(200));
     /// # Ok::<(), event_backbone_kafka::Error>(())
     /// ```
     pub fn commit_interval(mut self, every: Duration) -> Self {
@@ -157,6 +210,11 @@ impl KafkaConfig {
     /// The broker list.
     pub fn brokers(&self) -> &str {
         &self.brokers
+    }
+
+    /// A librdkafka property set with [`Self::set`] (or in the URL).
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        self.settings.get(name).map(String::as_str)
     }
 
     /// The partitions new topics get.
@@ -179,20 +237,12 @@ impl KafkaConfig {
     }
 }
 
-pub(crate) fn is_secret(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    SECRET_MARKERS.iter().any(|m| name.contains(m))
-}
-
 impl fmt::Debug for KafkaConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let settings: BTreeMap<&str, &str> = self
             .settings
             .iter()
-            .map(|(k, v)| {
-                let shown = if is_secret(k) { "***" } else { v.as_str() };
-                (k.as_str(), shown)
-            })
+            .map(|(k, v)| (k.as_str(), shown_setting(k, v)))
             .collect();
         f.debug_struct("KafkaConfig")
             .field("brokers", &self.brokers)
@@ -211,15 +261,58 @@ mod tests {
     #[test]
     fn brokers_are_checked_with_a_clear_reason() {
         for bad in ["", "localhost", "a:b", ":9092"] {
-            let err = KafkaConfig::new(bad).unwrap_err().to_string();
+            let err = KafkaConfig::from_brokers(bad).unwrap_err().to_string();
             assert!(err.contains("host:port"), "{bad:?}: {err}");
         }
-        assert!(KafkaConfig::new("a:1, b:2").is_ok());
+        assert!(KafkaConfig::from_brokers("a:1, b:2").is_ok());
+        for bad in [
+            "k1:9092",
+            "kafka://",
+            "kafka://k1",
+            "kafka://u:pw@k1:x",
+            "kafka://k1:1?flag",
+        ] {
+            let err = KafkaConfig::from_url(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("kafka://")
+                    || err.contains("host:port")
+                    || err.contains("property=value"),
+                "{bad:?}: {err}"
+            );
+            assert!(!err.contains(":pw@"), "{err}");
+        }
+    }
+
+    #[test]
+    fn urls_carry_brokers_credentials_and_properties() {
+        let c = KafkaConfig::from_url("kafka://u:p4ss@a:1,b:2/?client.id=shop").unwrap();
+        assert_eq!(c.brokers(), "a:1,b:2");
+        assert_eq!(c.setting("sasl.username"), Some("u"));
+        assert_eq!(c.setting("sasl.password"), Some("p4ss"));
+        assert_eq!(c.setting("client.id"), Some("shop"));
+        assert!(!format!("{c:?}").contains("p4ss"));
+    }
+
+    #[test]
+    fn from_env_takes_a_list_or_a_url_and_never_guesses() {
+        // The only test of this binary that touches the variable.
+        std::env::remove_var(BROKERS_VAR);
+        let err = KafkaConfig::from_env().unwrap_err().to_string();
+        assert!(err.contains(BROKERS_VAR), "{err}");
+        std::env::set_var(BROKERS_VAR, "k1:9092,k2:9092");
+        assert_eq!(
+            KafkaConfig::from_env().unwrap().brokers(),
+            "k1:9092,k2:9092"
+        );
+        std::env::set_var(BROKERS_VAR, "kafka://k3:9092?acks=all");
+        let c = KafkaConfig::from_env().unwrap();
+        std::env::remove_var(BROKERS_VAR);
+        assert_eq!((c.brokers(), c.setting("acks")), ("k3:9092", Some("all")));
     }
 
     #[test]
     fn secrets_are_masked() {
-        let c = KafkaConfig::new("k:9092")
+        let c = KafkaConfig::from_brokers("k:9092")
             .unwrap()
             .set("sasl.password", "p4ss")
             .set("ssl.key.pem", "-----BEGIN PRIVATE KEY-----")

@@ -7,6 +7,8 @@ use event_backbone_core::envelope::{decode_metadata, encode_metadata};
 use event_backbone_core::{Entry, EntryId, Error, MalformedEntry, Metadata, Result};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 
+use crate::BACKEND;
+
 /// Header with the message id, in plain text.
 pub const HEADER_MESSAGE_ID: &str = "message_id";
 /// Header with the operation name, in plain text.
@@ -65,7 +67,7 @@ pub(crate) fn entry_id(partition: i32, offset: i64) -> EntryId {
 pub(crate) fn position(id: &EntryId) -> Result<(i32, i64)> {
     let invalid = || Error::InvalidEntryId {
         id: id.as_str().to_owned(),
-        backend: "kafka",
+        backend: BACKEND,
         expected: "partition:offset, such as 0:42",
     };
     let (p, o) = id.as_str().split_once(':').ok_or_else(invalid)?;

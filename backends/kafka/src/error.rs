@@ -3,26 +3,44 @@
 use event_backbone_core::Error as CoreError;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
+use crate::BACKEND;
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What can go wrong while configuring the Kafka backend. Failures of
-/// individual operations are reported as [`event_backbone_core::Error`]
-/// (transient or permanent), like every backend's.
+/// What can go wrong while configuring or connecting the Kafka backend.
+/// Failures of individual operations are reported as
+/// [`event_backbone_core::Error`] (transient or permanent), like every
+/// backend's; this error converts into it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A required environment variable is not set.
-    #[error("environment variable {0} is not set: set it to host:port[,host:port...]")]
-    MissingVariable(&'static str),
-
-    /// The broker list is empty or malformed.
-    #[error("invalid Kafka brokers {brokers:?}: {reason}")]
-    InvalidBrokers {
-        /// What was given.
-        brokers: String,
+    /// The broker list or URL cannot be used.
+    #[error("invalid Kafka address {address:?}: {reason}")]
+    InvalidAddress {
+        /// What was given, with any password masked.
+        address: String,
         /// What is wrong and what is expected.
         reason: String,
+    },
+
+    /// A required environment variable is not set.
+    #[error("environment variable {name} is not set: set it to {expected}")]
+    MissingVariable {
+        /// The variable.
+        name: &'static str,
+        /// What it should hold.
+        expected: &'static str,
+    },
+
+    /// No broker answered within the request timeout.
+    #[error("cannot connect to the Kafka brokers {address}: {source}")]
+    Connect {
+        /// The broker list.
+        address: String,
+        /// The client's error.
+        #[source]
+        source: KafkaError,
     },
 
     /// A setting cannot be used.
@@ -41,7 +59,10 @@ pub enum Error {
 
 impl From<Error> for CoreError {
     fn from(e: Error) -> Self {
-        CoreError::permanent("kafka", "configuring", e)
+        match e {
+            Error::Connect { .. } => CoreError::transient(BACKEND, "connecting", e),
+            _ => CoreError::permanent(BACKEND, "configuring", e),
+        }
     }
 }
 
@@ -49,9 +70,9 @@ impl From<Error> for CoreError {
 /// (broker unreachable, leader moving, coordinator loading, timeouts).
 pub(crate) fn backend(action: impl Into<String>, e: KafkaError) -> CoreError {
     if is_transient(&e) {
-        CoreError::transient("kafka", action, e)
+        CoreError::transient(BACKEND, action, e)
     } else {
-        CoreError::permanent("kafka", action, e)
+        CoreError::permanent(BACKEND, action, e)
     }
 }
 
@@ -85,5 +106,5 @@ fn is_transient(e: &KafkaError) -> bool {
 
 /// A reply of an unexpected shape, or a precondition that does not hold.
 pub(crate) fn protocol(action: impl Into<String>, what: impl Into<String>) -> CoreError {
-    CoreError::permanent("kafka", action, what.into())
+    CoreError::permanent(BACKEND, action, what.into())
 }

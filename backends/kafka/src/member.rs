@@ -1,17 +1,23 @@
 //! One member of a consumer group: a Kafka consumer subscribed to a topic,
 //! and what it has delivered and not yet had acknowledged.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use event_backbone_core::Result;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::ClientContext;
 
-use super::tracker::Tracker;
+use crate::config::KafkaConfig;
+use crate::error::backend;
+use crate::group::{committed_map, group_id, offsets};
+use crate::reader::watermarks;
+use crate::tracker::Tracker;
 
 pub(crate) struct Member {
     pub(crate) consumer: StreamConsumer<MemberContext>,
@@ -19,8 +25,114 @@ pub(crate) struct Member {
 }
 
 impl Member {
+    /// Joins `group` on `topic` as `consumer` (the assignment comes with
+    /// the first reads).
+    pub(crate) fn join(
+        config: &KafkaConfig,
+        topic: &str,
+        group: &str,
+        consumer: &str,
+    ) -> Result<Self> {
+        // A shorter fetch wait than librdkafka's 500 ms, for latency. The
+        // session timeout stays librdkafka's (45 s): a shorter one makes a
+        // member that waits on a slow fetch lose its partitions and read
+        // them again from the committed offset, over and over.
+        let every = config.commit_interval.as_millis().max(1);
+        let mut c = config.client_config(&[
+            ("fetch.wait.max.ms", "100"),
+            ("auto.commit.interval.ms", &every.to_string()),
+        ]);
+        // Acknowledgements store offsets; librdkafka commits what is stored.
+        c.set("group.id", group_id(topic, group))
+            .set("client.id", consumer)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("allow.auto.create.topics", "false");
+        let context = MemberContext {
+            tracker: Mutex::new(Tracker::default()),
+            topic: topic.to_owned(),
+            joined: AtomicBool::new(false),
+            primed: AtomicBool::new(false),
+            drain: config.rebalance_drain,
+        };
+        let action = || format!("joining group {group:?} on topic {topic:?} as {consumer:?}");
+        let kafka: StreamConsumer<MemberContext> = c
+            .create_with_context(context)
+            .map_err(|e| backend(action(), e))?;
+        kafka
+            .subscribe(&[topic])
+            .map_err(|e| backend(action(), e))?;
+        Ok(Self {
+            consumer: kafka,
+            topic: topic.to_owned(),
+        })
+    }
+
     pub(crate) fn tracker(&self) -> &Mutex<Tracker> {
         &self.consumer.context().tracker
+    }
+
+    /// Whether the member has had a partition assignment yet.
+    pub(crate) fn joined(&self) -> bool {
+        self.consumer.context().joined.load(Ordering::SeqCst)
+    }
+
+    /// Whether every partition assigned last has delivered, or had nothing
+    /// to deliver.
+    pub(crate) fn primed(&self) -> bool {
+        self.consumer.context().primed.load(Ordering::SeqCst)
+    }
+
+    /// Marks the member primed: reads stop waiting for first fetches.
+    pub(crate) fn prime(&self) {
+        self.consumer.context().primed.store(true, Ordering::SeqCst);
+    }
+
+    /// The partitions assigned to this member that hold entries it has not
+    /// delivered: after what it delivered, else after the group's committed
+    /// offset, else after their start. Blocks.
+    pub(crate) fn partitions_waiting(
+        &self,
+        reader: &BaseConsumer,
+        config: &KafkaConfig,
+        group: &str,
+    ) -> Result<BTreeSet<i32>> {
+        let topic = &self.topic;
+        let action = || format!("reading the offsets of group {group:?} on {topic:?}");
+        let assigned = self
+            .consumer
+            .assignment()
+            .map_err(|e| backend(action(), e))?;
+        let ps: Vec<i32> = assigned
+            .elements_for_topic(topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        if ps.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        let marks = watermarks(reader, config, topic, &ps)?;
+        let committed = committed_map(
+            &self
+                .consumer
+                .committed(config.timeout)
+                .map_err(|e| backend(action(), e))?,
+            topic,
+        );
+        let tracker = self.tracker().lock().expect("tracker");
+        Ok(marks
+            .iter()
+            .filter(|&&(p, low, high)| {
+                let from = tracker
+                    .delivered_end(p)
+                    .or_else(|| committed.get(&p).copied())
+                    .unwrap_or(low)
+                    .max(low);
+                from < high
+            })
+            .map(|&(p, ..)| p)
+            .collect())
     }
 
     /// Stores the offsets that acknowledgements moved, for librdkafka to
@@ -51,17 +163,6 @@ fn store<C: Consumer<MemberContext>>(
         return Ok(());
     }
     consumer.store_offsets(&offsets(topic, commits)?)
-}
-
-pub(crate) fn offsets(
-    topic: &str,
-    commits: &[(i32, i64)],
-) -> rdkafka::error::KafkaResult<TopicPartitionList> {
-    let mut tpl = TopicPartitionList::with_capacity(commits.len());
-    for &(partition, offset) in commits {
-        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
-    }
-    Ok(tpl)
 }
 
 /// Commits before partitions are taken away, then forgets them.

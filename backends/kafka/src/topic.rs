@@ -9,6 +9,8 @@
 
 use event_backbone_core::{Error, Result};
 
+use crate::BACKEND;
+
 /// The longest topic name Kafka accepts.
 pub const MAX_TOPIC_LEN: usize = 249;
 
@@ -32,7 +34,7 @@ pub fn topic_of(stream: &str) -> Result<String> {
         .collect();
     if topic.is_empty() || topic.len() > MAX_TOPIC_LEN || topic == "." || topic == ".." {
         return Err(Error::permanent(
-            "kafka",
+            BACKEND,
             format!("naming the topic of stream {stream:?}"),
             format!(
                 "the topic {topic:?} is not a valid Kafka topic name \

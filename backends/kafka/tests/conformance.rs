@@ -15,15 +15,15 @@ use std::sync::Arc;
 
 use event_backbone_core::testkit::Conformance;
 use event_backbone_core::StreamChannel;
-use event_backbone_kafka::KafkaStreamChannel;
+use event_backbone_kafka::{Kafka, KafkaStreamChannel, BACKEND};
 
 fn suite(name: &str, partitions: u16) -> Conformance {
     Conformance::new(name).channel(move || async move {
-        let config = support::config().partitions(partitions);
-        Ok(Arc::new(KafkaStreamChannel::connect(config).await?) as Arc<dyn StreamChannel>)
+        let kafka = Kafka::connect(support::config().partitions(partitions)).await?;
+        Ok(Arc::new(KafkaStreamChannel::new(&kafka)) as Arc<dyn StreamChannel>)
     })
 }
 
 fn main() -> ExitCode {
-    Conformance::run_all([suite("kafka", 1), suite("kafka-4p", 4)])
+    Conformance::run_all([suite(BACKEND, 1), suite(&format!("{BACKEND}-4p"), 4)])
 }

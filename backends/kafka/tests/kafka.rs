@@ -16,11 +16,7 @@ use event_backbone_kafka::KafkaStreamChannel;
 use support::{config, unique};
 
 async fn channel(partitions: u16) -> Arc<KafkaStreamChannel> {
-    Arc::new(
-        KafkaStreamChannel::connect(config().partitions(partitions))
-            .await
-            .expect("a Kafka broker: run scripts/start-kafka"),
-    )
+    support::channel(config().partitions(partitions)).await
 }
 
 fn producer(channel: &Arc<KafkaStreamChannel>, store: &Arc<MemoryStore>, uri: &str) -> Producer {
@@ -239,11 +235,7 @@ async fn the_commit_never_passes_an_unfinished_entry() {
 #[tokio::test]
 async fn acknowledgements_are_committed_while_the_member_runs() {
     let every = Duration::from_millis(300);
-    let channel = Arc::new(
-        KafkaStreamChannel::connect(config().commit_interval(every))
-            .await
-            .unwrap(),
-    );
+    let channel = support::channel(config().commit_interval(every)).await;
     let stream = unique("commit-interval");
     channel
         .ensure_group(&stream, "g", GroupStart::Beginning)
@@ -257,7 +249,7 @@ async fn acknowledgements_are_committed_while_the_member_runs() {
 
     // A second client, with no member of its own, sees only what the
     // broker has: the committed offset.
-    let observer = KafkaStreamChannel::connect(config()).await.unwrap();
+    let observer = support::channel(config()).await;
     observer
         .ensure_group(&stream, "g", GroupStart::Beginning)
         .await

@@ -57,11 +57,7 @@ fn member(
 /// The member that is killed: handles slowly, writing each message to the
 /// ledger (flushed) before it is acknowledged.
 async fn victim(uri: String, ledger: String) {
-    let channel = Arc::new(
-        KafkaStreamChannel::connect(member_config())
-            .await
-            .expect("a Kafka broker"),
-    );
+    let channel = support::channel(member_config()).await;
     let file = Arc::new(Mutex::new(
         std::fs::OpenOptions::new()
             .create(true)
@@ -131,11 +127,7 @@ fn partition(entry: &str) -> &str {
 }
 
 async fn a_killed_member_loses_nothing() {
-    let channel = Arc::new(
-        KafkaStreamChannel::connect(member_config())
-            .await
-            .expect("a Kafka broker: run scripts/start-kafka"),
-    );
+    let channel = support::channel(member_config()).await;
     let uri = unique("member-loss");
     // No store: the one segment travels inline, so that the other process
     // needs nothing but Kafka.

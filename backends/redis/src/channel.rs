@@ -13,7 +13,8 @@ use redis::{AsyncCommands, Value};
 use crate::connection::Redis;
 use crate::entry::{self, add_fields, check_id, fields_capacity, int, items, pairs, text};
 use crate::error::{backend, protocol};
-use crate::store::{add_put, RedisHashStore};
+use crate::store::{add_put, check_sizes, RedisHashStore};
+use crate::BACKEND;
 
 /// A [`StreamChannel`] on Redis Streams.
 ///
@@ -158,7 +159,7 @@ fn start_id(from: &StreamPosition) -> Result<String> {
 #[async_trait]
 impl StreamChannel for RedisStreamChannel {
     fn backend(&self) -> &'static str {
-        "redis"
+        BACKEND
     }
 
     fn capabilities(&self) -> ChannelCapabilities {
@@ -189,13 +190,16 @@ impl StreamChannel for RedisStreamChannel {
             }
             return self.append_many(stream, batch).await;
         };
+        for items in &shared {
+            check_sizes(items)?;
+        }
         // One pipeline: every HSET (and PEXPIRE), then every XADD. Redis
         // runs a connection's commands in order, so no entry is visible
         // before its payload.
         let commands = batch.len() + shared.iter().map(|items| items.len()).sum::<usize>();
         let mut pipe = redis::Pipeline::with_capacity(commands);
-        for items in shared {
-            for item in items {
+        for items in &shared {
+            for item in *items {
                 add_put(&mut pipe, item);
             }
         }

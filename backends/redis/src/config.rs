@@ -4,6 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use event_backbone_core::config::{env_var, redact_url, Secret};
+
 use crate::error::{Error, Result};
 
 /// Environment variable with the Redis address: `host:port` or a URL.
@@ -11,14 +13,20 @@ pub const ENDPOINT_VAR: &str = "REDIS_EVENT_SOURCE_ENDPOINT";
 /// Environment variable with the Redis password.
 pub const PASSWORD_VAR: &str = "REDIS_EVENT_SOURCE_PASS";
 
-/// Where and how to connect.
+/// Where and how to connect: a URL ([`RedisConfig::from_url`]) or the
+/// environment ([`RedisConfig::from_env`]), then settings that read like
+/// sentences.
 ///
 /// The password never appears in `Debug` output, errors or logs.
 ///
 /// ```
+/// use std::time::Duration;
 /// use event_backbone_redis::RedisConfig;
-/// let config = RedisConfig::from_url("redis://app:s3cret@127.0.0.1:6379/0")?;
+/// let config = RedisConfig::from_url("redis://app:s3cret@127.0.0.1:6379/0")?
+///     .response_timeout(Duration::from_secs(2))
+///     .max_stream_length(1_000_000);
 /// assert!(!format!("{config:?}").contains("s3cret"));
+/// assert_eq!(config.address(), "redis://app:***@127.0.0.1:6379/0");
 /// let local = RedisConfig::from_endpoint("localhost:6380", None)?;
 /// assert_eq!(local.address(), "redis://localhost:6380");
 /// # Ok::<(), event_backbone_redis::Error>(())
@@ -26,7 +34,7 @@ pub const PASSWORD_VAR: &str = "REDIS_EVENT_SOURCE_PASS";
 #[derive(Clone)]
 pub struct RedisConfig {
     url: String,
-    password: Option<String>,
+    password: Option<Secret>,
     pub(crate) connection_timeout: Duration,
     pub(crate) response_timeout: Duration,
     pub(crate) max_len: Option<u64>,
@@ -37,7 +45,7 @@ impl RedisConfig {
     /// `rediss://` for TLS (feature `tls`).
     pub fn from_url(url: &str) -> Result<Self> {
         let invalid = |reason: &str| Error::InvalidAddress {
-            address: mask(url),
+            address: redact_url(url),
             reason: reason.to_owned(),
         };
         let rest = url
@@ -70,25 +78,27 @@ impl RedisConfig {
         } else {
             Self::from_url(&format!("redis://{endpoint}"))?
         };
-        config.password = password.filter(|p| !p.is_empty()).map(str::to_owned);
+        config.password = password.filter(|p| !p.is_empty()).map(Secret::from);
         Ok(config)
     }
 
-    /// From `REDIS_EVENT_SOURCE_ENDPOINT` and `REDIS_EVENT_SOURCE_PASS`.
+    /// From `REDIS_EVENT_SOURCE_ENDPOINT` (`host:port` or a URL) and
+    /// `REDIS_EVENT_SOURCE_PASS`, as in EventSource.Backbone. An unset
+    /// endpoint is [`Error::MissingVariable`]: the library never guesses a
+    /// server.
     pub fn from_env() -> Result<Self> {
-        let endpoint =
-            std::env::var(ENDPOINT_VAR).map_err(|_| Error::MissingVariable(ENDPOINT_VAR))?;
-        let password = std::env::var(PASSWORD_VAR).ok();
+        let endpoint = env_var(ENDPOINT_VAR).ok_or(Error::MissingVariable {
+            name: ENDPOINT_VAR,
+            expected: "host:port or redis://host:port",
+        })?;
+        let password = env_var(PASSWORD_VAR);
         Self::from_endpoint(&endpoint, password.as_deref())
     }
 
-    /// From the environment if `REDIS_EVENT_SOURCE_ENDPOINT` is set,
-    /// otherwise the local server (`redis://127.0.0.1:6379`).
-    pub fn from_env_or_local() -> Result<Self> {
-        match Self::from_env() {
-            Err(Error::MissingVariable(_)) => Self::from_url("redis://127.0.0.1:6379"),
-            other => other,
-        }
+    /// Sets the password (instead of one in the URL).
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(Secret::new(password));
+        self
     }
 
     /// How long to wait for a connection (default 5 s).
@@ -112,7 +122,7 @@ impl RedisConfig {
 
     /// The address, with any password masked.
     pub fn address(&self) -> String {
-        mask(&self.url)
+        redact_url(&self.url)
     }
 
     pub(crate) fn client(&self) -> Result<redis::Client> {
@@ -126,7 +136,10 @@ impl RedisConfig {
                     reason: e.to_string().replace(&self.url, &self.address()),
                 })?;
         if let Some(password) = &self.password {
-            let settings = info.redis_settings().clone().set_password(password.clone());
+            let settings = info
+                .redis_settings()
+                .clone()
+                .set_password(password.expose());
             info = info.set_redis_settings(settings);
         }
         redis::Client::open(info).map_err(|e| Error::InvalidAddress {
@@ -136,25 +149,11 @@ impl RedisConfig {
     }
 }
 
-/// Masks the password in a URL (`redis://user:***@host`).
-fn mask(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((credentials, host)) => {
-            let user = credentials.split_once(':').map_or("", |(u, _)| u);
-            format!("{scheme}://{user}:***@{host}")
-        }
-        None => url.to_owned(),
-    }
-}
-
 impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
             .field("address", &self.address())
-            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("password", &self.password)
             .field("connection_timeout", &self.connection_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("max_len", &self.max_len)
@@ -180,6 +179,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn from_env_reads_the_variables_and_never_guesses() {
+        // The only test of this binary that touches these variables.
+        std::env::remove_var(ENDPOINT_VAR);
+        let err = RedisConfig::from_env().unwrap_err().to_string();
+        assert!(
+            err.contains(ENDPOINT_VAR) && err.contains("host:port"),
+            "{err}"
+        );
+        std::env::set_var(ENDPOINT_VAR, " cache:6380 ");
+        std::env::set_var(PASSWORD_VAR, "env-secret");
+        let config = RedisConfig::from_env().unwrap();
+        std::env::remove_var(ENDPOINT_VAR);
+        std::env::remove_var(PASSWORD_VAR);
+        assert_eq!(config.address(), "redis://cache:6380");
+        assert_eq!(
+            config.password.as_ref().map(|p| p.expose()),
+            Some("env-secret")
+        );
+        assert!(!format!("{config:?}").contains("env-secret"));
     }
 
     #[test]

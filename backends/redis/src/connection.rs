@@ -12,6 +12,7 @@ use redis::{AsyncConnectionConfig, Client};
 
 use crate::config::RedisConfig;
 use crate::error::{Error, Result};
+use crate::BACKEND;
 
 /// A connection to one Redis server. Cheap to clone; clones share it.
 ///
@@ -31,7 +32,9 @@ pub(crate) struct Inner {
 }
 
 impl Redis {
-    /// Connects (and keeps reconnecting when the connection drops).
+    /// Connects and checks that the server answers (`PING`), so that a
+    /// wrong address or password fails here, clearly; afterwards it keeps
+    /// reconnecting when the connection drops.
     pub async fn connect(config: RedisConfig) -> Result<Self> {
         let client = config.client()?;
         let manager_config = ConnectionManagerConfig::new()
@@ -41,6 +44,14 @@ impl Redis {
             .set_max_delay(Duration::from_secs(2));
         let manager = client
             .get_connection_manager_with_config(manager_config)
+            .await
+            .map_err(|source| Error::Connect {
+                address: config.address(),
+                source,
+            })?;
+        let mut probe = manager.clone();
+        let _: String = redis::cmd("PING")
+            .query_async(&mut probe)
             .await
             .map_err(|source| Error::Connect {
                 address: config.address(),
@@ -56,9 +67,10 @@ impl Redis {
         })
     }
 
-    /// Connects with [`RedisConfig::from_env_or_local`].
+    /// Connects with [`RedisConfig::from_env`]
+    /// (`REDIS_EVENT_SOURCE_ENDPOINT`, `REDIS_EVENT_SOURCE_PASS`).
     pub async fn from_env() -> Result<Self> {
-        Self::connect(RedisConfig::from_env_or_local()?).await
+        Self::connect(RedisConfig::from_env()?).await
     }
 
     /// The configuration.
@@ -118,7 +130,7 @@ impl Redis {
             }
             Ok(Err(e)) => Err(failed(e)),
             Err(_) => Err(event_backbone_core::Error::transient(
-                "redis",
+                BACKEND,
                 action,
                 format!("no reply within {limit:?}"),
             )),

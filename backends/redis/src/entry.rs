@@ -10,6 +10,7 @@ use event_backbone_core::{Entry, EntryId, Error, MalformedEntry, Metadata, Resul
 use redis::{RedisWrite, ToRedisArgs, Value};
 
 use crate::error::protocol;
+use crate::BACKEND;
 
 /// Field with the message id, in plain text.
 pub const FIELD_MESSAGE_ID: &str = "message_id";
@@ -100,7 +101,7 @@ pub(crate) fn check_id(id: &EntryId) -> Result<&str> {
     } else {
         Err(Error::InvalidEntryId {
             id: s.to_owned(),
-            backend: "redis",
+            backend: BACKEND,
             expected: "a Redis stream id such as 1700000000000-0",
         })
     }

@@ -2,13 +2,15 @@
 
 use event_backbone_core::Error as CoreError;
 
+use crate::BACKEND;
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What can go wrong while configuring or connecting the Redis backend.
 /// Failures of individual operations are reported as
 /// [`event_backbone_core::Error`] (transient or permanent), like every
-/// backend's.
+/// backend's; this error converts into it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -22,10 +24,16 @@ pub enum Error {
     },
 
     /// A required environment variable is not set.
-    #[error("environment variable {0} is not set: set it to host:port or redis://host:port")]
-    MissingVariable(&'static str),
+    #[error("environment variable {name} is not set: set it to {expected}")]
+    MissingVariable {
+        /// The variable.
+        name: &'static str,
+        /// What it should hold.
+        expected: &'static str,
+    },
 
-    /// The server could not be reached or refused the connection.
+    /// The server could not be reached, refused the connection or did not
+    /// answer.
     #[error("cannot connect to Redis at {address}: {source}")]
     Connect {
         /// The address, with any password masked.
@@ -38,11 +46,9 @@ pub enum Error {
 
 impl From<Error> for CoreError {
     fn from(e: Error) -> Self {
-        let transient = matches!(e, Error::Connect { .. });
-        if transient {
-            CoreError::transient("redis", "connecting", e)
-        } else {
-            CoreError::permanent("redis", "configuring", e)
+        match e {
+            Error::Connect { .. } => CoreError::transient(BACKEND, "connecting", e),
+            _ => CoreError::permanent(BACKEND, "configuring", e),
         }
     }
 }
@@ -59,13 +65,13 @@ pub(crate) fn backend(action: impl Into<String>, e: redis::RedisError) -> CoreEr
             Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN" | "CLUSTERDOWN" | "READONLY")
         );
     if transient {
-        CoreError::transient("redis", action, e)
+        CoreError::transient(BACKEND, action, e)
     } else {
-        CoreError::permanent("redis", action, e)
+        CoreError::permanent(BACKEND, action, e)
     }
 }
 
 /// A reply of an unexpected shape.
 pub(crate) fn protocol(action: impl Into<String>, what: impl Into<String>) -> CoreError {
-    CoreError::permanent("redis", action, what.into())
+    CoreError::permanent(BACKEND, action, what.into())
 }

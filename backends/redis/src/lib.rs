@@ -1,26 +1,4 @@
-//! # event-backbone-redis
-//!
-//! The Redis backend of [event-backbone](https://docs.rs/event-backbone):
-//! [`RedisStreamChannel`] (Redis Streams, consumer groups) and
-//! [`RedisHashStore`] (one hash per payload key, one field per segment).
-//! Made from one [`Redis`] connection, a producer writes each batch — every
-//! `HSET`, then every `XADD` — in a single pipeline.
-//!
-//! ```no_run
-//! use event_backbone_core::Producer;
-//! use event_backbone_redis::{Redis, RedisBuilderExt};
-//!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! // REDIS_EVENT_SOURCE_ENDPOINT / REDIS_EVENT_SOURCE_PASS, or 127.0.0.1:6379
-//! let redis = Redis::from_env().await?;
-//! let producer = Producer::builder().redis(&redis).uri("hello.event-sourcing").build()?;
-//! producer.message("hello").segment("who", "world")?.send().await?;
-//! # Ok(()) }
-//! ```
-//!
-//! In `redis-cli`, a stream entry shows its message id and operation in
-//! plain text beside the encoded metadata (`XRANGE hello.event-sourcing - +`),
-//! and the payload is a hash (`HGETALL hello.event-sourcing:hello:v0:normal:<id>`).
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -37,4 +15,8 @@ pub use config::{RedisConfig, ENDPOINT_VAR, PASSWORD_VAR};
 pub use connection::Redis;
 pub use error::{Error, Result};
 pub use shortcuts::RedisBuilderExt;
-pub use store::RedisHashStore;
+pub use store::{RedisHashStore, MAX_VALUE_BYTES};
+
+/// The backend's name, as `StreamChannel::backend` and
+/// `KeyValueStore::backend` report it and errors name it.
+pub const BACKEND: &str = "redis";

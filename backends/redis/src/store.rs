@@ -5,11 +5,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use event_backbone_core::store::check_value_sizes;
 use event_backbone_core::{Fields, KeyValueStore, PutItem, Result, StoreCapabilities};
 use redis::Value;
 
 use crate::connection::Redis;
 use crate::error::backend;
+use crate::BACKEND;
+
+/// The largest value Redis takes by default (`proto-max-bulk-len`, 512 MiB).
+pub const MAX_VALUE_BYTES: usize = 512 * 1024 * 1024;
 
 /// A [`KeyValueStore`] on Redis hashes: `HSET` (+ `PEXPIRE` for a TTL),
 /// `HGETALL`/`HMGET`, `DEL`, all batch forms pipelined.
@@ -30,6 +35,12 @@ impl RedisHashStore {
     pub fn redis(&self) -> &Redis {
         &self.redis
     }
+}
+
+/// Refuses a batch with a value over [`MAX_VALUE_BYTES`] before anything is
+/// sent.
+pub(crate) fn check_sizes(items: &[PutItem]) -> Result<()> {
+    check_value_sizes(BACKEND, Some(MAX_VALUE_BYTES), items)
 }
 
 /// Adds one write to a pipeline: `HSET key f v ...`, then `PEXPIRE` if a TTL
@@ -79,17 +90,18 @@ fn to_fields(v: Value) -> Option<Fields> {
 #[async_trait]
 impl KeyValueStore for RedisHashStore {
     fn backend(&self) -> &'static str {
-        "redis"
+        BACKEND
     }
 
     fn capabilities(&self) -> StoreCapabilities {
-        StoreCapabilities::all().with_max_value_bytes(Some(512 * 1024 * 1024))
+        StoreCapabilities::all().with_max_value_bytes(Some(MAX_VALUE_BYTES))
     }
 
     async fn put_many(&self, items: &[PutItem]) -> Result<()> {
         if items.is_empty() {
             return Ok(());
         }
+        check_sizes(items)?;
         let mut pipe = redis::pipe();
         for item in items {
             add_put(&mut pipe, item);

@@ -4,27 +4,29 @@
 //! `REDIS_EVENT_SOURCE_PASS`), or 127.0.0.1:6379; `scripts/test` starts one
 //! if none runs. A server that cannot be reached fails every case.
 
+mod support;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use event_backbone_core::testkit::Conformance;
 use event_backbone_core::{KeyValueStore, StreamChannel};
-use event_backbone_redis::{Redis, RedisHashStore, RedisStreamChannel};
+use event_backbone_redis::{Redis, RedisHashStore, RedisStreamChannel, BACKEND};
 
 async fn redis() -> event_backbone_core::Result<Redis> {
-    Ok(Redis::from_env().await?)
+    Ok(Redis::connect(support::config()).await?)
+}
+
+async fn store() -> event_backbone_core::Result<Arc<dyn KeyValueStore>> {
+    Ok(Arc::new(RedisHashStore::new(&redis().await?)))
 }
 
 fn main() -> ExitCode {
-    Conformance::new("redis")
+    Conformance::new(BACKEND)
         .channel(|| async {
             Ok(Arc::new(RedisStreamChannel::new(&redis().await?)) as Arc<dyn StreamChannel>)
         })
-        .store(|| async {
-            Ok(Arc::new(RedisHashStore::new(&redis().await?)) as Arc<dyn KeyValueStore>)
-        })
-        .channel_payloads_in(|| async {
-            Ok(Arc::new(RedisHashStore::new(&redis().await?)) as Arc<dyn KeyValueStore>)
-        })
+        .store(store)
+        .channel_payloads_in(store)
         .run()
 }

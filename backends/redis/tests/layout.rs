@@ -95,13 +95,9 @@ async fn payload_ttl_and_stream_trimming_reach_redis() {
         .unwrap();
     assert!((100_000..=120_000).contains(&ttl), "PTTL {ttl}");
 
-    let trimmed = event_backbone_redis::Redis::connect(
-        event_backbone_redis::RedisConfig::from_env_or_local()
-            .unwrap()
-            .max_stream_length(10),
-    )
-    .await
-    .unwrap();
+    let trimmed = event_backbone_redis::Redis::connect(support::config().max_stream_length(10))
+        .await
+        .unwrap();
     let producer = Producer::builder()
         .redis(&trimmed)
         .uri(&uri)
@@ -246,9 +242,7 @@ async fn bad_entry_ids_and_missing_groups_are_clear_errors() {
 
 #[tokio::test]
 async fn a_block_longer_than_the_response_timeout_is_not_an_error() {
-    let config = event_backbone_redis::RedisConfig::from_env_or_local()
-        .unwrap()
-        .response_timeout(Duration::from_millis(200));
+    let config = support::config().response_timeout(Duration::from_millis(200));
     let redis = event_backbone_redis::Redis::connect(config).await.unwrap();
     let channel = RedisStreamChannel::new(&redis);
     let uri = support::unique("long-block");

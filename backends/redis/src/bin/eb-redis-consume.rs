@@ -1,13 +1,14 @@
 //! `eb-redis-consume`: consume a stream on Redis and print each message.
 //!
 //! ```text
-//! eb-redis-consume --uri hello.event-sourcing [--environment prod] [--group default]
+//! eb-redis-consume --uri hello.event-sourcing [--url redis://host:port]
+//!                  [--environment prod] [--group default]
 //!                  [--name consumer-1] [--batch 64] [--concurrency 16]
 //!                  [--handle-ms 0] [--stop-after N] [--ledger FILE]
 //! ```
 //!
-//! The server is `REDIS_EVENT_SOURCE_ENDPOINT` (and `REDIS_EVENT_SOURCE_PASS`)
-//! or 127.0.0.1:6379. Each handled message prints one line
+//! The server is `--url`, else `REDIS_EVENT_SOURCE_ENDPOINT` (and
+//! `REDIS_EVENT_SOURCE_PASS`), else 127.0.0.1:6379. Each handled message prints one line
 //! `<entry id> <message id> <operation>`; with `--ledger` the line is also
 //! appended (and flushed) to the file before the message is acknowledged.
 //! The crash-recovery test kills this process with SIGKILL mid-batch.
@@ -17,10 +18,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use event_backbone_core::{Consumer, ConsumerContext, HandlerError};
-use event_backbone_redis::{Redis, RedisBuilderExt};
+use event_backbone_redis::{Redis, RedisBuilderExt, RedisConfig, ENDPOINT_VAR};
+
+/// The server when neither `--url` nor the variable names one.
+const LOCAL: &str = "redis://127.0.0.1:6379";
 
 struct Args {
     uri: String,
+    url: Option<String>,
     environment: Option<String>,
     group: String,
     name: Option<String>,
@@ -34,6 +39,7 @@ struct Args {
 fn parse() -> Result<Args, String> {
     let mut args = Args {
         uri: String::new(),
+        url: None,
         environment: None,
         group: "default".into(),
         name: None,
@@ -52,6 +58,7 @@ fn parse() -> Result<Args, String> {
         };
         match flag.as_str() {
             "--uri" => args.uri = value()?,
+            "--url" => args.url = Some(value()?),
             "--environment" => args.environment = Some(value()?),
             "--group" => args.group = value()?,
             "--name" => args.name = Some(value()?),
@@ -75,11 +82,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = match parse() {
         Ok(a) => a,
         Err(why) => {
-            eprintln!("{why}\nusage: eb-redis-consume --uri URI [--environment E] [--group G] [--name N] [--batch N] [--concurrency N] [--handle-ms MS] [--stop-after N] [--ledger FILE]");
+            eprintln!("{why}\nusage: eb-redis-consume --uri URI [--url redis://host:port] [--environment E] [--group G] [--name N] [--batch N] [--concurrency N] [--handle-ms MS] [--stop-after N] [--ledger FILE]");
             std::process::exit(2);
         }
     };
-    let redis = Redis::from_env().await?;
+    let config = match &args.url {
+        Some(url) => RedisConfig::from_url(url)?,
+        None if std::env::var_os(ENDPOINT_VAR).is_some() => RedisConfig::from_env()?,
+        None => RedisConfig::from_url(LOCAL)?,
+    };
+    let redis = Redis::connect(config).await?;
     let ledger = match &args.ledger {
         Some(path) => Some(Arc::new(Mutex::new(
             std::fs::OpenOptions::new()
