@@ -137,10 +137,13 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod open;
+
 pub use event_backbone_core::*;
 /// Turns a trait into an event contract: see the [crate docs](crate#typed-contracts)
 /// and the README for the generated items and the options.
 pub use event_backbone_macros::event_contract;
+pub use open::{open_channel, open_store};
 
 /// The in-memory backend: the embedded default, for examples, tests and
 /// single-process use.

@@ -1,0 +1,195 @@
+//! Opening a channel or a store from a URL, by its scheme: for a command
+//! line or a configuration file that names the backend at run time.
+//!
+//! | scheme | channel | store | feature |
+//! |---|---|---|---|
+//! | `memory:` | a new `MemoryChannel` | a new `MemoryStore` | none |
+//! | `redis://`, `rediss://` | `RedisStreamChannel` | `RedisHashStore` | `redis` (`rediss` also the `tls` feature of `event-backbone-redis`) |
+//! | `kafka://` | `KafkaStreamChannel` | none: Kafka is a stream | `kafka` |
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> event_backbone::Result<()> {
+//! let channel = event_backbone::open_channel("memory:").await?;
+//! let store = event_backbone::open_store("memory:").await?;
+//! assert_eq!((channel.backend(), store.backend()), ("memory", "memory"));
+//!
+//! let unknown = event_backbone::open_store("carrier-pigeon://coop").await.unwrap_err();
+//! assert!(unknown.to_string().contains("carrier-pigeon"));
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+
+use event_backbone_core::memory::{MemoryChannel, MemoryStore};
+use event_backbone_core::{Error, KeyValueStore, Result, StreamChannel};
+
+/// A scheme this crate knows: the feature that brings it, and whether it
+/// names a channel, a store, or both.
+struct Scheme {
+    name: &'static str,
+    feature: Option<&'static str>,
+    channel: bool,
+    store: bool,
+}
+
+const SCHEMES: [Scheme; 4] = [
+    Scheme {
+        name: "memory",
+        feature: None,
+        channel: true,
+        store: true,
+    },
+    Scheme {
+        name: "redis",
+        feature: Some("redis"),
+        channel: true,
+        store: true,
+    },
+    Scheme {
+        name: "rediss",
+        feature: Some("redis"),
+        channel: true,
+        store: true,
+    },
+    Scheme {
+        name: "kafka",
+        feature: Some("kafka"),
+        channel: true,
+        store: false,
+    },
+];
+
+/// Opens (connects to) the stream channel a URL names, by its scheme (see
+/// the [module docs](self)). A backend whose feature is not enabled, or a
+/// scheme that names no stream, is an [`Error::Config`] that says which.
+pub async fn open_channel(url: &str) -> Result<Arc<dyn StreamChannel>> {
+    match scheme(url, "channel")? {
+        "memory" => Ok(Arc::new(MemoryChannel::new())),
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" => {
+            let config = event_backbone_redis::RedisConfig::from_url(url)?;
+            let redis = event_backbone_redis::Redis::connect(config).await?;
+            Ok(Arc::new(event_backbone_redis::RedisStreamChannel::new(
+                &redis,
+            )))
+        }
+        #[cfg(feature = "kafka")]
+        "kafka" => {
+            let config = event_backbone_kafka::KafkaConfig::from_url(url)?;
+            let kafka = event_backbone_kafka::Kafka::connect(config).await?;
+            Ok(Arc::new(event_backbone_kafka::KafkaStreamChannel::new(
+                &kafka,
+            )))
+        }
+        other => Err(cannot_open("channel", other, |s| s.channel)),
+    }
+}
+
+/// Opens (connects to) the key-value store a URL names, by its scheme (see
+/// the [module docs](self)). A backend whose feature is not enabled, or a
+/// scheme that names no store, is an [`Error::Config`] that says which.
+pub async fn open_store(url: &str) -> Result<Arc<dyn KeyValueStore>> {
+    match scheme(url, "store")? {
+        "memory" => Ok(Arc::new(MemoryStore::new())),
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" => {
+            let config = event_backbone_redis::RedisConfig::from_url(url)?;
+            let redis = event_backbone_redis::Redis::connect(config).await?;
+            Ok(Arc::new(event_backbone_redis::RedisHashStore::new(&redis)))
+        }
+        other => Err(cannot_open("store", other, |s| s.store)),
+    }
+}
+
+/// The scheme of a URL: `scheme://...`, or a bare `scheme:` (`memory:`).
+fn scheme<'a>(url: &'a str, what: &'static str) -> Result<&'a str> {
+    let valid = |scheme: &str| {
+        scheme.starts_with(|c: char| c.is_ascii_lowercase())
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b))
+    };
+    match url.split_once(':') {
+        Some((scheme, rest)) if valid(scheme) && (rest.is_empty() || rest.starts_with("//")) => {
+            Ok(scheme)
+        }
+        _ => Err(Error::Config {
+            what,
+            reason: format!(
+                "{:?} is not a URL: expected scheme://..., e.g. redis://127.0.0.1:6379",
+                event_backbone_core::config::redact_url(url)
+            ),
+        }),
+    }
+}
+
+/// Why this build cannot open `scheme` as a `what`.
+fn cannot_open(what: &'static str, scheme: &str, names: fn(&Scheme) -> bool) -> Error {
+    let reason = match SCHEMES.iter().find(|s| s.name == scheme) {
+        Some(s) if !names(s) => {
+            let other = if what == "store" { "stream" } else { "store" };
+            format!("{scheme}:// names a {other}, not a {what}")
+        }
+        Some(Scheme {
+            feature: Some(feature),
+            ..
+        }) => format!("{scheme}:// needs the `{feature}` feature of event-backbone"),
+        _ => {
+            let here: Vec<String> = SCHEMES
+                .iter()
+                .filter(|s| names(s) && s.feature.is_none_or(enabled))
+                .map(|s| format!("{}://", s.name))
+                .collect();
+            format!(
+                "no backend for {scheme}://; this build opens a {what} from {}",
+                here.join(", ")
+            )
+        }
+    };
+    Error::Config { what, reason }
+}
+
+/// Whether a feature of this crate is enabled.
+fn enabled(feature: &str) -> bool {
+    match feature {
+        "redis" => cfg!(feature = "redis"),
+        "kafka" => cfg!(feature = "kafka"),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn schemes_name_what_they_open_and_say_what_is_missing() {
+        let not_a_url = open_channel("127.0.0.1:6379")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(not_a_url.contains("not a URL"), "{not_a_url}");
+        let kafka_store = open_store("kafka://k:9092").await.unwrap_err().to_string();
+        assert!(
+            kafka_store.contains("names a stream, not a store"),
+            "{kafka_store}"
+        );
+        let unknown = open_channel("nats://n:4222").await.unwrap_err().to_string();
+        assert!(
+            unknown.contains("nats://") && unknown.contains("memory://"),
+            "{unknown}"
+        );
+        if !cfg!(feature = "redis") {
+            let off = open_store("redis://:pw@h:1").await.unwrap_err().to_string();
+            assert!(off.contains("`redis` feature"), "{off}");
+            assert!(!off.contains("pw"), "{off}");
+        }
+        if !cfg!(feature = "kafka") {
+            let off = open_channel("kafka://k:9092")
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(off.contains("`kafka` feature"), "{off}");
+        }
+    }
+}

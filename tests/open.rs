@@ -1,0 +1,88 @@
+//! Channels and stores opened by URL from the facade, against the real
+//! servers (`scripts/test` starts them): the scheme picks the backend.
+#![cfg(any(feature = "redis", feature = "kafka"))]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use event_backbone::{open_channel, open_store, Consumer, ConsumerContext, Producer};
+
+/// A stream of its own per run.
+fn uri(prefix: &str) -> String {
+    format!("test.open-{prefix}.{}", event_backbone::MessageId::new())
+}
+
+/// Sends one message through the channel and store and reads it back.
+async fn round_trip(
+    channel: Arc<dyn event_backbone::StreamChannel>,
+    store: Arc<dyn event_backbone::KeyValueStore>,
+    uri: &str,
+) -> String {
+    Producer::builder()
+        .channel(channel.clone())
+        .store(store.clone())
+        .uri(uri)
+        .build()
+        .unwrap()
+        .message("opened")
+        .segment("by", "url")
+        .unwrap()
+        .send()
+        .await
+        .unwrap();
+    let got = Arc::new(Mutex::new(String::new()));
+    let g = got.clone();
+    Consumer::builder()
+        .channel(channel)
+        .store(store)
+        .uri(uri)
+        .block(Duration::from_millis(100))
+        .stop_after(1)
+        .subscribe_fn(move |ctx: ConsumerContext| {
+            let g = g.clone();
+            async move {
+                *g.lock().unwrap() = ctx.segment::<String>("by")?;
+                Ok(())
+            }
+        })
+        .unwrap()
+        .completion()
+        .await
+        .unwrap();
+    let by = got.lock().unwrap().clone();
+    by
+}
+
+#[cfg(feature = "redis")]
+fn redis_url() -> String {
+    match std::env::var(event_backbone::redis::ENDPOINT_VAR) {
+        Ok(e) if e.contains("://") => e,
+        Ok(e) => format!("redis://{e}"),
+        Err(_) => "redis://127.0.0.1:6379".to_owned(),
+    }
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_redis_url_opens_a_channel_and_a_store() {
+    let channel = open_channel(&redis_url()).await.unwrap();
+    let store = open_store(&redis_url()).await.unwrap();
+    assert_eq!((channel.backend(), store.backend()), ("redis", "redis"));
+    assert_eq!(round_trip(channel, store, &uri("redis")).await, "url");
+}
+
+#[cfg(feature = "kafka")]
+#[tokio::test]
+async fn a_kafka_url_opens_a_channel() {
+    let brokers = std::env::var(event_backbone::kafka::BROKERS_VAR)
+        .unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
+    let url = if brokers.contains("://") {
+        brokers
+    } else {
+        format!("kafka://{brokers}")
+    };
+    let channel = open_channel(&url).await.unwrap();
+    assert_eq!(channel.backend(), "kafka");
+    let store = open_store("memory:").await.unwrap();
+    assert_eq!(round_trip(channel, store, &uri("kafka")).await, "url");
+}
