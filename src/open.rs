@@ -28,6 +28,8 @@ use event_backbone_core::{Error, KeyValueStore, Result, StreamChannel};
 struct Scheme {
     name: &'static str,
     feature: Option<&'static str>,
+    /// Whether this build has it.
+    enabled: bool,
     channel: bool,
     store: bool,
 }
@@ -36,24 +38,28 @@ const SCHEMES: [Scheme; 4] = [
     Scheme {
         name: "memory",
         feature: None,
+        enabled: true,
         channel: true,
         store: true,
     },
     Scheme {
         name: "redis",
         feature: Some("redis"),
+        enabled: cfg!(feature = "redis"),
         channel: true,
         store: true,
     },
     Scheme {
         name: "rediss",
         feature: Some("redis"),
+        enabled: cfg!(feature = "redis"),
         channel: true,
         store: true,
     },
     Scheme {
         name: "kafka",
         feature: Some("kafka"),
+        enabled: cfg!(feature = "kafka"),
         channel: true,
         store: false,
     },
@@ -137,7 +143,7 @@ fn cannot_open(what: &'static str, scheme: &str, names: fn(&Scheme) -> bool) -> 
         _ => {
             let here: Vec<String> = SCHEMES
                 .iter()
-                .filter(|s| names(s) && s.feature.is_none_or(enabled))
+                .filter(|s| names(s) && s.enabled)
                 .map(|s| format!("{}://", s.name))
                 .collect();
             format!(
@@ -147,15 +153,6 @@ fn cannot_open(what: &'static str, scheme: &str, names: fn(&Scheme) -> bool) -> 
         }
     };
     Error::Config { what, reason }
-}
-
-/// Whether a feature of this crate is enabled.
-fn enabled(feature: &str) -> bool {
-    match feature {
-        "redis" => cfg!(feature = "redis"),
-        "kafka" => cfg!(feature = "kafka"),
-        _ => false,
-    }
 }
 
 #[cfg(test)]
