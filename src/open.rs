@@ -65,9 +65,16 @@ const SCHEMES: [Scheme; 4] = [
     },
 ];
 
-/// Opens (connects to) the stream channel a URL names, by its scheme (see
-/// the [module docs](self)). A backend whose feature is not enabled, or a
-/// scheme that names no stream, is an [`Error::Config`] that says which.
+/// Opens (connects to) the stream channel a URL names, by its scheme:
+///
+/// | scheme | channel | store ([`open_store`]) | feature |
+/// |---|---|---|---|
+/// | `memory:` | a new `MemoryChannel` | a new `MemoryStore` | none |
+/// | `redis://`, `rediss://` | `RedisStreamChannel` | `RedisHashStore` | `redis` (`rediss` also the `tls` feature of `event-backbone-redis`) |
+/// | `kafka://` | `KafkaStreamChannel` | none: Kafka is a stream | `kafka` |
+///
+/// A backend whose feature is not enabled, or a scheme that names no
+/// stream, is an [`Error::Config`] that says which.
 pub async fn open_channel(url: &str) -> Result<Arc<dyn StreamChannel>> {
     match scheme(url, "channel")? {
         "memory" => Ok(Arc::new(MemoryChannel::new())),
@@ -91,9 +98,9 @@ pub async fn open_channel(url: &str) -> Result<Arc<dyn StreamChannel>> {
     }
 }
 
-/// Opens (connects to) the key-value store a URL names, by its scheme (see
-/// the [module docs](self)). A backend whose feature is not enabled, or a
-/// scheme that names no store, is an [`Error::Config`] that says which.
+/// Opens (connects to) the key-value store a URL names, by its scheme (the
+/// table is at [`open_channel`]). A backend whose feature is not enabled, or
+/// a scheme that names no store, is an [`Error::Config`] that says which.
 pub async fn open_store(url: &str) -> Result<Arc<dyn KeyValueStore>> {
     match scheme(url, "store")? {
         "memory" => Ok(Arc::new(MemoryStore::new())),
