@@ -1,11 +1,6 @@
 //! The standard keys of a message, built from its environment, uri,
-//! operation, version, segment class and message id:
-//!
-//! | what | key |
-//! |---|---|
-//! | stream | `{env}:{uri}`, or `{uri}` without environment |
-//! | payload | `{stream}:{operation}:v{version}:{class}:{message-id}` |
-//! | dead letters | `{stream}:dead-letter` |
+//! operation, version, segment class and message id. They are public
+//! through [`crate::address`], whose docs have their table.
 
 use super::{MessageId, SegmentClass};
 
