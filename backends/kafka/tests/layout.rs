@@ -195,31 +195,29 @@ async fn a_group_commits_under_the_kafka_group_of_its_stream() {
     // The member left (committing); a plain client of the Kafka group
     // `{topic}/billing` sees the offset after the last entry.
     let topic = topic_of(&uri).unwrap();
-    let mut query = TopicPartitionList::new();
-    query.add_partition(&topic, 0);
     assert_eq!(group_id(&topic, "billing"), format!("{topic}/billing"));
-    let committed = raw_client(&format!("{topic}/billing"))
-        .committed_offsets(query, Duration::from_secs(10))
-        .unwrap();
     assert_eq!(
-        committed.find_partition(&topic, 0).map(|e| e.offset()),
-        Some(Offset::Offset(3))
+        committed(&format!("{topic}/billing"), &topic),
+        Offset::Offset(3)
     );
-    let other = raw_client(&format!("{topic}/someone-else"))
-        .committed_offsets(
-            {
-                let mut q = TopicPartitionList::new();
-                q.add_partition(&topic, 0);
-                q
-            },
-            Duration::from_secs(10),
-        )
-        .unwrap();
     assert_eq!(
-        other.find_partition(&topic, 0).map(|e| e.offset()),
-        Some(Offset::Invalid),
+        committed(&format!("{topic}/someone-else"), &topic),
+        Offset::Invalid,
         "another group of the same topic has no offset"
     );
+}
+
+/// The offset a Kafka group committed on partition 0 of a topic, read with
+/// a plain client.
+fn committed(group: &str, topic: &str) -> Offset {
+    let mut query = TopicPartitionList::new();
+    query.add_partition(topic, 0);
+    raw_client(group)
+        .committed_offsets(query, Duration::from_secs(10))
+        .unwrap()
+        .find_partition(topic, 0)
+        .map(|e| e.offset())
+        .expect("partition 0 in the answer")
 }
 
 #[tokio::test]
