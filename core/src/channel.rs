@@ -222,6 +222,30 @@ pub trait StreamChannel: Send + Sync + fmt::Debug + 'static {
         Ok(())
     }
 
+    /// Counts one more delivery of an entry pending for `consumer` whose
+    /// handler failed, before the consumer gives it to the handler again
+    /// (after its redelivery backoff), and returns the new delivery count;
+    /// `None` if the entry is no longer pending for `consumer` (acknowledged,
+    /// claimed by another member, or its partition given to another member),
+    /// and the consumer then drops it.
+    ///
+    /// `delivered` is the count of the delivery that failed. A backend
+    /// persists the count where it can, so that it survives a restart of the
+    /// consumer and a rebalance: the count is what sends a poison message to
+    /// the dead-letter stream after `max_deliveries`, even when every
+    /// delivery crashes the process. The default counts in memory only
+    /// (`delivered + 1`): a restarted consumer starts again from 1.
+    async fn redeliver(
+        &self,
+        _stream: &str,
+        _group: &str,
+        _consumer: &str,
+        _id: &EntryId,
+        delivered: u32,
+    ) -> Result<Option<u32>> {
+        Ok(Some(delivered.saturating_add(1)))
+    }
+
     /// Acknowledges entries: they leave the group's pending list.
     async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<()>;
 

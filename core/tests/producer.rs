@@ -111,6 +111,12 @@ async fn payload_is_stored_before_the_entry_is_appended() {
         s.await.unwrap().unwrap();
     }
     assert!(channel.appends.load(Ordering::SeqCst) > 0);
+    // 50 messages, each with a normal and a personal segment.
+    assert_eq!(
+        channel.checked.load(Ordering::SeqCst),
+        100,
+        "stored segments looked up at append"
+    );
     assert_eq!(
         channel.unstored.load(Ordering::SeqCst),
         0,

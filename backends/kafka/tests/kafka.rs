@@ -279,36 +279,71 @@ async fn members_share_partitions_and_take_over_when_one_leaves() {
     let (channel, store) = (channel(2).await, Arc::new(MemoryStore::new()));
     let uri = unique("takeover");
     let producer = producer(&channel, &store, &uri);
-    let ledger = Ledger::default();
+    let keys = ["a", "b", "c", "d"];
+    let (by_first, by_second) = (Ledger::default(), Ledger::default());
     let first = consumer(&channel, &store, &uri, "first")
-        .subscribe_fn(recording(&ledger))
+        .subscribe_fn(recording(&by_first))
         .unwrap();
     let second = consumer(&channel, &store, &uri, "second")
-        .subscribe_fn(recording(&ledger))
+        .subscribe_fn(recording(&by_second))
         .unwrap();
-    send_keyed(&producer, &["a", "b", "c", "d"], 0..25).await;
-    support::eventually("100 handled by the two members", || {
-        let n = ledger.lock().unwrap().len();
-        async move { n >= 100 }
+    // Joining takes a rebalance: keep sending until both members have
+    // handled messages (each owns a partition), then a few rounds more.
+    let mut step = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let shared = |first: &Ledger, second: &Ledger| {
+        !first.lock().unwrap().is_empty() && !second.lock().unwrap().is_empty()
+    };
+    while step < 25 || !shared(&by_first, &by_second) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after {step} rounds, first handled {} and second {}: the partitions are not shared",
+            by_first.lock().unwrap().len(),
+            by_second.lock().unwrap().len()
+        );
+        send_keyed(&producer, &keys, step..step + 1).await;
+        step += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = step;
+    support::eventually("every message so far handled by the two members", || {
+        let n = by_first.lock().unwrap().len() + by_second.lock().unwrap().len();
+        async move { n >= 4 * before as usize }
     })
     .await;
-    let by_first = ledger.lock().unwrap().len();
     first.shutdown().await.unwrap();
 
-    send_keyed(&producer, &["a", "b", "c", "d"], 25..50).await;
+    send_keyed(&producer, &keys, before..before + 25).await;
     support::eventually("the second member to handle the rest", || {
-        let n = ledger.lock().unwrap().len();
-        async move { n >= 200 }
+        let n = by_first.lock().unwrap().len() + by_second.lock().unwrap().len();
+        async move { n >= 4 * (before as usize + 25) }
     })
     .await;
     second.shutdown().await.unwrap();
-    let handled: BTreeSet<(String, u32)> = ledger.lock().unwrap().iter().cloned().collect();
-    let sent: BTreeSet<(String, u32)> = ["a", "b", "c", "d"]
+    let later: BTreeSet<(String, u32)> = keys
         .iter()
-        .flat_map(|k| (0..50).map(move |i| (k.to_string(), i)))
+        .flat_map(|k| (before..before + 25).map(move |i| (k.to_string(), i)))
+        .collect();
+    let second_handled: BTreeSet<(String, u32)> =
+        by_second.lock().unwrap().iter().cloned().collect();
+    assert!(
+        later.is_subset(&second_handled),
+        "after the first left, the second handled only {} of the {} later messages",
+        later.intersection(&second_handled).count(),
+        later.len()
+    );
+    let handled: BTreeSet<(String, u32)> = by_first
+        .lock()
+        .unwrap()
+        .iter()
+        .chain(by_second.lock().unwrap().iter())
+        .cloned()
+        .collect();
+    let sent: BTreeSet<(String, u32)> = keys
+        .iter()
+        .flat_map(|k| (0..before + 25).map(move |i| (k.to_string(), i)))
         .collect();
     assert_eq!(handled, sent, "every message handled after the takeover");
-    assert!(by_first >= 100);
 }
 
 /// Reads exactly `n` entries in group "g" as `consumer`, in as many reads

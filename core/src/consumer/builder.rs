@@ -16,6 +16,7 @@ use super::receiver::Receiver;
 use super::replay::{self, EventStream, MessageStream};
 use super::runtime::Runtime;
 use super::source::Source;
+use crate::capabilities::Ordering as MessageOrder;
 use crate::channel::{EntryId, GroupStart, StreamChannel, StreamPosition};
 use crate::contract::ContractEvent;
 use crate::endpoint::{Endpoint, Resolved};
@@ -48,11 +49,13 @@ pub struct ConsumerBuilder {
     group_start: GroupStart,
     batch_size: usize,
     concurrency: usize,
+    ordering: MessageOrder,
     block: Duration,
     ack_mode: AckMode,
     handler_retry: RetryPolicy,
     backend_retry: RetryPolicy,
     max_deliveries: u32,
+    redelivery: RetryPolicy,
     claim: Option<ClaimPolicy>,
     stop_after: Option<u64>,
     stop_when_empty: bool,
@@ -70,11 +73,13 @@ impl Default for ConsumerBuilder {
             group_start: GroupStart::Beginning,
             batch_size: 64,
             concurrency: 16,
+            ordering: MessageOrder::None,
             block: Duration::from_secs(1),
             ack_mode: AckMode::OnSuccess,
             handler_retry: RetryPolicy::exponential(3),
             backend_retry: RetryPolicy::default(),
             max_deliveries: 5,
+            redelivery: default_redelivery(),
             claim: Some(ClaimPolicy::default()),
             stop_after: None,
             stop_when_empty: false,
@@ -149,9 +154,53 @@ impl ConsumerBuilder {
     }
 
     /// Handlers in flight at once (default 16). With 1, messages are handled
-    /// one at a time in stream order.
+    /// one at a time in the order read, but a failed message waiting for its
+    /// redelivery lets the next ones pass: for an order that holds across
+    /// redeliveries, see [`Self::ordering`].
     pub fn concurrency(mut self, handlers: usize) -> Self {
         self.concurrency = handlers.max(1);
+        self
+    }
+
+    /// The order the consumer keeps (default [`Ordering::None`](MessageOrder::None): up to
+    /// [`Self::concurrency`] messages at once, in any order).
+    ///
+    /// * [`Ordering::PerKey`](MessageOrder::PerKey): messages with different partition keys
+    ///   ([`MessageBuilder::partition_key`](crate::producer::MessageBuilder::partition_key))
+    ///   are handled concurrently, those with the same key one at a time, in
+    ///   the order read. A failed message holds back the later ones of its
+    ///   key (only) until it is handled or dead-lettered. Messages without a
+    ///   key are not ordered.
+    /// * [`Ordering::Stream`](MessageOrder::Stream): one message at a time, in the order read,
+    ///   a failed one holding back all the others.
+    ///
+    /// The order read is the channel's (see its capabilities: Kafka with
+    /// several partitions orders per key). At most `concurrency + batch size`
+    /// messages are read and not yet settled: many messages of one slow key
+    /// fill that window and slow the others down.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use event_backbone_core::memory::{MemoryChannel, MemoryStore};
+    /// use event_backbone_core::{Consumer, ConsumerContext, Ordering};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> event_backbone_core::Result<()> {
+    /// let consumer = Consumer::builder()
+    ///     .channel(Arc::new(MemoryChannel::new()))
+    ///     .store(Arc::new(MemoryStore::new()))
+    ///     .uri("accounts")
+    ///     .concurrency(64)
+    ///     .ordering(Ordering::PerKey)
+    ///     .stop_when_empty()
+    ///     .subscribe_fn(|ctx: ConsumerContext| async move {
+    ///         // One account's messages never run at the same time.
+    ///         let _account = ctx.metadata().partition_key();
+    ///         Ok(())
+    ///     })?;
+    /// consumer.completion().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn ordering(mut self, ordering: MessageOrder) -> Self {
+        self.ordering = ordering;
         self
     }
 
@@ -185,6 +234,18 @@ impl ConsumerBuilder {
     /// stream (default 5, at least 1).
     pub fn max_deliveries(mut self, deliveries: u32) -> Self {
         self.max_deliveries = deliveries.max(1);
+        self
+    }
+
+    /// How long a failed message waits before it is delivered again, by
+    /// delivery count: the delay before delivery `n` is
+    /// `policy.delay_before(n)` (its attempts are not used: the
+    /// [maximum deliveries](Self::max_deliveries) count). The default waits
+    /// 1 s, doubling up to 10 s, with jitter. Keep it below the claim's
+    /// [`ClaimPolicy::min_idle`], or another member may claim the message
+    /// while it waits.
+    pub fn redelivery_backoff(mut self, policy: RetryPolicy) -> Self {
+        self.redelivery = policy;
         self
     }
 
@@ -275,6 +336,7 @@ impl ConsumerBuilder {
             ack_mode: self.ack_mode,
             handler_retry: self.handler_retry,
             max_deliveries: self.max_deliveries,
+            redelivery: self.redelivery,
             counters: Counters::default(),
             acker,
             stop: stop.clone(),
@@ -284,6 +346,7 @@ impl ConsumerBuilder {
             group_start: self.group_start,
             batch_size: self.batch_size,
             concurrency: self.concurrency,
+            ordering: self.ordering,
             block: self.block,
             claim: self.claim,
             stop_after: self.stop_after,
@@ -329,6 +392,13 @@ impl ConsumerBuilder {
     pub fn receiver(mut self) -> Result<Receiver> {
         Ok(Receiver::new(Arc::new(self.source()?)))
     }
+}
+
+/// 1 s, doubling up to 10 s, with jitter.
+fn default_redelivery() -> RetryPolicy {
+    RetryPolicy::exponential(1)
+        .initial_delay(Duration::from_secs(1))
+        .max_delay(Duration::from_secs(10))
 }
 
 fn default_consumer_name() -> String {

@@ -27,6 +27,7 @@ pub(crate) struct Counters {
     pub(crate) failed: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
     pub(crate) claimed: AtomicU64,
+    pub(crate) redelivered: AtomicU64,
 }
 
 impl Counters {
@@ -37,6 +38,7 @@ impl Counters {
             failed: self.failed.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             claimed: self.claimed.load(Ordering::Relaxed),
+            redelivered: self.redelivered.load(Ordering::Relaxed),
         }
     }
 }
@@ -50,9 +52,19 @@ pub(crate) struct Dispatcher {
     pub(crate) ack_mode: AckMode,
     pub(crate) handler_retry: RetryPolicy,
     pub(crate) max_deliveries: u32,
+    pub(crate) redelivery: RetryPolicy,
     pub(crate) counters: Counters,
     pub(crate) acker: AckSender,
     pub(crate) stop: CancellationToken,
+}
+
+/// What is left to do with a message once its handler has run.
+pub(crate) enum Settled {
+    /// Acknowledged, dead-lettered, or left pending for good (the consumer
+    /// is stopping, or manual acknowledgement).
+    Done,
+    /// The handler failed: deliver it again after the backoff.
+    Redeliver(Message),
 }
 
 enum Verdict {
@@ -118,8 +130,9 @@ impl Dispatcher {
         }
     }
 
-    /// Runs the handler on one message and settles it.
-    pub(crate) async fn process(self: Arc<Self>, message: Message, delivery_count: u32) {
+    /// Runs the handler on one message and settles it, or says it is to be
+    /// delivered again.
+    pub(crate) async fn process(&self, message: Message, delivery_count: u32) -> Settled {
         let ctx = ConsumerContext::new(
             message,
             delivery_count,
@@ -135,7 +148,7 @@ impl Dispatcher {
                     let reason = unknown_reason(&ctx);
                     self.dead_letter(ctx.metadata(), ctx.entry_id(), delivery_count, &reason)
                         .await;
-                    return;
+                    return Settled::Done;
                 }
                 Fallback::Ack => {
                     tracing::debug!(operation = ctx.operation(), "no handler; acknowledged");
@@ -152,7 +165,7 @@ impl Dispatcher {
                                 &reason,
                             )
                             .await;
-                            return;
+                            return Settled::Done;
                         }
                         other => other,
                     }
@@ -166,6 +179,7 @@ impl Dispatcher {
                 if self.ack_mode != AckMode::Manual {
                     ctx.ack();
                 }
+                Settled::Done
             }
             Verdict::Failed(error) => {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -176,13 +190,19 @@ impl Dispatcher {
                 );
                 if self.ack_mode == AckMode::Always {
                     ctx.ack();
-                } else if delivery_count >= self.max_deliveries && !ctx.is_acked() {
+                    Settled::Done
+                } else if ctx.is_acked() || self.stop.is_cancelled() {
+                    // Stopping: it stays pending, for the next start.
+                    Settled::Done
+                } else if delivery_count >= self.max_deliveries {
                     let reason =
                         format!("handler failed after {delivery_count} deliveries: {error}");
                     self.dead_letter(ctx.metadata(), ctx.entry_id(), delivery_count, &reason)
                         .await;
+                    Settled::Done
+                } else {
+                    Settled::Redeliver(ctx.message().clone())
                 }
-                // Otherwise it stays pending and is claimed again later.
             }
         }
     }

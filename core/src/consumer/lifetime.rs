@@ -17,6 +17,9 @@ pub struct ConsumerStats {
     pub dead_lettered: u64,
     /// Entries claimed from other members (or from itself) after idling.
     pub claimed: u64,
+    /// Failed messages delivered again by this consumer after the
+    /// redelivery backoff.
+    pub redelivered: u64,
 }
 
 /// A running subscription; from [`super::ConsumerBuilder::subscribe`].

@@ -1,6 +1,7 @@
 //! The consumer loop: read a batch (or claim stale entries), load its
-//! payloads in one round per store, run handlers with bounded concurrency,
-//! and acknowledge in batches.
+//! payloads in one round per store, run handlers with bounded concurrency
+//! (in lanes per key when the consumer keeps an order), and acknowledge in
+//! batches. At most a window of messages is read and not yet settled.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,8 +11,11 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::dispatch::Dispatcher;
+use super::lanes::{lane_of, Lanes, Queued};
 use super::lifetime::ConsumerStats;
 use super::options::ClaimPolicy;
+use super::redelivery::settle;
+use crate::capabilities::Ordering as MessageOrder;
 use crate::channel::{Delivery, GroupStart};
 use crate::Result;
 
@@ -20,6 +24,7 @@ pub(crate) struct Runtime {
     pub(crate) group_start: GroupStart,
     pub(crate) batch_size: usize,
     pub(crate) concurrency: usize,
+    pub(crate) ordering: MessageOrder,
     pub(crate) block: Duration,
     pub(crate) claim: Option<ClaimPolicy>,
     pub(crate) stop_after: Option<u64>,
@@ -56,6 +61,15 @@ impl Runtime {
             .await?;
 
         let permits = Arc::new(Semaphore::new(self.concurrency));
+        // Messages read and not settled: running, waiting for a
+        // redelivery, or queued behind their key. Lanes read ahead, to find
+        // messages of other keys.
+        let window = match self.ordering {
+            MessageOrder::None => self.concurrency,
+            _ => self.concurrency + self.batch_size,
+        };
+        let window = Arc::new(Semaphore::new(window));
+        let lanes = Lanes::default();
         let mut in_flight = JoinSet::new();
         let mut taken: u64 = 0;
         let mut failures: u32 = 0;
@@ -149,7 +163,12 @@ impl Runtime {
             d.counters
                 .received
                 .fetch_add(deliveries.len() as u64, Ordering::Relaxed);
-            self.dispatch(deliveries, &permits, &mut in_flight).await;
+            let running = Running {
+                permits: &permits,
+                window: &window,
+                lanes: &lanes,
+            };
+            self.dispatch(deliveries, &running, &mut in_flight).await;
         }
         drain(&mut in_flight).await;
         Ok(())
@@ -158,7 +177,7 @@ impl Runtime {
     async fn dispatch(
         &self,
         deliveries: Vec<Delivery>,
-        permits: &Arc<Semaphore>,
+        running: &Running<'_>,
         in_flight: &mut JoinSet<()>,
     ) {
         let d = &self.dispatcher;
@@ -199,16 +218,33 @@ impl Runtime {
         for (message, count) in loaded.into_iter().zip(counts) {
             match message {
                 Ok(message) => {
-                    let permit = permits
+                    let slot = running
+                        .window
                         .clone()
                         .acquire_owned()
                         .await
                         .expect("the semaphore is never closed");
-                    let dispatcher = d.clone();
-                    in_flight.spawn(async move {
-                        dispatcher.process(message, count).await;
-                        drop(permit);
-                    });
+                    let queued = Queued {
+                        message,
+                        delivery_count: count,
+                        slot,
+                    };
+                    let (dispatcher, permits) = (d.clone(), running.permits.clone());
+                    match lane_of(self.ordering, &queued.message) {
+                        None => {
+                            in_flight.spawn(async move {
+                                settle(dispatcher, permits, queued.message, queued.delivery_count)
+                                    .await;
+                                drop(queued.slot);
+                            });
+                        }
+                        Some(key) => {
+                            if let Some(first) = running.lanes.enter(&key, queued) {
+                                let lanes = running.lanes.clone();
+                                in_flight.spawn(run_lane(dispatcher, permits, lanes, key, first));
+                            }
+                        }
+                    }
                 }
                 Err(failure) if failure.error.is_transient() => {
                     tracing::warn!(
@@ -223,6 +259,38 @@ impl Runtime {
                 }
             }
         }
+    }
+}
+
+/// What the handlers of a consumer share.
+struct Running<'a> {
+    permits: &'a Arc<Semaphore>,
+    window: &'a Arc<Semaphore>,
+    lanes: &'a Lanes,
+}
+
+/// Settles the messages of one key, one after the other, until none waits.
+/// When the consumer stops, those still waiting stay pending.
+async fn run_lane(
+    dispatcher: Arc<Dispatcher>,
+    permits: Arc<Semaphore>,
+    lanes: Lanes,
+    key: String,
+    first: Queued,
+) {
+    let mut next = Some(first);
+    while let Some(queued) = next {
+        if !dispatcher.stop.is_cancelled() {
+            settle(
+                dispatcher.clone(),
+                permits.clone(),
+                queued.message,
+                queued.delivery_count,
+            )
+            .await;
+        }
+        drop(queued.slot);
+        next = lanes.next(&key);
     }
 }
 

@@ -93,7 +93,18 @@ pub struct Metadata {
     pub segments: Vec<SegmentRef>,
 }
 
+/// The header holding a message's partition key: messages with the same
+/// key keep their order (the Kafka record key, and the lanes of a consumer
+/// with [`Ordering::PerKey`](crate::Ordering::PerKey)).
+pub const PARTITION_KEY_HEADER: &str = "partition-key";
+
 impl Metadata {
+    /// The partition key, if the message has one (header
+    /// [`PARTITION_KEY_HEADER`]).
+    pub fn partition_key(&self) -> Option<&str> {
+        self.headers.get(PARTITION_KEY_HEADER).map(String::as_str)
+    }
+
     /// The index entry of one segment.
     pub fn segment(&self, name: &str) -> Option<&SegmentRef> {
         self.segments.iter().find(|s| s.name == name)

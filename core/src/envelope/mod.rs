@@ -8,6 +8,6 @@ mod segments;
 mod wire;
 
 pub use message_id::MessageId;
-pub use metadata::{Metadata, Origin, SegmentLocation, SegmentRef};
+pub use metadata::{Metadata, Origin, SegmentLocation, SegmentRef, PARTITION_KEY_HEADER};
 pub use segments::{Segment, SegmentClass, Segments};
 pub use wire::{decode_metadata, encode_metadata, encode_metadata_into, WIRE_VERSION};

@@ -274,6 +274,27 @@ impl StreamChannel for MemoryChannel {
         Ok(out)
     }
 
+    async fn redeliver(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        id: &EntryId,
+        _delivered: u32,
+    ) -> Result<Option<u32>> {
+        let seq = parse_id(id)?;
+        let mut streams = self.lock();
+        let (_, g) = group_mut(&mut streams, stream, group)?;
+        Ok(g.pending
+            .get_mut(&seq)
+            .filter(|p| p.consumer == consumer)
+            .map(|p| {
+                p.count += 1;
+                p.delivered_at = Instant::now();
+                p.count
+            }))
+    }
+
     async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<()> {
         let seqs = ids.iter().map(parse_id).collect::<Result<Vec<_>>>()?;
         let mut streams = self.lock();

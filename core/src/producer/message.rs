@@ -86,6 +86,14 @@ impl<'p> MessageBuilder<'p> {
         self
     }
 
+    /// Sets the partition key (header
+    /// [`PARTITION_KEY_HEADER`](crate::envelope::PARTITION_KEY_HEADER)):
+    /// messages with the same key keep their order, on Kafka's partitions
+    /// and in consumers with per-key ordering.
+    pub fn partition_key(self, key: impl Into<String>) -> Self {
+        self.header(crate::envelope::PARTITION_KEY_HEADER, key)
+    }
+
     /// Marks the message as a copy of `original`.
     pub fn copy_of(mut self, original: MessageId) -> Self {
         self.message.origin = Origin::Copy { original };

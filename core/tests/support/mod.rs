@@ -62,6 +62,8 @@ pub struct WatchedChannel {
     pub appends: AtomicUsize,
     pub delay: Duration,
     pub unstored: AtomicUsize,
+    /// Stored segments whose payload was looked up before their append.
+    pub checked: AtomicUsize,
     pub capabilities: Option<ChannelCapabilities>,
     pub forget_acks: bool,
 }
@@ -74,6 +76,7 @@ impl WatchedChannel {
             appends: AtomicUsize::new(0),
             delay,
             unstored: AtomicUsize::new(0),
+            checked: AtomicUsize::new(0),
             capabilities: None,
             forget_acks: false,
         }
@@ -106,10 +109,15 @@ impl StreamChannel for WatchedChannel {
         if let Some(store) = &self.store {
             for m in batch {
                 for s in &m.segments {
-                    if let SegmentLocation::Stored { key, .. } = &s.location {
-                        if store.get(key).await?.is_none() {
-                            self.unstored.fetch_add(1, Ordering::SeqCst);
-                        }
+                    let key = match &s.location {
+                        SegmentLocation::Inline(_) => continue,
+                        SegmentLocation::Standard => m.standard_payload_key(&s.class),
+                        SegmentLocation::Stored { key, .. } => key.clone(),
+                    };
+                    self.checked.fetch_add(1, Ordering::SeqCst);
+                    let stored = store.get(&key).await?;
+                    if !stored.is_some_and(|fields| fields.contains_key(&s.name)) {
+                        self.unstored.fetch_add(1, Ordering::SeqCst);
                     }
                 }
             }

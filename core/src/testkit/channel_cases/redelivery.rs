@@ -7,12 +7,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::fixture::{
-    channel_case, needs_claim, needs_groups, pending, poll_until, stream_entries,
-};
+use super::fixture::{channel_case, needs_groups, pending, poll_until, stream_entries};
 use crate::address::dead_letter_key;
 use crate::consumer::{
-    ClaimPolicy, ConsumerContext, Handler, HandlerError, Outcome, HEADER_DEAD_LETTER_ENTRY,
+    ConsumerContext, Handler, HandlerError, Outcome, HEADER_DEAD_LETTER_ENTRY,
     HEADER_DEAD_LETTER_REASON,
 };
 use crate::envelope::{Metadata, Origin};
@@ -23,14 +21,22 @@ use crate::Result;
 /// The redelivery cases, in order.
 pub fn redelivery_cases() -> Vec<ChannelCase> {
     vec![
-        channel_case!(failed_handler_is_redelivered, needs_claim),
-        channel_case!(dead_letter_after_max_deliveries, needs_claim),
+        channel_case!(failed_handler_is_redelivered, needs_groups),
+        channel_case!(dead_letter_after_max_deliveries, needs_groups),
         channel_case!(unknown_operation_is_dead_lettered, needs_groups),
     ]
 }
 
-/// A handler that fails is given the message again (delivery count 2) and
-/// then succeeds; nothing is dead-lettered.
+/// The redelivery backoff of the cases: 50 ms, no jitter.
+fn quick_redelivery() -> RetryPolicy {
+    RetryPolicy::none()
+        .initial_delay(Duration::from_millis(50))
+        .jitter(false)
+}
+
+/// A handler that fails is given the message again (delivery count 2) by
+/// the same consumer, after its redelivery backoff and without claiming,
+/// and then succeeds; nothing is dead-lettered.
 pub async fn failed_handler_is_redelivered(h: &ChannelHarness) -> CaseResult {
     let producer = h.producer("redeliver")?;
     producer.message("flaky").segment("x", &1u8)?.send().await?;
@@ -40,10 +46,8 @@ pub async fn failed_handler_is_redelivered(h: &ChannelHarness) -> CaseResult {
         .consumer("redeliver")
         .retry(RetryPolicy::none())
         .block(Duration::from_millis(50))
-        .claim(ClaimPolicy {
-            interval: Duration::from_millis(50),
-            min_idle: Duration::from_millis(200),
-        })
+        .redelivery_backoff(quick_redelivery())
+        .no_claim()
         .subscribe_fn(move |ctx: ConsumerContext| {
             let c = c.clone();
             async move {
@@ -75,8 +79,9 @@ pub async fn failed_handler_is_redelivered(h: &ChannelHarness) -> CaseResult {
     Ok(())
 }
 
-/// After the maximum deliveries the message goes to `{stream}:dead-letter`
-/// with the reason and the original ids, and the original is acknowledged.
+/// After the maximum deliveries (redelivered by the same consumer, without
+/// claiming) the message goes to `{stream}:dead-letter` with the reason and
+/// the original ids, and the original is acknowledged.
 pub async fn dead_letter_after_max_deliveries(h: &ChannelHarness) -> CaseResult {
     let producer = h.producer("dlq")?;
     let receipt = producer
@@ -91,10 +96,8 @@ pub async fn dead_letter_after_max_deliveries(h: &ChannelHarness) -> CaseResult 
         .retry(RetryPolicy::none())
         .max_deliveries(2)
         .block(Duration::from_millis(50))
-        .claim(ClaimPolicy {
-            interval: Duration::from_millis(50),
-            min_idle: Duration::from_millis(200),
-        })
+        .redelivery_backoff(quick_redelivery())
+        .no_claim()
         .subscribe_fn(move |_ctx: ConsumerContext| {
             let c = c.clone();
             async move {
