@@ -64,7 +64,7 @@ pub(crate) enum Settled {
     /// is stopping, or manual acknowledgement).
     Done,
     /// The handler failed: deliver it again after the backoff.
-    Redeliver(Message),
+    Redeliver(Box<Message>),
 }
 
 enum Verdict {
@@ -201,7 +201,7 @@ impl Dispatcher {
                         .await;
                     Settled::Done
                 } else {
-                    Settled::Redeliver(ctx.message().clone())
+                    Settled::Redeliver(Box::new(ctx.message().clone()))
                 }
             }
         }

@@ -55,7 +55,7 @@ pub(crate) async fn settle(
             Ok(Some(count)) => {
                 d.counters.redelivered.fetch_add(1, Ordering::Relaxed);
                 delivery_count = count;
-                message = failed;
+                message = *failed;
             }
             Ok(None) => {
                 tracing::debug!(
