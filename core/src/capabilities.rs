@@ -35,6 +35,12 @@ pub struct ChannelCapabilities {
     pub replay: bool,
     /// Reading one entry by id (`get`).
     pub get_by_id: bool,
+    /// Delivery counts outlive the consumer: one restarted under the same
+    /// name (or a member given the entries in a rebalance) goes on counting
+    /// from the deliveries before, so that `max_deliveries` is reached even
+    /// when every delivery crashes the process
+    /// ([`crate::StreamChannel::redeliver`]).
+    pub durable_delivery_counts: bool,
     /// Ordering scope.
     pub ordering: Ordering,
     /// Largest metadata entry it accepts, in bytes, if bounded.
@@ -50,6 +56,7 @@ impl ChannelCapabilities {
             parallel_members: true,
             replay: true,
             get_by_id: true,
+            durable_delivery_counts: true,
             ordering: Ordering::Stream,
             max_entry_bytes: None,
         }
@@ -82,6 +89,12 @@ impl ChannelCapabilities {
     /// Sets `get_by_id`.
     pub const fn with_get_by_id(mut self, yes: bool) -> Self {
         self.get_by_id = yes;
+        self
+    }
+
+    /// Sets `durable_delivery_counts`.
+    pub const fn with_durable_delivery_counts(mut self, yes: bool) -> Self {
+        self.durable_delivery_counts = yes;
         self
     }
 

@@ -234,7 +234,10 @@ pub trait StreamChannel: Send + Sync + fmt::Debug + 'static {
     /// consumer and a rebalance: the count is what sends a poison message to
     /// the dead-letter stream after `max_deliveries`, even when every
     /// delivery crashes the process. The default counts in memory only
-    /// (`delivered + 1`): a restarted consumer starts again from 1.
+    /// (`delivered + 1`): a restarted consumer starts again from 1, and a
+    /// channel that keeps it declares
+    /// [`durable_delivery_counts`](ChannelCapabilities::durable_delivery_counts)
+    /// false.
     async fn redeliver(
         &self,
         _stream: &str,

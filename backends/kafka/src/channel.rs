@@ -18,6 +18,7 @@ use rdkafka::producer::FutureRecord;
 
 use crate::config::KafkaConfig;
 use crate::connection::Kafka;
+use crate::counts::{self, delivery_counts_topic};
 use crate::entry::{self, position};
 use crate::error::{backend, protocol};
 use crate::group::{committed_offsets, start_at_end};
@@ -97,6 +98,44 @@ impl KafkaStreamChannel {
     /// The configuration.
     pub fn config(&self) -> &KafkaConfig {
         self.inner.kafka.config()
+    }
+
+    /// Loads the delivery counts of the partitions among `delivered` whose
+    /// counts the member does not have yet (the first read after an
+    /// assignment). If they cannot be read, the entries count from 1 again
+    /// (logged): they are delivered anyway, nothing is lost.
+    async fn load_counts(
+        &self,
+        member: &Arc<Member>,
+        topic: &str,
+        group: &str,
+        delivered: &[(i32, i64)],
+    ) {
+        let uncounted = member
+            .tracker()
+            .lock()
+            .expect("tracker")
+            .uncounted(delivered.iter().map(|&(p, _)| p));
+        if uncounted.is_empty() {
+            return;
+        }
+        let (counts_topic, g) = (delivery_counts_topic(topic), group.to_owned());
+        let loaded = self
+            .inner
+            .kafka
+            .with_reader(move |reader, config| {
+                counts::load(reader, config, &counts_topic, &g, &uncounted)
+            })
+            .await;
+        match loaded {
+            Ok(counts) => member
+                .tracker()
+                .lock()
+                .expect("tracker")
+                .load_counts(counts),
+            Err(e) => tracing::warn!(topic, group, error = %e,
+                "delivery counts could not be read; these deliveries count from 1"),
+        }
     }
 
     /// Creates the topic if it does not exist.
@@ -213,20 +252,15 @@ impl StreamChannel for KafkaStreamChannel {
             .members
             .member(self.config(), &topic, group, consumer)?;
         let action = || format!("reading topic {topic:?} in group {group:?}");
-        let mut out = Vec::new();
-        let deliver = |m: &rdkafka::message::BorrowedMessage<'_>, out: &mut Vec<Delivery>| {
-            member
-                .tracker()
-                .lock()
-                .expect("tracker")
-                .delivered(m.partition(), m.offset());
-            out.push(Delivery {
-                entry: entry::entry(m),
-                delivery_count: 1,
-            });
+        // What the member received: (partition, offset, entry). Counted
+        // as delivered at the end, once the delivery counts of their
+        // partitions are known.
+        let mut out: Vec<(i32, i64, Entry)> = Vec::new();
+        let deliver = |m: &rdkafka::message::BorrowedMessage<'_>, out: &mut Vec<_>| {
+            out.push((m.partition(), m.offset(), entry::entry(m)));
         };
         if count == 0 {
-            return Ok(out);
+            return Ok(Vec::new());
         }
         // Joining the group is not part of the wait for entries.
         let join_deadline = Instant::now() + self.config().join_timeout;
@@ -254,11 +288,7 @@ impl StreamChannel for KafkaStreamChannel {
                     })
                     .await?
             };
-            let mut seen: BTreeSet<i32> = out
-                .iter()
-                .filter_map(|d| position(&d.entry.id).ok())
-                .map(|(p, _)| p)
-                .collect();
+            let mut seen: BTreeSet<i32> = out.iter().map(|&(p, ..)| p).collect();
             let deadline = tokio::time::Instant::now() + self.config().join_timeout;
             while out.len() < count && !waiting.is_subset(&seen) {
                 match tokio::time::timeout_at(deadline, member.consumer.recv()).await {
@@ -278,7 +308,7 @@ impl StreamChannel for KafkaStreamChannel {
             match tokio::time::timeout(block, member.consumer.recv()).await {
                 Ok(Ok(m)) => deliver(&m, &mut out),
                 Ok(Err(e)) => return Err(backend(action(), e)),
-                Err(_) => return Ok(out),
+                Err(_) => return Ok(Vec::new()),
             }
         }
         while out.len() < count {
@@ -291,12 +321,55 @@ impl StreamChannel for KafkaStreamChannel {
                 None => break,
             }
         }
-        let delivered: Vec<(i32, i64)> = out
-            .iter()
-            .filter_map(|d| position(&d.entry.id).ok())
-            .collect();
+        let delivered: Vec<(i32, i64)> = out.iter().map(|&(p, o, _)| (p, o)).collect();
+        self.load_counts(&member, &topic, group, &delivered).await;
         self.inner.members.adopt(&topic, group, &delivered);
-        Ok(out)
+        let mut tracker = member.tracker().lock().expect("tracker");
+        Ok(out
+            .into_iter()
+            .map(|(p, o, entry)| Delivery {
+                entry,
+                delivery_count: tracker.delivered(p, o),
+            })
+            .collect())
+    }
+
+    async fn redeliver(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        id: &EntryId,
+        _delivered: u32,
+    ) -> Result<Option<u32>> {
+        let topic = topic_of(stream)?;
+        let (p, o) = position(id)?;
+        let Some(member) = self.inner.members.find(&topic, group, consumer) else {
+            return Ok(None);
+        };
+        let Some(count) = member
+            .tracker()
+            .lock()
+            .expect("tracker")
+            .pending_count(p, o)
+        else {
+            // Its partition went to another member, which delivers it anew.
+            return Ok(None);
+        };
+        let next = count.saturating_add(1);
+        let counts_topic = delivery_counts_topic(&topic);
+        self.ensure_topic(&counts_topic).await?;
+        let n = {
+            let t = counts_topic.clone();
+            self.inner
+                .kafka
+                .with_reader(move |reader, config| partitions(reader, config, &t))
+                .await?
+                .map_or(1, |ps| ps.len() as i32)
+        };
+        counts::record(&self.inner.kafka, &counts_topic, n, group, (p, o), next).await?;
+        let mut tracker = member.tracker().lock().expect("tracker");
+        Ok(tracker.redelivered(p, o, next).then_some(next))
     }
 
     async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<()> {

@@ -18,8 +18,10 @@ pub const HEADER_TRACEPARENT: &str = "traceparent";
 /// Header with the correlation id, when the message has one.
 pub const HEADER_CORRELATION_ID: &str = "correlation_id";
 /// The message header whose value becomes the Kafka record key: messages
-/// with the same key go to the same partition, in order.
-pub const PARTITION_KEY: &str = "partition-key";
+/// with the same key go to the same partition, in order (the core's
+/// [`PARTITION_KEY_HEADER`](event_backbone_core::envelope::PARTITION_KEY_HEADER),
+/// set by the producer's `.partition_key(..)`).
+pub const PARTITION_KEY: &str = event_backbone_core::envelope::PARTITION_KEY_HEADER;
 
 /// The parts of one record to produce.
 pub(crate) struct Record {
@@ -52,7 +54,7 @@ pub(crate) fn record(metadata: &Metadata) -> Record {
         });
     }
     Record {
-        key: metadata.headers.get(PARTITION_KEY).cloned(),
+        key: metadata.partition_key().map(str::to_owned),
         value: encode_metadata(metadata),
         headers,
     }

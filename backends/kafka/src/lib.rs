@@ -5,6 +5,7 @@
 mod channel;
 mod config;
 mod connection;
+mod counts;
 pub mod entry;
 mod error;
 mod group;
@@ -17,6 +18,7 @@ mod tracker;
 pub use channel::KafkaStreamChannel;
 pub use config::{KafkaConfig, BROKERS_VAR, SCHEME};
 pub use connection::Kafka;
+pub use counts::{delivery_counts_topic, DELIVERY_COUNT_GROUP_HEADER};
 pub use error::{Error, Result};
 pub use group::group_id;
 pub use topic::{topic_of, MAX_TOPIC_LEN};

@@ -63,6 +63,12 @@ impl Members {
         Ok(member)
     }
 
+    /// The member `consumer` of `group` on `topic`, if it is in the group.
+    pub(crate) fn find(&self, topic: &str, group: &str, consumer: &str) -> Option<Arc<Member>> {
+        let key = (topic.to_owned(), group.to_owned(), consumer.to_owned());
+        self.members.lock().expect("members").get(&key).cloned()
+    }
+
     /// The members of `group` on `topic` in this process.
     pub(crate) fn of(&self, topic: &str, group: &str) -> Vec<Arc<Member>> {
         self.members

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use event_backbone_core::{Entry, Result, StreamPosition};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -231,6 +231,19 @@ fn read_partitions(
     bounds: &[(i32, i64, i64)],
     limit: usize,
 ) -> Result<Vec<(i64, i32, i64, Entry)>> {
+    read_records(reader, config, topic, bounds, limit, |m| entry::entry(m))
+}
+
+/// Like `read_partitions`, each record made into a `T` by `read`: (time,
+/// partition, offset, T).
+pub(crate) fn read_records<T>(
+    reader: &BaseConsumer,
+    config: &KafkaConfig,
+    topic: &str,
+    bounds: &[(i32, i64, i64)],
+    limit: usize,
+    read: impl Fn(&BorrowedMessage<'_>) -> T,
+) -> Result<Vec<(i64, i32, i64, T)>> {
     let mut assignment = TopicPartitionList::new();
     let mut remaining: HashMap<i32, (i64, usize)> = HashMap::new();
     for &(p, start, end) in bounds {
@@ -271,7 +284,7 @@ fn read_partitions(
             };
             if o < *end {
                 let ts = m.timestamp().to_millis().unwrap_or(0);
-                out.push((ts, p, o, entry::entry(&m)));
+                out.push((ts, p, o, read(&m)));
                 *left -= 1;
             }
             if o + 1 >= *end || *left == 0 {

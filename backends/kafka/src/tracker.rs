@@ -7,17 +7,20 @@
 //! pending, never past it: a crash then redelivers what was not handled
 //! (and, at worst, a few that were: at-least-once).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Default)]
 pub(crate) struct Tracker {
     partitions: HashMap<i32, Partition>,
+    /// Delivery counts read from the counts topic, per partition assigned
+    /// (see `counts.rs`): a partition is here once they are loaded.
+    counted: HashMap<i32, HashMap<i64, u32>>,
 }
 
 #[derive(Debug, Default)]
 struct Partition {
-    /// Delivered, not acknowledged.
-    pending: BTreeSet<i64>,
+    /// Delivered, not acknowledged, with their delivery counts.
+    pending: BTreeMap<i64, u32>,
     /// One past the highest offset delivered.
     delivered_end: i64,
     /// The offset last taken to be committed (the next one the group would
@@ -28,23 +31,82 @@ struct Partition {
 impl Partition {
     /// The offset the group may commit now.
     fn commit_point(&self) -> i64 {
-        self.pending.first().copied().unwrap_or(self.delivered_end)
+        self.pending
+            .first_key_value()
+            .map_or(self.delivered_end, |(&o, _)| o)
     }
 }
 
 impl Tracker {
-    /// Records a delivery.
-    pub(crate) fn delivered(&mut self, partition: i32, offset: i64) {
+    /// The partitions among these whose delivery counts are not loaded.
+    pub(crate) fn uncounted(&self, partitions: impl IntoIterator<Item = i32>) -> Vec<i32> {
+        let mut out: Vec<i32> = partitions
+            .into_iter()
+            .filter(|p| !self.counted.contains_key(p))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Takes the delivery counts loaded for some partitions.
+    pub(crate) fn load_counts(&mut self, counts: HashMap<i32, HashMap<i64, u32>>) {
+        for (p, c) in counts {
+            self.counted.entry(p).or_default().extend(c);
+        }
+    }
+
+    /// Records a delivery; returns its delivery count (one more than the
+    /// count recorded before, if any).
+    pub(crate) fn delivered(&mut self, partition: i32, offset: i64) -> u32 {
+        let before = self
+            .counted
+            .get(&partition)
+            .and_then(|c| c.get(&offset))
+            .copied()
+            .unwrap_or(0);
         let p = self.partitions.entry(partition).or_default();
-        p.pending.insert(offset);
+        let count = before.saturating_add(1);
+        p.pending.insert(offset, count);
         p.delivered_end = p.delivered_end.max(offset + 1);
+        count
+    }
+
+    /// The delivery count of a pending entry, if it is pending here.
+    pub(crate) fn pending_count(&self, partition: i32, offset: i64) -> Option<u32> {
+        self.partitions
+            .get(&partition)?
+            .pending
+            .get(&offset)
+            .copied()
+    }
+
+    /// Sets the delivery count of a pending entry (a redelivery, once
+    /// recorded); false if it is not pending here any more.
+    pub(crate) fn redelivered(&mut self, partition: i32, offset: i64, count: u32) -> bool {
+        let Some(c) = self
+            .partitions
+            .get_mut(&partition)
+            .and_then(|p| p.pending.get_mut(&offset))
+        else {
+            return false;
+        };
+        *c = count;
+        self.counted
+            .entry(partition)
+            .or_default()
+            .insert(offset, count);
+        true
     }
 
     /// Acknowledges a delivery; false if it was not pending here.
     pub(crate) fn ack(&mut self, partition: i32, offset: i64) -> bool {
+        if let Some(c) = self.counted.get_mut(&partition) {
+            c.remove(&offset);
+        }
         self.partitions
             .get_mut(&partition)
-            .is_some_and(|p| p.pending.remove(&offset))
+            .is_some_and(|p| p.pending.remove(&offset).is_some())
     }
 
     /// The offsets to commit now (partition, offset), where the commit
@@ -67,6 +129,7 @@ impl Tracker {
     pub(crate) fn revoke(&mut self, partitions: impl IntoIterator<Item = i32>) {
         for p in partitions {
             self.partitions.remove(&p);
+            self.counted.remove(&p);
         }
     }
 
@@ -75,7 +138,7 @@ impl Tracker {
         let mut out: Vec<(i32, i64)> = self
             .partitions
             .iter()
-            .flat_map(|(&p, state)| state.pending.iter().map(move |&o| (p, o)))
+            .flat_map(|(&p, state)| state.pending.keys().map(move |&o| (p, o)))
             .collect();
         out.sort_unstable();
         out
@@ -140,5 +203,24 @@ mod tests {
             "a revoked partition's entry is not ours any more"
         );
         assert_eq!(t.delivered_end(1), Some(8));
+    }
+
+    #[test]
+    fn counts_go_on_from_those_loaded_and_leave_with_the_partition() {
+        let mut t = Tracker::default();
+        assert_eq!(t.uncounted([0, 1, 0]), [0, 1]);
+        t.load_counts(HashMap::from([
+            (0, HashMap::from([(5, 2)])),
+            (1, HashMap::new()),
+        ]));
+        assert!(t.uncounted([0, 1]).is_empty());
+        assert_eq!(t.delivered(0, 5), 3, "two deliveries recorded before");
+        assert_eq!(t.delivered(0, 6), 1);
+        assert!(t.redelivered(0, 6, 2));
+        assert_eq!(t.pending_count(0, 6), Some(2));
+        assert!(!t.redelivered(0, 7, 2), "not pending");
+        t.revoke([0]);
+        assert_eq!(t.pending_count(0, 5), None);
+        assert_eq!(t.uncounted([0]), [0], "reloaded on the next assignment");
     }
 }

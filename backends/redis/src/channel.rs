@@ -26,6 +26,7 @@ use crate::BACKEND;
 /// | ack | `XACK key group id...` |
 /// | claim | `XAUTOCLAIM`, then `XPENDING` for the delivery counts |
 /// | own pending | `XPENDING ... consumer`, then `XCLAIM` to itself |
+/// | redelivery after a failure | `XPENDING id id 1 consumer`, then `XCLAIM ... JUSTID RETRYCOUNT n+1` |
 /// | replay, get | `XRANGE` (`(id` for "after", `ms-0` for a time) |
 /// | info | `XINFO STREAM`, `XINFO GROUPS` |
 ///
@@ -324,6 +325,51 @@ impl StreamChannel for RedisStreamChannel {
             .map(|e| counts.get(e.id.as_str()).map_or(1, |n| n + 1))
             .collect();
         self.deliveries(stream, group, entries, Some(counts)).await
+    }
+
+    async fn redeliver(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        id: &EntryId,
+        _delivered: u32,
+    ) -> Result<Option<u32>> {
+        let id = check_id(id)?;
+        let action = format!("counting a redelivery of {id} on {stream:?} for {consumer:?}");
+        // Still pending for this consumer (not claimed by another member)?
+        let rows: Value = redis::cmd("XPENDING")
+            .arg(stream)
+            .arg(group)
+            .arg(id)
+            .arg(id)
+            .arg(1)
+            .arg(consumer)
+            .query_async(&mut self.redis.manager())
+            .await
+            .map_err(|e| no_group_or(stream, group, action.clone(), e))?;
+        let Some(row) = items(rows).and_then(|rows| rows.into_iter().next()) else {
+            return Ok(None);
+        };
+        let row = items(row).ok_or_else(|| protocol(&action, "XPENDING row is not an array"))?;
+        let count = row.get(3).and_then(int).unwrap_or(1).max(1) as u32;
+        // Claiming to itself counts the delivery in the group's pending
+        // list, where it outlives this consumer.
+        let claimed: Value = redis::cmd("XCLAIM")
+            .arg(stream)
+            .arg(group)
+            .arg(consumer)
+            .arg(0)
+            .arg(id)
+            .arg("JUSTID")
+            .arg("RETRYCOUNT")
+            .arg(count + 1)
+            .query_async(&mut self.redis.manager())
+            .await
+            .map_err(|e| no_group_or(stream, group, action.clone(), e))?;
+        Ok(items(claimed)
+            .is_some_and(|ids| !ids.is_empty())
+            .then_some(count + 1))
     }
 
     async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<()> {

@@ -41,6 +41,15 @@ pub(super) fn needs_claim(c: &ChannelCapabilities) -> Result<(), &'static str> {
     }
 }
 
+pub(super) fn needs_durable_counts(c: &ChannelCapabilities) -> Result<(), &'static str> {
+    needs_groups(c)?;
+    if c.durable_delivery_counts {
+        Ok(())
+    } else {
+        Err("the channel does not declare delivery counts that outlive a consumer")
+    }
+}
+
 pub(super) fn needs_parallel_members(c: &ChannelCapabilities) -> Result<(), &'static str> {
     needs_groups(c)?;
     if c.parallel_members {

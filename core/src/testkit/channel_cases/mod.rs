@@ -5,6 +5,7 @@
 mod append;
 mod fixture;
 mod groups;
+mod ordering;
 mod pending;
 mod redelivery;
 mod replay;
@@ -12,6 +13,7 @@ mod runtime;
 
 pub use append::*;
 pub use groups::*;
+pub use ordering::*;
 pub use pending::*;
 pub use redelivery::*;
 pub use replay::*;
@@ -28,6 +30,7 @@ pub fn channel_cases() -> Vec<ChannelCase> {
         replay_cases(),
         runtime_cases(),
         redelivery_cases(),
+        ordering_cases(),
     ]
     .concat()
 }

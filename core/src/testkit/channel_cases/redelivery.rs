@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::fixture::{channel_case, needs_groups, pending, poll_until, stream_entries};
+use super::fixture::{
+    channel_case, needs_durable_counts, needs_groups, pending, poll_until, stream_entries,
+};
 use crate::address::dead_letter_key;
 use crate::consumer::{
     ConsumerContext, Handler, HandlerError, Outcome, HEADER_DEAD_LETTER_ENTRY,
@@ -23,6 +25,7 @@ pub fn redelivery_cases() -> Vec<ChannelCase> {
     vec![
         channel_case!(failed_handler_is_redelivered, needs_groups),
         channel_case!(dead_letter_after_max_deliveries, needs_groups),
+        channel_case!(delivery_count_survives_a_restart, needs_durable_counts),
         channel_case!(unknown_operation_is_dead_lettered, needs_groups),
     ]
 }
@@ -149,6 +152,69 @@ pub async fn dead_letter_after_max_deliveries(h: &ChannelHarness) -> CaseResult 
         m.origin
     );
     ensure!(m.operation == "poison", "operation {:?}", m.operation);
+    Ok(())
+}
+
+/// A consumer fails a message twice (deliveries 1 and 2, the second one
+/// redelivered in place) and stops; restarted under the same name, it gets
+/// the message with delivery count 3.
+pub async fn delivery_count_survives_a_restart(h: &ChannelHarness) -> CaseResult {
+    let producer = h.producer("durable-count")?;
+    producer.message("flaky").segment("x", &1u8)?.send().await?;
+    let counts = Arc::new(Mutex::new(Vec::new()));
+    let c = counts.clone();
+    let first = h
+        .consumer("durable-count")
+        .consumer_name("restarting")
+        .retry(RetryPolicy::none())
+        .redelivery_backoff(quick_redelivery())
+        .max_deliveries(10)
+        .block(Duration::from_millis(50))
+        .no_claim()
+        .subscribe_fn(move |ctx: ConsumerContext| {
+            let c = c.clone();
+            async move {
+                c.lock().unwrap().push(ctx.delivery_count());
+                if ctx.delivery_count() >= 2 {
+                    // Fails, and stops before another delivery.
+                    ctx.cancel();
+                }
+                Err::<(), _>(HandlerError::from("fails"))
+            }
+        })?;
+    let stats = first.completion().await?;
+    let before = counts.lock().unwrap().clone();
+    ensure!(
+        before == [1, 2] && stats.redelivered == 1,
+        "first run: deliveries {before:?}, {} redelivered; expected [1, 2] and 1",
+        stats.redelivered
+    );
+    let c = counts.clone();
+    let second = h
+        .consumer("durable-count")
+        .consumer_name("restarting")
+        .block(Duration::from_millis(50))
+        .no_claim()
+        .subscribe_fn(move |ctx: ConsumerContext| {
+            let c = c.clone();
+            async move {
+                c.lock().unwrap().push(ctx.delivery_count());
+                Ok(())
+            }
+        })?;
+    let stream = producer.streams()[0].to_owned();
+    poll_until("the restarted consumer to handle the message", || async {
+        let n = counts.lock().unwrap().len();
+        let pending = pending(h, &stream, "default").await?;
+        Ok(n >= 3 && pending == Some(0))
+    })
+    .await?;
+    second.shutdown().await?;
+    let counts = counts.lock().unwrap().clone();
+    ensure!(
+        counts == [1, 2, 3],
+        "deliveries seen {counts:?}, expected [1, 2, 3]: the restart forgot the count"
+    );
     Ok(())
 }
 
