@@ -193,16 +193,34 @@ impl ConsumerContext for MemberContext {
             // acknowledged (by other threads) before the partitions go, so
             // that the next owner does not handle them again; a handler
             // slower than the drain time sees its entries redelivered.
-            let deadline = Instant::now() + self.drain;
-            while self
-                .tracker
-                .lock()
-                .expect("tracker")
-                .pending_in(&partitions)
-                > 0
-                && Instant::now() < deadline
-            {
-                std::thread::sleep(Duration::from_millis(5));
+            //
+            // librdkafka calls this from the poll inside `recv`, on the
+            // thread of the task that reads: a Tokio worker. The wait tells
+            // the runtime so (`block_in_place`), which moves the worker's
+            // other tasks (the handlers whose acks are awaited among them)
+            // to another thread. A current-thread runtime has no other
+            // thread: there the wait would only stall the handlers, so the
+            // partitions go at once and those entries are redelivered.
+            let wait = || {
+                let deadline = Instant::now() + self.drain;
+                while self
+                    .tracker
+                    .lock()
+                    .expect("tracker")
+                    .pending_in(&partitions)
+                    > 0
+                    && Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            };
+            match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::CurrentThread) => {
+                    tracing::debug!(topic = self.topic,
+                        "partitions revoked on a current-thread runtime: not waiting for entries in progress");
+                }
+                Ok(_) => tokio::task::block_in_place(wait),
+                Err(_) => wait(),
             }
             // librdkafka commits what is stored when it takes the
             // partitions away.

@@ -253,13 +253,20 @@ where
     Fut: Future<Output = Result<bool>>,
 {
     let start = Instant::now();
+    // A transient error (a slow broker's timeout) is "not yet"; it is
+    // reported if the wait runs out.
+    let mut last_error = None;
     loop {
-        if check().await? {
-            return Ok(());
+        match check().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) if e.is_transient() => last_error = Some(e),
+            Err(e) => return Err(e.into()),
         }
         if start.elapsed() > WAIT {
+            let error = last_error.map_or_else(String::new, |e| format!(" (last error: {e})"));
             return Err(CaseFailure::new(format!(
-                "timed out after {WAIT:?} waiting for {what}"
+                "timed out after {WAIT:?} waiting for {what}{error}"
             )));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

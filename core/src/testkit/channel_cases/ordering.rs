@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::fixture::{channel_case, needs_groups};
+use super::fixture::{channel_case, needs_groups, sample};
 use crate::capabilities::Ordering;
 use crate::consumer::{ConsumerContext, HandlerError};
+use crate::envelope::{Metadata, PARTITION_KEY_HEADER};
 use crate::retry::RetryPolicy;
 use crate::testkit::{ensure, CaseResult, ChannelCase, ChannelHarness};
 
@@ -30,23 +31,23 @@ const ROUNDS: u32 = 100;
 /// sent, the failed ones holding back the later ones of their key; keys run
 /// concurrently.
 pub async fn per_key_order_holds_with_concurrency_64(h: &ChannelHarness) -> CaseResult {
-    let producer = h.producer("per-key")?;
-    // A round sends every key once, concurrently: the order per key is the
-    // order of the rounds.
-    for round in 0..ROUNDS {
-        let sends = (0..KEYS).map(|k| {
-            let producer = producer.clone();
-            async move {
-                producer
-                    .message("step")
-                    .partition_key(format!("key-{k}"))
-                    .segment("k", &k)?
-                    .segment("round", &round)?
-                    .send()
-                    .await
-            }
-        });
-        futures_util::future::try_join_all(sends).await?;
+    // Round after round, every key once per round, appended in order a
+    // thousand at a time, before the consumer starts.
+    let stream = h.uri("per-key");
+    let all: Vec<Metadata> = (0..ROUNDS)
+        .flat_map(|round| (0..KEYS).map(move |k| (round, k)))
+        .map(|(round, k)| {
+            let mut m = sample(&stream, round * KEYS + k);
+            m.operation = "step".to_owned();
+            m.headers
+                .insert(PARTITION_KEY_HEADER.to_owned(), format!("key-{k}"));
+            m.headers.insert("k".to_owned(), k.to_string());
+            m.headers.insert("round".to_owned(), round.to_string());
+            m
+        })
+        .collect();
+    for chunk in all.chunks(1_000) {
+        h.channel.append_many(&stream, chunk).await?;
     }
     let calls: Arc<Mutex<HashMap<u32, Vec<(u32, u32)>>>> = Arc::default();
     let busy: Arc<Mutex<HashMap<u32, bool>>> = Arc::default();
@@ -59,8 +60,11 @@ pub async fn per_key_order_holds_with_concurrency_64(h: &ChannelHarness) -> Case
             let (calls, busy, overlaps) = (calls.clone(), busy.clone(), overlaps.clone());
             let (running, most_running) = (running.clone(), most_running.clone());
             async move {
-                let k: u32 = ctx.segment("k")?;
-                let round: u32 = ctx.segment("round")?;
+                let number = |name: &str| -> Result<u32, HandlerError> {
+                    let text = ctx.metadata().headers.get(name).ok_or("no such header")?;
+                    Ok(text.parse()?)
+                };
+                let (k, round) = (number("k")?, number("round")?);
                 if std::mem::replace(busy.lock().unwrap().entry(k).or_default(), true) {
                     overlaps.fetch_add(1, AtomicOrdering::SeqCst);
                 }
