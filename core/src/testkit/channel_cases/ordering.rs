@@ -22,6 +22,9 @@ pub fn ordering_cases() -> Vec<ChannelCase> {
     )]
 }
 
+/// Per key, the (round, delivery count) of every handler call, in order.
+type Calls = HashMap<u32, Vec<(u32, u32)>>;
+
 const KEYS: u32 = 100;
 const ROUNDS: u32 = 100;
 
@@ -49,7 +52,7 @@ pub async fn per_key_order_holds_with_concurrency_64(h: &ChannelHarness) -> Case
     for chunk in all.chunks(1_000) {
         h.channel.append_many(&stream, chunk).await?;
     }
-    let calls: Arc<Mutex<HashMap<u32, Vec<(u32, u32)>>>> = Arc::default();
+    let calls: Arc<Mutex<Calls>> = Arc::default();
     let busy: Arc<Mutex<HashMap<u32, bool>>> = Arc::default();
     let overlaps = Arc::new(AtomicUsize::new(0));
     let (running, most_running) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
