@@ -346,6 +346,80 @@ async fn members_share_partitions_and_take_over_when_one_leaves() {
     assert_eq!(handled, sent, "every message handled after the takeover");
 }
 
+/// A member whose partitions are taken away waits (up to the rebalance
+/// drain) for the entries in progress on them. librdkafka calls that wait
+/// from the member's poll, on the runtime's thread: on a current-thread
+/// runtime it used to stop every task for the whole drain (the handlers it
+/// waited for among them). Other tasks now keep running through the
+/// rebalance.
+#[tokio::test(flavor = "current_thread")]
+async fn a_rebalance_does_not_stall_the_runtime() {
+    let (channel, store) = (channel(2).await, Arc::new(MemoryStore::new()));
+    let uri = unique("rebalance-stall");
+    let producer = producer(&channel, &store, &uri);
+    let slow = |ledger: &Ledger| {
+        let ledger = ledger.clone();
+        move |ctx: ConsumerContext| {
+            let ledger = ledger.clone();
+            async move {
+                // In progress when the second member joins.
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                let key: String = ctx.segment("key")?;
+                let i: u32 = ctx.segment("i")?;
+                ledger.lock().unwrap().push((key, i));
+                Ok::<(), HandlerError>(())
+            }
+        }
+    };
+    let (by_first, by_second) = (Ledger::default(), Ledger::default());
+    let first = consumer(&channel, &store, &uri, "first")
+        .concurrency(8)
+        .subscribe_fn(slow(&by_first))
+        .unwrap();
+    send_keyed(&producer, &["a", "b", "c", "d"], 0..4).await;
+    support::eventually("the first member to handle messages", || {
+        let n = by_first.lock().unwrap().len();
+        async move { n > 0 }
+    })
+    .await;
+    // A ticker on the same runtime, through the rebalance the second member
+    // causes, while the first has handlers in progress.
+    let ticks: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
+    let ticker = {
+        let ticks = ticks.clone();
+        tokio::spawn(async move {
+            loop {
+                ticks.lock().unwrap().push(std::time::Instant::now());
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    send_keyed(&producer, &["a", "b", "c", "d"], 4..40).await;
+    let second = consumer(&channel, &store, &uri, "second")
+        .concurrency(8)
+        .subscribe_fn(slow(&by_second))
+        .unwrap();
+    support::eventually("the second member to take a partition and handle", || {
+        let n = by_second.lock().unwrap().len();
+        async move { n > 0 }
+    })
+    .await;
+    ticker.abort();
+    first.shutdown().await.unwrap();
+    second.shutdown().await.unwrap();
+    let ticks = ticks.lock().unwrap().clone();
+    let longest = ticks
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    assert!(
+        longest < Duration::from_millis(1_000),
+        "the runtime stood still for {longest:?} during the rebalance ({} ticks)",
+        ticks.len()
+    );
+}
+
 /// Reads exactly `n` entries in group "g" as `consumer`, in as many reads
 /// as it takes.
 async fn read_n(

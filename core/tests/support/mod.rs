@@ -140,6 +140,29 @@ impl StreamChannel for WatchedChannel {
             .read_group(stream, group, consumer, count, block)
             .await
     }
+    async fn read_pending(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+    ) -> Result<Vec<Delivery>> {
+        self.inner
+            .read_pending(stream, group, consumer, count)
+            .await
+    }
+    async fn redeliver(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        id: &EntryId,
+        delivered: u32,
+    ) -> Result<Option<u32>> {
+        self.inner
+            .redeliver(stream, group, consumer, id, delivered)
+            .await
+    }
     async fn leave_group(&self, stream: &str, group: &str, consumer: &str) -> Result<()> {
         self.inner.leave_group(stream, group, consumer).await
     }
