@@ -128,6 +128,7 @@
 //! |---|---|
 //! | `redis` | Redis Streams channel and Redis Hash store (`event_backbone::redis`) |
 //! | `kafka` | Kafka channel on rdkafka, one topic per stream (`event_backbone::kafka`) |
+//! | `mongodb` | MongoDB store on the official driver, one document per payload key (`event_backbone::mongodb`) |
 //! | `json` | the JSON codec ([`Codec::Json`](crate::Codec)) |
 //! | `testkit` | the conformance kit for your own backends (`event_backbone::testkit`) |
 //! | `full` | every feature |
@@ -163,6 +164,13 @@ pub mod redis {
 #[cfg(feature = "kafka")]
 pub mod kafka {
     pub use event_backbone_kafka::*;
+}
+
+/// The MongoDB backend (feature `mongodb`): a store, one document per
+/// payload key.
+#[cfg(feature = "mongodb")]
+pub mod mongodb {
+    pub use event_backbone_mongodb::*;
 }
 
 /// The README's examples, compiled and run as doc tests so that it stays true.

@@ -34,7 +34,7 @@ struct Scheme {
     store: bool,
 }
 
-const SCHEMES: [Scheme; 4] = [
+const SCHEMES: [Scheme; 6] = [
     Scheme {
         name: "memory",
         feature: None,
@@ -63,6 +63,20 @@ const SCHEMES: [Scheme; 4] = [
         channel: true,
         store: false,
     },
+    Scheme {
+        name: "mongodb",
+        feature: Some("mongodb"),
+        enabled: cfg!(feature = "mongodb"),
+        channel: false,
+        store: true,
+    },
+    Scheme {
+        name: "mongodb+srv",
+        feature: Some("mongodb"),
+        enabled: cfg!(feature = "mongodb"),
+        channel: false,
+        store: true,
+    },
 ];
 
 /// Opens (connects to) the stream channel a URL names, by its scheme:
@@ -72,6 +86,7 @@ const SCHEMES: [Scheme; 4] = [
 /// | `memory:` | a new `MemoryChannel` | a new `MemoryStore` | none |
 /// | `redis://`, `rediss://` | `RedisStreamChannel` | `RedisHashStore` | `redis` (`rediss` also the `tls` feature of `event-backbone-redis`) |
 /// | `kafka://` | `KafkaStreamChannel` | none: Kafka is a stream | `kafka` |
+/// | `mongodb://`, `mongodb+srv://` | none: MongoDB is a store | `MongoStore` (the string's database, collection `payloads`) | `mongodb` |
 ///
 /// A backend whose feature is not enabled, or a scheme that names no
 /// stream, is an [`Error::Config`] that says which.
@@ -109,6 +124,12 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn KeyValueStore>> {
             let config = event_backbone_redis::RedisConfig::from_url(url)?;
             let redis = event_backbone_redis::Redis::connect(config).await?;
             Ok(Arc::new(event_backbone_redis::RedisHashStore::new(&redis)))
+        }
+        #[cfg(feature = "mongodb")]
+        "mongodb" | "mongodb+srv" => {
+            let config = event_backbone_mongodb::MongoConfig::from_url(url)?;
+            let mongo = event_backbone_mongodb::Mongo::connect(config).await?;
+            Ok(Arc::new(event_backbone_mongodb::MongoStore::new(&mongo)))
         }
         other => Err(cannot_open("store", other, |s| s.store)),
     }

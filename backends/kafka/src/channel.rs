@@ -102,40 +102,114 @@ impl KafkaStreamChannel {
 
     /// Loads the delivery counts of the partitions among `delivered` whose
     /// counts the member does not have yet (the first read after an
-    /// assignment). If they cannot be read, the entries count from 1 again
-    /// (logged): they are delivered anyway, nothing is lost.
+    /// assignment).
     async fn load_counts(
         &self,
         member: &Arc<Member>,
         topic: &str,
         group: &str,
         delivered: &[(i32, i64)],
-    ) {
+    ) -> Result<()> {
         let uncounted = member
             .tracker()
             .lock()
             .expect("tracker")
             .uncounted(delivered.iter().map(|&(p, _)| p));
         if uncounted.is_empty() {
-            return;
+            return Ok(());
         }
         let (counts_topic, g) = (delivery_counts_topic(topic), group.to_owned());
-        let loaded = self
+        let counts = self
             .inner
             .kafka
             .with_reader(move |reader, config| {
                 counts::load(reader, config, &counts_topic, &g, &uncounted)
             })
-            .await;
-        match loaded {
-            Ok(counts) => member
-                .tracker()
-                .lock()
-                .expect("tracker")
-                .load_counts(counts),
-            Err(e) => tracing::warn!(topic, group, error = %e,
-                "delivery counts could not be read; these deliveries count from 1"),
+            .await?;
+        member
+            .tracker()
+            .lock()
+            .expect("tracker")
+            .load_counts(counts);
+        Ok(())
+    }
+
+    /// Receives up to `count` records for a read: joining and the first
+    /// fetches of an assignment are not part of the wait of `block`. What it
+    /// received is in `out`, also when it fails part-way.
+    async fn receive(
+        &self,
+        member: &Arc<Member>,
+        topic: &str,
+        group: &str,
+        count: usize,
+        block: Duration,
+        out: &mut Vec<(i32, i64, Entry)>,
+    ) -> Result<()> {
+        let action = || format!("reading topic {topic:?} in group {group:?}");
+        let deliver = |m: &rdkafka::message::BorrowedMessage<'_>, out: &mut Vec<_>| {
+            out.push((m.partition(), m.offset(), entry::entry(m)));
+        };
+        // Joining the group is not part of the wait for entries.
+        let join_deadline = Instant::now() + self.config().join_timeout;
+        while !member.joined() && Instant::now() < join_deadline {
+            match tokio::time::timeout(Duration::from_millis(50), member.consumer.recv()).await {
+                Ok(Ok(m)) => {
+                    deliver(&m, out);
+                    break;
+                }
+                Ok(Err(e)) => return Err(backend(action(), e)),
+                Err(_) => {}
+            }
         }
+        if member.joined() && !member.primed() {
+            // A member fetches its offsets before its first entries, partition
+            // by partition: wait (not counted in the block) until every
+            // partition with entries to read has delivered, while the batch
+            // has room.
+            let waiting = {
+                let (member, group) = (member.clone(), group.to_owned());
+                self.inner
+                    .kafka
+                    .with_reader(move |reader, config| {
+                        member.partitions_waiting(reader, config, &group)
+                    })
+                    .await?
+            };
+            let mut seen: BTreeSet<i32> = out.iter().map(|&(p, ..)| p).collect();
+            let deadline = tokio::time::Instant::now() + self.config().join_timeout;
+            while out.len() < count && !waiting.is_subset(&seen) {
+                match tokio::time::timeout_at(deadline, member.consumer.recv()).await {
+                    Ok(Ok(m)) => {
+                        seen.insert(m.partition());
+                        deliver(&m, out);
+                    }
+                    Ok(Err(e)) => return Err(backend(action(), e)),
+                    Err(_) => break,
+                }
+            }
+            if waiting.is_subset(&seen) {
+                member.prime();
+            }
+        }
+        if out.is_empty() {
+            match tokio::time::timeout(block, member.consumer.recv()).await {
+                Ok(Ok(m)) => deliver(&m, out),
+                Ok(Err(e)) => return Err(backend(action(), e)),
+                Err(_) => return Ok(()),
+            }
+        }
+        while out.len() < count {
+            match member.consumer.recv().now_or_never() {
+                Some(Ok(m)) => deliver(&m, out),
+                Some(Err(e)) => {
+                    tracing::warn!(topic, group, error = %e, "read error after a partial batch");
+                    break;
+                }
+                None => break,
+            }
+        }
+        Ok(())
     }
 
     /// Creates the topic if it does not exist.
@@ -251,78 +325,33 @@ impl StreamChannel for KafkaStreamChannel {
             .inner
             .members
             .member(self.config(), &topic, group, consumer)?;
-        let action = || format!("reading topic {topic:?} in group {group:?}");
         // What the member received: (partition, offset, entry). Counted
         // as delivered at the end, once the delivery counts of their
-        // partitions are known.
+        // partitions are known; kept for the next read if that fails.
         let mut out: Vec<(i32, i64, Entry)> = Vec::new();
-        let deliver = |m: &rdkafka::message::BorrowedMessage<'_>, out: &mut Vec<_>| {
-            out.push((m.partition(), m.offset(), entry::entry(m)));
-        };
         if count == 0 {
             return Ok(Vec::new());
         }
-        // Joining the group is not part of the wait for entries.
-        let join_deadline = Instant::now() + self.config().join_timeout;
-        while !member.joined() && Instant::now() < join_deadline {
-            match tokio::time::timeout(Duration::from_millis(50), member.consumer.recv()).await {
-                Ok(Ok(m)) => {
-                    deliver(&m, &mut out);
-                    break;
-                }
-                Ok(Err(e)) => return Err(backend(action(), e)),
-                Err(_) => {}
-            }
-        }
-        if member.joined() && !member.primed() {
-            // A member fetches its offsets before its first entries, partition
-            // by partition: wait (not counted in the block) until every
-            // partition with entries to read has delivered, while the batch
-            // has room.
-            let waiting = {
-                let (member, group) = (member.clone(), group.to_owned());
-                self.inner
-                    .kafka
-                    .with_reader(move |reader, config| {
-                        member.partitions_waiting(reader, config, &group)
-                    })
-                    .await?
-            };
-            let mut seen: BTreeSet<i32> = out.iter().map(|&(p, ..)| p).collect();
-            let deadline = tokio::time::Instant::now() + self.config().join_timeout;
-            while out.len() < count && !waiting.is_subset(&seen) {
-                match tokio::time::timeout_at(deadline, member.consumer.recv()).await {
-                    Ok(Ok(m)) => {
-                        seen.insert(m.partition());
-                        deliver(&m, &mut out);
-                    }
-                    Ok(Err(e)) => return Err(backend(action(), e)),
-                    Err(_) => break,
-                }
-            }
-            if waiting.is_subset(&seen) {
-                member.prime();
-            }
-        }
+        out.extend(member.take_held());
         if out.is_empty() {
-            match tokio::time::timeout(block, member.consumer.recv()).await {
-                Ok(Ok(m)) => deliver(&m, &mut out),
-                Ok(Err(e)) => return Err(backend(action(), e)),
-                Err(_) => return Ok(Vec::new()),
+            let received = self
+                .receive(&member, &topic, group, count, block, &mut out)
+                .await;
+            if let Err(e) = received {
+                member.hold(out);
+                return Err(e);
             }
-        }
-        while out.len() < count {
-            match member.consumer.recv().now_or_never() {
-                Some(Ok(m)) => deliver(&m, &mut out),
-                Some(Err(e)) => {
-                    tracing::warn!(topic, group, error = %e, "read error after a partial batch");
-                    break;
-                }
-                None => break,
+            if out.is_empty() {
+                return Ok(Vec::new());
             }
         }
         let delivered: Vec<(i32, i64)> = out.iter().map(|&(p, o, _)| (p, o)).collect();
-        self.load_counts(&member, &topic, group, &delivered).await;
+        if let Err(e) = self.load_counts(&member, &topic, group, &delivered).await {
+            // Delivered with a wrong count, a poison message could go on
+            // for ever: keep them for the next read.
+            member.hold(out);
+            return Err(e);
+        }
         self.inner.members.adopt(&topic, group, &delivered);
         let mut tracker = member.tracker().lock().expect("tracker");
         Ok(out

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use event_backbone_core::Result;
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 
@@ -25,7 +25,7 @@ use crate::config::KafkaConfig;
 use crate::connection::Kafka;
 use crate::entry::header;
 use crate::error::{backend, protocol};
-use crate::reader::{partitions, read_records, watermarks};
+use crate::reader::{partitions, read_records};
 
 /// The header naming the group of a count.
 pub const DELIVERY_COUNT_GROUP_HEADER: &str = "group";
@@ -100,7 +100,17 @@ pub(crate) fn load(
         w.dedup();
         w
     };
-    let bounds: Vec<(i32, i64, i64)> = watermarks(reader, config, counts_topic, &wanted)?;
+    // The topic exists (it has partitions): a partition the client does not
+    // know yet is a transient error here, not an empty partition.
+    let bounds: Vec<(i32, i64, i64)> = wanted
+        .iter()
+        .map(|&p| {
+            reader
+                .fetch_watermarks(counts_topic, p, config.timeout)
+                .map(|(low, high)| (p, low, high))
+                .map_err(|e| backend(format!("reading the offsets of {counts_topic:?}/{p}"), e))
+        })
+        .collect::<Result<_>>()?;
     let records = read_records(reader, config, counts_topic, &bounds, usize::MAX, |m| {
         let mine = header(m, DELIVERY_COUNT_GROUP_HEADER).as_deref() == Some(group);
         mine.then(|| m.payload().map(<[u8]>::to_vec)).flatten()

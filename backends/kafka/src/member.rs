@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use event_backbone_core::Result;
+use event_backbone_core::{Entry, Result};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -55,6 +55,7 @@ impl Member {
             joined: AtomicBool::new(false),
             primed: AtomicBool::new(false),
             drain: config.rebalance_drain,
+            held: Mutex::new(Vec::new()),
         };
         let action = || format!("joining group {group:?} on topic {topic:?} as {consumer:?}");
         let kafka: StreamConsumer<MemberContext> = c
@@ -71,6 +72,21 @@ impl Member {
 
     pub(crate) fn tracker(&self) -> &Mutex<Tracker> {
         &self.consumer.context().tracker
+    }
+
+    /// Keeps received entries for the next read.
+    pub(crate) fn hold(&self, entries: Vec<(i32, i64, Entry)>) {
+        self.consumer
+            .context()
+            .held
+            .lock()
+            .expect("held")
+            .extend(entries);
+    }
+
+    /// The entries kept for this read, if any.
+    pub(crate) fn take_held(&self) -> Vec<(i32, i64, Entry)> {
+        std::mem::take(&mut *self.consumer.context().held.lock().expect("held"))
     }
 
     /// Whether the member has had a partition assignment yet.
@@ -177,6 +193,9 @@ pub(crate) struct MemberContext {
     /// How long a revocation waits for entries in progress to be
     /// acknowledged before it lets the partitions go.
     pub(crate) drain: Duration,
+    /// Entries received whose delivery counts could not be read yet: the
+    /// next read delivers them (partition, offset, entry).
+    pub(crate) held: Mutex<Vec<(i32, i64, Entry)>>,
 }
 
 impl ClientContext for MemberContext {}
@@ -229,6 +248,10 @@ impl ConsumerContext for MemberContext {
                 tracing::warn!(topic = self.topic, error = %e,
                     "storing offsets before a rebalance failed; those entries will be redelivered");
             }
+            self.held
+                .lock()
+                .expect("held")
+                .retain(|(p, ..)| !partitions.contains(p));
             self.tracker.lock().expect("tracker").revoke(partitions);
         }
     }
