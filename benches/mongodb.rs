@@ -1,0 +1,280 @@
+//! MongoDB: the store against the raw `mongodb` driver doing the same work,
+//! in the same run; and end to end, the Redis channel with this store
+//! against the Redis channel with the Redis store.
+//!
+//! Run with `scripts/bench` (or `cargo bench --features redis,mongodb
+//! --bench mongodb`). The server is `MONGODB_EVENT_SOURCE_URI` or
+//! 127.0.0.1:27017 (`scripts/start-mongodb`: SecantusDB), Redis
+//! `REDIS_EVENT_SOURCE_ENDPOINT` or 127.0.0.1:6379.
+//!
+//! * `put-many/*`: 256 payloads of ~200 bytes in 3 fields; the store's
+//!   `put_many` (one `update` command of pipeline upserts) against the
+//!   driver sending one `update` command of plain `$set` upserts.
+//! * `get-many/*`: the same 256 keys; the store's `get_many` (one `find`
+//!   with `$in`, expired documents filtered) against the driver's `find`
+//!   with `$in`.
+//! * `end-to-end/*`: 2,000 events produced and consumed (group, batch 256,
+//!   concurrency 256) on the Redis channel, payloads in MongoDB or in Redis.
+
+mod workload;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, Criterion, Throughput};
+use event_backbone::mongodb::driver::bson::spec::BinarySubtype;
+use event_backbone::mongodb::driver::bson::{doc, Binary, Bson, Document};
+use event_backbone::mongodb::{Mongo, MongoConfig, MongoStore, URI_VAR};
+use event_backbone::redis::{Redis, RedisConfig, RedisHashStore, RedisStreamChannel};
+use event_backbone::{
+    Consumer, ConsumerContext, Fields, HandlerError, KeyValueStore, Producer, PutItem,
+    StreamChannel,
+};
+use futures_util::TryStreamExt;
+use workload::{payload, unique};
+
+const BATCH: usize = 256;
+const E2E_EVENTS: usize = 2_000;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn mongo() -> Mongo {
+    let config = match std::env::var_os(URI_VAR) {
+        Some(_) => MongoConfig::from_env().unwrap(),
+        None => MongoConfig::from_url("mongodb://127.0.0.1:27017/?directConnection=true").unwrap(),
+    };
+    Mongo::connect(config.database("event_backbone_bench").unwrap())
+        .await
+        .expect("a MongoDB server (scripts/start-mongodb)")
+}
+
+/// The batch: 256 keys, three fields of ~80, ~80 and 8 bytes.
+fn items() -> Vec<PutItem> {
+    (0..BATCH)
+        .map(|i| {
+            let p = payload(i);
+            let mut fields = Fields::new();
+            fields.insert("customer".into(), p.customer.into_bytes().into());
+            fields.insert("product".into(), p.product.into_bytes().into());
+            fields.insert("quantity".into(), p.quantity.to_le_bytes().to_vec().into());
+            PutItem {
+                key: format!("bench:order_placed:v0:normal:{i:08}"),
+                fields,
+                ttl: None,
+            }
+        })
+        .collect()
+}
+
+/// The same upserts, by hand: one `update` command, `$set` of each field.
+async fn raw_put_many(mongo: &Mongo, collection: &str, items: &[PutItem]) {
+    let updates: Vec<Document> = items
+        .iter()
+        .map(|item| {
+            let mut set = Document::new();
+            for (name, bytes) in &item.fields {
+                let value = Binary {
+                    subtype: BinarySubtype::Generic,
+                    bytes: bytes.to_vec(),
+                };
+                set.insert(format!("f.{name}"), value);
+            }
+            doc! { "q": { "_id": &item.key }, "u": { "$set": set }, "upsert": true }
+        })
+        .collect();
+    let reply = mongo
+        .database()
+        .run_command(doc! { "update": collection, "updates": updates, "ordered": true })
+        .await
+        .unwrap();
+    assert!(reply.get("writeErrors").is_none(), "{reply}");
+}
+
+/// The same read, by hand: one `find` with `$in`, documents collected.
+async fn raw_get_many(mongo: &Mongo, collection: &str, keys: &[&str]) -> usize {
+    let docs: Vec<Document> = mongo
+        .database()
+        .collection::<Document>(collection)
+        .find(doc! { "_id": { "$in": keys } })
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let fields: usize = docs
+        .iter()
+        .filter_map(|d| d.get_document("f").ok())
+        .map(|f| f.values().filter(|v| matches!(v, Bson::Binary(_))).count())
+        .sum();
+    fields
+}
+
+fn timed(
+    rt: &tokio::runtime::Runtime,
+    iters: u64,
+    mut run: impl FnMut() -> futures_util::future::BoxFuture<'static, ()>,
+) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            run().await;
+        }
+        start.elapsed()
+    })
+}
+
+/// Produces and consumes 2,000 events on the Redis channel, payloads in
+/// `store`.
+async fn end_to_end(channel: Arc<dyn StreamChannel>, store: Arc<dyn KeyValueStore>) {
+    let uri = unique("mongodb-e2e");
+    let producer = Producer::builder()
+        .channel(channel.clone())
+        .store(store.clone())
+        .uri(&uri)
+        .build()
+        .unwrap();
+    let consumer = Consumer::builder()
+        .channel(channel)
+        .store(store)
+        .uri(&uri)
+        .batch_size(256)
+        .concurrency(256)
+        .block(Duration::from_millis(50))
+        .stop_after(E2E_EVENTS as u64)
+        .subscribe_fn(|ctx: ConsumerContext| async move {
+            let _: String = ctx.segment("customer")?;
+            Ok::<(), HandlerError>(())
+        })
+        .unwrap();
+    let sends = (0..E2E_EVENTS).map(|i| {
+        let p = payload(i);
+        let producer = &producer;
+        async move {
+            producer
+                .message("order_placed")
+                .segment("customer", &p.customer)?
+                .segment("product", &p.product)?
+                .segment("quantity", &p.quantity)?
+                .send()
+                .await
+        }
+    });
+    for r in futures_util::future::join_all(sends).await {
+        r.unwrap();
+    }
+    let stats = consumer.completion().await.unwrap();
+    assert_eq!(stats.handled, E2E_EVENTS as u64);
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = runtime();
+    let mongo = rt.block_on(mongo());
+    let collection = unique("store").replace('.', "_");
+    let store = Arc::new(MongoStore::with_collection(&mongo, &collection).unwrap());
+    let raw_collection = unique("raw").replace('.', "_");
+    let batch = Arc::new(items());
+    rt.block_on(store.put_many(&batch)).unwrap();
+    rt.block_on(raw_put_many(&mongo, &raw_collection, &batch));
+
+    let mut group = c.benchmark_group("put-many");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("event-backbone", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, || {
+                let (store, batch) = (store.clone(), batch.clone());
+                Box::pin(async move { store.put_many(&batch).await.unwrap() })
+            })
+        })
+    });
+    group.bench_function("raw-mongodb", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, || {
+                let (mongo, c, batch) = (mongo.clone(), raw_collection.clone(), batch.clone());
+                Box::pin(async move { raw_put_many(&mongo, &c, &batch).await })
+            })
+        })
+    });
+    group.finish();
+
+    let keys: Arc<Vec<String>> = Arc::new(batch.iter().map(|i| i.key.clone()).collect());
+    let mut group = c.benchmark_group("get-many");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("event-backbone", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, || {
+                let (store, keys) = (store.clone(), keys.clone());
+                Box::pin(async move {
+                    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                    let got = store.get_many(&keys).await.unwrap();
+                    assert!(got.iter().all(Option::is_some));
+                })
+            })
+        })
+    });
+    group.bench_function("raw-mongodb", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, || {
+                let (mongo, c, keys) = (mongo.clone(), raw_collection.clone(), keys.clone());
+                Box::pin(async move {
+                    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                    assert_eq!(raw_get_many(&mongo, &c, &keys).await, 3 * BATCH);
+                })
+            })
+        })
+    });
+    group.finish();
+
+    let redis = rt.block_on(async {
+        Redis::connect(RedisConfig::from_url(&workload::url()).unwrap())
+            .await
+            .expect("a Redis server (scripts/start-redis)")
+    });
+    let channel: Arc<dyn StreamChannel> = Arc::new(RedisStreamChannel::new(&redis));
+    let redis_store: Arc<dyn KeyValueStore> = Arc::new(RedisHashStore::new(&redis));
+    let mut group = c.benchmark_group("end-to-end");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(30));
+    group.throughput(Throughput::Elements(E2E_EVENTS as u64));
+    group.bench_function("redis-channel-mongodb-store", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, || {
+                let (channel, store) = (channel.clone(), store.clone() as Arc<dyn KeyValueStore>);
+                Box::pin(end_to_end(channel, store))
+            })
+        })
+    });
+    group.bench_function("redis-channel-redis-store", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, || {
+                let (channel, store) = (channel.clone(), redis_store.clone());
+                Box::pin(end_to_end(channel, store))
+            })
+        })
+    });
+    group.finish();
+    rt.block_on(async {
+        for c in [&collection, &raw_collection] {
+            let _ = mongo.database().collection::<Document>(c).drop().await;
+        }
+    });
+}
+
+criterion_group!(mongodb_benches, benches);
+
+fn main() {
+    mongodb_benches();
+    Criterion::default().configure_from_args().final_summary();
+}
