@@ -9,22 +9,31 @@
 mod support;
 
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use event_backbone_core::memory::MemoryChannel;
 use event_backbone_core::testkit::Conformance;
 use event_backbone_core::{KeyValueStore, StreamChannel};
 use event_backbone_mongodb::{Mongo, MongoStore, BACKEND};
 
+/// A collection of this run's own, dropped at the end: the server does not
+/// grow from run to run.
+fn collection() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| support::unique("conformance").replace('.', "_"))
+}
+
 async fn store() -> event_backbone_core::Result<Arc<dyn KeyValueStore>> {
     let mongo = Mongo::connect(support::config()).await?;
-    Ok(Arc::new(MongoStore::new(&mongo)))
+    Ok(Arc::new(MongoStore::with_collection(&mongo, collection())?))
 }
 
 fn main() -> ExitCode {
-    Conformance::new(BACKEND)
+    let code = Conformance::new(BACKEND)
         .store(store)
         .channel(|| async { Ok(Arc::new(MemoryChannel::new()) as Arc<dyn StreamChannel>) })
         .channel_payloads_in(store)
-        .run()
+        .run();
+    support::drop_collections(&[collection()]);
+    code
 }

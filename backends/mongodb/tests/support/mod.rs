@@ -27,3 +27,28 @@ pub async fn connect(config: MongoConfig) -> Mongo {
         Err(e) => panic!("{e}; run scripts/start-mongodb"),
     }
 }
+
+/// Drops test collections (from a test's end; errors are ignored: a
+/// leftover collection costs only space).
+pub fn drop_collections(names: &[&str]) {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let drop = async move {
+        if let Ok(mongo) = Mongo::connect(config()).await {
+            for name in names {
+                let _ = mongo
+                    .database()
+                    .collection::<mongodb::bson::Document>(&name)
+                    .drop()
+                    .await;
+            }
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => panic!("drop_collections is for the end of a test program, outside a runtime"),
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(drop),
+    }
+}
