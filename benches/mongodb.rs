@@ -9,7 +9,8 @@
 //!
 //! * `put-many/*`: 256 payloads of ~200 bytes in 3 fields; the store's
 //!   `put_many` (one `update` command of pipeline upserts) against the
-//!   driver sending one `update` command of plain `$set` upserts.
+//!   driver sending one `update` command of plain `$set` upserts, and of the
+//!   store's pipeline upserts written by hand.
 //! * `get-many/*`: the same 256 keys; the store's `get_many` (one `find`
 //!   with `$in`, expired documents filtered) against the driver's `find`
 //!   with `$in`.
@@ -72,8 +73,11 @@ fn items() -> Vec<PutItem> {
         .collect()
 }
 
-/// The same upserts, by hand: one `update` command, `$set` of each field.
-async fn raw_put_many(mongo: &Mongo, collection: &str, items: &[PutItem]) {
+/// The same upserts, by hand: one `update` command, `$set` of each field
+/// (`pipeline`: the store's form, an aggregation-pipeline update that
+/// resets an expired document first).
+async fn raw_put_many(mongo: &Mongo, collection: &str, items: &[PutItem], pipeline: bool) {
+    let now = event_backbone::mongodb::driver::bson::DateTime::now();
     let updates: Vec<Document> = items
         .iter()
         .map(|item| {
@@ -83,9 +87,25 @@ async fn raw_put_many(mongo: &Mongo, collection: &str, items: &[PutItem]) {
                     subtype: BinarySubtype::Generic,
                     bytes: bytes.to_vec(),
                 };
-                set.insert(format!("f.{name}"), value);
+                if pipeline {
+                    set.insert(format!("f.{name}"), doc! { "$literal": value });
+                } else {
+                    set.insert(format!("f.{name}"), value);
+                }
             }
-            doc! { "q": { "_id": &item.key }, "u": { "$set": set }, "upsert": true }
+            if !pipeline {
+                return doc! { "q": { "_id": &item.key }, "u": { "$set": set }, "upsert": true };
+            }
+            let expired = doc! { "$and": [
+                { "$ne": [ { "$type": "$expires_at" }, "missing" ] },
+                { "$ne": [ "$expires_at", Bson::Null ] },
+                { "$lte": [ "$expires_at", now ] },
+            ]};
+            let u = vec![
+                doc! { "$replaceWith": { "$cond": [ expired, { "_id": "$_id" }, "$$ROOT" ] } },
+                doc! { "$set": set },
+            ];
+            doc! { "q": { "_id": &item.key }, "u": u, "upsert": true }
         })
         .collect();
     let reply = mongo
@@ -180,7 +200,7 @@ fn benches(c: &mut Criterion) {
     let raw_collection = unique("raw").replace('.', "_");
     let batch = Arc::new(items());
     rt.block_on(store.put_many(&batch)).unwrap();
-    rt.block_on(raw_put_many(&mongo, &raw_collection, &batch));
+    rt.block_on(raw_put_many(&mongo, &raw_collection, &batch, false));
 
     let mut group = c.benchmark_group("put-many");
     group
@@ -195,14 +215,16 @@ fn benches(c: &mut Criterion) {
             })
         })
     });
-    group.bench_function("raw-mongodb", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, || {
-                let (mongo, c, batch) = (mongo.clone(), raw_collection.clone(), batch.clone());
-                Box::pin(async move { raw_put_many(&mongo, &c, &batch).await })
+    for (name, pipeline) in [("raw-mongodb", false), ("raw-mongodb-pipeline", true)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                timed(&rt, iters, || {
+                    let (mongo, c, batch) = (mongo.clone(), raw_collection.clone(), batch.clone());
+                    Box::pin(async move { raw_put_many(&mongo, &c, &batch, pipeline).await })
+                })
             })
-        })
-    });
+        });
+    }
     group.finish();
 
     let keys: Arc<Vec<String>> = Arc::new(batch.iter().map(|i| i.key.clone()).collect());

@@ -41,7 +41,7 @@ const UPSERT_ATTEMPTS: usize = 3;
 ///   aggregation-pipeline update that first resets an expired document,
 ///   then sets the fields), split only past 8 MiB of writes;
 /// * `get_many`: one `find` with `$in` per 1,000 keys, expired documents
-///   filtered by the server, answers in input order;
+///   left out, answers in input order;
 /// * `get_fields`: a projection of the named fields;
 /// * `delete_many`: one `delete` command with `$in`;
 /// * TTL: an `expires_at` date and a TTL index, created before the first
@@ -198,17 +198,20 @@ impl MongoStore {
         unreachable!("the last attempt returns")
     }
 
-    /// The filter of live documents among `keys`: no expiry, or one still
-    /// ahead.
-    fn live(keys: &[&str], now: DateTime) -> Document {
-        doc! {
-            "_id": { "$in": keys },
-            "$or": [
-                { EXPIRES_AT: { "$exists": false } },
-                { EXPIRES_AT: Bson::Null },
-                { EXPIRES_AT: { "$gt": now } },
-            ],
-        }
+    /// The filter of `keys`: `_id` only, so that every server reads it
+    /// from the `_id` index (SecantusDB scans the collection for `_id`
+    /// with an `$or` beside it); expired documents are left out on the
+    /// client ([`is_live`]).
+    fn by_ids(keys: &[&str]) -> Document {
+        doc! { "_id": { "$in": keys } }
+    }
+}
+
+/// Whether a document read back is live: no expiry, or one still ahead.
+fn is_live(doc: &Document, now: DateTime) -> bool {
+    match doc.get(EXPIRES_AT) {
+        Some(Bson::DateTime(at)) => *at > now,
+        _ => true,
     }
 }
 
@@ -314,13 +317,13 @@ impl KeyValueStore for MongoStore {
     }
 
     async fn get_fields(&self, key: &str, names: &[&str]) -> Result<Option<Fields>> {
-        let mut projection = doc! { "_id": 1 };
+        let mut projection = doc! { "_id": 1, EXPIRES_AT: 1 };
         for name in names {
             projection.insert(field_path(name), 1);
         }
         let found = self
             .collection
-            .find_one(Self::live(&[key], DateTime::now()))
+            .find_one(Self::by_ids(&[key]))
             .projection(projection)
             .await
             .map_err(|e| {
@@ -329,7 +332,11 @@ impl KeyValueStore for MongoStore {
                     e,
                 )
             })?;
-        found.map(|d| fields_of(&d, &self.name, key)).transpose()
+        let now = DateTime::now();
+        found
+            .filter(|d| is_live(d, now))
+            .map(|d| fields_of(&d, &self.name, key))
+            .transpose()
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Fields>>> {
@@ -339,13 +346,13 @@ impl KeyValueStore for MongoStore {
             let action = || format!("reading {} keys of collection {:?}", chunk.len(), self.name);
             let docs: Vec<Document> = self
                 .collection
-                .find(Self::live(chunk, now))
+                .find(Self::by_ids(chunk))
                 .await
                 .map_err(|e| backend(action(), e))?
                 .try_collect()
                 .await
                 .map_err(|e| backend(action(), e))?;
-            for d in docs {
+            for d in docs.into_iter().filter(|d| is_live(d, now)) {
                 let id = d
                     .get_str("_id")
                     .map_err(|_| protocol(action(), "a document whose _id is not a string"))?
