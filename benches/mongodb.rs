@@ -192,6 +192,21 @@ async fn end_to_end(channel: Arc<dyn StreamChannel>, store: Arc<dyn KeyValueStor
     assert_eq!(stats.handled, E2E_EVENTS as u64);
 }
 
+/// A group of 10 samples over `seconds`, counting `elements` per iteration.
+fn sampled<'c>(
+    c: &'c mut Criterion,
+    name: &str,
+    seconds: u64,
+    elements: usize,
+) -> criterion::BenchmarkGroup<'c, criterion::measurement::WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(seconds));
+    group.throughput(Throughput::Elements(elements as u64));
+    group
+}
+
 fn benches(c: &mut Criterion) {
     let rt = runtime();
     let mongo = rt.block_on(mongo());
@@ -202,11 +217,7 @@ fn benches(c: &mut Criterion) {
     rt.block_on(store.put_many(&batch)).unwrap();
     rt.block_on(raw_put_many(&mongo, &raw_collection, &batch, false));
 
-    let mut group = c.benchmark_group("put-many");
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(20));
-    group.throughput(Throughput::Elements(BATCH as u64));
+    let mut group = sampled(c, "put-many", 20, BATCH);
     group.bench_function("event-backbone", |b| {
         b.iter_custom(|iters| {
             timed(&rt, iters, || {
@@ -228,11 +239,7 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     let keys: Arc<Vec<String>> = Arc::new(batch.iter().map(|i| i.key.clone()).collect());
-    let mut group = c.benchmark_group("get-many");
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(20));
-    group.throughput(Throughput::Elements(BATCH as u64));
+    let mut group = sampled(c, "get-many", 20, BATCH);
     group.bench_function("event-backbone", |b| {
         b.iter_custom(|iters| {
             timed(&rt, iters, || {
@@ -265,11 +272,7 @@ fn benches(c: &mut Criterion) {
     });
     let channel: Arc<dyn StreamChannel> = Arc::new(RedisStreamChannel::new(&redis));
     let redis_store: Arc<dyn KeyValueStore> = Arc::new(RedisHashStore::new(&redis));
-    let mut group = c.benchmark_group("end-to-end");
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(30));
-    group.throughput(Throughput::Elements(E2E_EVENTS as u64));
+    let mut group = sampled(c, "end-to-end", 30, E2E_EVENTS);
     group.bench_function("redis-channel-mongodb-store", |b| {
         b.iter_custom(|iters| {
             timed(&rt, iters, || {
