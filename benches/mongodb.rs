@@ -17,6 +17,7 @@
 //! * `end-to-end/*`: 2,000 events produced and consumed (group, batch 256,
 //!   concurrency 256) on the Redis channel, payloads in MongoDB or in Redis.
 
+mod stores;
 mod workload;
 
 use std::sync::Arc;
@@ -32,10 +33,8 @@ use event_backbone::{
     StreamChannel,
 };
 use futures_util::TryStreamExt;
-use workload::{payload, unique};
-
-const BATCH: usize = 256;
-const E2E_EVENTS: usize = 2_000;
+use stores::{end_to_end, items, sampled, timed, BATCH, E2E_EVENTS};
+use workload::unique;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -53,24 +52,6 @@ async fn mongo() -> Mongo {
     Mongo::connect(config.database("event_backbone_bench").unwrap())
         .await
         .expect("a MongoDB server (scripts/start-mongodb)")
-}
-
-/// The batch: 256 keys, three fields of ~80, ~80 and 8 bytes.
-fn items() -> Vec<PutItem> {
-    (0..BATCH)
-        .map(|i| {
-            let p = payload(i);
-            let mut fields = Fields::new();
-            fields.insert("customer".into(), p.customer.into_bytes().into());
-            fields.insert("product".into(), p.product.into_bytes().into());
-            fields.insert("quantity".into(), p.quantity.to_le_bytes().to_vec().into());
-            PutItem {
-                key: format!("bench:order_placed:v0:normal:{i:08}"),
-                fields,
-                ttl: None,
-            }
-        })
-        .collect()
 }
 
 /// The same upserts, by hand: one `update` command, `$set` of each field
@@ -133,78 +114,6 @@ async fn raw_get_many(mongo: &Mongo, collection: &str, keys: &[&str]) -> usize {
         .map(|f| f.values().filter(|v| matches!(v, Bson::Binary(_))).count())
         .sum();
     fields
-}
-
-fn timed(
-    rt: &tokio::runtime::Runtime,
-    iters: u64,
-    mut run: impl FnMut() -> futures_util::future::BoxFuture<'static, ()>,
-) -> Duration {
-    rt.block_on(async {
-        let start = Instant::now();
-        for _ in 0..iters {
-            run().await;
-        }
-        start.elapsed()
-    })
-}
-
-/// Produces and consumes 2,000 events on the Redis channel, payloads in
-/// `store`.
-async fn end_to_end(channel: Arc<dyn StreamChannel>, store: Arc<dyn KeyValueStore>) {
-    let uri = unique("mongodb-e2e");
-    let producer = Producer::builder()
-        .channel(channel.clone())
-        .store(store.clone())
-        .uri(&uri)
-        .build()
-        .unwrap();
-    let consumer = Consumer::builder()
-        .channel(channel)
-        .store(store)
-        .uri(&uri)
-        .batch_size(256)
-        .concurrency(256)
-        .block(Duration::from_millis(50))
-        .stop_after(E2E_EVENTS as u64)
-        .subscribe_fn(|ctx: ConsumerContext| async move {
-            let _: String = ctx.segment("customer")?;
-            Ok::<(), HandlerError>(())
-        })
-        .unwrap();
-    let sends = (0..E2E_EVENTS).map(|i| {
-        let p = payload(i);
-        let producer = &producer;
-        async move {
-            producer
-                .message("order_placed")
-                .segment("customer", &p.customer)?
-                .segment("product", &p.product)?
-                .segment("quantity", &p.quantity)?
-                .send()
-                .await
-        }
-    });
-    for r in futures_util::future::join_all(sends).await {
-        r.unwrap();
-    }
-    let stats = consumer.completion().await.unwrap();
-    assert_eq!(stats.handled, E2E_EVENTS as u64);
-}
-
-/// A group of 10 samples over `seconds`, counting `elements` per iteration.
-fn sampled<'c>(
-    c: &'c mut Criterion,
-    name: &str,
-    seconds: u64,
-    elements: usize,
-) -> criterion::BenchmarkGroup<'c, criterion::measurement::WallTime> {
-    let mut group = c.benchmark_group(name);
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(seconds));
-    group.throughput(Throughput::Elements(elements as u64));
-    group
 }
 
 fn benches(c: &mut Criterion) {

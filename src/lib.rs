@@ -129,12 +129,13 @@
 //! | `redis` | Redis Streams channel and Redis Hash store (`event_backbone::redis`) |
 //! | `kafka` | Kafka channel on rdkafka, one topic per stream (`event_backbone::kafka`) |
 //! | `mongodb` | MongoDB store on the official driver, one document per payload key (`event_backbone::mongodb`) |
+//! | `dynamodb` | DynamoDB store on aws-sdk-dynamodb, one item per payload key, large values in pieces (`event_backbone::dynamodb`; Rust 1.94.1) |
 //! | `json` | the JSON codec ([`Codec::Json`](crate::Codec)) |
 //! | `testkit` | the conformance kit for your own backends (`event_backbone::testkit`) |
 //! | `full` | every feature |
 //!
-//! Further backends (MongoDB, DynamoDB, Couchbase) are added as features of
-//! this crate as they land; see the changelog.
+//! Further backends (Couchbase) are added as features of this crate as they
+//! land; see the changelog.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -171,6 +172,13 @@ pub mod kafka {
 #[cfg(feature = "mongodb")]
 pub mod mongodb {
     pub use event_backbone_mongodb::*;
+}
+
+/// The DynamoDB backend (feature `dynamodb`): a store, one item per
+/// payload key, values larger than an item split over piece items.
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb {
+    pub use event_backbone_dynamodb::*;
 }
 
 /// The README's examples, compiled and run as doc tests so that it stays true.

@@ -34,7 +34,7 @@ struct Scheme {
     store: bool,
 }
 
-const SCHEMES: [Scheme; 6] = [
+const SCHEMES: [Scheme; 7] = [
     Scheme {
         name: "memory",
         feature: None,
@@ -77,6 +77,13 @@ const SCHEMES: [Scheme; 6] = [
         channel: false,
         store: true,
     },
+    Scheme {
+        name: "dynamodb",
+        feature: Some("dynamodb"),
+        enabled: cfg!(feature = "dynamodb"),
+        channel: false,
+        store: true,
+    },
 ];
 
 /// Opens (connects to) the stream channel a URL names, by its scheme:
@@ -87,6 +94,7 @@ const SCHEMES: [Scheme; 6] = [
 /// | `redis://`, `rediss://` | `RedisStreamChannel` | `RedisHashStore` | `redis` (`rediss` also the `tls` feature of `event-backbone-redis`) |
 /// | `kafka://` | `KafkaStreamChannel` | none: Kafka is a stream | `kafka` |
 /// | `mongodb://`, `mongodb+srv://` | none: MongoDB is a store | `MongoStore` (the string's database, collection `payloads`) | `mongodb` |
+/// | `dynamodb://TABLE?region=…&endpoint=…` | none: DynamoDB is a store | `DynamoStore` (the table must exist; credentials from the AWS chain) | `dynamodb` |
 ///
 /// A backend whose feature is not enabled, or a scheme that names no
 /// stream, is an [`Error::Config`] that says which.
@@ -130,6 +138,12 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn KeyValueStore>> {
             let config = event_backbone_mongodb::MongoConfig::from_url(url)?;
             let mongo = event_backbone_mongodb::Mongo::connect(config).await?;
             Ok(Arc::new(event_backbone_mongodb::MongoStore::new(&mongo)))
+        }
+        #[cfg(feature = "dynamodb")]
+        "dynamodb" => {
+            let config = event_backbone_dynamodb::DynamoConfig::from_url(url)?;
+            let dynamo = event_backbone_dynamodb::Dynamo::connect(config).await?;
+            Ok(Arc::new(event_backbone_dynamodb::DynamoStore::new(&dynamo)))
         }
         other => Err(cannot_open("store", other, |s| s.store)),
     }

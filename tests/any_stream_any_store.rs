@@ -1,12 +1,14 @@
 //! Any stream with any store: the typed shipment-tracking flow on the Redis
-//! channel and on the Kafka channel, with the payloads in MongoDB (the
-//! personal class in a collection of its own), against the real servers
-//! (`scripts/start-redis`, `scripts/start-kafka`, `scripts/start-mongodb`).
+//! channel and on the Kafka channel, with the payloads in MongoDB and in
+//! DynamoDB (the personal class in a collection or table of its own),
+//! against the real servers (`scripts/start-redis`, `scripts/start-kafka`,
+//! `scripts/start-mongodb`, `scripts/start-dynamodb`).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use event_backbone::dynamodb::{Dynamo, DynamoConfig, DynamoStore};
 use event_backbone::kafka::{Kafka, KafkaConfig, KafkaStreamChannel};
 use event_backbone::mongodb::{Mongo, MongoConfig, MongoStore};
 use event_backbone::redis::{Redis, RedisConfig, RedisStreamChannel};
@@ -103,27 +105,21 @@ async fn mongo() -> Mongo {
         .unwrap_or_else(|e| panic!("{e}; run scripts/start-mongodb"))
 }
 
-/// Runs the flow on `channel`, payloads in MongoDB; checks what the report
-/// saw and what the collections hold.
-async fn shipment_flow(channel: Arc<dyn StreamChannel>, name: &str) {
-    let mongo = mongo().await;
+/// Runs the flow on `channel`, payloads in `normal` and the personal class
+/// in `personal`; checks what the report saw.
+async fn shipment_flow(
+    channel: Arc<dyn StreamChannel>,
+    name: &str,
+    normal: Arc<dyn KeyValueStore>,
+    personal: Arc<dyn KeyValueStore>,
+) {
     let run = event_backbone::MessageId::new().to_string();
-    let suffix = &run[run.len() - 12..];
-    let normal = Arc::new(
-        MongoStore::with_collection(&mongo, &format!("payloads_{name}_{suffix}")).unwrap(),
-    );
-    let personal = Arc::new(
-        MongoStore::with_collection(&mongo, &format!("personal_{name}_{suffix}")).unwrap(),
-    );
-    let uri = format!("e2e.{name}.{suffix}");
+    let uri = format!("e2e.{name}.{}", &run[run.len() - 12..]);
     let producer = || -> ShipmentProducer {
         Producer::builder()
             .channel(channel.clone())
-            .store(normal.clone() as Arc<dyn KeyValueStore>)
-            .class_store(
-                SegmentClass::personal(),
-                personal.clone() as Arc<dyn KeyValueStore>,
-            )
+            .store(normal.clone())
+            .class_store(SegmentClass::personal(), personal.clone())
             .uri(&uri)
             .build_as()
             .unwrap()
@@ -131,11 +127,8 @@ async fn shipment_flow(channel: Arc<dyn StreamChannel>, name: &str) {
     let consumer = |group: &str| {
         Consumer::builder()
             .channel(channel.clone())
-            .store(normal.clone() as Arc<dyn KeyValueStore>)
-            .class_store(
-                SegmentClass::personal(),
-                personal.clone() as Arc<dyn KeyValueStore>,
-            )
+            .store(normal.clone())
+            .class_store(SegmentClass::personal(), personal.clone())
             .uri(&uri)
             .group(group)
             .block(Duration::from_millis(100))
@@ -173,8 +166,22 @@ async fn shipment_flow(channel: Arc<dyn StreamChannel>, name: &str) {
     .await;
     transit.shutdown().await.unwrap();
     report.shutdown().await.unwrap();
-    // Six messages: the personal segment of each in the personal collection,
-    // the rest in the payload collection.
+}
+
+/// The flow with the payloads in MongoDB, a collection per class; six
+/// messages: the personal segment of each in the personal collection, the
+/// rest in the payload collection.
+async fn with_mongodb(channel: Arc<dyn StreamChannel>, name: &str) {
+    let mongo = mongo().await;
+    let run = event_backbone::MessageId::new().to_string();
+    let suffix = &run[run.len() - 12..];
+    let normal = Arc::new(
+        MongoStore::with_collection(&mongo, &format!("payloads_{name}_{suffix}")).unwrap(),
+    );
+    let personal = Arc::new(
+        MongoStore::with_collection(&mongo, &format!("personal_{name}_{suffix}")).unwrap(),
+    );
+    shipment_flow(channel, name, normal.clone(), personal.clone()).await;
     let count = |store: &MongoStore| {
         let collection = mongo
             .database()
@@ -190,8 +197,58 @@ async fn shipment_flow(channel: Arc<dyn StreamChannel>, name: &str) {
     assert_eq!(count(&normal).await, 6, "payload documents");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shipment_tracking_on_redis_with_the_mongodb_store() {
+async fn dynamo(table: &str) -> Dynamo {
+    let endpoint = var_or(
+        event_backbone::dynamodb::ENDPOINT_VAR,
+        "http://127.0.0.1:8000",
+    );
+    let mut config = DynamoConfig::new(table)
+        .unwrap()
+        .endpoint(&endpoint)
+        .unwrap();
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        config = config.credentials("local", "local").region("us-east-1");
+    }
+    Dynamo::connect(config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}; run scripts/start-dynamodb"))
+}
+
+/// The flow with the payloads in DynamoDB, a table per class (created and
+/// deleted here); six items in each.
+async fn with_dynamodb(channel: Arc<dyn StreamChannel>, name: &str) {
+    let run = event_backbone::MessageId::new().to_string();
+    let suffix = &run[run.len() - 12..];
+    let dynamo = dynamo(&format!("eb-test-payloads-{name}-{suffix}")).await;
+    let normal = Arc::new(DynamoStore::new(&dynamo));
+    let personal = Arc::new(
+        DynamoStore::with_table(&dynamo, &format!("eb-test-personal-{name}-{suffix}")).unwrap(),
+    );
+    for store in [&normal, &personal] {
+        store.ensure_table().await.unwrap();
+    }
+    shipment_flow(channel, name, normal.clone(), personal.clone()).await;
+    for (store, what) in [(&personal, "personal items"), (&normal, "payload items")] {
+        let scan = dynamo
+            .client()
+            .scan()
+            .table_name(store.table())
+            .consistent_read(true)
+            .select(event_backbone::dynamodb::sdk::types::Select::Count)
+            .send()
+            .await
+            .unwrap();
+        let _ = dynamo
+            .client()
+            .delete_table()
+            .table_name(store.table())
+            .send()
+            .await;
+        assert_eq!(scan.count(), 6, "{what}");
+    }
+}
+
+async fn redis_channel() -> Arc<dyn StreamChannel> {
     let config = RedisConfig::from_endpoint(
         &var_or("REDIS_EVENT_SOURCE_ENDPOINT", "127.0.0.1:6379"),
         None,
@@ -200,15 +257,34 @@ async fn shipment_tracking_on_redis_with_the_mongodb_store() {
     let redis = Redis::connect(config)
         .await
         .unwrap_or_else(|e| panic!("{e}; run scripts/start-redis"));
-    shipment_flow(Arc::new(RedisStreamChannel::new(&redis)), "redis").await;
+    Arc::new(RedisStreamChannel::new(&redis))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shipment_tracking_on_kafka_with_the_mongodb_store() {
+async fn kafka_channel() -> Arc<dyn StreamChannel> {
     let config =
         KafkaConfig::from_brokers(&var_or("KAFKA_EVENT_SOURCE_BROKERS", "127.0.0.1:9092")).unwrap();
     let kafka = Kafka::connect(config)
         .await
         .unwrap_or_else(|e| panic!("{e}; run scripts/start-kafka"));
-    shipment_flow(Arc::new(KafkaStreamChannel::new(&kafka)), "kafka").await;
+    Arc::new(KafkaStreamChannel::new(&kafka))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipment_tracking_on_redis_with_the_mongodb_store() {
+    with_mongodb(redis_channel().await, "redis").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipment_tracking_on_kafka_with_the_mongodb_store() {
+    with_mongodb(kafka_channel().await, "kafka").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipment_tracking_on_redis_with_the_dynamodb_store() {
+    with_dynamodb(redis_channel().await, "redis").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipment_tracking_on_kafka_with_the_dynamodb_store() {
+    with_dynamodb(kafka_channel().await, "kafka").await;
 }

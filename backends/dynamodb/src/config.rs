@@ -88,9 +88,11 @@ impl DynamoConfig {
             match name {
                 "region" if !value.is_empty() => config.region = Some(value.to_owned()),
                 "endpoint" => config = config.endpoint(value)?,
-                other => return Err(invalid(format!(
+                other => {
+                    return Err(invalid(format!(
                     "unknown setting {other:?} (or no value); expected region=... or endpoint=..."
-                ))),
+                )))
+                }
             }
         }
         Ok(config)

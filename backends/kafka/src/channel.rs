@@ -1,6 +1,6 @@
 //! [`KafkaStreamChannel`]: one topic per stream, Kafka consumer groups.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -76,6 +76,9 @@ struct Inner {
     topics: Mutex<HashSet<String>>,
     /// The members of this process, and the groups used through it.
     members: Members,
+    /// The partitions of the delivery-counts topics, by topic: read once,
+    /// not at every redelivery.
+    counts_partitions: Mutex<HashMap<String, i32>>,
 }
 
 impl KafkaStreamChannel {
@@ -86,6 +89,7 @@ impl KafkaStreamChannel {
                 kafka: kafka.clone(),
                 topics: Mutex::new(HashSet::new()),
                 members: Members::default(),
+                counts_partitions: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -210,6 +214,39 @@ impl KafkaStreamChannel {
             }
         }
         Ok(())
+    }
+
+    /// The partitions of a delivery-counts topic, which is created if it
+    /// does not exist; cached.
+    async fn counts_partitions(&self, counts_topic: &str) -> Result<i32> {
+        if let Some(&n) = self
+            .inner
+            .counts_partitions
+            .lock()
+            .expect("counts partitions")
+            .get(counts_topic)
+        {
+            return Ok(n);
+        }
+        self.ensure_topic(counts_topic).await?;
+        let t = counts_topic.to_owned();
+        let Some(ps) = self
+            .inner
+            .kafka
+            .with_reader(move |reader, config| partitions(reader, config, &t))
+            .await?
+        else {
+            // Created a moment ago, with the configured partitions, and not
+            // in the metadata yet: ask again next time.
+            return Ok(self.config().partitions);
+        };
+        let n = ps.len() as i32;
+        self.inner
+            .counts_partitions
+            .lock()
+            .expect("counts partitions")
+            .insert(counts_topic.to_owned(), n);
+        Ok(n)
     }
 
     /// Creates the topic if it does not exist.
@@ -387,15 +424,7 @@ impl StreamChannel for KafkaStreamChannel {
         };
         let next = count.saturating_add(1);
         let counts_topic = delivery_counts_topic(&topic);
-        self.ensure_topic(&counts_topic).await?;
-        let n = {
-            let t = counts_topic.clone();
-            self.inner
-                .kafka
-                .with_reader(move |reader, config| partitions(reader, config, &t))
-                .await?
-                .map_or(1, |ps| ps.len() as i32)
-        };
+        let n = self.counts_partitions(&counts_topic).await?;
         counts::record(&self.inner.kafka, &counts_topic, n, group, (p, o), next).await?;
         let mut tracker = member.tracker().lock().expect("tracker");
         Ok(tracker.redelivered(p, o, next).then_some(next))

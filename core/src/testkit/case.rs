@@ -48,6 +48,12 @@ pub struct ChannelCase {
     pub applies: fn(&ChannelCapabilities) -> Result<(), &'static str>,
     /// Runs it.
     pub run: fn(ChannelHarness) -> BoxFuture<'static, CaseResult>,
+    /// It loads the server so much (10,000 messages) that cases running
+    /// beside it could time out on a slow one: [`Conformance`] runs such
+    /// cases after the others, one at a time.
+    ///
+    /// [`Conformance`]: crate::testkit::Conformance
+    pub alone: bool,
 }
 
 impl fmt::Debug for ChannelCase {

@@ -4,14 +4,15 @@ use std::sync::Arc;
 use libtest_mimic::{Arguments, Failed, Trial};
 
 use super::harness::{ChannelFactory, StoreFactory, StoreHarness};
-use super::report::{channel_harness, guarded, CaseOutcome};
+use super::report::{case_timeout, channel_harness, guarded, guarded_for, CaseOutcome};
 use super::{channel_cases, store_cases};
 
 /// Runs the conformance suites under the standard test output, one test
 /// per case, for a test target with `harness = false`.
 ///
-/// Cases the backend's capabilities exclude are listed as ignored, with the
-/// kind `not applicable`; running them anyway (`--include-ignored`) fails
+/// Cases that load the server heavily ([`ChannelCase::alone`]) run after
+/// the others, one at a time. Cases the backend's capabilities exclude are
+/// listed as ignored, with the kind `not applicable`; running them anyway (`--include-ignored`) fails
 /// them with the reason. A factory that fails (a server that is not there)
 /// fails every case: the kit never skips silently.
 #[must_use = "call .run()"]
@@ -64,8 +65,17 @@ impl Conformance {
 
     /// The trials, one per case.
     pub fn trials(&self) -> Vec<Trial> {
+        let (mut trials, alone) = self.split_trials();
+        trials.extend(alone);
+        trials
+    }
+
+    /// The trials: those that may run beside others, and those that run
+    /// alone.
+    fn split_trials(&self) -> (Vec<Trial>, Vec<Trial>) {
         let probe = runtime();
         let mut trials = Vec::new();
+        let mut alone = Vec::new();
         if let Some(factory) = &self.channel {
             let caps = probe.block_on(factory.channel()).map(|c| c.capabilities());
             for case in channel_cases() {
@@ -80,12 +90,13 @@ impl Conformance {
                 }
                 let factory = factory.clone();
                 let payloads = self.payloads.clone();
-                trials.push(Trial::test(name, move || {
+                let to = if case.alone { &mut alone } else { &mut trials };
+                to.push(Trial::test(name, move || {
                     runtime().block_on(async move {
                         let harness = channel_harness(factory.as_ref(), payloads.as_deref())
                             .await
                             .map_err(|e| Failed::from(format!("the factory failed: {e}")))?;
-                        outcome(guarded((case.run)(harness)).await)
+                        outcome(guarded_for(case_timeout(&case), (case.run)(harness)).await)
                     })
                 }));
             }
@@ -114,23 +125,45 @@ impl Conformance {
                 }));
             }
         }
-        trials
+        (trials, alone)
     }
 
     /// Runs several sets of suites in one test binary: a backend in more
     /// than one configuration (one and several partitions, say), each with
     /// a name of its own.
     pub fn run_all(suites: impl IntoIterator<Item = Conformance>) -> ExitCode {
-        let args = Arguments::from_args();
-        let trials = suites.into_iter().flat_map(|s| s.trials()).collect();
-        libtest_mimic::run(&args, trials).exit_code()
+        let (mut trials, mut alone) = (Vec::new(), Vec::new());
+        for suite in suites {
+            let (t, a) = suite.split_trials();
+            trials.extend(t);
+            alone.extend(a);
+        }
+        run_trials(trials, alone)
     }
 
     /// Parses the test arguments, runs the trials and returns the exit code.
     pub fn run(self) -> ExitCode {
-        let args = Arguments::from_args();
-        let trials = self.trials();
-        libtest_mimic::run(&args, trials).exit_code()
+        let (trials, alone) = self.split_trials();
+        run_trials(trials, alone)
+    }
+}
+
+/// Runs `trials` as the arguments say, then `alone` one at a time.
+fn run_trials(trials: Vec<Trial>, alone: Vec<Trial>) -> ExitCode {
+    let args = Arguments::from_args();
+    let first = libtest_mimic::run(&args, trials);
+    if alone.is_empty() {
+        return first.exit_code();
+    }
+    let one_at_a_time = Arguments {
+        test_threads: Some(1),
+        ..args
+    };
+    let second = libtest_mimic::run(&one_at_a_time, alone);
+    if first.has_failed() {
+        first.exit_code()
+    } else {
+        second.exit_code()
     }
 }
 

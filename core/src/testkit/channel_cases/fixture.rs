@@ -78,10 +78,14 @@ pub(super) fn needs_get(c: &ChannelCapabilities) -> Result<(), &'static str> {
 /// A [`ChannelCase`] of a case function and the check of whether it applies.
 macro_rules! channel_case {
     ($name:ident, $applies:expr) => {
+        channel_case!($name, $applies, alone: false)
+    };
+    ($name:ident, $applies:expr, alone: $alone:expr) => {
         ChannelCase {
             name: stringify!($name),
             applies: $applies,
             run: |h| Box::pin(async move { $name(&h).await }),
+            alone: $alone,
         }
     };
 }

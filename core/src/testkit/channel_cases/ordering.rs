@@ -18,7 +18,8 @@ use crate::testkit::{ensure, CaseResult, ChannelCase, ChannelHarness};
 pub fn ordering_cases() -> Vec<ChannelCase> {
     vec![channel_case!(
         per_key_order_holds_with_concurrency_64,
-        needs_groups
+        needs_groups,
+        alone: true
     )]
 }
 

@@ -1,0 +1,111 @@
+//! What the store benchmarks (MongoDB, DynamoDB, ...) share: the batch of
+//! payloads, the timing loop, criterion's groups and the end-to-end run on
+//! a channel with a store.
+
+#![allow(dead_code)] // each benchmark program uses a part
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use event_backbone::{
+    Consumer, ConsumerContext, Fields, HandlerError, KeyValueStore, Producer, PutItem,
+    StreamChannel,
+};
+
+use crate::workload::{payload, unique};
+
+/// Payloads per batch.
+pub const BATCH: usize = 256;
+/// Events per end-to-end run.
+pub const E2E_EVENTS: usize = 2_000;
+
+/// The batch: 256 keys, three fields of ~80, ~80 and 8 bytes.
+pub fn items() -> Vec<PutItem> {
+    (0..BATCH)
+        .map(|i| {
+            let p = payload(i);
+            let mut fields = Fields::new();
+            fields.insert("customer".into(), p.customer.into_bytes().into());
+            fields.insert("product".into(), p.product.into_bytes().into());
+            fields.insert("quantity".into(), p.quantity.to_le_bytes().to_vec().into());
+            PutItem {
+                key: format!("bench:order_placed:v0:normal:{i:08}"),
+                fields,
+                ttl: None,
+            }
+        })
+        .collect()
+}
+
+pub fn timed(
+    rt: &tokio::runtime::Runtime,
+    iters: u64,
+    mut run: impl FnMut() -> futures_util::future::BoxFuture<'static, ()>,
+) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            run().await;
+        }
+        start.elapsed()
+    })
+}
+
+/// Produces and consumes 2,000 events on the Redis channel, payloads in
+/// `store`.
+pub async fn end_to_end(channel: Arc<dyn StreamChannel>, store: Arc<dyn KeyValueStore>) {
+    let uri = unique("store-e2e");
+    let producer = Producer::builder()
+        .channel(channel.clone())
+        .store(store.clone())
+        .uri(&uri)
+        .build()
+        .unwrap();
+    let consumer = Consumer::builder()
+        .channel(channel)
+        .store(store)
+        .uri(&uri)
+        .batch_size(256)
+        .concurrency(256)
+        .block(Duration::from_millis(50))
+        .stop_after(E2E_EVENTS as u64)
+        .subscribe_fn(|ctx: ConsumerContext| async move {
+            let _: String = ctx.segment("customer")?;
+            Ok::<(), HandlerError>(())
+        })
+        .unwrap();
+    let sends = (0..E2E_EVENTS).map(|i| {
+        let p = payload(i);
+        let producer = &producer;
+        async move {
+            producer
+                .message("order_placed")
+                .segment("customer", &p.customer)?
+                .segment("product", &p.product)?
+                .segment("quantity", &p.quantity)?
+                .send()
+                .await
+        }
+    });
+    for r in futures_util::future::join_all(sends).await {
+        r.unwrap();
+    }
+    let stats = consumer.completion().await.unwrap();
+    assert_eq!(stats.handled, E2E_EVENTS as u64);
+}
+
+/// A group of 10 samples over `seconds`, counting `elements` per iteration.
+pub fn sampled<'c>(
+    c: &'c mut Criterion,
+    name: &str,
+    seconds: u64,
+    elements: usize,
+) -> criterion::BenchmarkGroup<'c, criterion::measurement::WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(seconds));
+    group.throughput(Throughput::Elements(elements as u64));
+    group
+}
