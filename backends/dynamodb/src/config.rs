@@ -255,7 +255,7 @@ mod tests {
                 "dynamodb://id:key@table",
                 "credentials come from the AWS chain",
             ),
-            ("dynamodb://t?color=red", "unknown setting \"color\""),
+            ("dynamodb://tab?color=red", "unknown setting \"color\""),
             (
                 "dynamodb://table?endpoint=localhost:8000",
                 "http://host:port",

@@ -64,22 +64,28 @@ impl Table {
     /// The sort keys of every item under a payload key (its own and its
     /// pieces').
     async fn sort_keys(&self, key: &str) -> Vec<String> {
-        let answer = self
-            .client
-            .query()
-            .table_name(self.store.table())
-            .key_condition_expression("#k = :k")
-            .expression_attribute_names("#k", KEY)
-            .expression_attribute_values(":k", AttributeValue::S(key.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap();
-        answer
-            .items()
-            .iter()
-            .map(|i| i[SORT].as_s().unwrap().clone())
-            .collect()
+        // A query answers 1 MB at a time: every page.
+        let mut sorts = Vec::new();
+        let mut start = None;
+        loop {
+            let answer = self
+                .client
+                .query()
+                .table_name(self.store.table())
+                .key_condition_expression("#k = :k")
+                .expression_attribute_names("#k", KEY)
+                .expression_attribute_values(":k", AttributeValue::S(key.to_owned()))
+                .set_exclusive_start_key(start)
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap();
+            sorts.extend(answer.items().iter().map(|i| i[SORT].as_s().unwrap().clone()));
+            start = answer.last_evaluated_key;
+            if start.is_none() {
+                return sorts;
+            }
+        }
     }
 
     async fn drop(self) {
