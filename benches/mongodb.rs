@@ -21,17 +21,13 @@ mod stores;
 mod workload;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, Criterion, Throughput};
+use criterion::{criterion_group, Criterion};
 use event_backbone::mongodb::driver::bson::spec::BinarySubtype;
 use event_backbone::mongodb::driver::bson::{doc, Binary, Bson, Document};
 use event_backbone::mongodb::{Mongo, MongoConfig, MongoStore, URI_VAR};
 use event_backbone::redis::{Redis, RedisConfig, RedisHashStore, RedisStreamChannel};
-use event_backbone::{
-    Consumer, ConsumerContext, Fields, HandlerError, KeyValueStore, Producer, PutItem,
-    StreamChannel,
-};
+use event_backbone::{KeyValueStore, PutItem, StreamChannel};
 use futures_util::TryStreamExt;
 use stores::{end_to_end, items, sampled, timed, BATCH, E2E_EVENTS};
 use workload::unique;

@@ -132,7 +132,7 @@
 //! | `dynamodb` | DynamoDB store on aws-sdk-dynamodb, one item per payload key, large values in pieces (`event_backbone::dynamodb`; Rust 1.94.1) |
 //! | `json` | the JSON codec ([`Codec::Json`](crate::Codec)) |
 //! | `testkit` | the conformance kit for your own backends (`event_backbone::testkit`) |
-//! | `full` | every feature |
+//! | `full` | every feature (Rust 1.94.1, for `dynamodb`) |
 //!
 //! Further backends (Couchbase) are added as features of this crate as they
 //! land; see the changelog.

@@ -1,6 +1,6 @@
 //! Channels and stores opened by URL from the facade, against the real
 //! servers (`scripts/test` starts them): the scheme picks the backend.
-#![cfg(any(feature = "redis", feature = "kafka"))]
+#![cfg(any(feature = "redis", feature = "kafka", feature = "dynamodb"))]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -85,4 +85,36 @@ async fn a_kafka_url_opens_a_channel() {
     assert_eq!(channel.backend(), "kafka");
     let store = open_store("memory:").await.unwrap();
     assert_eq!(round_trip(channel, store, &uri("kafka")).await, "url");
+}
+
+#[cfg(feature = "dynamodb")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamodb_url_opens_a_store_on_an_existing_table() {
+    use event_backbone::dynamodb::{Dynamo, DynamoConfig, DynamoStore, ENDPOINT_VAR};
+    let endpoint = std::env::var(ENDPOINT_VAR).unwrap_or_else(|_| "http://127.0.0.1:8000".into());
+    // open_store takes credentials from the AWS chain; DynamoDB Local takes
+    // any.
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "local");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "local");
+    }
+    let table = format!("eb-test-open-{}", event_backbone::MessageId::new());
+    let url = format!("dynamodb://{table}?region=us-east-1&endpoint={endpoint}");
+    let dynamo = Dynamo::connect(DynamoConfig::from_url(&url).unwrap())
+        .await
+        .unwrap_or_else(|e| panic!("{e}; run scripts/start-dynamodb"));
+    DynamoStore::new(&dynamo).ensure_table().await.unwrap();
+    let store = open_store(&url).await.unwrap();
+    assert_eq!(store.backend(), "dynamodb");
+    let channel: Arc<dyn event_backbone::StreamChannel> =
+        Arc::new(event_backbone::memory::MemoryChannel::new());
+    assert_eq!(round_trip(channel, store, &uri("dynamodb")).await, "url");
+    let refused = open_channel(&url).await.unwrap_err().to_string();
+    let _ = dynamo
+        .client()
+        .delete_table()
+        .table_name(&table)
+        .send()
+        .await;
+    assert!(refused.contains("dynamodb"), "{refused}");
 }

@@ -80,7 +80,12 @@ impl Table {
                 .send()
                 .await
                 .unwrap();
-            sorts.extend(answer.items().iter().map(|i| i[SORT].as_s().unwrap().clone()));
+            sorts.extend(
+                answer
+                    .items()
+                    .iter()
+                    .map(|i| i[SORT].as_s().unwrap().clone()),
+            );
             start = answer.last_evaluated_key;
             if start.is_none() {
                 return sorts;
@@ -100,7 +105,7 @@ async fn drop(client: &aws_sdk_dynamodb::Client, table: &str) {
 #[tokio::test(flavor = "current_thread")]
 async fn one_item_per_key_with_field_attributes_and_an_expiry() {
     let t = Table::new("layout").await;
-    let (store, client) = (&t.store, &t.client);
+    let store = &t.store;
     let key = "shop:orders:placed:v1:normal:1";
     let before = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -136,7 +141,7 @@ async fn one_item_per_key_with_field_attributes_and_an_expiry() {
 #[tokio::test(flavor = "current_thread")]
 async fn large_values_go_to_pieces_round_trip_and_leave_no_pieces_behind() {
     let t = Table::new("pieces").await;
-    let (store, client) = (&t.store, &t.client);
+    let store = &t.store;
     let key = "big";
     let one = pattern(1024 * 1024, 1);
     let ten = pattern(10 * 1024 * 1024, 2);
@@ -237,7 +242,7 @@ async fn a_value_with_a_missing_piece_is_an_error_never_a_corrupt_value() {
 #[tokio::test(flavor = "current_thread")]
 async fn fields_beyond_one_item_go_to_pieces_when_a_put_would_overflow_it() {
     let t = Table::new("overflow").await;
-    let (store, client) = (&t.store, &t.client);
+    let store = &t.store;
     let key = "wide";
     let batch = |prefix: &str| -> Fields {
         (0..150)
@@ -302,7 +307,7 @@ async fn items_this_store_did_not_write_get_errors_naming_table_key_and_attribut
 #[tokio::test(flavor = "current_thread")]
 async fn keys_dynamodb_cannot_hold_are_refused_naming_them() {
     let t = Table::new("keys").await;
-    let (store, client) = (&t.store, &t.client);
+    let store = &t.store;
     let long = "k".repeat(MAX_KEY_BYTES + 1);
     let items = [
         PutItem {

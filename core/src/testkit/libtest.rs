@@ -10,7 +10,7 @@ use super::{channel_cases, store_cases};
 /// Runs the conformance suites under the standard test output, one test
 /// per case, for a test target with `harness = false`.
 ///
-/// Cases that load the server heavily ([`ChannelCase::alone`]) run after
+/// Cases that load the server heavily ([`ChannelCase::alone`](super::ChannelCase::alone)) run after
 /// the others, one at a time. Cases the backend's capabilities exclude are
 /// listed as ignored, with the kind `not applicable`; running them anyway (`--include-ignored`) fails
 /// them with the reason. A factory that fails (a server that is not there)
