@@ -50,7 +50,8 @@ pub struct ChannelCase {
     pub run: fn(ChannelHarness) -> BoxFuture<'static, CaseResult>,
     /// It loads the server so much (10,000 messages) that cases running
     /// beside it could time out on a slow one: [`Conformance`] runs such
-    /// cases after the others, one at a time.
+    /// cases first, one at a time, while the server is fresh, then the
+    /// others.
     ///
     /// [`Conformance`]: crate::testkit::Conformance
     pub alone: bool,
