@@ -111,42 +111,27 @@ impl Batch<'_> {
     /// a request (at most 100; fewer when items are large, to stay under
     /// the 16 MB answer), `concurrency` requests at once. Items that do not
     /// exist are not in the answer; the order is not the keys'.
-    pub(crate) async fn get(
-        &self,
-        keys: Vec<Item>,
-        chunk: usize,
-        projection: Option<(&str, &std::collections::HashMap<String, String>)>,
-    ) -> Result<Vec<Item>> {
+    pub(crate) async fn get(&self, keys: Vec<Item>, chunk: usize) -> Result<Vec<Item>> {
         let chunks: Vec<Vec<Item>> = keys
             .chunks(chunk.clamp(1, KEYS_PER_BATCH))
             .map(<[_]>::to_vec)
             .collect();
         let answers: Vec<Vec<Item>> = stream::iter(chunks)
-            .map(|chunk| self.get_chunk(chunk, projection))
+            .map(|chunk| self.get_chunk(chunk))
             .buffer_unordered(self.concurrency)
             .try_collect()
             .await?;
         Ok(answers.into_iter().flatten().collect())
     }
 
-    async fn get_chunk(
-        &self,
-        mut left: Vec<Item>,
-        projection: Option<(&str, &std::collections::HashMap<String, String>)>,
-    ) -> Result<Vec<Item>> {
+    async fn get_chunk(&self, mut left: Vec<Item>) -> Result<Vec<Item>> {
         let mut backoff = Backoff::new(self.deadline);
         let mut found = Vec::new();
         loop {
             let sent = left.len();
-            let mut request = KeysAndAttributes::builder()
+            let request = KeysAndAttributes::builder()
                 .set_keys(Some(left))
-                .consistent_read(self.consistent);
-            if let Some((expression, names)) = projection {
-                request = request
-                    .projection_expression(expression)
-                    .set_expression_attribute_names(Some(names.clone()));
-            }
-            let request = request
+                .consistent_read(self.consistent)
                 .build()
                 .map_err(|e| protocol(self.action("reading"), e.to_string()))?;
             let mut answer = self

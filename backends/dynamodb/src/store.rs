@@ -279,16 +279,20 @@ impl DynamoStore {
         }
     }
 
-    /// The live payload items of `keys` (no duplicates), by key.
-    async fn payload_items(&self, keys: &[&str]) -> Result<HashMap<String, Item>> {
-        let found = self
-            .batch()
+    /// The payload items of `keys` (no duplicates) that exist, expired
+    /// ones included.
+    async fn stored_items(&self, keys: &[&str]) -> Result<Vec<Item>> {
+        self.batch()
             .get(
                 keys.iter().map(|k| payload_key(k)).collect(),
                 KEYS_PER_BATCH,
-                None,
             )
-            .await?;
+            .await
+    }
+
+    /// The live payload items of `keys` (no duplicates), by key.
+    async fn payload_items(&self, keys: &[&str]) -> Result<HashMap<String, Item>> {
+        let found = self.stored_items(keys).await?;
         let now = now_ms();
         Ok(found
             .into_iter()
@@ -327,7 +331,7 @@ impl DynamoStore {
             .collect();
         let mut pieces: HashMap<String, HashMap<String, Bytes>> = HashMap::new();
         if !wanted.is_empty() {
-            for piece in self.batch().get(wanted, PIECES_PER_BATCH, None).await? {
+            for piece in self.batch().get(wanted, PIECES_PER_BATCH).await? {
                 let (Some(key), Some(sort)) = (string(&piece, KEY), string(&piece, SORT)) else {
                     continue;
                 };
@@ -531,15 +535,7 @@ impl KeyValueStore for DynamoStore {
             return Ok(0);
         }
         check_keys(keys.iter().copied())?;
-        let keys = unique(keys);
-        let found = self
-            .batch()
-            .get(
-                keys.iter().map(|k| payload_key(k)).collect(),
-                KEYS_PER_BATCH,
-                None,
-            )
-            .await?;
+        let found = self.stored_items(&unique(keys)).await?;
         let now = now_ms();
         let mut existed = 0;
         let mut writes = Vec::new();
