@@ -48,10 +48,10 @@ pub struct ChannelCase {
     pub applies: fn(&ChannelCapabilities) -> Result<(), &'static str>,
     /// Runs it.
     pub run: fn(ChannelHarness) -> BoxFuture<'static, CaseResult>,
-    /// It loads the server so much (10,000 messages) that cases running
-    /// beside it could time out on a slow one: [`Conformance`] runs such
-    /// cases first, one at a time, while the server is fresh, then the
-    /// others.
+    /// It loads the server so much (10,000 messages) that it runs by
+    /// itself: [`Conformance`] runs such cases first, one at a time, then
+    /// the others, so that neither slows the other down and what the case
+    /// measures (how many handlers ran at once) is the backend's.
     ///
     /// [`Conformance`]: crate::testkit::Conformance
     pub alone: bool,

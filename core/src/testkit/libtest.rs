@@ -4,7 +4,7 @@ use std::sync::Arc;
 use libtest_mimic::{Arguments, Failed, Trial};
 
 use super::harness::{ChannelFactory, StoreFactory, StoreHarness};
-use super::report::{case_timeout, channel_harness, guarded, guarded_for, CaseOutcome};
+use super::report::{channel_harness, guarded, CaseOutcome};
 use super::{channel_cases, store_cases};
 
 /// Runs the conformance suites under the standard test output, one test
@@ -97,7 +97,7 @@ impl Conformance {
                         let harness = channel_harness(factory.as_ref(), payloads.as_deref())
                             .await
                             .map_err(|e| Failed::from(format!("the factory failed: {e}")))?;
-                        outcome(guarded_for(case_timeout(&case), (case.run)(harness)).await)
+                        outcome(guarded((case.run)(harness)).await)
                     })
                 }));
             }

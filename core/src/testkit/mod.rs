@@ -41,7 +41,7 @@ pub use harness::{ChannelFactory, ChannelHarness, StoreFactory, StoreHarness};
 pub use libtest::Conformance;
 pub use report::{
     run_channel_suite, run_channel_suite_with, run_store_suite, CaseOutcome, CaseReport,
-    SuiteReport, ALONE_CASE_TIMEOUT, CASE_TIMEOUT,
+    SuiteReport, CASE_TIMEOUT,
 };
 pub use store_cases::*;
 pub use wait::{eventually, unique_uri, EVENTUALLY};

@@ -12,11 +12,6 @@ use super::store_cases::store_cases;
 
 /// Longest a case may run before it is reported as failed.
 pub const CASE_TIMEOUT: Duration = Duration::from_secs(120);
-/// Longest a case that runs alone ([`ChannelCase::alone`]: 10,000
-/// messages) may run: a slow broker takes minutes for it.
-///
-/// [`ChannelCase::alone`]: super::ChannelCase::alone
-pub const ALONE_CASE_TIMEOUT: Duration = Duration::from_secs(360);
 
 /// How one case ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,14 +92,7 @@ impl fmt::Display for SuiteReport {
 }
 
 pub(crate) async fn guarded(run: BoxFuture<'static, CaseResult>) -> CaseOutcome {
-    guarded_for(CASE_TIMEOUT, run).await
-}
-
-/// [`guarded`], with a timeout of its own.
-pub(crate) async fn guarded_for(
-    timeout: Duration,
-    run: BoxFuture<'static, CaseResult>,
-) -> CaseOutcome {
+    let timeout = CASE_TIMEOUT;
     // Run on its own task, so that a panic in the backend is a failure of
     // this case rather than of the suite.
     match tokio::time::timeout(timeout, tokio::spawn(run)).await {
@@ -112,15 +100,6 @@ pub(crate) async fn guarded_for(
         Ok(Err(join)) => CaseOutcome::Failed(format!("panicked: {join}")),
         Ok(Ok(Err(failure))) => CaseOutcome::Failed(failure.to_string()),
         Ok(Ok(Ok(()))) => CaseOutcome::Passed,
-    }
-}
-
-/// How long a channel case may run.
-pub(crate) fn case_timeout(case: &super::ChannelCase) -> Duration {
-    if case.alone {
-        ALONE_CASE_TIMEOUT
-    } else {
-        CASE_TIMEOUT
     }
 }
 
@@ -141,7 +120,7 @@ pub async fn run_channel_suite_with(
             Err(e) => CaseOutcome::Failed(format!("the factory failed: {e}")),
             Ok(h) => match (case.applies)(&h.channel.capabilities()) {
                 Err(why) => CaseOutcome::NotApplicable(why.to_owned()),
-                Ok(()) => guarded_for(case_timeout(&case), (case.run)(h)).await,
+                Ok(()) => guarded((case.run)(h)).await,
             },
         };
         cases.push(CaseReport {
