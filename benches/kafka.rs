@@ -9,15 +9,15 @@
 //!   through one `Producer` (at most 512 sends in flight).
 //! * `produce/raw-rdkafka`: 10,000 records with the same value size and
 //!   headers, sent through a `FutureProducer`, at most 512 in flight.
-//! * `end-to-end/*`: produce 2,000, then read them in a group (the raw
+//! * `end-to-end/*`: produce 10,000, then read them in a group (the raw
 //!   baseline: a `StreamConsumer`, one commit at the end; event-backbone: a
 //!   consumer that fetches payloads, handles and acknowledges each).
 //!
 //! Each iteration writes to a topic of its own and deletes it afterwards,
-//! untimed: tansu, the broker CI uses, gets slower as its database grows.
-//! End to end uses 2,000 events because tansu's first fetch of a partition
-//! grows faster than linearly with its length (about 1 s for 2,000 records,
-//! 20 s for 10,000), which would measure tansu rather than the clients.
+//! untimed, so that no iteration reads a store the others filled. Start
+//! tansu with `scripts/start-kafka`: without the header index the script
+//! adds, tansu's fetches scan every header in its store for each record,
+//! and the end-to-end rows would measure that scan rather than the clients.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +35,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
 const EVENTS: usize = 10_000;
-const E2E_EVENTS: usize = 2_000;
+const E2E_EVENTS: usize = 10_000;
 const WINDOW: usize = 512;
 
 fn brokers() -> String {
