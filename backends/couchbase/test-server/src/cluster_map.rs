@@ -6,12 +6,17 @@ use serde_json::{json, Value};
 /// vBuckets in a bucket's map, as in Couchbase Server on Linux.
 pub const VBUCKETS: usize = 1024;
 
+/// The management (HTTP) port the configurations name. Nothing listens
+/// there: the SDKs need a value (the Rust SDK names nodes after it) and
+/// use HTTP only when KV bootstrap fails.
+pub const MGMT_PORT: u16 = 8091;
+
 /// The cluster-wide configuration (no bucket selected).
 pub fn cluster(host: &str, port: u16) -> Value {
     json!({
         "rev": 1,
         "revEpoch": 1,
-        "nodesExt": [{"services": {"kv": port}, "thisNode": true, "hostname": host}],
+        "nodesExt": [{"services": {"kv": port, "mgmt": MGMT_PORT}, "thisNode": true, "hostname": host}],
         "clusterCapabilitiesVer": [1, 0],
         "clusterCapabilities": {"n1ql": []},
     })
@@ -24,7 +29,7 @@ pub fn bucket(host: &str, port: u16, bucket: &str) -> Value {
         "name": bucket,
         "uuid": format!("{:032x}", fnv1a(bucket.as_bytes())),
         "nodeLocator": "vbucket",
-        "nodes": [{"hostname": format!("{host}:8091"), "ports": {"direct": port}}],
+        "nodes": [{"hostname": format!("{host}:{MGMT_PORT}"), "ports": {"direct": port}}],
         "vBucketServerMap": {
             "hashAlgorithm": "CRC",
             "numReplicas": 0,
@@ -57,6 +62,10 @@ mod tests {
         let c = bucket("127.0.0.1", 11210, "b");
         assert_eq!(c["name"], "b");
         assert_eq!(c["nodesExt"][0]["services"]["kv"], 11210);
+        assert_eq!(
+            c["nodesExt"][0]["services"]["mgmt"], MGMT_PORT,
+            "the Rust SDK needs one"
+        );
         assert_eq!(c["nodes"][0]["ports"]["direct"], 11210);
         assert_eq!(c["vBucketServerMap"]["serverList"][0], "127.0.0.1:11210");
         let map = c["vBucketServerMap"]["vBucketMap"].as_array().unwrap();
