@@ -130,12 +130,11 @@
 //! | `kafka` | Kafka channel on rdkafka, one topic per stream (`event_backbone::kafka`) |
 //! | `mongodb` | MongoDB store on the official driver, one document per payload key (`event_backbone::mongodb`) |
 //! | `dynamodb` | DynamoDB store on aws-sdk-dynamodb, one item per payload key, large values in pieces (`event_backbone::dynamodb`; Rust 1.94.1) |
+//! | `couchbase` | Couchbase store on the official SDK, one binary document per payload key (`event_backbone::couchbase`) |
 //! | `json` | the JSON codec ([`Codec::Json`](crate::Codec)) |
 //! | `testkit` | the conformance kit for your own backends (`event_backbone::testkit`) |
 //! | `full` | every feature (Rust 1.94.1, for `dynamodb`) |
 //!
-//! Further backends (Couchbase) are added as features of this crate as they
-//! land; see the changelog.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -179,6 +178,13 @@ pub mod mongodb {
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb {
     pub use event_backbone_dynamodb::*;
+}
+
+/// The Couchbase backend (feature `couchbase`): a store, one binary
+/// document per payload key.
+#[cfg(feature = "couchbase")]
+pub mod couchbase {
+    pub use event_backbone_couchbase::*;
 }
 
 /// The README's examples, compiled and run as doc tests so that it stays true.

@@ -1,20 +1,22 @@
 //! Any stream with any store: the typed shipment-tracking flow on the Redis
-//! channel and on the Kafka channel, with the payloads in MongoDB and in
-//! DynamoDB (the personal class in a collection or table of its own),
-//! against the real servers (`scripts/start-redis`, `scripts/start-kafka`,
-//! `scripts/start-mongodb`, `scripts/start-dynamodb`).
+//! channel and on the Kafka channel, with the payloads in MongoDB, in
+//! DynamoDB and in Couchbase (the personal class in a collection or table
+//! of its own), against the real servers (`scripts/start-redis`,
+//! `scripts/start-kafka`, `scripts/start-mongodb`, `scripts/start-dynamodb`)
+//! and the project's Couchbase KV test server (`scripts/start-couchbase`).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use event_backbone::couchbase::{Couchbase, CouchbaseConfig, CouchbaseStore};
 use event_backbone::dynamodb::{Dynamo, DynamoConfig, DynamoStore};
 use event_backbone::kafka::{Kafka, KafkaConfig, KafkaStreamChannel};
 use event_backbone::mongodb::{Mongo, MongoConfig, MongoStore};
 use event_backbone::redis::{Redis, RedisConfig, RedisStreamChannel};
 use event_backbone::{
-    event_contract, Consumer, ConsumerContext, HandlerError, KeyValueStore, Producer, SegmentClass,
-    StreamChannel,
+    event_contract, Consumer, ConsumerContext, Fields, HandlerError, KeyValueStore, Producer,
+    PutItem, SegmentClass, StoreCapabilities, StreamChannel,
 };
 use serde::{Deserialize, Serialize};
 
@@ -248,6 +250,82 @@ async fn with_dynamodb(channel: Arc<dyn StreamChannel>, name: &str) {
     }
 }
 
+/// A store that notes the keys written through it, to find them again in
+/// a store that cannot list its keys.
+#[derive(Debug)]
+struct Noting {
+    inner: Arc<dyn KeyValueStore>,
+    keys: Mutex<BTreeSet<String>>,
+}
+
+#[async_trait::async_trait]
+impl KeyValueStore for Noting {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    fn capabilities(&self) -> StoreCapabilities {
+        self.inner.capabilities()
+    }
+    async fn put_many(&self, items: &[PutItem]) -> event_backbone::Result<()> {
+        self.keys
+            .lock()
+            .unwrap()
+            .extend(items.iter().map(|i| i.key.clone()));
+        self.inner.put_many(items).await
+    }
+    async fn get_many(&self, keys: &[&str]) -> event_backbone::Result<Vec<Option<Fields>>> {
+        self.inner.get_many(keys).await
+    }
+    async fn delete_many(&self, keys: &[&str]) -> event_backbone::Result<u64> {
+        self.inner.delete_many(keys).await
+    }
+}
+
+async fn couchbase(collection: &str) -> Couchbase {
+    let config = match std::env::var_os(event_backbone::couchbase::CONNSTR_VAR) {
+        Some(_) => CouchbaseConfig::from_env().unwrap(),
+        None => CouchbaseConfig::from_url("couchbase://127.0.0.1")
+            .unwrap()
+            .credentials("event-backbone", "event-backbone-test")
+            .bucket("event-backbone"),
+    };
+    Couchbase::connect(config.collection("app", collection))
+        .await
+        .unwrap_or_else(|e| panic!("{e}; run scripts/start-couchbase"))
+}
+
+/// The flow with the payloads in Couchbase, the collections
+/// `app.payloads` and `app.personal`: six keys in each, each in its own
+/// collection only.
+async fn with_couchbase(channel: Arc<dyn StreamChannel>, name: &str) {
+    let (payloads, personal) = (couchbase("payloads").await, couchbase("personal").await);
+    let noting = |c: &Couchbase| {
+        Arc::new(Noting {
+            inner: Arc::new(CouchbaseStore::new(c)),
+            keys: Mutex::new(BTreeSet::new()),
+        })
+    };
+    let (normal_store, personal_store) = (noting(&payloads), noting(&personal));
+    shipment_flow(channel, name, normal_store.clone(), personal_store.clone()).await;
+    for (store, own, other, what) in [
+        (&normal_store, &payloads, &personal, "payload keys"),
+        (&personal_store, &personal, &payloads, "personal keys"),
+    ] {
+        let keys = store.keys.lock().unwrap().clone();
+        assert_eq!(keys.len(), 6, "{what}: {keys:?}");
+        for key in &keys {
+            assert!(
+                own.collection().get(key, None).await.is_ok(),
+                "{what}: {key} missing"
+            );
+            assert!(
+                other.collection().get(key, None).await.is_err(),
+                "{what}: {key} is in the other collection too"
+            );
+        }
+    }
+}
+
 async fn redis_channel() -> Arc<dyn StreamChannel> {
     let config = RedisConfig::from_endpoint(
         &var_or("REDIS_EVENT_SOURCE_ENDPOINT", "127.0.0.1:6379"),
@@ -287,4 +365,14 @@ async fn shipment_tracking_on_redis_with_the_dynamodb_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shipment_tracking_on_kafka_with_the_dynamodb_store() {
     with_dynamodb(kafka_channel().await, "kafka").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipment_tracking_on_redis_with_the_couchbase_store() {
+    with_couchbase(redis_channel().await, "redis").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipment_tracking_on_kafka_with_the_couchbase_store() {
+    with_couchbase(kafka_channel().await, "kafka").await;
 }
