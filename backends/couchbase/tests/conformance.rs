@@ -22,6 +22,15 @@ async fn store() -> event_backbone_core::Result<Arc<dyn KeyValueStore>> {
 }
 
 fn main() -> ExitCode {
+    if std::env::var_os(event_backbone_couchbase::CONNSTR_VAR).is_none() {
+        // Said plainly on every run: passing here is not passing on a
+        // real Couchbase Server.
+        eprintln!(
+            "couchbase: NOT RUN AGAINST A REAL COUCHBASE SERVER: this run uses the project's \
+             KV test server (backends/couchbase/test-server); set COUCHBASE_EVENT_SOURCE_CONNSTR, \
+             _USER, _PASS and _BUCKET to run the same suite against one"
+        );
+    }
     Conformance::new(BACKEND)
         .store(store)
         .channel(|| async { Ok(Arc::new(MemoryChannel::new()) as Arc<dyn StreamChannel>) })
