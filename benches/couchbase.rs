@@ -26,10 +26,9 @@ use criterion::{criterion_group, Criterion};
 use event_backbone::couchbase::document::{Payload, BINARY_FLAGS};
 use event_backbone::couchbase::sdk::options::kv_options::ReplaceOptions;
 use event_backbone::couchbase::{Couchbase, CouchbaseConfig, CouchbaseStore, CONNSTR_VAR};
-use event_backbone::redis::{Redis, RedisConfig, RedisHashStore, RedisStreamChannel};
-use event_backbone::{KeyValueStore, PutItem, StreamChannel};
+use event_backbone::{KeyValueStore, PutItem};
 use futures_util::{StreamExt, TryStreamExt};
-use stores::{end_to_end, items, sampled, timed, BATCH, E2E_EVENTS};
+use stores::{items, sampled, timed, BATCH};
 
 /// Operations in flight, the store's default concurrency.
 const IN_FLIGHT: usize = 64;
@@ -187,31 +186,7 @@ fn benches(c: &mut Criterion) {
     });
     group.finish();
 
-    let redis = rt.block_on(async {
-        Redis::connect(RedisConfig::from_url(&workload::url()).unwrap())
-            .await
-            .expect("a Redis server (scripts/start-redis)")
-    });
-    let channel: Arc<dyn StreamChannel> = Arc::new(RedisStreamChannel::new(&redis));
-    let redis_store: Arc<dyn KeyValueStore> = Arc::new(RedisHashStore::new(&redis));
-    let mut group = sampled(c, "end-to-end", 30, E2E_EVENTS);
-    group.bench_function("redis-channel-couchbase-store", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, || {
-                let (channel, store) = (channel.clone(), store.clone() as Arc<dyn KeyValueStore>);
-                Box::pin(end_to_end(channel, store))
-            })
-        })
-    });
-    group.bench_function("redis-channel-redis-store", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, || {
-                let (channel, store) = (channel.clone(), redis_store.clone());
-                Box::pin(end_to_end(channel, store))
-            })
-        })
-    });
-    group.finish();
+    stores::end_to_end_on_redis(c, &rt, "couchbase", store.clone() as Arc<dyn KeyValueStore>);
 }
 
 criterion_group!(couchbase_benches, benches);

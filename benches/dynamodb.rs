@@ -33,10 +33,9 @@ use event_backbone::dynamodb::sdk::types::{
     AttributeValue, KeysAndAttributes, PutRequest, WriteRequest,
 };
 use event_backbone::dynamodb::{Dynamo, DynamoConfig, DynamoStore, ENDPOINT_VAR};
-use event_backbone::redis::{Redis, RedisConfig, RedisHashStore, RedisStreamChannel};
-use event_backbone::{KeyValueStore, PutItem, StreamChannel};
+use event_backbone::{KeyValueStore, PutItem};
 use futures_util::{stream, StreamExt};
-use stores::{end_to_end, items, sampled, timed, BATCH, E2E_EVENTS};
+use stores::{items, sampled, timed, BATCH};
 use workload::unique;
 
 const CONCURRENCY: usize = 16;
@@ -279,31 +278,7 @@ fn benches(c: &mut Criterion) {
     });
     group.finish();
 
-    let redis = rt.block_on(async {
-        Redis::connect(RedisConfig::from_url(&workload::url()).unwrap())
-            .await
-            .expect("a Redis server (scripts/start-redis)")
-    });
-    let channel: Arc<dyn StreamChannel> = Arc::new(RedisStreamChannel::new(&redis));
-    let redis_store: Arc<dyn KeyValueStore> = Arc::new(RedisHashStore::new(&redis));
-    let mut group = sampled(c, "end-to-end", 30, E2E_EVENTS);
-    group.bench_function("redis-channel-dynamodb-store", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, || {
-                let (channel, store) = (channel.clone(), store.clone() as Arc<dyn KeyValueStore>);
-                Box::pin(end_to_end(channel, store))
-            })
-        })
-    });
-    group.bench_function("redis-channel-redis-store", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, || {
-                let (channel, store) = (channel.clone(), redis_store.clone());
-                Box::pin(end_to_end(channel, store))
-            })
-        })
-    });
-    group.finish();
+    stores::end_to_end_on_redis(c, &rt, "dynamodb", store.clone() as Arc<dyn KeyValueStore>);
     rt.block_on(async {
         for t in [&table, &raw_table] {
             let _ = dynamo.client().delete_table().table_name(t).send().await;

@@ -26,10 +26,9 @@ use criterion::{criterion_group, Criterion};
 use event_backbone::mongodb::driver::bson::spec::BinarySubtype;
 use event_backbone::mongodb::driver::bson::{doc, Binary, Bson, Document};
 use event_backbone::mongodb::{Mongo, MongoConfig, MongoStore, URI_VAR};
-use event_backbone::redis::{Redis, RedisConfig, RedisHashStore, RedisStreamChannel};
-use event_backbone::{KeyValueStore, PutItem, StreamChannel};
+use event_backbone::{KeyValueStore, PutItem};
 use futures_util::TryStreamExt;
-use stores::{end_to_end, items, sampled, timed, BATCH, E2E_EVENTS};
+use stores::{items, sampled, timed, BATCH};
 use workload::unique;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -170,31 +169,7 @@ fn benches(c: &mut Criterion) {
     });
     group.finish();
 
-    let redis = rt.block_on(async {
-        Redis::connect(RedisConfig::from_url(&workload::url()).unwrap())
-            .await
-            .expect("a Redis server (scripts/start-redis)")
-    });
-    let channel: Arc<dyn StreamChannel> = Arc::new(RedisStreamChannel::new(&redis));
-    let redis_store: Arc<dyn KeyValueStore> = Arc::new(RedisHashStore::new(&redis));
-    let mut group = sampled(c, "end-to-end", 30, E2E_EVENTS);
-    group.bench_function("redis-channel-mongodb-store", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, || {
-                let (channel, store) = (channel.clone(), store.clone() as Arc<dyn KeyValueStore>);
-                Box::pin(end_to_end(channel, store))
-            })
-        })
-    });
-    group.bench_function("redis-channel-redis-store", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, || {
-                let (channel, store) = (channel.clone(), redis_store.clone());
-                Box::pin(end_to_end(channel, store))
-            })
-        })
-    });
-    group.finish();
+    stores::end_to_end_on_redis(c, &rt, "mongodb", store.clone() as Arc<dyn KeyValueStore>);
     rt.block_on(async {
         for c in [&collection, &raw_collection] {
             let _ = mongo.database().collection::<Document>(c).drop().await;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
+use event_backbone::redis::{Redis, RedisConfig, RedisHashStore, RedisStreamChannel};
 use event_backbone::{
     Consumer, ConsumerContext, Fields, HandlerError, KeyValueStore, Producer, PutItem,
     StreamChannel,
@@ -108,4 +109,37 @@ pub fn sampled<'c>(
         .measurement_time(Duration::from_secs(seconds));
     group.throughput(Throughput::Elements(elements as u64));
     group
+}
+
+/// The `end-to-end` group: 2,000 events on the Redis channel with their
+/// payloads in `store` (`redis-channel-{name}-store`), and with them in the
+/// Redis store (`redis-channel-redis-store`), in the same run.
+pub fn end_to_end_on_redis(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    store: Arc<dyn KeyValueStore>,
+) {
+    let redis = rt.block_on(async {
+        Redis::connect(RedisConfig::from_url(&crate::workload::url()).unwrap())
+            .await
+            .expect("a Redis server (scripts/start-redis)")
+    });
+    let channel: Arc<dyn StreamChannel> = Arc::new(RedisStreamChannel::new(&redis));
+    let redis_store: Arc<dyn KeyValueStore> = Arc::new(RedisHashStore::new(&redis));
+    let mut group = sampled(c, "end-to-end", 30, E2E_EVENTS);
+    for (label, store) in [
+        (format!("redis-channel-{name}-store"), store),
+        ("redis-channel-redis-store".to_owned(), redis_store),
+    ] {
+        group.bench_function(label, |b| {
+            b.iter_custom(|iters| {
+                timed(rt, iters, || {
+                    let (channel, store) = (channel.clone(), store.clone());
+                    Box::pin(end_to_end(channel, store))
+                })
+            })
+        });
+    }
+    group.finish();
 }
