@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from couchbase.auth import PasswordAuthenticator
 from couchbase.cluster import Cluster
+from couchbase.diagnostics import ServiceType
 from couchbase.exceptions import (
     AuthenticationException,
     CasMismatchException,
@@ -30,6 +31,7 @@ from couchbase.options import (
     InsertOptions,
     ReplaceOptions,
     UpsertOptions,
+    WaitUntilReadyOptions,
 )
 from couchbase.transcoder import RawBinaryTranscoder
 
@@ -45,7 +47,9 @@ def connect(password):
         kv_timeout=timedelta(seconds=5), connect_timeout=timedelta(seconds=10)
     )
     cluster = Cluster(CONNSTR, ClusterOptions(PasswordAuthenticator(USER, password), timeout_options=timeouts))
-    cluster.wait_until_ready(timedelta(seconds=10))
+    # KV only: the server has no management (HTTP) service, and waiting for
+    # one would take the whole timeout.
+    cluster.wait_until_ready(timedelta(seconds=10), WaitUntilReadyOptions(service_types=[ServiceType.KeyValue]))
     return cluster
 
 
