@@ -220,14 +220,7 @@ fn benches(c: &mut Criterion) {
     });
 
     let mut group = sampled(c, "put-many", 20, BATCH);
-    group.bench_function("event-backbone", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, || {
-                let (store, batch) = (store.clone(), batch.clone());
-                Box::pin(async move { store.put_many(&batch).await.unwrap() })
-            })
-        })
-    });
+    stores::store_put_many(&mut group, &rt, &store, &batch);
     group.bench_function("raw-batch-write-item", |b| {
         b.iter_custom(|iters| {
             timed(&rt, iters, || {
@@ -253,18 +246,7 @@ fn benches(c: &mut Criterion) {
 
     let keys: Arc<Vec<String>> = Arc::new(batch.iter().map(|i| i.key.clone()).collect());
     let mut group = sampled(c, "get-many", 20, BATCH);
-    group.bench_function("event-backbone", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, || {
-                let (store, keys) = (store.clone(), keys.clone());
-                Box::pin(async move {
-                    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                    let got = store.get_many(&keys).await.unwrap();
-                    assert!(got.iter().all(Option::is_some));
-                })
-            })
-        })
-    });
+    stores::store_get_many(&mut group, &rt, &store, &keys);
     group.bench_function("raw-batch-get-item", |b| {
         b.iter_custom(|iters| {
             timed(&rt, iters, || {

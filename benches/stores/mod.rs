@@ -143,3 +143,45 @@ pub fn end_to_end_on_redis(
     }
     group.finish();
 }
+
+/// A criterion group of this module's kind.
+pub type Group<'c> = criterion::BenchmarkGroup<'c, criterion::measurement::WallTime>;
+
+/// The store's row of a `put-many` group: `put_many` of `batch`.
+pub fn store_put_many<S: KeyValueStore + ?Sized>(
+    group: &mut Group<'_>,
+    rt: &tokio::runtime::Runtime,
+    store: &Arc<S>,
+    batch: &Arc<Vec<PutItem>>,
+) {
+    group.bench_function("event-backbone", |b| {
+        b.iter_custom(|iters| {
+            timed(rt, iters, || {
+                let (store, batch) = (store.clone(), batch.clone());
+                Box::pin(async move { store.put_many(&batch).await.unwrap() })
+            })
+        })
+    });
+}
+
+/// The store's row of a `get-many` group: `get_many` of `keys`, every one
+/// found.
+pub fn store_get_many<S: KeyValueStore + ?Sized>(
+    group: &mut Group<'_>,
+    rt: &tokio::runtime::Runtime,
+    store: &Arc<S>,
+    keys: &Arc<Vec<String>>,
+) {
+    group.bench_function("event-backbone", |b| {
+        b.iter_custom(|iters| {
+            timed(rt, iters, || {
+                let (store, keys) = (store.clone(), keys.clone());
+                Box::pin(async move {
+                    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                    let got = store.get_many(&keys).await.unwrap();
+                    assert!(got.iter().all(Option::is_some));
+                })
+            })
+        })
+    });
+}
