@@ -227,6 +227,89 @@ pub enum Error {
         stream: String,
     },
 
+    /// A master key or subject key that cannot be read (the error never
+    /// holds the text).
+    #[error("invalid {what}: {reason}")]
+    InvalidSecret {
+        /// Which secret, and the variable it came from.
+        what: String,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+
+    /// The key vault holds something it cannot use: a wrapped key that
+    /// does not open with this master key, a record of another kind.
+    #[error("key vault: {reason}")]
+    KeyVault {
+        /// What was found, and what to check.
+        reason: String,
+    },
+
+    /// A message names a data subject, but the producer has no key vault to
+    /// seal its personal segments with.
+    #[error(
+        "message {operation:?} names a data subject, but the producer has no key vault to \
+         seal its personal data with: add `.personal_data(...)` to the producer builder"
+    )]
+    SubjectWithoutVault {
+        /// The operation of the message.
+        operation: String,
+    },
+
+    /// A message has personal data but names no data subject, and the
+    /// producer's personal-data settings require one.
+    #[error(
+        "segment {segment:?} of message {operation:?} is personal data (class {class:?}) but \
+         the message names no data subject: call `.subject(...)` on it (or mark a parameter \
+         `#[subject]`), or leave out `.require_subject()`"
+    )]
+    MissingSubject {
+        /// The operation of the message.
+        operation: String,
+        /// The first personal segment.
+        segment: String,
+        /// Its class.
+        class: String,
+    },
+
+    /// A header only the producer may set was set by hand.
+    #[error(
+        "header {header:?} is set by the producer (from `.subject(...)`); do not set it \
+         yourself (message {operation:?})"
+    )]
+    ReservedHeader {
+        /// The header.
+        header: &'static str,
+        /// The operation of the message.
+        operation: String,
+    },
+
+    /// A segment sealed with its data subject's key, read by a consumer
+    /// without a key vault.
+    #[error(
+        "segment {segment:?} of message {message_id} is sealed with the key of its data \
+         subject, and this reader has no key vault: add `.personal_data(...)` to the \
+         consumer builder"
+    )]
+    Sealed {
+        /// The segment name.
+        segment: String,
+        /// The message id.
+        message_id: String,
+    },
+
+    /// A sealed segment that does not open with its subject's key: moved
+    /// from another message or altered.
+    #[error("segment {segment:?} of message {message_id} cannot be opened: {reason}")]
+    Unsealable {
+        /// The segment name.
+        segment: String,
+        /// The message id.
+        message_id: String,
+        /// Why it does not open.
+        reason: String,
+    },
+
     /// A consumer's task ended abnormally (it panicked or was aborted).
     #[error("consumer of stream {stream:?} (group {group:?}) ended abnormally: {reason}")]
     ConsumerAborted {

@@ -60,6 +60,7 @@ pub mod interceptor;
 pub mod memory;
 mod message;
 pub mod names;
+pub mod privacy;
 pub mod producer;
 pub mod retry;
 pub mod store;

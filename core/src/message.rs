@@ -14,6 +14,8 @@ pub struct Message {
     pub(crate) entry_id: EntryId,
     pub(crate) metadata: Metadata,
     pub(crate) segments: Segments,
+    /// Sealed segments this reader could not open (it has no key vault).
+    pub(crate) sealed: Vec<String>,
 }
 
 impl Message {
@@ -23,6 +25,7 @@ impl Message {
             entry_id,
             metadata,
             segments,
+            sealed: Vec::new(),
         }
     }
 
@@ -62,14 +65,61 @@ impl Message {
     }
 
     /// Segments the index names but the message does not carry: data of
-    /// its own class (e.g. `personal`) whose key was erased or expired.
+    /// its own class (e.g. `personal`) whose payload key expired or was
+    /// deleted, or whose data subject was erased
+    /// ([`crate::privacy`]).
     pub fn erased_segments(&self) -> Vec<&str> {
         self.metadata
             .segments
             .iter()
-            .filter(|s| self.segments.get(&s.name).is_none())
+            .filter(|s| self.segments.get(&s.name).is_none() && !self.is_sealed(&s.name))
             .map(|s| s.name.as_str())
             .collect()
+    }
+
+    /// Sealed segments this reader could not open because it has no key
+    /// vault (`.personal_data(...)` on its builder). Reading one is
+    /// [`Error::Sealed`].
+    pub fn sealed_segments(&self) -> Vec<&str> {
+        self.sealed.iter().map(String::as_str).collect()
+    }
+
+    fn is_sealed(&self, name: &str) -> bool {
+        self.sealed.iter().any(|s| s == name)
+    }
+
+    fn sealed_error(&self, name: &str) -> Error {
+        Error::Sealed {
+            segment: name.to_owned(),
+            message_id: self.metadata.message_id.to_string(),
+        }
+    }
+
+    /// Decodes a segment that may have been erased: `None` when the index
+    /// names it and its data is gone (expired, deleted, subject erased).
+    /// Unlike [`Message::optional_segment`], a segment the index does not
+    /// name is an error, and so is one sealed for a reader without a key
+    /// vault. Typed contracts decode `#[personal]` parameters with it.
+    pub fn erasable_segment<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
+        if self.segments.get(name).is_some() {
+            return self.optional_segment(name);
+        }
+        if self.is_sealed(name) {
+            return Err(self.sealed_error(name));
+        }
+        if self.metadata.segment(name).is_some() {
+            return Ok(None);
+        }
+        Err(self.missing(name))
+    }
+
+    fn missing(&self, name: &str) -> Error {
+        Error::MissingSegment {
+            segment: name.to_owned(),
+            operation: self.metadata.operation.clone(),
+            message_id: self.metadata.message_id.to_string(),
+            available: self.segments.names().map(str::to_owned).collect(),
+        }
     }
 
     /// The codec the message was written with.
@@ -81,18 +131,16 @@ impl Message {
     /// message and the segments it has.
     pub fn segment<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
         self.optional_segment(name)?
-            .ok_or_else(|| Error::MissingSegment {
-                segment: name.to_owned(),
-                operation: self.metadata.operation.clone(),
-                message_id: self.metadata.message_id.to_string(),
-                available: self.segments.names().map(str::to_owned).collect(),
-            })
+            .ok_or_else(|| self.missing(name))
     }
 
     /// Decodes one segment, `None` if the message has no segment of that
-    /// name.
+    /// name (a sealed one this reader cannot open is [`Error::Sealed`]).
     pub fn optional_segment<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
         let Some(bytes) = self.segments.bytes(name) else {
+            if self.is_sealed(name) {
+                return Err(self.sealed_error(name));
+            }
             return Ok(None);
         };
         self.codec()?

@@ -23,10 +23,11 @@ use crate::endpoint::{Endpoint, Resolved};
 use crate::envelope::SegmentClass;
 use crate::interceptor::ConsumerInterceptor;
 use crate::names::validate;
+use crate::privacy::{AsSubject, Erasure, PersonalData, SubjectExport};
 use crate::retry::RetryPolicy;
 use crate::store::KeyValueStore;
 use crate::store_set::DEFAULT_STORE;
-use crate::Result;
+use crate::{Error, Result};
 
 /// Builds a consumer (or a replay stream, or a receiver); from
 /// [`super::Consumer::builder`].
@@ -62,6 +63,7 @@ pub struct ConsumerBuilder {
     cancellation: Option<CancellationToken>,
     fallback: Fallback,
     interceptors: Vec<Arc<dyn ConsumerInterceptor>>,
+    personal: Option<PersonalData>,
 }
 
 impl Default for ConsumerBuilder {
@@ -86,6 +88,7 @@ impl Default for ConsumerBuilder {
             cancellation: None,
             fallback: Fallback::DeadLetter,
             interceptors: Vec::new(),
+            personal: None,
         }
     }
 }
@@ -291,6 +294,48 @@ impl ConsumerBuilder {
         self
     }
 
+    /// The key vault and subject key to open sealed personal segments
+    /// with ([`crate::privacy`]). Without it, a sealed segment is left out
+    /// of its message ([`Message::sealed_segments`](crate::Message::sealed_segments))
+    /// and reading it is [`Error::Sealed`](crate::Error::Sealed).
+    pub fn personal_data(mut self, personal: PersonalData) -> Self {
+        self.personal = Some(personal);
+        self
+    }
+
+    /// Everything the stream holds about one data subject (GDPR article 15,
+    /// right of access): each of its messages with the segments of classes
+    /// other than `normal`, opened, in stream order. Needs
+    /// [`Self::personal_data`]. Reads the whole stream, comparing subject
+    /// hashes in the metadata, and fetches payloads only for the subject's
+    /// messages.
+    pub async fn export_subject(mut self, subject: impl AsSubject) -> Result<SubjectExport> {
+        let source = self.source()?;
+        let personal = self.required_personal("export a subject")?;
+        crate::privacy::export(&source, &personal, subject, self.batch_size).await
+    }
+
+    /// Erases a data subject (GDPR article 17) and deletes what it can find
+    /// of its data in this stream: first the subject's data keys
+    /// ([`PersonalData::erase_subject`], which alone makes every sealed copy
+    /// unreadable), then, to free their space, the payload keys of its
+    /// messages' segments of classes other than `normal`. Needs
+    /// [`Self::personal_data`]. Idempotent.
+    pub async fn erase_subject(mut self, subject: impl AsSubject) -> Result<Erasure> {
+        let source = self.source()?;
+        let personal = self.required_personal("erase a subject")?;
+        crate::privacy::erase(&source, &personal, subject, self.batch_size).await
+    }
+
+    fn required_personal(&self, what: &str) -> Result<PersonalData> {
+        self.personal.clone().ok_or_else(|| {
+            Error::config(
+                "consumer",
+                format!("to {what}, give the personal-data settings: `.personal_data(...)`"),
+            )
+        })
+    }
+
     fn source(&mut self) -> Result<Source> {
         let Resolved {
             channel,
@@ -303,6 +348,7 @@ impl ConsumerBuilder {
             address,
             interceptors: std::mem::take(&mut self.interceptors),
             retry: self.backend_retry.clone(),
+            personal: self.personal.clone(),
         })
     }
 

@@ -48,8 +48,10 @@ impl DeadLetters<'_> {
         let mut copy = original.clone();
         // The copy gets its own id: pin the payload keys of the original.
         copy.pin_locations();
+        // A copy of a copy names the first message: sealed segments are
+        // bound to its id.
         copy.origin = Origin::Copy {
-            original: original.message_id,
+            original: original.original_id(),
         };
         copy.message_id = MessageId::new();
         self.stamp(&mut copy.headers, entry, deliveries, reason);

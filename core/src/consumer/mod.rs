@@ -14,7 +14,7 @@ mod receiver;
 mod redelivery;
 mod replay;
 mod runtime;
-mod source;
+pub(crate) mod source;
 
 pub use crate::message::Message;
 pub use builder::ConsumerBuilder;

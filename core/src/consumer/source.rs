@@ -9,6 +9,8 @@ use crate::address::StreamAddress;
 use crate::channel::{EntryId, StreamChannel};
 use crate::envelope::{Metadata, SegmentClass, SegmentLocation, SegmentRef, Segments};
 use crate::interceptor::ConsumerInterceptor;
+use crate::privacy::opening::BatchSubjects;
+use crate::privacy::PersonalData;
 use crate::retry::RetryPolicy;
 use crate::store::Fields;
 use crate::store_set::StoreSet;
@@ -22,6 +24,7 @@ pub(crate) struct Source {
     pub(crate) address: StreamAddress,
     pub(crate) interceptors: Vec<Arc<dyn ConsumerInterceptor>>,
     pub(crate) retry: RetryPolicy,
+    pub(crate) personal: Option<PersonalData>,
 }
 
 impl fmt::Debug for Source {
@@ -63,13 +66,26 @@ impl Source {
                 .run("fetching payloads", || store.get_many(&keys))
                 .await
         });
-        let mut fetched: Vec<Vec<Option<Fields>>> =
-            futures_util::future::try_join_all(fetches).await?;
+        // The data keys of the batch's subjects, read while the payloads
+        // are fetched.
+        let mut subjects = BatchSubjects::of(entries.iter().map(|(_, m)| m));
+        let (mut fetched, keys): (Vec<Vec<Option<Fields>>>, _) = futures_util::future::try_join(
+            futures_util::future::try_join_all(fetches),
+            subjects.keys(self.personal.as_ref(), &self.retry),
+        )
+        .await?;
+        let keys = self.personal.as_ref().map(|_| keys.as_slice());
 
         let mut out = Vec::with_capacity(entries.len());
-        for ((entry_id, metadata), places) in entries.into_iter().zip(places) {
-            let message = match assemble(&metadata, &places, &mut fetched) {
-                Ok(segments) => self.intercept(entry_id, metadata, segments).await,
+        for (i, ((entry_id, metadata), places)) in entries.into_iter().zip(places).enumerate() {
+            let opened = assemble(&metadata, &places, &mut fetched).and_then(|mut segments| {
+                let sealed = subjects.open(i, &metadata, &mut segments, keys)?;
+                Ok((segments, sealed))
+            });
+            let message = match opened {
+                Ok((segments, sealed)) => {
+                    self.intercept(entry_id, metadata, segments, sealed).await
+                }
                 Err(error) => Err(LoadFailure {
                     entry_id,
                     metadata,
@@ -140,6 +156,7 @@ impl Source {
         entry_id: EntryId,
         metadata: Metadata,
         mut segments: Segments,
+        sealed: Vec<String>,
     ) -> Result<Message, LoadFailure> {
         for interceptor in &self.interceptors {
             if let Err(source) = interceptor.on_receive(&metadata, &mut segments).await {
@@ -153,7 +170,9 @@ impl Source {
                 });
             }
         }
-        Ok(Message::new(entry_id, metadata, segments))
+        let mut message = Message::new(entry_id, metadata, segments);
+        message.sealed = sealed;
+        Ok(message)
     }
 }
 

@@ -105,6 +105,15 @@ impl Metadata {
         self.headers.get(PARTITION_KEY_HEADER).map(String::as_str)
     }
 
+    /// The id of the original message: this message's own id, or for a
+    /// copy (a dead letter, a forwarded message) the id it is a copy of.
+    pub fn original_id(&self) -> MessageId {
+        match &self.origin {
+            Origin::Copy { original } => *original,
+            Origin::Original => self.message_id,
+        }
+    }
+
     /// The index entry of one segment.
     pub fn segment(&self, name: &str) -> Option<&SegmentRef> {
         self.segments.iter().find(|s| s.name == name)

@@ -9,6 +9,7 @@ use crate::codec::Codec;
 use crate::endpoint::{Endpoint, Resolved};
 use crate::envelope::SegmentClass;
 use crate::interceptor::ProducerInterceptor;
+use crate::privacy::PersonalData;
 use crate::retry::RetryPolicy;
 use crate::store::KeyValueStore;
 use crate::store_set::DEFAULT_STORE;
@@ -34,6 +35,7 @@ pub struct ProducerBuilder {
     interceptors: Vec<Arc<dyn ProducerInterceptor>>,
     payload_ttl: Option<Duration>,
     max_batch: Option<usize>,
+    personal: Option<PersonalData>,
 }
 
 impl ProducerBuilder {
@@ -102,6 +104,16 @@ impl ProducerBuilder {
         self
     }
 
+    /// The key vault and subject key for personal data
+    /// ([`crate::privacy`]): a message that names its data subject
+    /// (`.subject(...)`) has its personal segments sealed with the
+    /// subject's key. A message that names a subject without this is
+    /// refused ([`Error::SubjectWithoutVault`](crate::Error::SubjectWithoutVault)).
+    pub fn personal_data(mut self, personal: PersonalData) -> Self {
+        self.personal = Some(personal);
+        self
+    }
+
     /// Most messages per batch (default 256).
     pub fn max_batch(mut self, max: usize) -> Self {
         self.max_batch = Some(max);
@@ -130,6 +142,7 @@ impl ProducerBuilder {
             self.interceptors,
             self.payload_ttl,
             self.max_batch.unwrap_or(256),
+            self.personal,
         );
         Ok(Producer {
             targets: vec![Arc::new(target)].into(),

@@ -6,6 +6,7 @@ use super::outgoing::OutgoingMessage;
 use super::receipt::Receipt;
 use super::Producer;
 use crate::envelope::{MessageId, Origin, SegmentClass, Segments};
+use crate::privacy::{AsSubject, Subject};
 use crate::Result;
 
 impl Producer {
@@ -92,6 +93,16 @@ impl<'p> MessageBuilder<'p> {
     /// and in consumers with per-key ordering.
     pub fn partition_key(self, key: impl Into<String>) -> Self {
         self.header(crate::envelope::PARTITION_KEY_HEADER, key)
+    }
+
+    /// Names the data subject, the person the message's personal data
+    /// belongs to: its personal segments are sealed with that person's key
+    /// and can be erased with it ([`crate::privacy`]). The stream carries a
+    /// keyed hash of the id, never the id. `None` (of an `Option`) names no
+    /// one. Needs `.personal_data(...)` on the producer.
+    pub fn subject(mut self, subject: impl AsSubject) -> Self {
+        self.message.subject = Subject::new(subject);
+        self
     }
 
     /// Marks the message as a copy of `original`.

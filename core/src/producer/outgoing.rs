@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::envelope::{Origin, Segments};
+use crate::privacy::Subject;
 
 /// A message before it is sent: operation, version, segments and the
 /// optional metadata a sender may set.
@@ -25,6 +26,9 @@ pub struct OutgoingMessage {
     pub traceparent: Option<String>,
     /// Free headers.
     pub headers: BTreeMap<String, String>,
+    /// The data subject its personal data belongs to (hashed into the
+    /// metadata, never written as is; see [`crate::privacy`]).
+    pub subject: Option<Subject>,
 }
 
 impl OutgoingMessage {
@@ -39,6 +43,7 @@ impl OutgoingMessage {
             causation_id: None,
             traceparent: None,
             headers: BTreeMap::new(),
+            subject: None,
         }
     }
 }

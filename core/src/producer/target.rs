@@ -15,6 +15,8 @@ use crate::clock::now_ms;
 use crate::codec::Codec;
 use crate::envelope::{MessageId, Metadata, SegmentClass, SegmentLocation, SegmentRef, Segments};
 use crate::interceptor::ProducerInterceptor;
+use crate::privacy::sealing::seal_message;
+use crate::privacy::{PersonalData, SUBJECT_HEADER};
 use crate::retry::RetryPolicy;
 use crate::store::{Fields, PutItem};
 use crate::store_set::StoreSet;
@@ -27,6 +29,7 @@ pub(crate) struct Target {
     codec: Codec,
     interceptors: Vec<Arc<dyn ProducerInterceptor>>,
     payload_ttl: Option<Duration>,
+    personal: Option<PersonalData>,
     queue: OnceLock<mpsc::Sender<Job>>,
 }
 
@@ -41,6 +44,7 @@ impl Target {
         interceptors: Vec<Arc<dyn ProducerInterceptor>>,
         payload_ttl: Option<Duration>,
         max_batch: usize,
+        personal: Option<PersonalData>,
     ) -> Self {
         Self {
             destination: Arc::new(Destination {
@@ -54,6 +58,7 @@ impl Target {
             codec,
             interceptors,
             payload_ttl,
+            personal,
             queue: OnceLock::new(),
         }
     }
@@ -70,18 +75,36 @@ impl Target {
             self.interceptors.clone(),
             self.payload_ttl,
             d.max_batch,
+            self.personal.clone(),
         )
     }
 
     pub(crate) async fn send(
         &self,
         message_id: MessageId,
-        message: OutgoingMessage,
+        mut message: OutgoingMessage,
     ) -> Result<SentEntry> {
+        let subject = message.subject.take();
         let (mut metadata, mut segments) = self.envelope(message_id, message);
         if !self.interceptors.is_empty() {
             // Boxed: a producer without interceptors keeps a small future.
             Box::pin(self.intercept(&mut metadata, &mut segments)).await?;
+        }
+        if subject.is_some() || self.personal.is_some() {
+            // Boxed too: a producer without personal data keeps its future
+            // small.
+            Box::pin(seal_message(
+                self.personal.as_ref(),
+                subject.as_ref(),
+                &mut metadata,
+                &mut segments,
+            ))
+            .await?;
+        } else if metadata.headers.contains_key(SUBJECT_HEADER) {
+            return Err(Error::ReservedHeader {
+                header: SUBJECT_HEADER,
+                operation: metadata.operation,
+            });
         }
         let job = self.place(metadata, segments);
         let (reply, answer) = oneshot::channel();

@@ -1,0 +1,98 @@
+//! Data keys: one per data subject (or a few, when producers made them at
+//! the same moment), each with an id that sealed segments name.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::secret::{decode_hex, encode_hex, fill_random, Key32};
+use crate::{Error, Result};
+
+/// The id of a [`DataKey`]: 8 random bytes, written in every segment it
+/// sealed, shown as 16 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId([u8; 8]);
+
+impl KeyId {
+    /// The id's bytes.
+    pub fn as_bytes(&self) -> &[u8; 8] {
+        &self.0
+    }
+
+    /// An id from its bytes.
+    pub fn from_bytes(bytes: [u8; 8]) -> Self {
+        Self(bytes)
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&encode_hex(&self.0))
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+impl FromStr for KeyId {
+    type Err = Error;
+
+    /// Reads the 16 hex digits of [`KeyId`]'s `Display`.
+    fn from_str(text: &str) -> Result<Self> {
+        let mut bytes = [0u8; 8];
+        decode_hex(text, &mut bytes).ok_or_else(|| Error::KeyVault {
+            reason: format!("{text:?} is not a data key id; expected 16 hex digits"),
+        })?;
+        Ok(Self(bytes))
+    }
+}
+
+/// The key that seals one data subject's personal segments
+/// (XChaCha20-Poly1305, 256 bits). Wiped from memory when dropped; `Debug`
+/// shows its id only.
+#[derive(Clone)]
+pub struct DataKey {
+    id: KeyId,
+    key: Key32,
+}
+
+impl DataKey {
+    /// A new random key with a new random id.
+    pub fn generate() -> Self {
+        let mut id = [0u8; 8];
+        fill_random(&mut id);
+        Self {
+            id: KeyId(id),
+            key: Key32::random(),
+        }
+    }
+
+    /// A key from its id and bytes (a custom vault that unwrapped it).
+    pub fn new(id: KeyId, bytes: [u8; 32]) -> Self {
+        Self {
+            id,
+            key: Key32::new(bytes),
+        }
+    }
+
+    /// The key's id.
+    pub fn id(&self) -> KeyId {
+        self.id
+    }
+
+    /// The key's bytes: for a custom vault to wrap, never for a log.
+    pub fn expose_bytes(&self) -> &[u8; 32] {
+        self.key.bytes()
+    }
+}
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataKey")
+            .field("id", &self.id)
+            .field("key", &self.key)
+            .finish()
+    }
+}

@@ -1,0 +1,161 @@
+//! Export (GDPR article 15, right of access): every personal segment of one
+//! data subject in a stream, opened.
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use super::scan::subject_entries;
+use super::subject::{AsSubject, SubjectHash};
+use super::PersonalData;
+use crate::channel::EntryId;
+use crate::codec::Codec;
+use crate::consumer::source::Source;
+use crate::envelope::{MessageId, SegmentClass, Segments};
+use crate::{Error, Result};
+
+/// What a stream holds about one data subject: from
+/// [`ConsumerBuilder::export_subject`](crate::ConsumerBuilder::export_subject).
+#[derive(Clone, Debug)]
+pub struct SubjectExport {
+    subject: Option<SubjectHash>,
+    streams: Vec<String>,
+    messages: Vec<ExportedMessage>,
+}
+
+impl SubjectExport {
+    /// The subject's hash (`None` when the export named no subject).
+    pub fn subject(&self) -> Option<SubjectHash> {
+        self.subject
+    }
+
+    /// The streams read.
+    pub fn streams(&self) -> &[String] {
+        &self.streams
+    }
+
+    /// The subject's messages, in stream order (after [`Self::merge`], by
+    /// production time).
+    pub fn messages(&self) -> &[ExportedMessage] {
+        &self.messages
+    }
+
+    /// The messages, owned.
+    pub fn into_messages(self) -> Vec<ExportedMessage> {
+        self.messages
+    }
+
+    /// One export of several streams: the messages of both, ordered by
+    /// production time.
+    pub fn merge(mut self, other: SubjectExport) -> SubjectExport {
+        self.streams.extend(other.streams);
+        self.messages.extend(other.messages);
+        self.messages
+            .sort_by_key(|m| (m.produced_at_ms, m.message_id.to_string()));
+        self.subject = self.subject.or(other.subject);
+        self
+    }
+}
+
+/// One message of a [`SubjectExport`]: its identity, time and personal
+/// segments (every class but `normal`), opened.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ExportedMessage {
+    /// The stream it is in.
+    pub stream: String,
+    /// Its entry id there.
+    pub entry_id: EntryId,
+    /// The message id.
+    pub message_id: MessageId,
+    /// The operation.
+    pub operation: String,
+    /// The operation version.
+    pub version: u32,
+    /// When it was produced, in milliseconds since the Unix epoch.
+    pub produced_at_ms: u64,
+    /// The content type of the segments' encoding.
+    pub content_type: String,
+    /// The personal segments that are still there.
+    pub segments: Segments,
+    /// Personal segments that are gone (expired or deleted).
+    pub erased: Vec<String>,
+}
+
+impl ExportedMessage {
+    /// Decodes one personal segment.
+    pub fn segment<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
+        let bytes = self
+            .raw_segment(name)
+            .ok_or_else(|| Error::MissingSegment {
+                segment: name.to_owned(),
+                operation: self.operation.clone(),
+                message_id: self.message_id.to_string(),
+                available: self.segments.names().map(str::to_owned).collect(),
+            })?;
+        Codec::from_content_type(&self.content_type)?.decode_segment(
+            name,
+            &self.operation,
+            &self.message_id.to_string(),
+            bytes,
+        )
+    }
+
+    /// The bytes of one personal segment.
+    pub fn raw_segment(&self, name: &str) -> Option<&Bytes> {
+        self.segments.bytes(name)
+    }
+}
+
+pub(crate) async fn export(
+    source: &Source,
+    personal: &PersonalData,
+    subject: impl AsSubject,
+    page: usize,
+) -> Result<SubjectExport> {
+    let stream = source.stream().to_owned();
+    let Some(id) = subject.subject_id() else {
+        return Ok(SubjectExport {
+            subject: None,
+            streams: vec![stream],
+            messages: Vec::new(),
+        });
+    };
+    let hash = personal.subject_hash(&id);
+    let entries = subject_entries(source, &hash, page).await?;
+    let mut messages = Vec::with_capacity(entries.len());
+    let mut entries = entries.into_iter().peekable();
+    while entries.peek().is_some() {
+        let chunk: Vec<_> = entries.by_ref().take(page.max(1)).collect();
+        for loaded in source.load(chunk).await? {
+            let message = loaded.map_err(Error::from)?;
+            let erased = message
+                .erased_segments()
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            let metadata = message.metadata();
+            let segments: Segments = message
+                .segments()
+                .iter()
+                .filter(|(_, s)| s.class != SegmentClass::NORMAL)
+                .map(|(name, s)| (name.to_owned(), s.clone()))
+                .collect();
+            messages.push(ExportedMessage {
+                stream: stream.clone(),
+                entry_id: message.entry_id().clone(),
+                message_id: metadata.message_id,
+                operation: metadata.operation.clone(),
+                version: metadata.version,
+                produced_at_ms: metadata.produced_at_ms,
+                content_type: metadata.content_type.clone(),
+                segments,
+                erased,
+            });
+        }
+    }
+    Ok(SubjectExport {
+        subject: Some(hash),
+        streams: vec![stream],
+        messages,
+    })
+}

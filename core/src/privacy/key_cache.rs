@@ -1,0 +1,203 @@
+//! The sealing side's cache of data keys: bounded in size and in age, and
+//! made once per subject however many sends ask at the same moment.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::OnceCell;
+
+use super::data_key::DataKey;
+use super::subject::SubjectHash;
+use crate::Result;
+
+pub(crate) struct KeyCache {
+    state: Mutex<State>,
+    capacity: usize,
+    ttl: Duration,
+}
+
+#[derive(Default)]
+struct State {
+    slots: HashMap<SubjectHash, Slot>,
+    /// Insertion order, oldest first: (subject, generation of its slot).
+    order: VecDeque<(SubjectHash, u64)>,
+    next_generation: u64,
+}
+
+struct Slot {
+    key: Arc<OnceCell<DataKey>>,
+    made: Instant,
+    generation: u64,
+}
+
+impl KeyCache {
+    pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            capacity,
+            ttl,
+        }
+    }
+
+    /// The cached key of `subject`, or the one `make` gives (made once for
+    /// all callers waiting on this subject; a failure is not cached).
+    pub(crate) async fn get_or_make<F, Fut>(
+        &self,
+        subject: &SubjectHash,
+        make: F,
+    ) -> Result<DataKey>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<DataKey>>,
+    {
+        if self.capacity == 0 || self.ttl.is_zero() {
+            return make().await;
+        }
+        let cell = self.slot(subject);
+        cell.get_or_try_init(make).await.cloned()
+    }
+
+    fn slot(&self, subject: &SubjectHash) -> Arc<OnceCell<DataKey>> {
+        let now = Instant::now();
+        let mut state = self.state.lock().expect("key cache lock");
+        if let Some(slot) = state.slots.get(subject) {
+            if now.duration_since(slot.made) < self.ttl {
+                return slot.key.clone();
+            }
+        }
+        while state.slots.len() >= self.capacity {
+            let Some((oldest, generation)) = state.order.pop_front() else {
+                break;
+            };
+            if state
+                .slots
+                .get(&oldest)
+                .is_some_and(|s| s.generation == generation)
+            {
+                state.slots.remove(&oldest);
+            }
+        }
+        let generation = state.next_generation;
+        state.next_generation += 1;
+        let key = Arc::new(OnceCell::new());
+        state.slots.insert(
+            *subject,
+            Slot {
+                key: key.clone(),
+                made: now,
+                generation,
+            },
+        );
+        state.order.push_back((*subject, generation));
+        // Replaced slots leave stale entries in `order`; keep it bounded.
+        if state.order.len() > self.capacity.saturating_mul(2) {
+            let slots = &state.slots;
+            let live: VecDeque<(SubjectHash, u64)> = state
+                .order
+                .iter()
+                .filter(|(s, g)| slots.get(s).is_some_and(|slot| slot.generation == *g))
+                .copied()
+                .collect();
+            state.order = live;
+        }
+        key
+    }
+
+    /// Forgets a subject's key (it was erased).
+    pub(crate) fn forget(&self, subject: &SubjectHash) {
+        self.state
+            .lock()
+            .expect("key cache lock")
+            .slots
+            .remove(subject);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.state.lock().unwrap().slots.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::privacy::SubjectKey;
+
+    #[tokio::test]
+    async fn a_key_is_made_once_for_concurrent_callers_and_the_cache_is_bounded() {
+        let cache = Arc::new(KeyCache::new(3, Duration::from_secs(60)));
+        let subjects = SubjectKey::generate();
+        let made = Arc::new(AtomicUsize::new(0));
+        let ann = subjects.hash("ann");
+        let calls = (0..20).map(|_| {
+            let (cache, made) = (cache.clone(), made.clone());
+            async move {
+                cache
+                    .get_or_make(&ann, || async move {
+                        made.fetch_add(1, Ordering::SeqCst);
+                        tokio::task::yield_now().await;
+                        Ok(DataKey::generate())
+                    })
+                    .await
+                    .unwrap()
+                    .id()
+            }
+        });
+        let ids = futures_util::future::join_all(calls).await;
+        assert_eq!(made.load(Ordering::SeqCst), 1);
+        assert!(ids.iter().all(|id| *id == ids[0]));
+
+        for name in ["b", "c", "d", "e"] {
+            let s = subjects.hash(name);
+            cache
+                .get_or_make(&s, || async { Ok(DataKey::generate()) })
+                .await
+                .unwrap();
+        }
+        assert_eq!(cache.len(), 3);
+        // Ann was the oldest: evicted, she gets a key made anew.
+        let fresh = || async { Ok(DataKey::generate()) };
+        let remade = cache.get_or_make(&ann, fresh).await.unwrap();
+        assert_ne!(remade.id(), ids[0]);
+        assert_eq!(
+            cache.get_or_make(&ann, fresh).await.unwrap().id(),
+            remade.id()
+        );
+        cache.forget(&ann);
+        let again = cache.get_or_make(&ann, fresh).await.unwrap();
+        assert_ne!(again.id(), remade.id());
+    }
+
+    #[tokio::test]
+    async fn entries_expire_and_failures_are_not_kept() {
+        let cache = KeyCache::new(10, Duration::from_millis(30));
+        let ann = SubjectKey::generate().hash("ann");
+        let failed = cache
+            .get_or_make(&ann, || async {
+                Err(crate::Error::KeyVault {
+                    reason: "down".into(),
+                })
+            })
+            .await;
+        assert!(failed.is_err());
+        let first = cache
+            .get_or_make(&ann, || async { Ok(DataKey::generate()) })
+            .await
+            .unwrap();
+        let cached = cache
+            .get_or_make(&ann, || async { Ok(DataKey::generate()) })
+            .await
+            .unwrap();
+        assert_eq!(first.id(), cached.id());
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let later = cache
+            .get_or_make(&ann, || async { Ok(DataKey::generate()) })
+            .await
+            .unwrap();
+        assert_ne!(first.id(), later.id());
+    }
+}

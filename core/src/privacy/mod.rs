@@ -1,0 +1,219 @@
+//! Personal data (GDPR articles 15 and 17): data subjects, crypto-shredding,
+//! erasure and export.
+//!
+//! A message may name its **data subject**, the person its personal data
+//! belongs to (`.subject(id)` on the message builder, `#[subject]` on a
+//! contract parameter). The producer then:
+//!
+//! * writes the subject's keyed hash ([`SubjectHash`], HMAC-SHA-256 under
+//!   the [`SubjectKey`]) into the header [`SUBJECT_HEADER`], never the id;
+//! * seals every segment whose class is not `normal` (`#[personal]` and any
+//!   class of your own) with the subject's [`DataKey`]: XChaCha20-Poly1305,
+//!   a fresh random nonce per segment, associated data binding it to the
+//!   subject, the message id and the segment name.
+//!
+//! Data keys live in a [`KeyVault`]: [`StoreKeyVault`] keeps them on any
+//! [`KeyValueStore`](crate::KeyValueStore), wrapped by the application's
+//! [`MasterKey`]. **Erasing** a subject deletes its keys: from then on every
+//! sealed segment of that person is unreadable in every stream, store, copy
+//! and backup. A reader shows such a message without them
+//! ([`Message::erased_segments`](crate::Message::erased_segments)), and
+//! typed contracts decode it with `None` or the type's default for the
+//! erased parameters, so a replay rebuilds everyone else's state exactly.
+//!
+//! After an erasure, a message sent for the same subject gets a new key:
+//! erasure forgets what was, it does not forbid what comes (a person may
+//! come back). A producer in another process may still hold the erased key
+//! in its cache for up to [`StoreKeyVault::cache_ttl`]; what it seals then
+//! is shredded with that key.
+//!
+//! Personal segments of a message that names **no subject** are stored as
+//! before, unsealed, under a key of their own class: they can be expired
+//! (`payload_ttl`) or deleted, but not shredded.
+//! [`PersonalData::require_subject`] makes such a send an error.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use event_backbone_core::memory::{MemoryChannel, MemoryStore};
+//! use event_backbone_core::privacy::{MasterKey, PersonalData, SubjectKey};
+//! use event_backbone_core::{Consumer, Producer, StreamPosition};
+//! use futures_util::StreamExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> event_backbone_core::Result<()> {
+//! let (channel, store) = (Arc::new(MemoryChannel::new()), Arc::new(MemoryStore::new()));
+//! let personal = PersonalData::on_store(store.clone(), MasterKey::generate(), SubjectKey::generate());
+//! let producer = Producer::builder()
+//!     .channel(channel.clone())
+//!     .store(store.clone())
+//!     .personal_data(personal.clone())
+//!     .uri("users")
+//!     .build()?;
+//! for user in ["ann", "bob"] {
+//!     producer
+//!         .message("registered")
+//!         .subject(user)
+//!         .segment("plan", "pro")?
+//!         .personal("email", &format!("{user}@example.com"))?
+//!         .send()
+//!         .await?;
+//! }
+//! assert!(personal.erase_subject("ann").await?);
+//!
+//! let reader = || Consumer::builder().channel(channel.clone()).store(store.clone())
+//!     .personal_data(personal.clone()).uri("users");
+//! let messages: Vec<_> = reader().replay(StreamPosition::Start)?.collect().await;
+//! let (ann, bob) = (messages[0].as_ref().unwrap(), messages[1].as_ref().unwrap());
+//! assert_eq!(ann.erased_segments(), ["email"]);
+//! assert_eq!(ann.segment::<String>("plan")?, "pro");
+//! assert_eq!(bob.segment::<String>("email")?, "bob@example.com");
+//!
+//! let export = reader().export_subject("bob").await?;
+//! assert_eq!(export.messages().len(), 1);
+//! assert_eq!(export.messages()[0].segment::<String>("email")?, "bob@example.com");
+//! # Ok(()) }
+//! ```
+
+mod data_key;
+mod erasure;
+mod export;
+mod key_cache;
+mod master_key;
+pub(crate) mod opening;
+mod scan;
+mod seal;
+pub(crate) mod sealing;
+mod secret;
+mod store_vault;
+mod subject;
+mod vault;
+
+pub use data_key::{DataKey, KeyId};
+pub(crate) use erasure::erase;
+pub use erasure::Erasure;
+pub(crate) use export::export;
+pub use export::{ExportedMessage, SubjectExport};
+pub use master_key::MasterKey;
+pub use seal::SEAL_OVERHEAD;
+pub use store_vault::{StoreKeyVault, DEFAULT_VAULT_PREFIX};
+pub use subject::{AsSubject, SubjectHash, SubjectKey, SUBJECT_HEADER};
+pub use vault::KeyVault;
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::store::KeyValueStore;
+use crate::Result;
+
+/// A data subject's id as a message carries it on its way to the
+/// producer, which hashes it. `Debug` shows `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Subject(String);
+
+impl Subject {
+    /// The subject named by `id`, `None` if it names none (`None::<T>`).
+    pub fn new(id: impl AsSubject) -> Option<Self> {
+        id.subject_id().map(|s| Self(s.into_owned()))
+    }
+
+    /// The id itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Subject(***)")
+    }
+}
+
+/// What producers and consumers need to protect personal data: the
+/// [`KeyVault`] of data keys and the [`SubjectKey`] subjects are hashed
+/// with. Give the same settings to every producer, consumer, eraser and
+/// exporter of a system (`.personal_data(...)` on their builders).
+///
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct PersonalData {
+    vault: Arc<dyn KeyVault>,
+    subjects: Arc<SubjectKey>,
+    require_subject: bool,
+}
+
+impl PersonalData {
+    /// Settings with a vault of your own.
+    pub fn new(vault: Arc<dyn KeyVault>, subject_key: SubjectKey) -> Self {
+        Self {
+            vault,
+            subjects: Arc::new(subject_key),
+            require_subject: false,
+        }
+    }
+
+    /// Settings with a [`StoreKeyVault`] on `store`.
+    pub fn on_store(
+        store: Arc<dyn KeyValueStore>,
+        master_key: MasterKey,
+        subject_key: SubjectKey,
+    ) -> Self {
+        Self::new(Arc::new(StoreKeyVault::new(store, master_key)), subject_key)
+    }
+
+    /// Settings with a [`StoreKeyVault`] on `store`, the keys read from
+    /// [`MasterKey::ENV`] and [`SubjectKey::ENV`] (64 hex digits each).
+    pub fn from_env(store: Arc<dyn KeyValueStore>) -> Result<Self> {
+        Ok(Self::on_store(
+            store,
+            MasterKey::from_env()?,
+            SubjectKey::from_env()?,
+        ))
+    }
+
+    /// Producers refuse a message with personal data (a segment of a class
+    /// other than `normal`) that names no subject
+    /// ([`Error::MissingSubject`](crate::Error::MissingSubject)).
+    pub fn require_subject(mut self) -> Self {
+        self.require_subject = true;
+        self
+    }
+
+    /// Whether [`PersonalData::require_subject`] is set.
+    pub fn requires_subject(&self) -> bool {
+        self.require_subject
+    }
+
+    /// The keyed hash of a subject id, as messages carry it.
+    pub fn subject_hash(&self, subject: &str) -> SubjectHash {
+        self.subjects.hash(subject)
+    }
+
+    /// The vault.
+    pub fn vault(&self) -> &Arc<dyn KeyVault> {
+        &self.vault
+    }
+
+    /// Erases a subject: deletes its data keys, so that every segment
+    /// sealed with them is unreadable from now on, everywhere. Returns
+    /// whether it had a key. Idempotent, and safe while producers and
+    /// consumers run. To also delete the payload keys it can find (and
+    /// free their space), use
+    /// [`ConsumerBuilder::erase_subject`](crate::ConsumerBuilder::erase_subject).
+    pub async fn erase_subject(&self, subject: impl AsSubject) -> Result<bool> {
+        let Some(id) = subject.subject_id() else {
+            return Ok(false);
+        };
+        let hash = self.subject_hash(&id);
+        tracing::info!(subject = %hash, "erasing a data subject's keys");
+        self.vault.erase(&hash).await
+    }
+}
+
+impl fmt::Debug for PersonalData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PersonalData")
+            .field("vault", &self.vault)
+            .field("subject_key", &self.subjects)
+            .field("require_subject", &self.require_subject)
+            .finish()
+    }
+}

@@ -1,0 +1,181 @@
+//! Sealed segments: a personal segment's bytes encrypted with its subject's
+//! data key, bound to the message and the segment name.
+//!
+//! Layout: `0xEB`, the format byte `1`, the 8-byte key id, the 24-byte
+//! nonce, then the XChaCha20-Poly1305 ciphertext and its 16-byte tag. The
+//! associated data is a fixed prefix, the subject hash, the message id (of
+//! the original message, for a copy) and the segment name, so a sealed
+//! segment moved into another message, under another name or to another
+//! subject does not open.
+
+use bytes::Bytes;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+
+use super::data_key::{DataKey, KeyId};
+use super::secret::fill_random;
+use super::subject::SubjectHash;
+use crate::envelope::MessageId;
+
+const MAGIC: u8 = 0xEB;
+const FORMAT: u8 = 1;
+const HEADER: usize = 2 + 8 + 24;
+/// Bytes a sealed segment has on top of its plain bytes.
+pub const SEAL_OVERHEAD: usize = HEADER + 16;
+const AD_PREFIX: &[u8] = b"event-backbone segment v1\0";
+
+/// What a segment is sealed for: its subject, message and name.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SealedFor<'a> {
+    pub(crate) subject: &'a SubjectHash,
+    pub(crate) message: &'a MessageId,
+    pub(crate) segment: &'a str,
+}
+
+impl SealedFor<'_> {
+    fn associated_data(&self) -> Vec<u8> {
+        let mut ad = Vec::with_capacity(AD_PREFIX.len() + 32 + self.segment.len());
+        ad.extend_from_slice(AD_PREFIX);
+        ad.extend_from_slice(self.subject.as_bytes());
+        ad.extend_from_slice(self.message.as_uuid().as_bytes());
+        ad.extend_from_slice(self.segment.as_bytes());
+        ad
+    }
+}
+
+fn cipher(key: &DataKey) -> XChaCha20Poly1305 {
+    XChaCha20Poly1305::new_from_slice(key.expose_bytes()).expect("a 32-byte key")
+}
+
+/// Seals plain segment bytes.
+pub(crate) fn seal(key: &DataKey, to: SealedFor<'_>, plain: &[u8]) -> Bytes {
+    let mut nonce = [0u8; 24];
+    fill_random(&mut nonce);
+    let ad = to.associated_data();
+    let sealed = cipher(key)
+        .encrypt(
+            &XNonce::from(nonce),
+            Payload {
+                msg: plain,
+                aad: &ad,
+            },
+        )
+        .expect("encrypting in memory cannot fail");
+    let mut out = Vec::with_capacity(HEADER + sealed.len());
+    out.push(MAGIC);
+    out.push(FORMAT);
+    out.extend_from_slice(key.id().as_bytes());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+    out.into()
+}
+
+/// The id of the key a sealed segment needs, or why the bytes are not a
+/// sealed segment.
+pub(crate) fn key_id(sealed: &[u8]) -> Result<KeyId, String> {
+    if sealed.len() < SEAL_OVERHEAD {
+        return Err(format!(
+            "{} bytes is shorter than a sealed segment ({SEAL_OVERHEAD} bytes at least)",
+            sealed.len()
+        ));
+    }
+    if sealed[0] != MAGIC || sealed[1] != FORMAT {
+        return Err(format!(
+            "expected a sealed segment (bytes eb 01), found {:02x} {:02x}",
+            sealed[0], sealed[1]
+        ));
+    }
+    Ok(KeyId::from_bytes(
+        sealed[2..10].try_into().expect("8 bytes"),
+    ))
+}
+
+/// Opens a sealed segment with its key; the error says why it does not
+/// open.
+pub(crate) fn open(key: &DataKey, to: SealedFor<'_>, sealed: &[u8]) -> Result<Bytes, String> {
+    let id = key_id(sealed)?;
+    if id != key.id() {
+        return Err(format!("sealed with key {id}, not with key {}", key.id()));
+    }
+    let nonce: [u8; 24] = sealed[10..HEADER].try_into().expect("24 bytes");
+    let ad = to.associated_data();
+    cipher(key)
+        .decrypt(
+            &XNonce::from(nonce),
+            Payload {
+                msg: &sealed[HEADER..],
+                aad: &ad,
+            },
+        )
+        .map(Bytes::from)
+        .map_err(|_| {
+            "it does not open with its subject's key: it was sealed for another message, \
+             segment or subject (copied from elsewhere), or altered"
+                .to_owned()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::privacy::SubjectKey;
+
+    #[test]
+    fn a_sealed_segment_opens_only_where_it_was_sealed() {
+        let key = DataKey::generate();
+        let subjects = SubjectKey::generate();
+        let (ann, bob) = (subjects.hash("ann"), subjects.hash("bob"));
+        let (m1, m2) = (MessageId::new(), MessageId::new());
+        let here = SealedFor {
+            subject: &ann,
+            message: &m1,
+            segment: "email",
+        };
+        let sealed = seal(&key, here, b"ann@example.com");
+        assert_eq!(sealed.len(), 15 + SEAL_OVERHEAD);
+        assert_eq!(key_id(&sealed).unwrap(), key.id());
+        assert_eq!(&open(&key, here, &sealed).unwrap()[..], b"ann@example.com");
+        assert!(!sealed.windows(15).any(|w| w == b"ann@example.com"));
+
+        for elsewhere in [
+            SealedFor {
+                message: &m2,
+                ..here
+            },
+            SealedFor {
+                segment: "name",
+                ..here
+            },
+            SealedFor {
+                subject: &bob,
+                ..here
+            },
+        ] {
+            let err = open(&key, elsewhere, &sealed).unwrap_err();
+            assert!(err.contains("sealed for another message"), "{err}");
+        }
+        let other = DataKey::generate();
+        assert!(open(&other, here, &sealed)
+            .unwrap_err()
+            .contains("not with key"));
+        let mut altered = sealed.to_vec();
+        *altered.last_mut().unwrap() ^= 1;
+        assert!(open(&key, here, &altered).is_err());
+        assert!(key_id(b"plain").unwrap_err().contains("shorter"));
+        let mut not_sealed = sealed.to_vec();
+        not_sealed[0] = b'{';
+        assert!(key_id(&not_sealed).unwrap_err().contains("7b 01"));
+    }
+
+    #[test]
+    fn nonces_are_fresh() {
+        let key = DataKey::generate();
+        let (s, m) = (SubjectKey::generate().hash("ann"), MessageId::new());
+        let to = SealedFor {
+            subject: &s,
+            message: &m,
+            segment: "email",
+        };
+        assert_ne!(seal(&key, to, b"x"), seal(&key, to, b"x"));
+    }
+}

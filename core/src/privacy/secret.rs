@@ -1,0 +1,153 @@
+//! The 32-byte secrets of personal-data protection (the master key, the
+//! subject key, a data key): held in memory that is wiped on drop, read from
+//! hex, never shown.
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use crate::config::MASK;
+use crate::{Error, Result};
+
+/// 32 secret bytes, wiped from memory when dropped.
+#[derive(Clone)]
+pub(crate) struct Key32(Zeroizing<[u8; 32]>);
+
+impl Key32 {
+    pub(crate) fn new(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// 32 bytes from the operating system's random source.
+    pub(crate) fn random() -> Self {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        fill_random(bytes.as_mut());
+        Self(bytes)
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Reads 64 hex digits. `what` names the secret in the error, which
+    /// never holds the text itself.
+    pub(crate) fn from_hex(what: &str, text: &str) -> Result<Self> {
+        let text = text.trim();
+        let invalid = |reason: String| Error::InvalidSecret {
+            what: what.to_owned(),
+            reason,
+        };
+        if text.len() != 64 {
+            return Err(invalid(format!(
+                "expected 64 hex digits (32 bytes, e.g. from `openssl rand -hex 32`), found {} \
+                 characters",
+                text.chars().count()
+            )));
+        }
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        decode_hex(text, bytes.as_mut()).ok_or_else(|| {
+            invalid("expected hex digits only (0-9, a-f), found another character".to_owned())
+        })?;
+        Ok(Self(bytes))
+    }
+
+    /// Reads the secret from an environment variable (64 hex digits).
+    pub(crate) fn from_env(what: &str, variable: &str) -> Result<Self> {
+        let what = format!("{what} ({variable})");
+        match std::env::var(variable) {
+            Ok(text) => Self::from_hex(&what, &text),
+            Err(std::env::VarError::NotPresent) => Err(Error::InvalidSecret {
+                what,
+                reason: "the variable is not set; set it to 64 hex digits (e.g. from `openssl \
+                         rand -hex 32`), kept in your secret manager"
+                    .to_owned(),
+            }),
+            Err(std::env::VarError::NotUnicode(_)) => Err(Error::InvalidSecret {
+                what,
+                reason: "the variable is not valid UTF-8; expected 64 hex digits".to_owned(),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for Key32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(MASK)
+    }
+}
+
+/// Fills `out` from the operating system's random source.
+pub(crate) fn fill_random(out: &mut [u8]) {
+    // The OS random source failing is not something a caller can recover
+    // from: a key made without it would not be secret.
+    getrandom::fill(out).expect("the operating system's random source is available");
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn encode_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
+}
+
+/// Decodes `text` (2 digits per byte, either case) into `out`; `None` if
+/// its length or a digit is wrong.
+pub(crate) fn decode_hex(text: &str, out: &mut [u8]) -> Option<()> {
+    let text = text.as_bytes();
+    if text.len() != out.len() * 2 {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = (digit(pair[0])? << 4) | digit(pair[1])?;
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_and_bad_text_is_refused_without_echo() {
+        let key = Key32::random();
+        let text = encode_hex(key.bytes());
+        assert_eq!(Key32::from_hex("k", &text).unwrap().bytes(), key.bytes());
+        assert_eq!(
+            Key32::from_hex("k", &text.to_uppercase()).unwrap().bytes(),
+            key.bytes()
+        );
+        let short = Key32::from_hex("master key", "abcd")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            short.contains("master key") && short.contains("64 hex digits"),
+            "{short}"
+        );
+        assert!(short.contains("found 4 characters"), "{short}");
+        let secret_looking = format!("{}zz", &text[..62]);
+        let bad = Key32::from_hex("k", &secret_looking)
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("hex digits only"), "{bad}");
+        assert!(
+            !bad.contains(&text[..62]),
+            "the error must not echo the secret: {bad}"
+        );
+        assert_eq!(format!("{key:?}"), MASK);
+    }
+
+    #[test]
+    fn random_keys_differ() {
+        assert_ne!(Key32::random().bytes(), Key32::random().bytes());
+    }
+}

@@ -1,0 +1,209 @@
+//! [`StoreKeyVault`]: data keys on any [`KeyValueStore`], wrapped by the
+//! master key.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::data_key::{DataKey, KeyId};
+use super::key_cache::KeyCache;
+use super::master_key::MasterKey;
+use super::subject::SubjectHash;
+use super::vault::KeyVault;
+use crate::store::{Fields, KeyValueStore};
+use crate::Result;
+
+/// The key prefix of a vault's records unless set otherwise.
+pub const DEFAULT_VAULT_PREFIX: &str = "event-backbone.vault";
+
+/// A [`KeyVault`] on a [`KeyValueStore`] (Redis, MongoDB, DynamoDB, the
+/// in-memory store, ...).
+///
+/// One record per subject, under `{prefix}:{subject-hash}`; one field per
+/// data key, named by the key id and holding the key wrapped by the
+/// [`MasterKey`]. Producers that make a subject's first key at the same
+/// moment each add a field, so neither key is lost. Erasing deletes the
+/// record.
+///
+/// The sealing side caches keys (10,000 subjects for 60 s unless set
+/// otherwise); the opening side reads the records of a whole batch with
+/// one `get_many` and caches nothing, so an erasure counts for every batch
+/// read after it.
+///
+/// ```
+/// use std::sync::Arc;
+/// use event_backbone_core::memory::MemoryStore;
+/// use event_backbone_core::privacy::{KeyVault, MasterKey, StoreKeyVault, SubjectKey};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> event_backbone_core::Result<()> {
+/// let vault = StoreKeyVault::new(Arc::new(MemoryStore::new()), MasterKey::generate());
+/// let ann = SubjectKey::generate().hash("ann");
+/// let key = vault.sealing_key(&ann).await?;
+/// assert_eq!(vault.opening_keys(&[ann]).await?[0][0].id(), key.id());
+/// assert!(vault.erase(&ann).await?);
+/// assert!(vault.opening_keys(&[ann]).await?[0].is_empty());
+/// # Ok(()) }
+/// ```
+pub struct StoreKeyVault {
+    store: Arc<dyn KeyValueStore>,
+    master: MasterKey,
+    prefix: String,
+    cache: KeyCache,
+    cache_capacity: usize,
+    cache_ttl: Duration,
+}
+
+impl StoreKeyVault {
+    /// A vault on `store`, its keys wrapped by `master`.
+    pub fn new(store: Arc<dyn KeyValueStore>, master: MasterKey) -> Self {
+        Self::with(
+            store,
+            master,
+            DEFAULT_VAULT_PREFIX.to_owned(),
+            10_000,
+            Duration::from_secs(60),
+        )
+    }
+
+    fn with(
+        store: Arc<dyn KeyValueStore>,
+        master: MasterKey,
+        prefix: String,
+        cache_capacity: usize,
+        cache_ttl: Duration,
+    ) -> Self {
+        Self {
+            store,
+            master,
+            prefix,
+            cache: KeyCache::new(cache_capacity, cache_ttl),
+            cache_capacity,
+            cache_ttl,
+        }
+    }
+
+    /// Puts the records under another prefix (a name without `:`).
+    pub fn key_prefix(self, prefix: &str) -> Result<Self> {
+        let prefix = crate::names::validate("vault key prefix", prefix)?;
+        Ok(Self::with(
+            self.store,
+            self.master,
+            prefix,
+            self.cache_capacity,
+            self.cache_ttl,
+        ))
+    }
+
+    /// How many subjects' sealing keys are cached (0: none).
+    pub fn cache_capacity(self, subjects: usize) -> Self {
+        Self::with(
+            self.store,
+            self.master,
+            self.prefix,
+            subjects,
+            self.cache_ttl,
+        )
+    }
+
+    /// How long a sealing key stays cached. After an erasure, a producer in
+    /// another process may seal with the erased key for up to this long:
+    /// what it seals then is shredded with it. A producer sharing this vault
+    /// forgets the key at once.
+    pub fn cache_ttl(self, ttl: Duration) -> Self {
+        Self::with(
+            self.store,
+            self.master,
+            self.prefix,
+            self.cache_capacity,
+            ttl,
+        )
+    }
+
+    /// The key of a subject's record.
+    pub fn record_key(&self, subject: &SubjectHash) -> String {
+        format!("{}:{subject}", self.prefix)
+    }
+
+    fn open_record(&self, subject: &SubjectHash, fields: &Fields) -> Result<Vec<DataKey>> {
+        fields
+            .iter()
+            .map(|(id, wrapped)| {
+                let id: KeyId = id.parse().map_err(|_| crate::Error::KeyVault {
+                    reason: format!(
+                        "record {:?} has a field {id:?} that is not a data key id (16 hex \
+                         digits): the key is used by something else; give the vault its own \
+                         prefix",
+                        self.record_key(subject)
+                    ),
+                })?;
+                self.master.unwrap(subject, id, wrapped)
+            })
+            .collect()
+    }
+
+    async fn make_sealing_key(&self, subject: &SubjectHash) -> Result<DataKey> {
+        let record = self.record_key(subject);
+        if let Some(fields) = self.store.get(&record).await? {
+            if let Some(key) = self.open_record(subject, &fields)?.into_iter().next() {
+                return Ok(key);
+            }
+        }
+        let key = DataKey::generate();
+        let mut fields = Fields::new();
+        fields.insert(key.id().to_string(), self.master.wrap(subject, &key).into());
+        self.store.put(&record, &fields, None).await?;
+        Ok(key)
+    }
+}
+
+#[async_trait]
+impl KeyVault for StoreKeyVault {
+    fn backend(&self) -> &'static str {
+        self.store.backend()
+    }
+
+    async fn sealing_key(&self, subject: &SubjectHash) -> Result<DataKey> {
+        self.cache
+            .get_or_make(subject, || self.make_sealing_key(subject))
+            .await
+    }
+
+    async fn opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<Vec<DataKey>>> {
+        if subjects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = subjects.iter().map(|s| self.record_key(s)).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let records = self.store.get_many(&keys).await?;
+        subjects
+            .iter()
+            .zip(records)
+            .map(|(subject, record)| match record {
+                Some(fields) => self.open_record(subject, &fields),
+                None => Ok(Vec::new()),
+            })
+            .collect()
+    }
+
+    async fn erase(&self, subject: &SubjectHash) -> Result<bool> {
+        // Forget first: a send racing the delete makes (or reads) a key
+        // anew rather than sealing with the one being erased.
+        self.cache.forget(subject);
+        let existed = self.store.delete(&self.record_key(subject)).await?;
+        self.cache.forget(subject);
+        Ok(existed)
+    }
+}
+
+impl fmt::Debug for StoreKeyVault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreKeyVault")
+            .field("store", &self.store.backend())
+            .field("prefix", &self.prefix)
+            .field("master", &self.master)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("cache_ttl", &self.cache_ttl)
+            .finish()
+    }
+}

@@ -1,0 +1,221 @@
+//! The data subject of a message: the person its personal data belongs to,
+//! and the keyed hash of their id that the stream carries instead of it.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use super::secret::{decode_hex, encode_hex, Key32};
+use crate::{Error, Result};
+
+/// The header that carries a message's [`SubjectHash`] (never the subject
+/// id itself).
+pub const SUBJECT_HEADER: &str = "data-subject";
+
+/// The keyed hash of a data subject's id: HMAC-SHA-256 under the
+/// [`SubjectKey`], truncated to 128 bits and shown as 32 hex digits.
+///
+/// The stream and the key vault hold this hash, never the id: whoever reads
+/// them can tell two messages of one person apart from those of another,
+/// but not who the person is without the subject key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubjectHash([u8; 16]);
+
+impl SubjectHash {
+    /// The hash's bytes.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// A hash from its bytes (as a custom [`KeyVault`](super::KeyVault) may
+    /// store them).
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+}
+
+impl fmt::Display for SubjectHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&encode_hex(&self.0))
+    }
+}
+
+impl fmt::Debug for SubjectHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SubjectHash({self})")
+    }
+}
+
+impl FromStr for SubjectHash {
+    type Err = Error;
+
+    /// Reads the 32 hex digits of [`SubjectHash`]'s `Display`.
+    fn from_str(text: &str) -> Result<Self> {
+        let mut bytes = [0u8; 16];
+        decode_hex(text, &mut bytes).ok_or_else(|| Error::MalformedMetadata {
+            reason: format!(
+                "header {SUBJECT_HEADER:?} holds {text:?}; expected 32 hex digits (a subject hash)"
+            ),
+        })?;
+        Ok(Self(bytes))
+    }
+}
+
+/// The secret that subject ids are hashed with (HMAC-SHA-256): the same on
+/// every producer and wherever subjects are erased or exported, and kept for
+/// as long as the streams are (a new key would not find the old messages).
+///
+/// `Debug` shows `***`.
+///
+/// ```
+/// use event_backbone_core::privacy::SubjectKey;
+/// let key = SubjectKey::from_hex(&"2a".repeat(32))?;
+/// assert_eq!(key.hash("user-42"), key.hash("user-42"));
+/// assert_ne!(key.hash("user-42"), key.hash("user-43"));
+/// assert_eq!(key.hash("user-42").to_string().len(), 32);
+/// assert_eq!(format!("{key:?}"), "SubjectKey(***)");
+/// # Ok::<(), event_backbone_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct SubjectKey(Key32);
+
+impl SubjectKey {
+    /// The environment variable [`SubjectKey::from_env`] reads.
+    pub const ENV: &'static str = "EVENT_BACKBONE_SUBJECT_KEY";
+
+    /// A key from 32 bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Key32::new(bytes))
+    }
+
+    /// A key from 64 hex digits.
+    pub fn from_hex(text: &str) -> Result<Self> {
+        Key32::from_hex("subject key", text).map(Self)
+    }
+
+    /// The key in [`SubjectKey::ENV`] (64 hex digits).
+    pub fn from_env() -> Result<Self> {
+        Self::from_env_var(Self::ENV)
+    }
+
+    /// The key in another environment variable (64 hex digits).
+    pub fn from_env_var(variable: &str) -> Result<Self> {
+        Key32::from_env("subject key", variable).map(Self)
+    }
+
+    /// A new random key (for tests and examples: a real deployment keeps
+    /// one key for the life of its streams).
+    pub fn generate() -> Self {
+        Self(Key32::random())
+    }
+
+    /// The hash of a subject id.
+    pub fn hash(&self, subject: &str) -> SubjectHash {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.bytes())
+            .expect("HMAC takes a key of any length");
+        mac.update(b"event-backbone subject v1\0");
+        mac.update(subject.as_bytes());
+        let full = mac.finalize().into_bytes();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[..16]);
+        SubjectHash(out)
+    }
+}
+
+impl fmt::Debug for SubjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SubjectKey({:?})", self.0)
+    }
+}
+
+/// A value that names a data subject: strings, integers, UUIDs, and
+/// `Option`s of them (`None`: the message has no subject).
+///
+/// `#[subject]` on a contract parameter needs its type (or the type of the
+/// field it names) to implement this.
+pub trait AsSubject {
+    /// The subject id, `None` for no subject.
+    fn subject_id(&self) -> Option<Cow<'_, str>>;
+}
+
+impl AsSubject for str {
+    fn subject_id(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(self))
+    }
+}
+
+impl AsSubject for String {
+    fn subject_id(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Borrowed(self))
+    }
+}
+
+impl AsSubject for uuid::Uuid {
+    fn subject_id(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Owned(self.to_string()))
+    }
+}
+
+impl<T: AsSubject + ?Sized> AsSubject for &T {
+    fn subject_id(&self) -> Option<Cow<'_, str>> {
+        (**self).subject_id()
+    }
+}
+
+impl<T: AsSubject> AsSubject for Option<T> {
+    fn subject_id(&self) -> Option<Cow<'_, str>> {
+        self.as_ref().and_then(AsSubject::subject_id)
+    }
+}
+
+macro_rules! integer_subjects {
+    ($($t:ty),*) => {$(
+        impl AsSubject for $t {
+            fn subject_id(&self) -> Option<Cow<'_, str>> {
+                Some(Cow::Owned(self.to_string()))
+            }
+        }
+    )*};
+}
+integer_subjects!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_depends_on_the_key_and_reads_back_from_text() {
+        let a = SubjectKey::generate();
+        let b = SubjectKey::generate();
+        assert_ne!(a.hash("ann"), b.hash("ann"));
+        let h = a.hash("ann");
+        assert_eq!(h.to_string().parse::<SubjectHash>().unwrap(), h);
+        let err = "not-hex".parse::<SubjectHash>().unwrap_err().to_string();
+        assert!(
+            err.contains(SUBJECT_HEADER) && err.contains("32 hex digits"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_hash_is_pinned() {
+        // Computed independently (Python's hmac module). A change here would
+        // make every stream's old messages unfindable by subject.
+        let key = SubjectKey::from_bytes([7; 32]);
+        assert_eq!(
+            key.hash("user-42").to_string(),
+            "2d15b85507ed63f568066ebc42048416"
+        );
+    }
+
+    #[test]
+    fn subjects_of_every_kind() {
+        assert_eq!(42u64.subject_id().as_deref(), Some("42"));
+        assert_eq!("ann".subject_id().as_deref(), Some("ann"));
+        assert_eq!(None::<u64>.subject_id(), None);
+        assert_eq!(Some(String::from("x")).subject_id().as_deref(), Some("x"));
+    }
+}

@@ -1,0 +1,45 @@
+//! The [`KeyVault`] trait: where data keys live, one or a few per data
+//! subject.
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use super::data_key::DataKey;
+use super::subject::SubjectHash;
+use crate::Result;
+
+/// Holds the data keys of data subjects. Erasing a subject's keys makes
+/// every segment sealed with them unreadable, wherever its bytes are
+/// (crypto-shredding).
+///
+/// [`StoreKeyVault`](super::StoreKeyVault) keeps them on any
+/// [`KeyValueStore`](crate::KeyValueStore), wrapped by a
+/// [`MasterKey`](super::MasterKey); implement the trait yourself to keep
+/// them in a KMS or an HSM. The contract:
+///
+/// * [`sealing_key`](Self::sealing_key) returns a key that is stored (or
+///   will open what it seals) before it returns; two callers at the same
+///   moment may each make one, and both must stay readable through
+///   [`opening_keys`](Self::opening_keys).
+/// * [`opening_keys`](Self::opening_keys) answers for a whole batch in as
+///   few round trips as the vault allows, and does not cache across calls:
+///   an erasure counts for every batch read after it returns.
+/// * [`erase`](Self::erase) is idempotent and safe while others seal and
+///   open.
+#[async_trait]
+pub trait KeyVault: Send + Sync + fmt::Debug + 'static {
+    /// A short name for errors and logs.
+    fn backend(&self) -> &'static str;
+
+    /// The key to seal new personal data of `subject` with: one it has, or
+    /// a new one, stored before this returns.
+    async fn sealing_key(&self, subject: &SubjectHash) -> Result<DataKey>;
+
+    /// Every key of each subject, in the order asked (an empty list: the
+    /// subject was erased, or never had a key).
+    async fn opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<Vec<DataKey>>>;
+
+    /// Deletes every key of `subject`; returns whether it had one.
+    async fn erase(&self, subject: &SubjectHash) -> Result<bool>;
+}
