@@ -24,7 +24,7 @@ use event_backbone::{
 use serde::{Deserialize, Serialize};
 
 /// A customer.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct User {
     /// Contact address: personal data.
     pub email: String,

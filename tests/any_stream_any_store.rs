@@ -21,7 +21,7 @@ use event_backbone::{
 use serde::{Deserialize, Serialize};
 
 /// A customer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct User {
     /// Personal data.
     pub email: String,

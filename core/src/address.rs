@@ -68,6 +68,23 @@ impl StreamAddress {
         dead_letter_key(&self.stream_key)
     }
 
+    /// The address of this stream's dead-letter stream (same environment
+    /// and uri; stream key `{stream}:dead-letter`), to read it.
+    ///
+    /// ```
+    /// use event_backbone_core::StreamAddress;
+    /// let a = StreamAddress::new(Some("prod"), "orders")?;
+    /// assert_eq!(a.dead_letters().stream_key(), "prod:orders:dead-letter");
+    /// # Ok::<(), event_backbone_core::Error>(())
+    /// ```
+    pub fn dead_letters(&self) -> StreamAddress {
+        StreamAddress {
+            environment: self.environment.clone(),
+            uri: self.uri.clone(),
+            stream_key: self.dead_letter_key(),
+        }
+    }
+
     /// The payload key of one segment class of one message:
     /// `{stream}:{operation}:v{version}:{class}:{message-id}`.
     ///

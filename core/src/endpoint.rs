@@ -16,6 +16,8 @@ pub(crate) struct Endpoint {
     pub(crate) uri: Option<String>,
     pub(crate) environment: Option<String>,
     pub(crate) environment_var: Option<String>,
+    /// Read the stream's dead-letter stream instead.
+    pub(crate) dead_letters: bool,
 }
 
 pub(crate) struct Resolved {
@@ -42,8 +44,13 @@ impl Endpoint {
                 .and_then(|v| std::env::var(v).ok())
                 .filter(|v| !v.trim().is_empty())
         });
+        let address = StreamAddress::new(environment.as_deref(), uri)?;
         Ok(Resolved {
-            address: StreamAddress::new(environment.as_deref(), uri)?,
+            address: if self.dead_letters {
+                address.dead_letters()
+            } else {
+                address
+            },
             channel,
             stores: std::mem::take(&mut self.stores),
         })
@@ -58,6 +65,7 @@ impl fmt::Debug for Endpoint {
             .field("uri", &self.uri)
             .field("environment", &self.environment)
             .field("environment_var", &self.environment_var)
+            .field("dead_letters", &self.dead_letters)
             .finish()
     }
 }

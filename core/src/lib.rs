@@ -99,4 +99,30 @@ pub use store_set::DEFAULT_STORE;
 pub mod __private {
     pub use async_trait::async_trait;
     pub use serde;
+
+    /// A contract parameter whose segment can be erased (any class but
+    /// `normal`): it decodes as `None` or its default when its data is gone.
+    #[diagnostic::on_unimplemented(
+        message = "a `#[personal]` parameter (or one of a class other than `normal`) must be an \
+                   `Option` or implement `Default`; `{Self}` is neither",
+        label = "this parameter's segment can be erased",
+        note = "erasing its data subject (or an expired payload) removes the segment, and a \
+                replay must still decode the event: it gets `None` or the default in its place, \
+                and `ctx.message().erased_segments()` names what is gone"
+    )]
+    pub trait ErasableParameter: Sized {
+        /// What stands in for an erased value.
+        fn erased() -> Self;
+    }
+
+    impl<T: Default> ErasableParameter for T {
+        fn erased() -> Self {
+            T::default()
+        }
+    }
+
+    /// The value, or what stands in for it when it was erased.
+    pub fn or_erased<T: ErasableParameter>(value: Option<T>) -> T {
+        value.unwrap_or_else(T::erased)
+    }
 }

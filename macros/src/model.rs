@@ -18,6 +18,8 @@ pub(crate) struct Event {
     pub(crate) deprecated: bool,
     pub(crate) docs: Vec<Attribute>,
     pub(crate) params: Vec<Param>,
+    /// The parameter marked `#[subject]`, and the field path within it.
+    pub(crate) subject: Option<(Ident, Vec<Ident>)>,
 }
 
 pub(crate) struct Param {

@@ -174,6 +174,7 @@ fn event(method: &TraitItemFn, contract: &ContractOptions) -> Result<Event> {
 
     let mut params = Vec::new();
     let mut segments: BTreeMap<String, ()> = BTreeMap::new();
+    let mut subject: Option<(syn::Ident, Vec<syn::Ident>)> = None;
     for input in inputs {
         let FnArg::Typed(typed) = input else {
             return Err(Error::new(input.span(), "`self` can only come first"));
@@ -196,12 +197,21 @@ fn event(method: &TraitItemFn, contract: &ContractOptions) -> Result<Event> {
             if attr.path().is_ident("personal") {
                 attr.meta.require_path_only()?;
                 personal = true;
+            } else if attr.path().is_ident("subject") {
+                if subject.is_some() {
+                    return Err(Error::new(
+                        attr.span(),
+                        "an event has one data subject: `#[subject]` is on two parameters",
+                    ));
+                }
+                subject = Some((ident.clone(), subject_path(attr)?));
             } else if attr.path().is_ident("segment") {
                 SegmentOptions::parse(attr, &mut segment)?;
             } else {
                 return Err(Error::new(
                     attr.path().span(),
-                    "unknown attribute on an event parameter: expected `#[personal]` or \
+                    "unknown attribute on an event parameter: expected `#[personal]`, \
+                     `#[subject]`, `#[subject(field = \"...\")]` or \
                      `#[segment(name = \"...\", class = \"...\")]`",
                 ));
             }
@@ -240,7 +250,41 @@ fn event(method: &TraitItemFn, contract: &ContractOptions) -> Result<Event> {
         deprecated: options.deprecated,
         docs,
         params,
+        subject,
     })
+}
+
+/// `#[subject]` (the parameter itself) or `#[subject(field = "a.b")]` (a
+/// field path within it).
+fn subject_path(attr: &syn::Attribute) -> Result<Vec<syn::Ident>> {
+    if let syn::Meta::Path(_) = &attr.meta {
+        return Ok(Vec::new());
+    }
+    let mut path = None;
+    attr.parse_nested_meta(|meta| {
+        if meta.path.is_ident("field") {
+            let text: syn::LitStr = meta.value()?.parse()?;
+            let fields = text
+                .value()
+                .split('.')
+                .map(|f| {
+                    syn::parse_str::<syn::Ident>(f)
+                        .map(|i| syn::Ident::new(&i.to_string(), text.span()))
+                })
+                .collect::<Result<Vec<_>>>()
+                .map_err(|_| {
+                    Error::new(
+                        text.span(),
+                        "expected a field path such as \"id\" or \"customer.id\"",
+                    )
+                })?;
+            path = Some(fields);
+            Ok(())
+        } else {
+            Err(meta.error("expected `#[subject]` or `#[subject(field = \"...\")]`"))
+        }
+    })?;
+    path.ok_or_else(|| Error::new(attr.span(), "expected `#[subject(field = \"...\")]`"))
 }
 
 /// Operation and class names go into keys: the same rules as at run time.

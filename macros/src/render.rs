@@ -1,7 +1,8 @@
 //! From the [`Contract`] model to the generated items.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{GenericArgument, PathArguments, Type};
 
 use crate::model::{Contract, Event, Param};
@@ -117,6 +118,13 @@ fn producer(c: &Contract) -> TokenStream {
                 message.segments.insert_classed(#segment, #class, codec.encode(#segment, &#ident)?);
             }
         });
+        let subject = e.subject.as_ref().map(|(ident, fields)| {
+            let span = fields.last().map_or(ident.span(), |f| f.span());
+            let new = quote_spanned!(span=> #krate::privacy::Subject::new);
+            quote! {
+                message.subject = #new(&#ident #(.#fields)*);
+            }
+        });
         let deprecated = e.deprecated.then(|| {
             let note = format!("operation `{op}` version {version} is deprecated in this contract");
             quote!(#[deprecated(note = #note)])
@@ -135,6 +143,7 @@ fn producer(c: &Contract) -> TokenStream {
                 let mut message = #krate::OutgoingMessage::new(#op);
                 message.version = #version;
                 #(#inserts)*
+                #subject
                 self.producer.send_message(message).await
             }
         }
@@ -351,7 +360,7 @@ fn event_enum(c: &Contract) -> TokenStream {
         let (op, version, variant) = (&e.operation, e.version, e.variant());
         let fields = e.params.iter().map(|p| {
             let ident = &p.ident;
-            let value = decode(p);
+            let value = decode(p, krate);
             quote!(#ident: #value)
         });
         let value = if e.params.is_empty() {
@@ -419,13 +428,24 @@ fn event_enum(c: &Contract) -> TokenStream {
 }
 
 /// How one field is decoded from a message: an `Option` parameter whose
-/// segment is absent (erased personal data) is `None`.
-fn decode(p: &Param) -> TokenStream {
+/// segment is absent is `None`. A parameter of a class other than `normal`
+/// can be erased (subject erased, payload expired): it decodes as `None` or
+/// its type's default then, so it must be an `Option` or implement
+/// `Default`, which is checked here at compile time.
+fn decode(p: &Param, krate: &syn::Path) -> TokenStream {
     let segment = &p.segment;
     let ty = &p.ty;
-    if single_argument(ty, "Option").is_some() {
-        quote!(message.optional_segment::<#ty>(#segment)?.flatten())
-    } else {
-        quote!(message.segment::<#ty>(#segment)?)
+    let optional = single_argument(ty, "Option").is_some();
+    if p.class == "normal" {
+        return if optional {
+            quote!(message.optional_segment::<#ty>(#segment)?.flatten())
+        } else {
+            quote!(message.segment::<#ty>(#segment)?)
+        };
     }
+    if optional {
+        return quote!(message.erasable_segment::<#ty>(#segment)?.flatten());
+    }
+    let or_erased = quote_spanned!(ty.span()=> #krate::__private::or_erased::<#ty>);
+    quote!(#or_erased(message.erasable_segment::<#ty>(#segment)?))
 }

@@ -130,6 +130,14 @@ impl ConsumerBuilder {
         self
     }
 
+    /// Reads the uri's dead-letter stream (`{stream}:dead-letter`) instead
+    /// of the stream itself: to replay, export or re-handle what consumers
+    /// gave up on.
+    pub fn dead_letters(mut self) -> Self {
+        self.endpoint.dead_letters = true;
+        self
+    }
+
     /// The consumer group (default `default`). Groups each see every
     /// message; members of one group share them.
     pub fn group(mut self, group: impl Into<String>) -> Self {

@@ -93,7 +93,7 @@ pub use erasure::Erasure;
 pub(crate) use export::export;
 pub use export::{ExportedMessage, SubjectExport};
 pub use master_key::MasterKey;
-pub use seal::SEAL_OVERHEAD;
+pub use seal::{open_segment, seal_segment, sealing_key_id, SEAL_OVERHEAD};
 pub use store_vault::{StoreKeyVault, DEFAULT_VAULT_PREFIX};
 pub use subject::{AsSubject, SubjectHash, SubjectKey, SUBJECT_HEADER};
 pub use vault::KeyVault;

@@ -2,7 +2,7 @@
 //! each message's sealed segments opened, or left out as erased.
 
 use super::data_key::DataKey;
-use super::seal::{key_id, open, SealedFor};
+use super::seal::{key_id_for, open, SealedFor};
 use super::subject::{SubjectHash, SUBJECT_HEADER};
 use super::PersonalData;
 use crate::envelope::{Metadata, SegmentClass, Segments};
@@ -99,7 +99,7 @@ impl BatchSubjects {
                 message_id: metadata.message_id.to_string(),
                 reason,
             };
-            let id = key_id(&segment.data).map_err(unsealable)?;
+            let id = key_id_for(&segment.data, &hash).map_err(unsealable)?;
             let Some(key) = subject_keys.iter().find(|k| k.id() == id) else {
                 // The subject's key is gone: erased.
                 segments.remove(&name);

@@ -1,12 +1,14 @@
 //! Sealed segments: a personal segment's bytes encrypted with its subject's
 //! data key, bound to the message and the segment name.
 //!
-//! Layout: `0xEB`, the format byte `1`, the 8-byte key id, the 24-byte
-//! nonce, then the XChaCha20-Poly1305 ciphertext and its 16-byte tag. The
-//! associated data is a fixed prefix, the subject hash, the message id (of
-//! the original message, for a copy) and the segment name, so a sealed
-//! segment moved into another message, under another name or to another
-//! subject does not open.
+//! Layout: `0xEB`, the format byte `1`, the first 4 bytes of the subject
+//! hash, the 8-byte key id, the 24-byte nonce, then the XChaCha20-Poly1305
+//! ciphertext and its 16-byte tag. The associated data is a fixed prefix,
+//! the subject hash, the message id (of the original message, for a copy)
+//! and the segment name, so a sealed segment moved into another message,
+//! under another name or to another subject does not open. The subject's
+//! 4 bytes tell a segment moved from another subject (refused) from one
+//! whose key was erased (gone).
 
 use bytes::Bytes;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -19,7 +21,7 @@ use crate::envelope::MessageId;
 
 const MAGIC: u8 = 0xEB;
 const FORMAT: u8 = 1;
-const HEADER: usize = 2 + 8 + 24;
+const HEADER: usize = 2 + 4 + 8 + 24;
 /// Bytes a sealed segment has on top of its plain bytes.
 pub const SEAL_OVERHEAD: usize = HEADER + 16;
 const AD_PREFIX: &[u8] = b"event-backbone segment v1\0";
@@ -64,6 +66,7 @@ pub(crate) fn seal(key: &DataKey, to: SealedFor<'_>, plain: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(HEADER + sealed.len());
     out.push(MAGIC);
     out.push(FORMAT);
+    out.extend_from_slice(&to.subject.as_bytes()[..4]);
     out.extend_from_slice(key.id().as_bytes());
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&sealed);
@@ -86,18 +89,29 @@ pub(crate) fn key_id(sealed: &[u8]) -> Result<KeyId, String> {
         ));
     }
     Ok(KeyId::from_bytes(
-        sealed[2..10].try_into().expect("8 bytes"),
+        sealed[6..14].try_into().expect("8 bytes"),
     ))
+}
+
+/// [`key_id`], refusing a segment sealed for another subject.
+pub(crate) fn key_id_for(sealed: &[u8], subject: &SubjectHash) -> Result<KeyId, String> {
+    let id = key_id(sealed)?;
+    if sealed[2..6] != subject.as_bytes()[..4] {
+        return Err(
+            "it was sealed for another data subject (copied from another message)".to_owned(),
+        );
+    }
+    Ok(id)
 }
 
 /// Opens a sealed segment with its key; the error says why it does not
 /// open.
 pub(crate) fn open(key: &DataKey, to: SealedFor<'_>, sealed: &[u8]) -> Result<Bytes, String> {
-    let id = key_id(sealed)?;
+    let id = key_id_for(sealed, to.subject)?;
     if id != key.id() {
         return Err(format!("sealed with key {id}, not with key {}", key.id()));
     }
-    let nonce: [u8; 24] = sealed[10..HEADER].try_into().expect("24 bytes");
+    let nonce: [u8; 24] = sealed[14..HEADER].try_into().expect("24 bytes");
     let ad = to.associated_data();
     cipher(key)
         .decrypt(
@@ -113,6 +127,57 @@ pub(crate) fn open(key: &DataKey, to: SealedFor<'_>, sealed: &[u8]) -> Result<By
              segment or subject (copied from elsewhere), or altered"
                 .to_owned()
         })
+}
+
+/// Seals segment bytes as a producer does: for tooling (sealing data
+/// written before a subject was named, a migration between vaults).
+///
+/// `message` is the id of the original message, as in [`open_segment`].
+pub fn seal_segment(
+    key: &DataKey,
+    subject: &SubjectHash,
+    message: &MessageId,
+    segment: &str,
+    plain: &[u8],
+) -> Bytes {
+    seal(
+        key,
+        SealedFor {
+            subject,
+            message,
+            segment,
+        },
+        plain,
+    )
+}
+
+/// Opens the bytes of a sealed segment as a reader does: for tooling (an
+/// offline export, an audit that what a backup holds no longer opens).
+///
+/// `message` is the id of the original message (for a copy, the id it is a
+/// copy of: [`Metadata::original_id`](crate::Metadata::original_id)).
+pub fn open_segment(
+    key: &DataKey,
+    subject: &SubjectHash,
+    message: &MessageId,
+    segment: &str,
+    sealed: &[u8],
+) -> crate::Result<Bytes> {
+    let to = SealedFor {
+        subject,
+        message,
+        segment,
+    };
+    open(key, to, sealed).map_err(|reason| crate::Error::Unsealable {
+        segment: segment.to_owned(),
+        message_id: message.to_string(),
+        reason,
+    })
+}
+
+/// The id of the data key that sealed these bytes.
+pub fn sealing_key_id(sealed: &[u8]) -> crate::Result<KeyId> {
+    key_id(sealed).map_err(|reason| crate::Error::KeyVault { reason })
 }
 
 #[cfg(test)]

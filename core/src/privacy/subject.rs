@@ -136,6 +136,12 @@ impl fmt::Debug for SubjectKey {
 ///
 /// `#[subject]` on a contract parameter needs its type (or the type of the
 /// field it names) to implement this.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot name a data subject",
+    note = "a subject id is a string, an integer, a UUID or an `Option` of one (implement \
+            `AsSubject` for your own id type); for a field of a struct parameter, use \
+            `#[subject(field = \"id\")]`"
+)]
 pub trait AsSubject {
     /// The subject id, `None` for no subject.
     fn subject_id(&self) -> Option<Cow<'_, str>>;

@@ -1,0 +1,33 @@
+//! `#[subject]` on a parameter or on a field of one; personal parameters
+//! that are `Option`s or have a `Default`.
+use event_backbone::event_contract;
+
+#[derive(serde::Serialize, serde::Deserialize, Default, Clone, Debug, PartialEq)]
+pub struct Address {
+    pub city: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+pub struct Customer {
+    pub account: Account,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq)]
+pub struct Account {
+    pub id: uuid::Uuid,
+}
+
+#[event_contract]
+pub trait Users {
+    async fn registered(
+        &self,
+        #[subject] user: u64,
+        #[personal] email: String,
+        #[personal] phone: Option<String>,
+        #[segment(class = "health")] address: Address,
+    );
+    async fn moved(&self, #[subject(field = "account.id")] customer: Customer, #[personal] to: Address);
+    async fn optional(&self, #[subject] user: Option<String>);
+}
+
+fn main() {}
