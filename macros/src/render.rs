@@ -120,9 +120,9 @@ fn producer(c: &Contract) -> TokenStream {
         });
         let subject = e.subject.as_ref().map(|(ident, fields)| {
             let span = fields.last().map_or(ident.span(), |f| f.span());
-            let new = quote_spanned!(span=> #krate::privacy::Subject::new);
+            let subject = quote_spanned!(span=> #krate::privacy::Subject::new(&#ident #(.#fields)*));
             quote! {
-                message.subject = #new(&#ident #(.#fields)*);
+                message.subject = #subject;
             }
         });
         let deprecated = e.deprecated.then(|| {
