@@ -326,14 +326,20 @@ async fn an_erased_subject_is_gone_everywhere_and_everyone_else_is_intact() {
             .replay_events::<AccountsEvent>(StreamPosition::Start)
             .unwrap();
         while let Some(recorded) = history.next().await {
-            match recorded.unwrap().event {
+            let recorded = recorded.unwrap();
+            let erased = recorded.erased.clone();
+            match recorded.event {
                 AccountsEvent::Opened { user, email, .. } => {
+                    let expected: &[&str] = if user == "bob" { &["email"] } else { &[] };
+                    assert_eq!(erased, expected, "{user}");
                     emails.insert(user, email);
                 }
                 AccountsEvent::ToppedUp { user, card, cents } => {
                     *balances.entry(user.clone()).or_insert(0) += cents;
                     if user == "bob" {
-                        assert_eq!(card, None);
+                        assert_eq!((card, erased), (None, vec!["card".to_owned()]));
+                    } else {
+                        assert_eq!(card, Some(format!("card-{user}")));
                     }
                 }
                 other => panic!("unexpected {other:?}"),

@@ -37,15 +37,27 @@ pub struct Recorded<E> {
     pub metadata: Metadata,
     /// The event.
     pub event: E,
+    /// Parameters whose data is gone (subject erased, payload expired):
+    /// they hold `None` or their type's default in `event`.
+    pub erased: Vec<String>,
 }
 
 impl<E: ContractEvent> Recorded<E> {
     /// Decodes a message; `Ok(None)` when it is not an operation of `E`.
     pub fn from_message(message: Message) -> Result<Option<Self>> {
-        Ok(E::from_message(&message)?.map(|event| Recorded {
+        let Some(event) = E::from_message(&message)? else {
+            return Ok(None);
+        };
+        let erased = message
+            .erased_segments()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        Ok(Some(Recorded {
             entry_id: message.entry_id,
             metadata: message.metadata,
             event,
+            erased,
         }))
     }
 }

@@ -211,14 +211,18 @@ mod tests {
                 segment: "name",
                 ..here
             },
-            SealedFor {
-                subject: &bob,
-                ..here
-            },
         ] {
             let err = open(&key, elsewhere, &sealed).unwrap_err();
             assert!(err.contains("sealed for another message"), "{err}");
         }
+        let moved = SealedFor {
+            subject: &bob,
+            ..here
+        };
+        let err = open(&key, moved, &sealed).unwrap_err();
+        assert!(err.contains("another data subject"), "{err}");
+        assert!(key_id_for(&sealed, &bob).is_err());
+        assert_eq!(key_id_for(&sealed, &ann).unwrap(), key.id());
         let other = DataKey::generate();
         assert!(open(&other, here, &sealed)
             .unwrap_err()
