@@ -120,7 +120,8 @@ fn producer(c: &Contract) -> TokenStream {
         });
         let subject = e.subject.as_ref().map(|(ident, fields)| {
             let span = fields.last().map_or(ident.span(), |f| f.span());
-            let subject = quote_spanned!(span=> #krate::privacy::Subject::new(&#ident #(.#fields)*));
+            let subject =
+                quote_spanned!(span=> #krate::privacy::Subject::new(&#ident #(.#fields)*));
             quote! {
                 message.subject = #subject;
             }
