@@ -52,6 +52,9 @@ pub trait Accounts {
     );
 }
 
+/// An exported message: operation, version, (segment, value) pairs.
+type Exported = (String, u32, Vec<(String, String)>);
+
 /// One backend to run every case on.
 struct Backend {
     name: &'static str,
@@ -663,7 +666,7 @@ async fn export_returns_exactly_the_subjects_personal_segments() {
             .await
             .unwrap();
         assert_eq!(export.subject(), Some(f.personal.subject_hash("ann")));
-        let got: Vec<(String, u32, Vec<(String, String)>)> = export
+        let got: Vec<Exported> = export
             .messages()
             .iter()
             .map(|m| {
