@@ -90,6 +90,7 @@ pub fn store_cases() -> Vec<StoreCase> {
         store_case!(binary_keys_and_values, always),
         store_case!(delete_many_counts_existing, always),
         store_case!(concurrent_writers, always),
+        store_case!(key_vault_on_the_store, always),
     ]
 }
 
@@ -440,5 +441,87 @@ pub async fn concurrent_writers(h: &StoreHarness) -> CaseResult {
             );
         }
     }
+    Ok(())
+}
+
+/// A [`StoreKeyVault`](crate::privacy::StoreKeyVault) on the store: eight
+/// producers making one subject's first key at once lose none of them (a
+/// put merges fields), a batch lookup answers in order, erasure empties the
+/// subject's record alone and is idempotent, a key made after it is new,
+/// and another master key opens nothing.
+pub async fn key_vault_on_the_store(h: &StoreHarness) -> CaseResult {
+    use crate::privacy::{KeyVault, MasterKey, StoreKeyVault, SubjectKey};
+    use std::collections::BTreeSet;
+
+    let master = MasterKey::generate();
+    let prefix = h.namespace.replace(':', ".") + ".vault";
+    let vault = |master: &MasterKey| {
+        StoreKeyVault::new(h.store.clone(), master.clone())
+            .key_prefix(&prefix)
+            .expect("a valid prefix")
+    };
+    let subjects = SubjectKey::generate();
+    let (ann, bob, nobody) = (
+        subjects.hash("ann"),
+        subjects.hash("bob"),
+        subjects.hash("nobody"),
+    );
+
+    let producers: Vec<StoreKeyVault> = (0..8).map(|_| vault(&master)).collect();
+    let made =
+        futures_util::future::try_join_all(producers.iter().map(|v| v.sealing_key(&ann))).await?;
+    let made: BTreeSet<_> = made.iter().map(|k| k.id()).collect();
+    vault(&master).sealing_key(&bob).await?;
+
+    let reader = vault(&master);
+    let keys = reader.opening_keys(&[ann, nobody, bob]).await?;
+    ensure!(
+        keys.len() == 3,
+        "opening_keys of 3 subjects returned {} lists",
+        keys.len()
+    );
+    let ann_ids: BTreeSet<_> = keys[0].iter().map(|k| k.id()).collect();
+    ensure!(
+        made.is_subset(&ann_ids),
+        "keys made by concurrent producers were lost: made {made:?}, the vault has {ann_ids:?}"
+    );
+    ensure!(
+        keys[1].is_empty(),
+        "a subject without keys has {:?}",
+        keys[1]
+    );
+    ensure!(
+        keys[2].len() == 1,
+        "bob has {} keys, expected 1",
+        keys[2].len()
+    );
+
+    let wrong = vault(&MasterKey::generate()).opening_keys(&[ann]).await;
+    ensure!(
+        matches!(wrong, Err(crate::Error::KeyVault { .. })),
+        "another master key opened the vault: {wrong:?}"
+    );
+
+    ensure!(reader.erase(&ann).await?, "erasing ann found no key");
+    ensure!(!reader.erase(&ann).await?, "a second erasure found a key");
+    let after = reader.opening_keys(&[ann, bob]).await?;
+    ensure!(
+        after[0].is_empty(),
+        "ann still has {} keys after erasure",
+        after[0].len()
+    );
+    ensure!(
+        after[1].len() == 1,
+        "erasing ann touched bob: {} keys",
+        after[1].len()
+    );
+    // A fresh vault: `producers` still cache the erased key (for up to
+    // their cache TTL, as documented).
+    let renewed = vault(&master).sealing_key(&ann).await?;
+    ensure!(
+        !ann_ids.contains(&renewed.id()),
+        "the key made after the erasure is an erased one: {:?}",
+        renewed.id()
+    );
     Ok(())
 }
