@@ -3,6 +3,10 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
+
+use aes_gcm::aead::KeyInit;
+use aes_gcm::Aes256Gcm;
 
 use super::secret::{decode_hex, encode_hex, fill_random, Key32};
 use crate::{Error, Result};
@@ -49,13 +53,14 @@ impl FromStr for KeyId {
     }
 }
 
-/// The key that seals one data subject's personal segments
-/// (XChaCha20-Poly1305, 256 bits). Wiped from memory when dropped; `Debug`
-/// shows its id only.
+/// The key that seals one data subject's personal segments (AES-256-GCM).
+/// Wiped from memory when dropped; `Debug` shows its id only. Clones share
+/// the key schedule, made once.
 #[derive(Clone)]
 pub struct DataKey {
     id: KeyId,
     key: Key32,
+    cipher: Arc<Aes256Gcm>,
 }
 
 impl DataKey {
@@ -63,18 +68,22 @@ impl DataKey {
     pub fn generate() -> Self {
         let mut id = [0u8; 8];
         fill_random(&mut id);
-        Self {
-            id: KeyId(id),
-            key: Key32::random(),
-        }
+        Self::with(KeyId(id), Key32::random())
     }
 
     /// A key from its id and bytes (a custom vault that unwrapped it).
     pub fn new(id: KeyId, bytes: [u8; 32]) -> Self {
-        Self {
-            id,
-            key: Key32::new(bytes),
-        }
+        Self::with(id, Key32::new(bytes))
+    }
+
+    fn with(id: KeyId, key: Key32) -> Self {
+        let cipher = Arc::new(Aes256Gcm::new_from_slice(key.bytes()).expect("a 32-byte key"));
+        Self { id, key, cipher }
+    }
+
+    /// The cipher, its key schedule made once.
+    pub(crate) fn cipher(&self) -> &Aes256Gcm {
+        &self.cipher
     }
 
     /// The key's id.

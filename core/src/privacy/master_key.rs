@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
 
 use super::data_key::{DataKey, KeyId};
 use super::secret::{fill_random, Key32};
@@ -14,12 +14,12 @@ use crate::{Error, Result};
 /// Format byte of a wrapped data key.
 const WRAPPED_V1: u8 = 1;
 /// Format byte, nonce, key, tag.
-const WRAPPED_LEN: usize = 1 + 24 + 32 + 16;
+const WRAPPED_LEN: usize = 1 + 12 + 32 + 16;
 /// Bound into every wrapped key with the subject and the key id.
 const AD_PREFIX: &[u8] = b"event-backbone vault v1\0";
 
-/// The master key (256 bits) that wraps data keys with XChaCha20-Poly1305
-/// before a vault stores them.
+/// The master key (256 bits) that wraps data keys with AES-256-GCM (a
+/// random 96-bit nonce each) before a vault stores them.
 ///
 /// Supplied by the application from its secret manager: an environment
 /// variable ([`MasterKey::from_env`]) or code. `Debug` shows `***`, and no
@@ -70,19 +70,19 @@ impl MasterKey {
         Self(Key32::random())
     }
 
-    fn cipher(&self) -> XChaCha20Poly1305 {
-        XChaCha20Poly1305::new_from_slice(self.0.bytes()).expect("a 32-byte key")
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new_from_slice(self.0.bytes()).expect("a 32-byte key")
     }
 
     /// The data key, encrypted and bound to its subject and id.
     pub fn wrap(&self, subject: &SubjectHash, key: &DataKey) -> Vec<u8> {
-        let mut nonce = [0u8; 24];
+        let mut nonce = [0u8; 12];
         fill_random(&mut nonce);
         let ad = associated_data(subject, key.id());
         let sealed = self
             .cipher()
             .encrypt(
-                &XNonce::from(nonce),
+                &Nonce::from(nonce),
                 Payload {
                     msg: key.expose_bytes(),
                     aad: &ad,
@@ -107,14 +107,14 @@ impl MasterKey {
                 wrapped.len()
             )));
         }
-        let nonce: [u8; 24] = wrapped[1..25].try_into().expect("24 bytes");
+        let nonce: [u8; 12] = wrapped[1..13].try_into().expect("12 bytes");
         let ad = associated_data(subject, id);
         let bytes = self
             .cipher()
             .decrypt(
-                &XNonce::from(nonce),
+                &Nonce::from(nonce),
                 Payload {
-                    msg: &wrapped[25..],
+                    msg: &wrapped[13..],
                     aad: &ad,
                 },
             )

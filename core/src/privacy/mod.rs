@@ -8,8 +8,8 @@
 //! * writes the subject's keyed hash ([`SubjectHash`], HMAC-SHA-256 under
 //!   the [`SubjectKey`]) into the header [`SUBJECT_HEADER`], never the id;
 //! * seals every segment whose class is not `normal` (`#[personal]` and any
-//!   class of your own) with the subject's [`DataKey`]: XChaCha20-Poly1305,
-//!   a fresh random nonce per segment, associated data binding it to the
+//!   class of your own) with the subject's [`DataKey`]: AES-256-GCM,
+//!   a nonce of its own per segment, associated data binding it to the
 //!   subject, the message id and the segment name.
 //!
 //! Data keys live in a [`KeyVault`]: [`StoreKeyVault`] keeps them on any

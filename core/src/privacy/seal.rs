@@ -2,7 +2,7 @@
 //! data key, bound to the message and the segment name.
 //!
 //! Layout: `0xEB`, the format byte `1`, the first 4 bytes of the subject
-//! hash, the 8-byte key id, the 24-byte nonce, then the XChaCha20-Poly1305
+//! hash, the 8-byte key id, the 12-byte nonce, then the AES-256-GCM
 //! ciphertext and its 16-byte tag. The associated data is a fixed prefix,
 //! the subject hash, the message id (of the original message, for a copy)
 //! and the segment name, so a sealed segment moved into another message,
@@ -10,18 +10,18 @@
 //! 4 bytes tell a segment moved from another subject (refused) from one
 //! whose key was erased (gone).
 
+use aes_gcm::aead::{AeadInOut, Tag};
+use aes_gcm::{Aes256Gcm, Nonce};
 use bytes::Bytes;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
 use super::data_key::{DataKey, KeyId};
-use super::secret::fill_random;
+use super::secret::fresh_nonce;
 use super::subject::SubjectHash;
 use crate::envelope::MessageId;
 
 const MAGIC: u8 = 0xEB;
 const FORMAT: u8 = 1;
-const HEADER: usize = 2 + 4 + 8 + 24;
+const HEADER: usize = 2 + 4 + 8 + 12;
 /// Bytes a sealed segment has on top of its plain bytes.
 pub const SEAL_OVERHEAD: usize = HEADER + 16;
 const AD_PREFIX: &[u8] = b"event-backbone segment v1\0";
@@ -45,31 +45,22 @@ impl SealedFor<'_> {
     }
 }
 
-fn cipher(key: &DataKey) -> XChaCha20Poly1305 {
-    XChaCha20Poly1305::new_from_slice(key.expose_bytes()).expect("a 32-byte key")
-}
-
-/// Seals plain segment bytes.
+/// Seals plain segment bytes: one allocation, encrypted in place.
 pub(crate) fn seal(key: &DataKey, to: SealedFor<'_>, plain: &[u8]) -> Bytes {
-    let mut nonce = [0u8; 24];
-    fill_random(&mut nonce);
+    let nonce = fresh_nonce();
     let ad = to.associated_data();
-    let sealed = cipher(key)
-        .encrypt(
-            &XNonce::from(nonce),
-            Payload {
-                msg: plain,
-                aad: &ad,
-            },
-        )
-        .expect("encrypting in memory cannot fail");
-    let mut out = Vec::with_capacity(HEADER + sealed.len());
+    let mut out = Vec::with_capacity(SEAL_OVERHEAD + plain.len());
     out.push(MAGIC);
     out.push(FORMAT);
     out.extend_from_slice(&to.subject.as_bytes()[..4]);
     out.extend_from_slice(key.id().as_bytes());
     out.extend_from_slice(&nonce);
-    out.extend_from_slice(&sealed);
+    out.extend_from_slice(plain);
+    let tag = key
+        .cipher()
+        .encrypt_inout_detached(&Nonce::from(nonce), &ad, (&mut out[HEADER..]).into())
+        .expect("encrypting in memory cannot fail");
+    out.extend_from_slice(&tag);
     out.into()
 }
 
@@ -111,22 +102,23 @@ pub(crate) fn open(key: &DataKey, to: SealedFor<'_>, sealed: &[u8]) -> Result<By
     if id != key.id() {
         return Err(format!("sealed with key {id}, not with key {}", key.id()));
     }
-    let nonce: [u8; 24] = sealed[14..HEADER].try_into().expect("24 bytes");
+    let nonce: [u8; 12] = sealed[14..HEADER].try_into().expect("12 bytes");
     let ad = to.associated_data();
-    cipher(key)
-        .decrypt(
-            &XNonce::from(nonce),
-            Payload {
-                msg: &sealed[HEADER..],
-                aad: &ad,
-            },
+    let (body, tag) = sealed[HEADER..].split_at(sealed.len() - HEADER - 16);
+    let mut plain = body.to_vec();
+    key.cipher()
+        .decrypt_inout_detached(
+            &Nonce::from(nonce),
+            &ad,
+            (&mut plain[..]).into(),
+            &Tag::<Aes256Gcm>::try_from(tag).expect("16 bytes"),
         )
-        .map(Bytes::from)
         .map_err(|_| {
             "it does not open with its subject's key: it was sealed for another message, \
              segment or subject (copied from elsewhere), or altered"
                 .to_owned()
-        })
+        })?;
+    Ok(plain.into())
 }
 
 /// Seals segment bytes as a producer does: for tooling (sealing data

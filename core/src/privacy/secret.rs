@@ -83,6 +83,32 @@ pub(crate) fn fill_random(out: &mut [u8]) {
     getrandom::fill(out).expect("the operating system's random source is available");
 }
 
+/// A 96-bit AES-GCM nonce without a system call: 4 random bytes and a
+/// 64-bit counter that starts at a random value, both drawn once per
+/// process. A nonce only needs to be unique under one data key; two
+/// processes sealing for the same subject repeat one only if their random
+/// prefixes match (2^-32) and their counters meet (about n / 2^64 for n
+/// segments). Every data key belongs to one subject, so no key comes near
+/// GCM's limits.
+pub(crate) fn fresh_nonce() -> [u8; 12] {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static START: OnceLock<([u8; 4], u64)> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let (prefix, start) = START.get_or_init(|| {
+        let mut random = [0u8; 12];
+        fill_random(&mut random);
+        let prefix = random[..4].try_into().expect("4 bytes");
+        let start = u64::from_le_bytes(random[4..].try_into().expect("8 bytes"));
+        (prefix, start)
+    });
+    let counter = start.wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed));
+    let mut nonce = [0u8; 12];
+    nonce[..4].copy_from_slice(prefix);
+    nonce[4..].copy_from_slice(&counter.to_le_bytes());
+    nonce
+}
+
 /// Lower-case hex of `bytes`.
 pub(crate) fn encode_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -1,9 +1,12 @@
 //! [`StoreKeyVault`]: data keys on any [`KeyValueStore`], wrapped by the
 //! master key.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use async_trait::async_trait;
 
@@ -50,6 +53,10 @@ pub struct StoreKeyVault {
     master: MasterKey,
     prefix: String,
     cache: KeyCache,
+    /// Keys unwrapped before, by subject and id, with the wrapped bytes
+    /// they came from: a record read again opens without the cipher. The
+    /// record is still read every time, so an erasure counts at once.
+    unwrapped: Mutex<HashMap<(SubjectHash, KeyId), (Bytes, DataKey)>>,
     cache_capacity: usize,
     cache_ttl: Duration,
 }
@@ -78,6 +85,7 @@ impl StoreKeyVault {
             master,
             prefix,
             cache: KeyCache::new(cache_capacity, cache_ttl),
+            unwrapped: Mutex::new(HashMap::new()),
             cache_capacity,
             cache_ttl,
         }
@@ -137,9 +145,29 @@ impl StoreKeyVault {
                         self.record_key(subject)
                     ),
                 })?;
-                self.master.unwrap(subject, id, wrapped)
+                self.unwrap_key(subject, id, wrapped)
             })
             .collect()
+    }
+
+    fn unwrap_key(&self, subject: &SubjectHash, id: KeyId, wrapped: &Bytes) -> Result<DataKey> {
+        let slot = (*subject, id);
+        if let Some((seen, key)) = self.unwrapped.lock().expect("unwrap cache lock").get(&slot) {
+            if seen == wrapped {
+                return Ok(key.clone());
+            }
+        }
+        let key = self.master.unwrap(subject, id, wrapped)?;
+        let mut unwrapped = self.unwrapped.lock().expect("unwrap cache lock");
+        if unwrapped.len() >= self.cache_capacity {
+            // Bounded by starting over: simpler than an order, and a
+            // record read again costs one unwrap.
+            unwrapped.clear();
+        }
+        if self.cache_capacity > 0 {
+            unwrapped.insert(slot, (wrapped.clone(), key.clone()));
+        }
+        Ok(key)
     }
 
     async fn make_sealing_key(&self, subject: &SubjectHash) -> Result<DataKey> {
@@ -192,6 +220,10 @@ impl KeyVault for StoreKeyVault {
         self.cache.forget(subject);
         let existed = self.store.delete(&self.record_key(subject)).await?;
         self.cache.forget(subject);
+        self.unwrapped
+            .lock()
+            .expect("unwrap cache lock")
+            .retain(|(s, _), _| s != subject);
         Ok(existed)
     }
 }

@@ -80,20 +80,31 @@ impl FromStr for SubjectHash {
 /// # Ok::<(), event_backbone_core::Error>(())
 /// ```
 #[derive(Clone)]
-pub struct SubjectKey(Key32);
+pub struct SubjectKey {
+    key: Key32,
+    /// The MAC keyed and fed the domain prefix once: each hash clones it.
+    keyed: Hmac<Sha256>,
+}
 
 impl SubjectKey {
     /// The environment variable [`SubjectKey::from_env`] reads.
     pub const ENV: &'static str = "EVENT_BACKBONE_SUBJECT_KEY";
 
+    fn new(key: Key32) -> Self {
+        let mut keyed = <Hmac<Sha256> as KeyInit>::new_from_slice(key.bytes())
+            .expect("HMAC takes a key of any length");
+        keyed.update(b"event-backbone subject v1\0");
+        Self { key, keyed }
+    }
+
     /// A key from 32 bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(Key32::new(bytes))
+        Self::new(Key32::new(bytes))
     }
 
     /// A key from 64 hex digits.
     pub fn from_hex(text: &str) -> Result<Self> {
-        Key32::from_hex("subject key", text).map(Self)
+        Key32::from_hex("subject key", text).map(Self::new)
     }
 
     /// The key in [`SubjectKey::ENV`] (64 hex digits).
@@ -103,20 +114,18 @@ impl SubjectKey {
 
     /// The key in another environment variable (64 hex digits).
     pub fn from_env_var(variable: &str) -> Result<Self> {
-        Key32::from_env("subject key", variable).map(Self)
+        Key32::from_env("subject key", variable).map(Self::new)
     }
 
     /// A new random key (for tests and examples: a real deployment keeps
     /// one key for the life of its streams).
     pub fn generate() -> Self {
-        Self(Key32::random())
+        Self::new(Key32::random())
     }
 
     /// The hash of a subject id.
     pub fn hash(&self, subject: &str) -> SubjectHash {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.bytes())
-            .expect("HMAC takes a key of any length");
-        mac.update(b"event-backbone subject v1\0");
+        let mut mac = self.keyed.clone();
         mac.update(subject.as_bytes());
         let full = mac.finalize().into_bytes();
         let mut out = [0u8; 16];
@@ -127,7 +136,7 @@ impl SubjectKey {
 
 impl fmt::Debug for SubjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SubjectKey({:?})", self.0)
+        write!(f, "SubjectKey({:?})", self.key)
     }
 }
 
