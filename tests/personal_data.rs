@@ -1112,3 +1112,116 @@ fn secrets_are_redacted() {
     with_subject.subject = event_backbone::privacy::Subject::new("ann-the-person");
     assert!(!format!("{with_subject:?}").contains("ann-the-person"));
 }
+
+/// A reader in another process (a vault of its own on the same store)
+/// trusts the keys it read for its cache TTL: an erasure elsewhere counts
+/// once that has passed, at once with a TTL of zero; and a key made after
+/// its cached answer is read fresh, never taken for an erased one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_elsewhere_follows_an_erasure_within_its_cache_ttl() {
+    for backend in Backend::both().await {
+        let f = Fixture::new(backend, "elsewhere");
+        let prefix = f.vault.record_key(&f.personal.subject_hash("x"));
+        let prefix = prefix.rsplit_once(':').unwrap().0.to_owned();
+        let subject_key = SubjectKey::generate();
+        let elsewhere = |ttl: Duration| {
+            let vault = StoreKeyVault::new(f.backend.store.clone(), f.master.clone())
+                .key_prefix(&prefix)
+                .unwrap()
+                .reader_cache_ttl(ttl);
+            PersonalData::new(Arc::new(vault), subject_key.clone())
+        };
+        let here = elsewhere(Duration::from_secs(60));
+        let producer = |personal: &PersonalData| -> AccountsProducer {
+            Producer::builder()
+                .channel(f.backend.channel.clone())
+                .store(f.backend.store.clone())
+                .personal_data(personal.clone())
+                .uri(&f.uri)
+                .build_as()
+                .unwrap()
+        };
+        producer(&here)
+            .opened("ann", "ann@example.com", "pro")
+            .await
+            .unwrap();
+        let reader = |personal: &PersonalData| {
+            Consumer::builder()
+                .channel(f.backend.channel.clone())
+                .store(f.backend.store.clone())
+                .personal_data(personal.clone())
+                .uri(&f.uri)
+        };
+        let emails = |messages: Vec<Result<Message, Error>>| {
+            messages
+                .into_iter()
+                .map(|m| m.unwrap().erasable_segment::<String>("email").unwrap())
+                .collect::<Vec<_>>()
+        };
+        let (slow, strict) = (
+            elsewhere(Duration::from_millis(400)),
+            elsewhere(Duration::ZERO),
+        );
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            emails(f.messages(reader(&slow)).await),
+            [some("ann@example.com")]
+        );
+        assert_eq!(
+            emails(f.messages(reader(&strict)).await),
+            [some("ann@example.com")]
+        );
+
+        // Erased by a third process: the strict reader sees it at once,
+        // the slow one still opens the message from its cache.
+        let eraser = elsewhere(Duration::ZERO);
+        assert!(eraser.erase_subject("ann").await.unwrap());
+        assert_eq!(
+            emails(f.messages(reader(&strict)).await),
+            [None],
+            "{}",
+            f.backend.name
+        );
+        assert_eq!(
+            emails(f.messages(reader(&slow)).await),
+            [some("ann@example.com")],
+            "{}",
+            f.backend.name
+        );
+        // Ann comes back with a new key: the slow reader, seeing a key it
+        // does not know, reads her record fresh, and with it the erasure.
+        producer(&eraser)
+            .opened("ann", "ann@new.example", "pro")
+            .await
+            .unwrap();
+        assert_eq!(
+            emails(f.messages(reader(&slow)).await),
+            [None, some("ann@new.example")],
+            "{}",
+            f.backend.name
+        );
+        // Without a new key, its cache TTL is the bound.
+        let bob = elsewhere(Duration::from_millis(300));
+        producer(&here)
+            .opened("bob", "bob@example.com", "pro")
+            .await
+            .unwrap();
+        let bob_emails = |m: Vec<Result<Message, Error>>| emails(m)[2].clone();
+        assert_eq!(
+            bob_emails(f.messages(reader(&bob)).await),
+            some("bob@example.com")
+        );
+        assert!(eraser.erase_subject("bob").await.unwrap());
+        assert_eq!(
+            bob_emails(f.messages(reader(&bob)).await),
+            some("bob@example.com")
+        );
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert_eq!(
+            bob_emails(f.messages(reader(&bob)).await),
+            None,
+            "{}",
+            f.backend.name
+        );
+    }
+}

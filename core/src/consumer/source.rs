@@ -69,16 +69,30 @@ impl Source {
         // The data keys of the batch's subjects, read while the payloads
         // are fetched.
         let mut subjects = BatchSubjects::of(entries.iter().map(|(_, m)| m));
-        let (mut fetched, keys): (Vec<Vec<Option<Fields>>>, _) = futures_util::future::try_join(
-            futures_util::future::try_join_all(fetches),
-            subjects.keys(self.personal.as_ref(), &self.retry),
-        )
-        .await?;
+        let (mut fetched, mut keys): (Vec<Vec<Option<Fields>>>, _) =
+            futures_util::future::try_join(
+                futures_util::future::try_join_all(fetches),
+                subjects.keys(self.personal.as_ref(), &self.retry),
+            )
+            .await?;
+        let assembled: Vec<Result<Segments>> = entries
+            .iter()
+            .zip(&places)
+            .map(|((_, metadata), places)| assemble(metadata, places, &mut fetched))
+            .collect();
+        // A key the vault's answer does not have may be newer than its
+        // cache: those subjects are read again, fresh.
+        if let Some(personal) = &self.personal {
+            subjects
+                .refresh_unknown_keys(personal, &self.retry, &assembled, &mut keys)
+                .await?;
+        }
         let keys = self.personal.as_ref().map(|_| keys.as_slice());
 
         let mut out = Vec::with_capacity(entries.len());
-        for (i, ((entry_id, metadata), places)) in entries.into_iter().zip(places).enumerate() {
-            let opened = assemble(&metadata, &places, &mut fetched).and_then(|mut segments| {
+        for (i, ((entry_id, metadata), segments)) in entries.into_iter().zip(assembled).enumerate()
+        {
+            let opened = segments.and_then(|mut segments| {
                 let sealed = subjects.open(i, &metadata, &mut segments, keys)?;
                 Ok((segments, sealed))
             });

@@ -220,6 +220,11 @@ impl Segments {
         self.0.iter().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// The segments, by name, to change their bytes in place.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut Segment)> {
+        self.0.iter_mut().map(|(k, v)| (k.as_str(), v))
+    }
+
     /// Total bytes of all segments.
     pub fn total_bytes(&self) -> usize {
         self.0.values().map(|s| s.data.len()).sum()

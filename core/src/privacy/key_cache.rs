@@ -55,16 +55,23 @@ impl KeyCache {
         if self.capacity == 0 || self.ttl.is_zero() {
             return make().await;
         }
-        let cell = self.slot(subject);
+        let cell = match self.slot(subject) {
+            Ok(key) => return Ok(key),
+            Err(cell) => cell,
+        };
         cell.get_or_try_init(make).await.cloned()
     }
 
-    fn slot(&self, subject: &SubjectHash) -> Arc<OnceCell<DataKey>> {
+    /// The key if it is made, else the cell to make it in.
+    fn slot(&self, subject: &SubjectHash) -> Result<DataKey, Arc<OnceCell<DataKey>>> {
         let now = Instant::now();
         let mut state = self.state.lock().expect("key cache lock");
         if let Some(slot) = state.slots.get(subject) {
             if now.duration_since(slot.made) < self.ttl {
-                return slot.key.clone();
+                return match slot.key.get() {
+                    Some(key) => Ok(key.clone()),
+                    None => Err(slot.key.clone()),
+                };
             }
         }
         while state.slots.len() >= self.capacity {
@@ -102,7 +109,7 @@ impl KeyCache {
                 .collect();
             state.order = live;
         }
-        key
+        Err(key)
     }
 
     /// Forgets a subject's key (it was erased).

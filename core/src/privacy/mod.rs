@@ -25,7 +25,8 @@
 //! erasure forgets what was, it does not forbid what comes (a person may
 //! come back). A producer in another process may still hold the erased key
 //! in its cache for up to [`StoreKeyVault::cache_ttl`]; what it seals then
-//! is shredded with that key.
+//! is shredded with that key. A reader in another process may still open
+//! the subject's data for up to [`StoreKeyVault::reader_cache_ttl`] (1 s).
 //!
 //! Personal segments of a message that names **no subject** are stored as
 //! before, unsealed, under a key of their own class: they can be expired

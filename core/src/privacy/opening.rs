@@ -63,6 +63,47 @@ impl BatchSubjects {
         }
     }
 
+    /// Reads again, bypassing any cache, the keys of the subjects whose
+    /// sealed segments name a key `keys` does not have (made after the
+    /// vault's cached answer), so that a new key is never taken for an
+    /// erased one.
+    pub(crate) async fn refresh_unknown_keys(
+        &self,
+        personal: &PersonalData,
+        retry: &RetryPolicy,
+        assembled: &[Result<Segments>],
+        keys: &mut [Vec<DataKey>],
+    ) -> Result<()> {
+        let mut stale: Vec<usize> = Vec::new();
+        for (message, segments) in self.per_message.iter().zip(assembled) {
+            let (Some(Ok(subject)), Ok(segments)) = (message, segments) else {
+                continue;
+            };
+            let hash = &self.distinct[*subject];
+            let unknown = segments
+                .iter()
+                .filter(|(_, s)| s.class != SegmentClass::NORMAL)
+                .filter_map(|(_, s)| key_id_for(&s.data, hash).ok())
+                .any(|id| !keys[*subject].iter().any(|k| k.id() == id));
+            if unknown && !stale.contains(subject) {
+                stale.push(*subject);
+            }
+        }
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let hashes: Vec<SubjectHash> = stale.iter().map(|i| self.distinct[*i]).collect();
+        let fresh = retry
+            .run("reading data keys from the key vault", || {
+                personal.vault().fresh_opening_keys(&hashes)
+            })
+            .await?;
+        for (subject, fresh) in stale.into_iter().zip(fresh) {
+            keys[subject] = fresh;
+        }
+        Ok(())
+    }
+
     /// Opens the sealed segments of message `index` in place. Returns the
     /// names of the segments it could not open for want of a vault; erased
     /// ones are left out of `segments`.
@@ -80,37 +121,43 @@ impl BatchSubjects {
         };
         let hash = self.distinct[subject];
         let message_id = metadata.original_id();
-        let sealed: Vec<String> = segments
-            .iter()
-            .filter(|(_, s)| s.class != SegmentClass::NORMAL)
-            .map(|(name, _)| name.to_owned())
-            .collect();
         let Some(keys) = keys else {
+            let sealed: Vec<String> = segments
+                .iter()
+                .filter(|(_, s)| s.class != SegmentClass::NORMAL)
+                .map(|(name, _)| name.to_owned())
+                .collect();
             for name in &sealed {
                 segments.remove(name);
             }
             return Ok(sealed);
         };
         let subject_keys = &keys[subject];
-        for name in sealed {
-            let segment = segments.get_mut(&name).expect("a segment just listed");
+        let mut erased: Vec<String> = Vec::new();
+        for (name, segment) in segments.iter_mut() {
+            if segment.class == SegmentClass::NORMAL {
+                continue;
+            }
             let unsealable = |reason: String| Error::Unsealable {
-                segment: name.clone(),
+                segment: name.to_owned(),
                 message_id: metadata.message_id.to_string(),
                 reason,
             };
             let id = key_id_for(&segment.data, &hash).map_err(unsealable)?;
             let Some(key) = subject_keys.iter().find(|k| k.id() == id) else {
                 // The subject's key is gone: erased.
-                segments.remove(&name);
+                erased.push(name.to_owned());
                 continue;
             };
             let to = SealedFor {
                 subject: &hash,
                 message: &message_id,
-                segment: &name,
+                segment: name,
             };
             segment.data = open(key, to, &segment.data).map_err(unsealable)?;
+        }
+        for name in &erased {
+            segments.remove(name);
         }
         Ok(Vec::new())
     }

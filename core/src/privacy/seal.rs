@@ -35,20 +35,32 @@ pub(crate) struct SealedFor<'a> {
 }
 
 impl SealedFor<'_> {
-    fn associated_data(&self) -> Vec<u8> {
-        let mut ad = Vec::with_capacity(AD_PREFIX.len() + 32 + self.segment.len());
-        ad.extend_from_slice(AD_PREFIX);
-        ad.extend_from_slice(self.subject.as_bytes());
-        ad.extend_from_slice(self.message.as_uuid().as_bytes());
-        ad.extend_from_slice(self.segment.as_bytes());
-        ad
+    /// Calls `f` with the associated data, built on the stack when the
+    /// segment name is short (as it nearly always is).
+    fn with_associated_data<T>(&self, f: impl FnOnce(&[u8]) -> T) -> T {
+        const FIXED: usize = AD_PREFIX.len() + 32;
+        let fill = |ad: &mut [u8]| {
+            ad[..AD_PREFIX.len()].copy_from_slice(AD_PREFIX);
+            ad[AD_PREFIX.len()..AD_PREFIX.len() + 16].copy_from_slice(self.subject.as_bytes());
+            ad[AD_PREFIX.len() + 16..FIXED].copy_from_slice(self.message.as_uuid().as_bytes());
+            ad[FIXED..].copy_from_slice(self.segment.as_bytes());
+        };
+        let len = FIXED + self.segment.len();
+        if len <= 128 {
+            let mut ad = [0u8; 128];
+            fill(&mut ad[..len]);
+            f(&ad[..len])
+        } else {
+            let mut ad = vec![0u8; len];
+            fill(&mut ad);
+            f(&ad)
+        }
     }
 }
 
 /// Seals plain segment bytes: one allocation, encrypted in place.
 pub(crate) fn seal(key: &DataKey, to: SealedFor<'_>, plain: &[u8]) -> Bytes {
     let nonce = fresh_nonce();
-    let ad = to.associated_data();
     let mut out = Vec::with_capacity(SEAL_OVERHEAD + plain.len());
     out.push(MAGIC);
     out.push(FORMAT);
@@ -56,9 +68,14 @@ pub(crate) fn seal(key: &DataKey, to: SealedFor<'_>, plain: &[u8]) -> Bytes {
     out.extend_from_slice(key.id().as_bytes());
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plain);
-    let tag = key
-        .cipher()
-        .encrypt_inout_detached(&Nonce::from(nonce), &ad, (&mut out[HEADER..]).into())
+    let tag = to
+        .with_associated_data(|ad| {
+            key.cipher().encrypt_inout_detached(
+                &Nonce::from(nonce),
+                ad,
+                (&mut out[HEADER..]).into(),
+            )
+        })
         .expect("encrypting in memory cannot fail");
     out.extend_from_slice(&tag);
     out.into()
@@ -103,21 +120,21 @@ pub(crate) fn open(key: &DataKey, to: SealedFor<'_>, sealed: &[u8]) -> Result<By
         return Err(format!("sealed with key {id}, not with key {}", key.id()));
     }
     let nonce: [u8; 12] = sealed[14..HEADER].try_into().expect("12 bytes");
-    let ad = to.associated_data();
     let (body, tag) = sealed[HEADER..].split_at(sealed.len() - HEADER - 16);
     let mut plain = body.to_vec();
-    key.cipher()
-        .decrypt_inout_detached(
+    to.with_associated_data(|ad| {
+        key.cipher().decrypt_inout_detached(
             &Nonce::from(nonce),
-            &ad,
+            ad,
             (&mut plain[..]).into(),
             &Tag::<Aes256Gcm>::try_from(tag).expect("16 bytes"),
         )
-        .map_err(|_| {
-            "it does not open with its subject's key: it was sealed for another message, \
+    })
+    .map_err(|_| {
+        "it does not open with its subject's key: it was sealed for another message, \
              segment or subject (copied from elsewhere), or altered"
-                .to_owned()
-        })?;
+            .to_owned()
+    })?;
     Ok(plain.into())
 }
 

@@ -48,17 +48,14 @@ pub(crate) async fn seal_message(
     }
     let key = personal.vault().sealing_key(&hash).await?;
     let message = metadata.original_id();
-    let names: Vec<String> = segments
-        .iter()
-        .filter(|(_, s)| sealed_class(&s.class))
-        .map(|(name, _)| name.to_owned())
-        .collect();
-    for name in names {
-        let segment = segments.get_mut(&name).expect("a segment just listed");
+    for (name, segment) in segments.iter_mut() {
+        if !sealed_class(&segment.class) {
+            continue;
+        }
         let to = SealedFor {
             subject: &hash,
             message: &message,
-            segment: &name,
+            segment: name,
         };
         segment.data = seal(&key, to, &segment.data);
     }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -21,6 +21,10 @@ use crate::Result;
 /// The key prefix of a vault's records unless set otherwise.
 pub const DEFAULT_VAULT_PREFIX: &str = "event-backbone.vault";
 
+const DEFAULT_CAPACITY: usize = 10_000;
+const DEFAULT_SEALING_TTL: Duration = Duration::from_secs(60);
+const DEFAULT_READER_TTL: Duration = Duration::from_secs(1);
+
 /// A [`KeyVault`] on a [`KeyValueStore`] (Redis, MongoDB, DynamoDB, the
 /// in-memory store, ...).
 ///
@@ -31,9 +35,11 @@ pub const DEFAULT_VAULT_PREFIX: &str = "event-backbone.vault";
 /// record.
 ///
 /// The sealing side caches keys (10,000 subjects for 60 s unless set
-/// otherwise); the opening side reads the records of a whole batch with
-/// one `get_many` and caches nothing, so an erasure counts for every batch
-/// read after it.
+/// otherwise); the reading side reads the records of a whole batch with
+/// one `get_many` and trusts them for 1 s
+/// ([`StoreKeyVault::reader_cache_ttl`]), reading again at once a subject
+/// whose segment names a key it has not seen. An erasure through this
+/// vault counts at once for its own producers and readers.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -57,6 +63,9 @@ pub struct StoreKeyVault {
     /// they came from: a record read again opens without the cipher. The
     /// record is still read every time, so an erasure counts at once.
     unwrapped: Mutex<HashMap<(SubjectHash, KeyId), (Bytes, DataKey)>>,
+    /// The readers' answers, by subject, with when they were read.
+    read: Mutex<HashMap<SubjectHash, (Instant, Vec<DataKey>)>>,
+    reader_ttl: Duration,
     cache_capacity: usize,
     cache_ttl: Duration,
 }
@@ -64,68 +73,50 @@ pub struct StoreKeyVault {
 impl StoreKeyVault {
     /// A vault on `store`, its keys wrapped by `master`.
     pub fn new(store: Arc<dyn KeyValueStore>, master: MasterKey) -> Self {
-        Self::with(
-            store,
-            master,
-            DEFAULT_VAULT_PREFIX.to_owned(),
-            10_000,
-            Duration::from_secs(60),
-        )
-    }
-
-    fn with(
-        store: Arc<dyn KeyValueStore>,
-        master: MasterKey,
-        prefix: String,
-        cache_capacity: usize,
-        cache_ttl: Duration,
-    ) -> Self {
         Self {
             store,
             master,
-            prefix,
-            cache: KeyCache::new(cache_capacity, cache_ttl),
+            prefix: DEFAULT_VAULT_PREFIX.to_owned(),
+            cache: KeyCache::new(DEFAULT_CAPACITY, DEFAULT_SEALING_TTL),
             unwrapped: Mutex::new(HashMap::new()),
-            cache_capacity,
-            cache_ttl,
+            read: Mutex::new(HashMap::new()),
+            reader_ttl: DEFAULT_READER_TTL,
+            cache_capacity: DEFAULT_CAPACITY,
+            cache_ttl: DEFAULT_SEALING_TTL,
         }
     }
 
     /// Puts the records under another prefix (a name without `:`).
-    pub fn key_prefix(self, prefix: &str) -> Result<Self> {
-        let prefix = crate::names::validate("vault key prefix", prefix)?;
-        Ok(Self::with(
-            self.store,
-            self.master,
-            prefix,
-            self.cache_capacity,
-            self.cache_ttl,
-        ))
+    pub fn key_prefix(mut self, prefix: &str) -> Result<Self> {
+        self.prefix = crate::names::validate("vault key prefix", prefix)?;
+        Ok(self)
     }
 
-    /// How many subjects' sealing keys are cached (0: none).
-    pub fn cache_capacity(self, subjects: usize) -> Self {
-        Self::with(
-            self.store,
-            self.master,
-            self.prefix,
-            subjects,
-            self.cache_ttl,
-        )
+    /// How many subjects' keys are cached, on each side (0: none).
+    pub fn cache_capacity(mut self, subjects: usize) -> Self {
+        self.cache_capacity = subjects;
+        self.cache = KeyCache::new(subjects, self.cache_ttl);
+        self
     }
 
-    /// How long a sealing key stays cached. After an erasure, a producer in
-    /// another process may seal with the erased key for up to this long:
-    /// what it seals then is shredded with it. A producer sharing this vault
-    /// forgets the key at once.
-    pub fn cache_ttl(self, ttl: Duration) -> Self {
-        Self::with(
-            self.store,
-            self.master,
-            self.prefix,
-            self.cache_capacity,
-            ttl,
-        )
+    /// How long a sealing key stays cached (60 s unless set). After an
+    /// erasure, a producer in another process may seal with the erased key
+    /// for up to this long: what it seals then is shredded with it. A
+    /// producer sharing this vault forgets the key at once.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self.cache = KeyCache::new(self.cache_capacity, ttl);
+        self
+    }
+
+    /// How long a reader trusts the keys it read (1 s unless set; zero:
+    /// the vault is read for every batch). After an erasure, a reader in
+    /// another process may open the subject's data for up to this long; a
+    /// reader sharing this vault stops at once. A key newer than the cached
+    /// answer is always read fresh, so nothing new is taken for erased.
+    pub fn reader_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.reader_ttl = ttl;
+        self
     }
 
     /// The key of a subject's record.
@@ -198,20 +189,57 @@ impl KeyVault for StoreKeyVault {
     }
 
     async fn opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<Vec<DataKey>>> {
+        let mut answers: Vec<Option<Vec<DataKey>>> = vec![None; subjects.len()];
+        if !self.reader_ttl.is_zero() {
+            let now = Instant::now();
+            let read = self.read.lock().expect("reader cache lock");
+            for (answer, subject) in answers.iter_mut().zip(subjects) {
+                if let Some((at, keys)) = read.get(subject) {
+                    if now.duration_since(*at) < self.reader_ttl {
+                        *answer = Some(keys.clone());
+                    }
+                }
+            }
+        }
+        let missing: Vec<SubjectHash> = subjects
+            .iter()
+            .zip(&answers)
+            .filter(|(_, a)| a.is_none())
+            .map(|(s, _)| *s)
+            .collect();
+        let mut fresh = self.fresh_opening_keys(&missing).await?.into_iter();
+        Ok(answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| fresh.next().expect("one answer per missing subject")))
+            .collect())
+    }
+
+    async fn fresh_opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<Vec<DataKey>>> {
         if subjects.is_empty() {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = subjects.iter().map(|s| self.record_key(s)).collect();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let records = self.store.get_many(&keys).await?;
-        subjects
+        let answers: Vec<Vec<DataKey>> = subjects
             .iter()
             .zip(records)
             .map(|(subject, record)| match record {
                 Some(fields) => self.open_record(subject, &fields),
                 None => Ok(Vec::new()),
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        if !self.reader_ttl.is_zero() && self.cache_capacity > 0 {
+            let now = Instant::now();
+            let mut read = self.read.lock().expect("reader cache lock");
+            if read.len() + subjects.len() > self.cache_capacity {
+                read.clear();
+            }
+            for (subject, keys) in subjects.iter().zip(&answers) {
+                read.insert(*subject, (now, keys.clone()));
+            }
+        }
+        Ok(answers)
     }
 
     async fn erase(&self, subject: &SubjectHash) -> Result<bool> {
@@ -224,6 +252,7 @@ impl KeyVault for StoreKeyVault {
             .lock()
             .expect("unwrap cache lock")
             .retain(|(s, _), _| s != subject);
+        self.read.lock().expect("reader cache lock").remove(subject);
         Ok(existed)
     }
 }
@@ -236,6 +265,7 @@ impl fmt::Debug for StoreKeyVault {
             .field("master", &self.master)
             .field("cache_capacity", &self.cache_capacity)
             .field("cache_ttl", &self.cache_ttl)
+            .field("reader_cache_ttl", &self.reader_ttl)
             .finish()
     }
 }

@@ -23,8 +23,10 @@ use crate::Result;
 ///   moment may each make one, and both must stay readable through
 ///   [`opening_keys`](Self::opening_keys).
 /// * [`opening_keys`](Self::opening_keys) answers for a whole batch in as
-///   few round trips as the vault allows, and does not cache across calls:
-///   an erasure counts for every batch read after it returns.
+///   few round trips as the vault allows; it may answer from a cache for a
+///   bounded time (an erasure elsewhere counts after it), and
+///   [`fresh_opening_keys`](Self::fresh_opening_keys) may not: readers ask
+///   it when a sealed segment names a key the first answer lacked.
 /// * [`erase`](Self::erase) is idempotent and safe while others seal and
 ///   open.
 #[async_trait]
@@ -39,6 +41,12 @@ pub trait KeyVault: Send + Sync + fmt::Debug + 'static {
     /// Every key of each subject, in the order asked (an empty list: the
     /// subject was erased, or never had a key).
     async fn opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<Vec<DataKey>>>;
+
+    /// Like [`opening_keys`](Self::opening_keys), read from the vault
+    /// itself, not from a cache. The default calls `opening_keys`.
+    async fn fresh_opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<Vec<DataKey>>> {
+        self.opening_keys(subjects).await
+    }
 
     /// Deletes every key of `subject`; returns whether it had one.
     async fn erase(&self, subject: &SubjectHash) -> Result<bool>;
