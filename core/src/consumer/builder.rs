@@ -320,7 +320,7 @@ impl ConsumerBuilder {
     pub async fn export_subject(mut self, subject: impl AsSubject) -> Result<SubjectExport> {
         let source = self.source()?;
         let personal = self.required_personal("export a subject")?;
-        crate::privacy::export(&source, &personal, subject, self.batch_size).await
+        super::subject::export(&source, &personal, subject, self.batch_size).await
     }
 
     /// Erases a data subject (GDPR article 17) and deletes what it can find
@@ -332,7 +332,7 @@ impl ConsumerBuilder {
     pub async fn erase_subject(mut self, subject: impl AsSubject) -> Result<Erasure> {
         let source = self.source()?;
         let personal = self.required_personal("erase a subject")?;
-        crate::privacy::erase(&source, &personal, subject, self.batch_size).await
+        super::subject::erase(&source, &personal, subject, self.batch_size).await
     }
 
     fn required_personal(&self, what: &str) -> Result<PersonalData> {

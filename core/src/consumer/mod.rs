@@ -14,7 +14,8 @@ mod receiver;
 mod redelivery;
 mod replay;
 mod runtime;
-pub(crate) mod source;
+mod source;
+mod subject;
 
 pub use crate::message::Message;
 pub use builder::ConsumerBuilder;

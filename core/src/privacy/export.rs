@@ -4,22 +4,19 @@
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-use super::scan::subject_entries;
-use super::subject::{AsSubject, SubjectHash};
-use super::PersonalData;
+use super::subject::SubjectHash;
 use crate::channel::EntryId;
 use crate::codec::Codec;
-use crate::consumer::source::Source;
-use crate::envelope::{MessageId, SegmentClass, Segments};
+use crate::envelope::{MessageId, Segments};
 use crate::{Error, Result};
 
 /// What a stream holds about one data subject: from
 /// [`ConsumerBuilder::export_subject`](crate::ConsumerBuilder::export_subject).
 #[derive(Clone, Debug)]
 pub struct SubjectExport {
-    subject: Option<SubjectHash>,
-    streams: Vec<String>,
-    messages: Vec<ExportedMessage>,
+    pub(crate) subject: Option<SubjectHash>,
+    pub(crate) streams: Vec<String>,
+    pub(crate) messages: Vec<ExportedMessage>,
 }
 
 impl SubjectExport {
@@ -104,58 +101,4 @@ impl ExportedMessage {
     pub fn raw_segment(&self, name: &str) -> Option<&Bytes> {
         self.segments.bytes(name)
     }
-}
-
-pub(crate) async fn export(
-    source: &Source,
-    personal: &PersonalData,
-    subject: impl AsSubject,
-    page: usize,
-) -> Result<SubjectExport> {
-    let stream = source.stream().to_owned();
-    let Some(id) = subject.subject_id() else {
-        return Ok(SubjectExport {
-            subject: None,
-            streams: vec![stream],
-            messages: Vec::new(),
-        });
-    };
-    let hash = personal.subject_hash(&id);
-    let entries = subject_entries(source, &hash, page).await?;
-    let mut messages = Vec::with_capacity(entries.len());
-    let mut entries = entries.into_iter().peekable();
-    while entries.peek().is_some() {
-        let chunk: Vec<_> = entries.by_ref().take(page.max(1)).collect();
-        for loaded in source.load(chunk).await? {
-            let message = loaded.map_err(Error::from)?;
-            let erased = message
-                .erased_segments()
-                .into_iter()
-                .map(str::to_owned)
-                .collect();
-            let metadata = message.metadata();
-            let segments: Segments = message
-                .segments()
-                .iter()
-                .filter(|(_, s)| s.class != SegmentClass::NORMAL)
-                .map(|(name, s)| (name.to_owned(), s.clone()))
-                .collect();
-            messages.push(ExportedMessage {
-                stream: stream.clone(),
-                entry_id: message.entry_id().clone(),
-                message_id: metadata.message_id,
-                operation: metadata.operation.clone(),
-                version: metadata.version,
-                produced_at_ms: metadata.produced_at_ms,
-                content_type: metadata.content_type.clone(),
-                segments,
-                erased,
-            });
-        }
-    }
-    Ok(SubjectExport {
-        subject: Some(hash),
-        streams: vec![stream],
-        messages,
-    })
 }

@@ -62,6 +62,16 @@ impl KeyCache {
         cell.get_or_try_init(make).await.cloned()
     }
 
+    /// The cached key of `subject`, if it is made and not too old.
+    pub(crate) fn get(&self, subject: &SubjectHash) -> Option<DataKey> {
+        let state = self.state.lock().expect("key cache lock");
+        let slot = state.slots.get(subject)?;
+        if slot.made.elapsed() >= self.ttl {
+            return None;
+        }
+        slot.key.get().cloned()
+    }
+
     /// The key if it is made, else the cell to make it in.
     fn slot(&self, subject: &SubjectHash) -> Result<DataKey, Arc<OnceCell<DataKey>>> {
         let now = Instant::now();

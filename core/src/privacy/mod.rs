@@ -80,7 +80,6 @@ mod export;
 mod key_cache;
 mod master_key;
 pub(crate) mod opening;
-mod scan;
 mod seal;
 pub(crate) mod sealing;
 mod secret;
@@ -89,9 +88,7 @@ mod subject;
 mod vault;
 
 pub use data_key::{DataKey, KeyId};
-pub(crate) use erasure::erase;
 pub use erasure::Erasure;
-pub(crate) use export::export;
 pub use export::{ExportedMessage, SubjectExport};
 pub use master_key::MasterKey;
 pub use seal::{open_segment, seal_segment, sealing_key_id, SEAL_OVERHEAD};

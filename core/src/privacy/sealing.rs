@@ -1,27 +1,48 @@
 //! The producer's side: hash the subject into the header and seal every
 //! segment that is not `normal` with the subject's key.
 
+use super::data_key::DataKey;
 use super::seal::{seal, SealedFor};
-use super::subject::SUBJECT_HEADER;
+use super::subject::{SubjectHash, SUBJECT_HEADER};
 use super::{PersonalData, Subject};
 use crate::envelope::{Metadata, SegmentClass, Segments};
 use crate::{Error, Result};
 
 /// Seals a message on its way out (after the interceptors, before its
-/// payload is placed).
+/// payload is placed). Without a wait when the subject's key is cached.
 pub(crate) async fn seal_message(
     personal: Option<&PersonalData>,
     subject: Option<&Subject>,
     metadata: &mut Metadata,
     segments: &mut Segments,
 ) -> Result<()> {
+    let Some((personal, hash)) = prepare(personal, subject, metadata, segments)? else {
+        return Ok(());
+    };
+    let key = match personal.vault().cached_sealing_key(&hash) {
+        Some(key) => key,
+        // Boxed: the common case (a cached key) keeps the send's future
+        // small.
+        None => Box::pin(personal.vault().sealing_key(&hash)).await?,
+    };
+    seal_segments(&key, &hash, metadata, segments);
+    Ok(())
+}
+
+/// Checks the message and writes its subject's hash into the header; the
+/// subject's hash if it has segments to seal.
+fn prepare<'p>(
+    personal: Option<&'p PersonalData>,
+    subject: Option<&Subject>,
+    metadata: &mut Metadata,
+    segments: &Segments,
+) -> Result<Option<(&'p PersonalData, SubjectHash)>> {
     if metadata.headers.contains_key(SUBJECT_HEADER) {
         return Err(Error::ReservedHeader {
             header: SUBJECT_HEADER,
             operation: metadata.operation.clone(),
         });
     }
-    let sealed_class = |class: &SegmentClass| *class != SegmentClass::NORMAL;
     let Some(subject) = subject else {
         if personal.is_some_and(PersonalData::requires_subject) {
             if let Some((name, segment)) = segments.iter().find(|(_, s)| sealed_class(&s.class)) {
@@ -32,7 +53,7 @@ pub(crate) async fn seal_message(
                 });
             }
         }
-        return Ok(());
+        return Ok(None);
     };
     let Some(personal) = personal else {
         return Err(Error::SubjectWithoutVault {
@@ -44,20 +65,26 @@ pub(crate) async fn seal_message(
         .headers
         .insert(SUBJECT_HEADER.to_owned(), hash.to_string());
     if !segments.iter().any(|(_, s)| sealed_class(&s.class)) {
-        return Ok(());
+        return Ok(None);
     }
-    let key = personal.vault().sealing_key(&hash).await?;
+    Ok(Some((personal, hash)))
+}
+
+fn sealed_class(class: &SegmentClass) -> bool {
+    *class != SegmentClass::NORMAL
+}
+
+fn seal_segments(key: &DataKey, hash: &SubjectHash, metadata: &Metadata, segments: &mut Segments) {
     let message = metadata.original_id();
     for (name, segment) in segments.iter_mut() {
         if !sealed_class(&segment.class) {
             continue;
         }
         let to = SealedFor {
-            subject: &hash,
+            subject: hash,
             message: &message,
             segment: name,
         };
-        segment.data = seal(&key, to, &segment.data);
+        segment.data = seal(key, to, &segment.data);
     }
-    Ok(())
 }

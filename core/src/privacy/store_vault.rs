@@ -188,6 +188,10 @@ impl KeyVault for StoreKeyVault {
             .await
     }
 
+    fn cached_sealing_key(&self, subject: &SubjectHash) -> Option<DataKey> {
+        self.cache.get(subject)
+    }
+
     async fn opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<Vec<DataKey>>> {
         let mut answers: Vec<Option<Vec<DataKey>>> = vec![None; subjects.len()];
         if !self.reader_ttl.is_zero() {

@@ -38,6 +38,13 @@ pub trait KeyVault: Send + Sync + fmt::Debug + 'static {
     /// a new one, stored before this returns.
     async fn sealing_key(&self, subject: &SubjectHash) -> Result<DataKey>;
 
+    /// The sealing key if the vault has it at hand, without waiting: the
+    /// producer's fast path. The default is `None` (always ask
+    /// [`sealing_key`](Self::sealing_key)).
+    fn cached_sealing_key(&self, _subject: &SubjectHash) -> Option<DataKey> {
+        None
+    }
+
     /// Every key of each subject, in the order asked (an empty list: the
     /// subject was erased, or never had a key).
     async fn opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<Vec<DataKey>>>;

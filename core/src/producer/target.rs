@@ -91,14 +91,12 @@ impl Target {
             Box::pin(self.intercept(&mut metadata, &mut segments)).await?;
         }
         if subject.is_some() || self.personal.is_some() {
-            // Boxed too: a producer without personal data keeps its future
-            // small.
-            Box::pin(seal_message(
+            seal_message(
                 self.personal.as_ref(),
                 subject.as_ref(),
                 &mut metadata,
                 &mut segments,
-            ))
+            )
             .await?;
         } else if metadata.headers.contains_key(SUBJECT_HEADER) {
             return Err(Error::ReservedHeader {
