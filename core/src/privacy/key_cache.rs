@@ -1,7 +1,7 @@
 //! The sealing side's cache of data keys: bounded in size and in age, and
 //! made once per subject however many sends ask at the same moment.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
 use super::data_key::DataKey;
-use super::subject::SubjectHash;
+use super::subject::{BySubject, SubjectHash};
 use crate::Result;
 
 pub(crate) struct KeyCache {
@@ -20,7 +20,7 @@ pub(crate) struct KeyCache {
 
 #[derive(Default)]
 struct State {
-    slots: HashMap<SubjectHash, Slot>,
+    slots: BySubject<SubjectHash, Slot>,
     /// Insertion order, oldest first: (subject, generation of its slot).
     order: VecDeque<(SubjectHash, u64)>,
     next_generation: u64,

@@ -112,12 +112,12 @@ pub(crate) fn fresh_nonce() -> [u8; 12] {
 /// Lower-case hex of `bytes`.
 pub(crate) fn encode_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
+    let mut out = Vec::with_capacity(bytes.len() * 2);
     for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0xf)]);
     }
-    out
+    String::from_utf8(out).expect("hex digits are ASCII")
 }
 
 /// Decodes `text` (2 digits per byte, either case) into `out`; `None` if

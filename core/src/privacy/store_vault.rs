@@ -1,7 +1,6 @@
 //! [`StoreKeyVault`]: data keys on any [`KeyValueStore`], wrapped by the
 //! master key.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ use async_trait::async_trait;
 use super::data_key::{DataKey, KeyId};
 use super::key_cache::KeyCache;
 use super::master_key::MasterKey;
-use super::subject::SubjectHash;
+use super::subject::{BySubject, SubjectHash};
 use super::vault::KeyVault;
 use crate::store::{Fields, KeyValueStore};
 use crate::Result;
@@ -62,9 +61,9 @@ pub struct StoreKeyVault {
     /// Keys unwrapped before, by subject and id, with the wrapped bytes
     /// they came from: a record read again opens without the cipher. The
     /// record is still read every time, so an erasure counts at once.
-    unwrapped: Mutex<HashMap<(SubjectHash, KeyId), (Bytes, DataKey)>>,
+    unwrapped: Mutex<BySubject<(SubjectHash, KeyId), (Bytes, DataKey)>>,
     /// The readers' answers, by subject, with when they were read.
-    read: Mutex<HashMap<SubjectHash, (Instant, Vec<DataKey>)>>,
+    read: Mutex<BySubject<SubjectHash, (Instant, Vec<DataKey>)>>,
     reader_ttl: Duration,
     cache_capacity: usize,
     cache_ttl: Duration,
@@ -78,8 +77,8 @@ impl StoreKeyVault {
             master,
             prefix: DEFAULT_VAULT_PREFIX.to_owned(),
             cache: KeyCache::new(DEFAULT_CAPACITY, DEFAULT_SEALING_TTL),
-            unwrapped: Mutex::new(HashMap::new()),
-            read: Mutex::new(HashMap::new()),
+            unwrapped: Mutex::new(BySubject::default()),
+            read: Mutex::new(BySubject::default()),
             reader_ttl: DEFAULT_READER_TTL,
             cache_capacity: DEFAULT_CAPACITY,
             cache_ttl: DEFAULT_SEALING_TTL,

@@ -11,6 +11,30 @@ use sha2::Sha256;
 use super::secret::{decode_hex, encode_hex, Key32};
 use crate::{Error, Result};
 
+/// Hashes a [`SubjectHash`] for a `HashMap` by taking 8 of its bytes: it is
+/// already the output of a keyed hash, so a second one (SipHash) buys
+/// nothing.
+#[derive(Default)]
+pub(crate) struct SubjectHasher(u64);
+
+impl std::hash::Hasher for SubjectHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+}
+
+/// A `HashMap` keyed by subject hash.
+pub(crate) type BySubject<K, V> =
+    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<SubjectHasher>>;
+
 /// The header that carries a message's [`SubjectHash`] (never the subject
 /// id itself).
 pub const SUBJECT_HEADER: &str = "data-subject";

@@ -28,6 +28,7 @@ pub trait Users {
     );
     async fn moved(&self, #[subject(field = "account.id")] customer: Customer, #[personal] to: Address);
     async fn optional(&self, #[subject] user: Option<String>);
+    async fn by_email(&self, #[subject] #[personal] email: String);
 }
 
 fn main() {}
