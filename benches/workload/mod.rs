@@ -109,6 +109,34 @@ pub async fn produce_with_backbone(producer: &Producer, window: Option<usize>) {
     }
 }
 
+/// The 10,000 events with the customer as a `personal` segment, at most
+/// 512 sends in flight; with `subjects`, each names one of that many data
+/// subjects (the producer needs `.personal_data(...)`).
+pub async fn produce_personal(producer: &Producer, subjects: Option<usize>) {
+    let send = |i: usize| {
+        let p = payload(i);
+        async move {
+            let message = producer
+                .message("order_placed")
+                .personal("customer", &p.customer)?
+                .segment("product", &p.product)?
+                .segment("quantity", &p.quantity)?;
+            match subjects {
+                Some(n) => message.subject(i % n).send().await,
+                None => message.send().await,
+            }
+        }
+    };
+    let sends = futures_util::StreamExt::buffer_unordered(
+        futures_util::stream::iter((0..EVENTS).map(send)),
+        512,
+    );
+    futures_util::pin_mut!(sends);
+    while let Some(r) = futures_util::StreamExt::next(&mut sends).await {
+        r.unwrap();
+    }
+}
+
 /// The same commands, written by hand: HSET of the three fields, XADD of the
 /// message id, operation and a metadata blob of the producer's size, in
 /// pipelines of 256, `in_flight` pipelines at a time.

@@ -13,7 +13,7 @@
 //!   subject, the message id and the segment name.
 //!
 //! Data keys live in a [`KeyVault`]: [`StoreKeyVault`] keeps them on any
-//! [`KeyValueStore`](crate::KeyValueStore), wrapped by the application's
+//! [`KeyValueStore`], wrapped by the application's
 //! [`MasterKey`]. **Erasing** a subject deletes its keys: from then on every
 //! sealed segment of that person is unreadable in every stream, store, copy
 //! and backup. A reader shows such a message without them
