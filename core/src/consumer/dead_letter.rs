@@ -125,3 +125,66 @@ impl DeadLetters<'_> {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::StreamChannel;
+    use crate::channel::StreamPosition;
+    use crate::memory::MemoryChannel;
+
+    fn message(origin: Origin) -> Metadata {
+        Metadata {
+            message_id: MessageId::new(),
+            operation: "opened".into(),
+            version: 0,
+            uri: "accounts".into(),
+            environment: None,
+            produced_at_ms: 1,
+            origin,
+            content_type: "application/postcard".into(),
+            correlation_id: None,
+            causation_id: None,
+            traceparent: None,
+            headers: BTreeMap::new(),
+            segments: Vec::new(),
+        }
+    }
+
+    /// A dead letter names the first message as its original, also when
+    /// it is made from a copy: sealed segments are bound to that id.
+    #[tokio::test]
+    async fn a_dead_letter_of_a_copy_names_the_first_message() {
+        let channel = MemoryChannel::new();
+        let address = StreamAddress::new(None, "accounts").unwrap();
+        let retry = RetryPolicy::none();
+        let dead_letters = DeadLetters {
+            channel: &channel,
+            address: &address,
+            group: "g",
+            retry: &retry,
+        };
+        let first = message(Origin::Original);
+        let copy = message(Origin::Copy {
+            original: first.message_id,
+        });
+        let entry = EntryId::new("1");
+        dead_letters.message(&first, &entry, 1, "r").await.unwrap();
+        dead_letters.message(&copy, &entry, 1, "r").await.unwrap();
+        let written = channel
+            .read_range(&address.dead_letter_key(), &StreamPosition::Start, None, 10)
+            .await
+            .unwrap();
+        for (entry, from) in written.iter().zip([&first, &copy]) {
+            let metadata = entry.body.as_ref().unwrap();
+            assert_eq!(
+                metadata.origin,
+                Origin::Copy {
+                    original: first.message_id
+                }
+            );
+            assert_ne!(metadata.message_id, from.message_id);
+            assert_eq!(metadata.original_id(), first.message_id);
+        }
+    }
+}
