@@ -186,13 +186,7 @@ fn end_to_end(c: &mut Criterion) {
             rt.block_on(async {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let stream = unique("personal-raw-e2e");
-                    let mut consumer_conn = raw_connection().await;
-                    let start = Instant::now();
-                    produce_raw(&mut raw, &stream, &blob, 2).await;
-                    consume_raw(&mut consumer_conn, &stream).await;
-                    total += start.elapsed();
-                    cleanup(&mut raw, &stream).await;
+                    total += raw_end_to_end(&mut raw, &blob, "personal-raw-e2e").await;
                 }
                 total
             })

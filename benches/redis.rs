@@ -103,13 +103,7 @@ fn benches(c: &mut Criterion) {
             rt.block_on(async {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let stream = unique("raw-e2e");
-                    let mut consumer_conn = raw_connection().await;
-                    let start = Instant::now();
-                    produce_raw(&mut raw, &stream, &blob, 2).await;
-                    consume_raw(&mut consumer_conn, &stream).await;
-                    total += start.elapsed();
-                    cleanup(&mut raw, &stream).await;
+                    total += raw_end_to_end(&mut raw, &blob, "raw-e2e").await;
                 }
                 total
             })

@@ -276,6 +276,25 @@ pub async fn consume_raw(raw: &mut redis::aio::MultiplexedConnection, stream: &s
     }
 }
 
+/// The raw end-to-end baseline once, on a fresh stream: the 10,000 events
+/// written by hand (2 pipelines in flight), then read, fetched and
+/// acknowledged by hand in a group. Returns the time it took (the cleanup
+/// after it is not counted).
+pub async fn raw_end_to_end(
+    raw: &mut redis::aio::MultiplexedConnection,
+    blob: &[u8],
+    prefix: &str,
+) -> std::time::Duration {
+    let stream = unique(prefix);
+    let mut consumer_conn = raw_connection().await;
+    let start = std::time::Instant::now();
+    produce_raw(raw, &stream, blob, 2).await;
+    consume_raw(&mut consumer_conn, &stream).await;
+    let took = start.elapsed();
+    cleanup(raw, &stream).await;
+    took
+}
+
 /// A runtime like the benchmarks': multi-threaded, 2 workers.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
