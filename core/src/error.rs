@@ -345,6 +345,41 @@ pub struct DecodeError {
 }
 
 impl Error {
+    /// A short, stable name of what failed (`backend`, `missing_payload`,
+    /// `closed`, ...): the `error.type` of spans and metrics. A send
+    /// failure names its cause.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidName { .. } => "invalid_name",
+            Error::Config { .. } => "config",
+            Error::MalformedMetadata { .. } => "malformed_metadata",
+            Error::Encode { .. } => "encode",
+            Error::Decode(_) => "decode",
+            Error::MissingSegment { .. } => "missing_segment",
+            Error::MissingPayload { .. } => "missing_payload",
+            Error::MissingField { .. } => "missing_field",
+            Error::UnknownStore { .. } => "unknown_store",
+            Error::UnknownCodec { .. } => "unknown_codec",
+            Error::NotInContract { .. } => "not_in_contract",
+            Error::ValueTooLarge { .. } => "value_too_large",
+            Error::InvalidEntryId { .. } => "invalid_entry_id",
+            Error::NoSuchGroup { .. } => "no_such_group",
+            Error::Backend { .. } => "backend",
+            Error::Interceptor { .. } => "interceptor",
+            Error::Handler { .. } => "handler",
+            Error::Send { source, .. } => source.kind(),
+            Error::Closed { .. } => "closed",
+            Error::InvalidSecret { .. } => "invalid_secret",
+            Error::KeyVault { .. } => "key_vault",
+            Error::SubjectWithoutVault { .. } => "subject_without_vault",
+            Error::MissingSubject { .. } => "missing_subject",
+            Error::ReservedHeader { .. } => "reserved_header",
+            Error::Sealed { .. } => "sealed",
+            Error::Unsealable { .. } => "unsealable",
+            Error::ConsumerAborted { .. } => "consumer_aborted",
+        }
+    }
+
     /// Whether retrying the same call may succeed (a connection problem, a
     /// server restart, a timeout), as opposed to a permanent failure.
     pub fn is_transient(&self) -> bool {
@@ -411,5 +446,13 @@ mod tests {
             source: Arc::new(t),
         };
         assert!(shared.is_transient());
+        assert_eq!(shared.kind(), "backend");
+        assert_eq!(
+            Error::Closed {
+                stream: "orders".into()
+            }
+            .kind(),
+            "closed"
+        );
     }
 }

@@ -65,6 +65,7 @@ pub mod producer;
 pub mod retry;
 pub mod store;
 mod store_set;
+pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

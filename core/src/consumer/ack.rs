@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::channel::{EntryId, StreamChannel};
 use crate::retry::RetryPolicy;
+use crate::telemetry::spans;
 
 enum Command {
     Ack(EntryId),
@@ -77,15 +79,20 @@ pub(crate) fn spawn(
                 }
             }
             if !ids.is_empty() {
+                let span = spans::ack(channel.backend(), &stream, &group, ids.len());
                 let result = retry
                     .run("acknowledging", || channel.ack(&stream, &group, &ids))
+                    .instrument(span.clone())
                     .await;
                 match result {
                     Ok(()) => acked += ids.len() as u64,
-                    Err(e) => tracing::error!(
-                        stream, group, error = %e, count = ids.len(),
-                        "acknowledgement failed; the entries will be delivered again"
-                    ),
+                    Err(e) => {
+                        spans::fail(&span, e.kind());
+                        tracing::error!(
+                            parent: &span, stream, group, error = %e, count = ids.len(),
+                            "acknowledgement failed; the entries will be delivered again"
+                        )
+                    }
                 }
                 ids.clear();
             }

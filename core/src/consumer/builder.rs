@@ -8,7 +8,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::ack;
 use super::context::ConsumerContext;
-use super::dispatch::{Counters, Dispatcher};
+use super::counters::Counters;
+use super::dispatch::Dispatcher;
 use super::handler::{handler_fn, Handler, HandlerError};
 use super::lifetime::ConsumerLifetime;
 use super::options::{AckMode, ClaimPolicy, Fallback};
@@ -27,6 +28,8 @@ use crate::privacy::{AsSubject, Erasure, PersonalData, SubjectExport};
 use crate::retry::RetryPolicy;
 use crate::store::KeyValueStore;
 use crate::store_set::DEFAULT_STORE;
+use crate::telemetry::instruments::ConsumerMetrics;
+use crate::telemetry::lag::LagSampler;
 use crate::{Error, Result};
 
 /// Builds a consumer (or a replay stream, or a receiver); from
@@ -64,6 +67,7 @@ pub struct ConsumerBuilder {
     fallback: Fallback,
     interceptors: Vec<Arc<dyn ConsumerInterceptor>>,
     personal: Option<PersonalData>,
+    lag_every: Option<Duration>,
 }
 
 impl Default for ConsumerBuilder {
@@ -89,6 +93,7 @@ impl Default for ConsumerBuilder {
             fallback: Fallback::DeadLetter,
             interceptors: Vec::new(),
             personal: None,
+            lag_every: None,
         }
     }
 }
@@ -284,6 +289,28 @@ impl ConsumerBuilder {
         self
     }
 
+    /// Samples the group's lag and pending count from
+    /// [`StreamChannel::info`] every `interval`, into the gauges
+    /// [`CONSUMER_LAG`](crate::telemetry::names::CONSUMER_LAG) and
+    /// [`CONSUMER_PENDING`](crate::telemetry::names::CONSUMER_PENDING) of
+    /// the installed `metrics` recorder, and once more when the consumer
+    /// stops. Off by default: each sample is a round trip (on Kafka, a
+    /// metadata and an offsets request).
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use event_backbone_core::{memory::MemoryChannel, Consumer};
+    /// let builder = Consumer::builder()
+    ///     .channel(Arc::new(MemoryChannel::new()))
+    ///     .uri("orders")
+    ///     .group("billing")
+    ///     .sample_lag_every(Duration::from_secs(15));
+    /// ```
+    pub fn sample_lag_every(mut self, interval: Duration) -> Self {
+        self.lag_every = Some(interval.max(Duration::from_millis(1)));
+        self
+    }
+
     /// Stop (gracefully) when this token is cancelled.
     pub fn cancellation(mut self, token: CancellationToken) -> Self {
         self.cancellation = Some(token);
@@ -381,6 +408,14 @@ impl ConsumerBuilder {
             self.backend_retry.clone(),
         );
         let stream = source.stream().to_owned();
+        let system = source.channel.backend();
+        let metrics = Arc::new(ConsumerMetrics::new(system, &stream, &group));
+        let lag = self.lag_every.map(|every| LagSampler {
+            channel: source.channel.clone(),
+            stream: stream.clone(),
+            group: group.clone(),
+            every,
+        });
         let dispatcher = Arc::new(Dispatcher {
             source,
             group: group.clone(),
@@ -391,7 +426,7 @@ impl ConsumerBuilder {
             handler_retry: self.handler_retry,
             max_deliveries: self.max_deliveries,
             redelivery: self.redelivery,
-            counters: Counters::default(),
+            counters: Counters::new(metrics),
             acker,
             stop: stop.clone(),
         });
@@ -405,6 +440,7 @@ impl ConsumerBuilder {
             claim: self.claim,
             stop_after: self.stop_after,
             stop_when_empty: self.stop_when_empty,
+            lag,
         };
         let task = tokio::spawn(runtime.run(ack_task));
         Ok(ConsumerLifetime::new(task, stop, stream, group))

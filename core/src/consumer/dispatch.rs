@@ -2,46 +2,26 @@
 //! fallback, dead letter, or leaving it pending for a later delivery.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::ack::AckSender;
 use super::context::ConsumerContext;
+use super::counters::Counters;
 use super::dead_letter::DeadLetters;
 use super::handler::{Handler, HandlerError, Outcome};
-use super::lifetime::ConsumerStats;
 use super::options::{AckMode, Fallback};
 use super::source::Source;
 use crate::channel::EntryId;
+use crate::clock::now_ms;
 use crate::envelope::Metadata;
 use crate::message::Message;
 use crate::retry::RetryPolicy;
-
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) received: AtomicU64,
-    pub(crate) handled: AtomicU64,
-    pub(crate) failed: AtomicU64,
-    pub(crate) dead_lettered: AtomicU64,
-    pub(crate) claimed: AtomicU64,
-    pub(crate) redelivered: AtomicU64,
-}
-
-impl Counters {
-    pub(crate) fn snapshot(&self) -> ConsumerStats {
-        ConsumerStats {
-            received: self.received.load(Ordering::Relaxed),
-            handled: self.handled.load(Ordering::Relaxed),
-            failed: self.failed.load(Ordering::Relaxed),
-            dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
-            claimed: self.claimed.load(Ordering::Relaxed),
-            redelivered: self.redelivered.load(Ordering::Relaxed),
-        }
-    }
-}
+use crate::telemetry::{spans, HANDLER_ERROR};
 
 pub(crate) struct Dispatcher {
     pub(crate) source: Arc<Source>,
@@ -93,13 +73,17 @@ impl Dispatcher {
         deliveries: u32,
         reason: &'a str,
     ) -> futures_util::future::BoxFuture<'a, ()> {
-        Box::pin(async move {
-            let appended = self
-                .dead_letters()
-                .message(metadata, entry, deliveries, reason)
-                .await;
-            self.settle_dead_letter(appended, entry);
-        })
+        let span = self.dead_letter_span(Some(&metadata.message_id), deliveries);
+        Box::pin(
+            async move {
+                let appended = self
+                    .dead_letters()
+                    .message(metadata, entry, deliveries, reason)
+                    .await;
+                self.settle_dead_letter(appended, entry);
+            }
+            .instrument(span),
+        )
     }
 
     /// Dead-letters an unreadable entry, then acknowledges it.
@@ -110,29 +94,63 @@ impl Dispatcher {
         deliveries: u32,
         reason: &str,
     ) {
+        let span = self.dead_letter_span(None, deliveries);
         let appended = self
             .dead_letters()
             .malformed(entry, raw, deliveries, reason)
+            .instrument(span.clone())
             .await;
+        let _entered = span.enter();
         self.settle_dead_letter(appended, entry);
+    }
+
+    fn dead_letter_span(
+        &self,
+        message_id: Option<&dyn std::fmt::Display>,
+        deliveries: u32,
+    ) -> tracing::Span {
+        spans::dead_letter(
+            self.source.channel.backend(),
+            self.source.stream(),
+            &self.group,
+            message_id,
+            deliveries,
+        )
     }
 
     fn settle_dead_letter(&self, appended: crate::Result<EntryId>, entry: &EntryId) {
         match appended {
             Ok(_) => {
-                self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                self.counters.dead_lettered();
                 self.acker.ack(entry.clone());
             }
-            Err(e) => tracing::error!(
-                stream = self.source.stream(), entry = %entry, error = %e,
-                "dead-letter append failed; the entry stays pending"
-            ),
+            Err(e) => {
+                spans::fail(&tracing::Span::current(), e.kind());
+                tracing::error!(
+                    stream = self.source.stream(), entry = %entry, error = %e,
+                    "dead-letter append failed; the entry stays pending"
+                )
+            }
         }
     }
 
     /// Runs the handler on one message and settles it, or says it is to be
     /// delivered again.
     pub(crate) async fn process(&self, message: Message, delivery_count: u32) -> Settled {
+        let span = spans::process(
+            self.source.channel.backend(),
+            self.source.stream(),
+            &self.group,
+            message.metadata(),
+            delivery_count,
+        );
+        self.handle(message, delivery_count, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn handle(&self, message: Message, delivery_count: u32, span: &tracing::Span) -> Settled {
+        let started = Instant::now();
         let ctx = ConsumerContext::new(
             message,
             delivery_count,
@@ -145,6 +163,7 @@ impl Dispatcher {
         let verdict = match verdict {
             Verdict::Unknown => match &self.fallback {
                 Fallback::DeadLetter => {
+                    spans::fail(span, UNKNOWN_OPERATION);
                     let reason = unknown_reason(&ctx);
                     self.dead_letter(ctx.metadata(), ctx.entry_id(), delivery_count, &reason)
                         .await;
@@ -157,6 +176,7 @@ impl Dispatcher {
                 Fallback::Handler(fallback) => {
                     match self.run_with_retries(fallback.as_ref(), &ctx).await {
                         Verdict::Unknown => {
+                            spans::fail(span, UNKNOWN_OPERATION);
                             let reason = unknown_reason(&ctx);
                             self.dead_letter(
                                 ctx.metadata(),
@@ -173,16 +193,21 @@ impl Dispatcher {
             },
             other => other,
         };
+        let metrics = &self.counters.metrics;
+        metrics.processed(started.elapsed(), matches!(verdict, Verdict::Failed(_)));
         match verdict {
             Verdict::Handled | Verdict::Unknown => {
-                self.counters.handled.fetch_add(1, Ordering::Relaxed);
+                let produced = ctx.metadata().produced_at_ms;
+                metrics.end_to_end(Duration::from_millis(now_ms().saturating_sub(produced)));
+                self.counters.handled();
                 if self.ack_mode != AckMode::Manual {
                     ctx.ack();
                 }
                 Settled::Done
             }
             Verdict::Failed(error) => {
-                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                spans::fail(span, HANDLER_ERROR);
+                self.counters.failed();
                 tracing::warn!(
                     stream = self.source.stream(), operation = ctx.operation(),
                     entry = %ctx.entry_id(), delivery_count, error = %error,
@@ -225,6 +250,9 @@ impl Dispatcher {
         }
     }
 }
+
+/// `error.type` of a message no handler knows.
+const UNKNOWN_OPERATION: &str = "unknown_operation";
 
 fn unknown_reason(ctx: &ConsumerContext) -> String {
     format!(

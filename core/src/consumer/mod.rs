@@ -4,6 +4,7 @@
 mod ack;
 mod builder;
 mod context;
+mod counters;
 mod dead_letter;
 mod dispatch;
 mod handler;

@@ -3,7 +3,6 @@
 //! after the redelivery backoff, with the count the channel recorded, until
 //! it is handled or dead-lettered.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
@@ -53,7 +52,7 @@ pub(crate) async fn settle(
             .await;
         match counted {
             Ok(Some(count)) => {
-                d.counters.redelivered.fetch_add(1, Ordering::Relaxed);
+                d.counters.redelivered();
                 delivery_count = count;
                 message = *failed;
             }

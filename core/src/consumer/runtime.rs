@@ -3,12 +3,13 @@
 //! (in lanes per key when the consumer keeps an order), and acknowledge in
 //! batches. At most a window of messages is read and not yet settled.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::dispatch::Dispatcher;
 use super::lanes::{lane_of, Lanes, Queued};
@@ -17,6 +18,8 @@ use super::options::ClaimPolicy;
 use super::redelivery::settle;
 use crate::capabilities::Ordering as MessageOrder;
 use crate::channel::{Delivery, GroupStart};
+use crate::telemetry::lag::LagSampler;
+use crate::telemetry::spans;
 use crate::Result;
 
 pub(crate) struct Runtime {
@@ -29,10 +32,19 @@ pub(crate) struct Runtime {
     pub(crate) claim: Option<ClaimPolicy>,
     pub(crate) stop_after: Option<u64>,
     pub(crate) stop_when_empty: bool,
+    pub(crate) lag: Option<LagSampler>,
 }
 
 impl Runtime {
-    pub(crate) async fn run(self, ack_task: tokio::task::JoinHandle<u64>) -> Result<ConsumerStats> {
+    pub(crate) async fn run(
+        mut self,
+        ack_task: tokio::task::JoinHandle<u64>,
+    ) -> Result<ConsumerStats> {
+        let sampling = self.lag.take().map(|sampler| {
+            let stop = CancellationToken::new();
+            let metrics = self.dispatcher.counters.metrics.clone();
+            (stop.clone(), tokio::spawn(sampler.run(metrics, stop)))
+        });
         let result = self.consume().await;
         self.dispatcher.acker.finish();
         let _ = ack_task.await;
@@ -44,6 +56,11 @@ impl Runtime {
             .await
         {
             tracing::warn!(stream = d.source.stream(), group = d.group, error = %e, "leaving the group failed");
+        }
+        if let Some((stop, sampler)) = sampling {
+            // One last sample, once everything is acknowledged.
+            stop.cancel();
+            let _ = sampler.await;
         }
         result.map(|()| self.dispatcher.counters.snapshot())
     }
@@ -110,9 +127,7 @@ impl Runtime {
                     .claim_stale(stream, &d.group, &d.consumer, claim.min_idle, count)
                     .await;
                 if let Ok(c) = &claimed {
-                    d.counters
-                        .claimed
-                        .fetch_add(c.len() as u64, Ordering::Relaxed);
+                    d.counters.claimed(c.len() as u64);
                 }
                 claimed
             } else {
@@ -160,9 +175,7 @@ impl Runtime {
                 continue;
             }
             taken += deliveries.len() as u64;
-            d.counters
-                .received
-                .fetch_add(deliveries.len() as u64, Ordering::Relaxed);
+            d.counters.received(deliveries.len() as u64);
             let running = Running {
                 permits: &permits,
                 window: &window,
@@ -205,10 +218,18 @@ impl Runtime {
             return;
         }
         let count_read = readable.len();
-        let loaded = match d.source.load(readable).await {
+        let span = spans::fetch(
+            d.source.channel.backend(),
+            d.source.stream(),
+            &d.group,
+            &readable,
+        );
+        let loaded = match d.source.load(readable).instrument(span.clone()).await {
             Ok(loaded) => loaded,
             Err(e) => {
+                spans::fail(&span, e.kind());
                 tracing::error!(
+                    parent: &span,
                     stream = d.source.stream(), error = %e, count = count_read,
                     "payloads could not be fetched; the entries stay pending"
                 );

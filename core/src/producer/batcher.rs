@@ -5,12 +5,15 @@ use std::sync::{Arc, Weak};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, oneshot};
+use tracing::{Instrument, Span};
 
 use crate::channel::{EntryId, StreamChannel};
 use crate::envelope::Metadata;
 use crate::retry::RetryPolicy;
 use crate::store::{KeyValueStore, PutItem};
 use crate::store_set::StoreSet;
+use crate::telemetry::instruments::ProducerMetrics;
+use crate::telemetry::spans;
 use crate::{Error, Result};
 
 /// What batches are written to: one stream on a channel, with the stores
@@ -22,6 +25,7 @@ pub(crate) struct Destination {
     pub(crate) retry: RetryPolicy,
     /// Most messages per batch.
     pub(crate) max_batch: usize,
+    pub(crate) metrics: ProducerMetrics,
 }
 
 pub(crate) struct Prepared {
@@ -33,6 +37,8 @@ pub(crate) struct Prepared {
 pub(crate) struct Job {
     pub(crate) job: Prepared,
     pub(crate) reply: oneshot::Sender<Result<EntryId>>,
+    /// The `send` span of the message, which the batch's span follows.
+    pub(crate) span: Span,
 }
 
 /// Batches written at once: while one waits for the server, the next is
@@ -69,10 +75,17 @@ pub(crate) async fn run(destination: Weak<Destination>, mut queue: mpsc::Receive
 
 async fn flush(destination: &Destination, jobs: Vec<Job>) {
     let stream = &*destination.stream;
+    let span = spans::send_batch(destination.channel.backend(), stream, jobs.len());
+    if !span.is_disabled() {
+        for job in &jobs {
+            span.follows_from(&job.span);
+        }
+    }
+    destination.metrics.batch(jobs.len());
     let mut per_store: Vec<Vec<PutItem>> = vec![Vec::new(); destination.stores.len()];
     let mut metadata = Vec::with_capacity(jobs.len());
     let mut replies = Vec::with_capacity(jobs.len());
-    for Job { job, reply } in jobs {
+    for Job { job, reply, .. } in jobs {
         for (idx, item) in job.puts {
             per_store[idx].push(item);
         }
@@ -93,7 +106,11 @@ async fn flush(destination: &Destination, jobs: Vec<Job>) {
                 .channel
                 .store_and_append(stream, &payloads, &metadata)
         })
+        .instrument(span.clone())
         .await;
+    if let Err(e) = &appended {
+        spans::fail(&span, e.kind());
+    }
     match appended {
         Ok(ids) if ids.len() == replies.len() => {
             for (reply, id) in replies.into_iter().zip(ids) {

@@ -119,19 +119,17 @@ impl Producer {
             message
                 .causation_id
                 .get_or_insert_with(|| cause.causation_id.clone());
-            if message.traceparent.is_none() {
-                message.traceparent = cause.traceparent.clone();
-            }
         }
+        let cause_traceparent = self.cause.as_ref().and_then(|c| c.traceparent.as_deref());
         let message_id = MessageId::new();
         let mut entries = Vec::with_capacity(self.targets.len());
         if let [target] = &self.targets[..] {
-            entries.push(target.send(message_id, message).await?);
+            entries.push(target.send(message_id, message, cause_traceparent).await?);
         } else {
             let sends = self
                 .targets
                 .iter()
-                .map(|t| t.send(message_id, message.clone()));
+                .map(|t| t.send(message_id, message.clone(), cause_traceparent));
             for sent in futures_util::future::join_all(sends).await {
                 entries.push(sent?);
             }

@@ -2,9 +2,10 @@
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
+use tracing::{Instrument, Span};
 
 use super::batcher::{self, Destination, Job};
 use super::outgoing::OutgoingMessage;
@@ -16,10 +17,12 @@ use crate::codec::Codec;
 use crate::envelope::{MessageId, Metadata, SegmentClass, SegmentLocation, SegmentRef, Segments};
 use crate::interceptor::ProducerInterceptor;
 use crate::privacy::sealing::seal_message;
-use crate::privacy::{PersonalData, SUBJECT_HEADER};
+use crate::privacy::{PersonalData, Subject, SUBJECT_HEADER};
 use crate::retry::RetryPolicy;
 use crate::store::{Fields, PutItem};
 use crate::store_set::StoreSet;
+use crate::telemetry::instruments::ProducerMetrics;
+use crate::telemetry::spans;
 use crate::{Error, Result};
 
 pub(crate) struct Target {
@@ -48,6 +51,7 @@ impl Target {
     ) -> Self {
         Self {
             destination: Arc::new(Destination {
+                metrics: ProducerMetrics::new(channel.backend(), address.stream_key()),
                 channel,
                 stores,
                 stream: address.stream_key().into(),
@@ -79,13 +83,58 @@ impl Target {
         )
     }
 
+    /// Sends one message; `cause_traceparent` is the trace context of the
+    /// message that caused it ([`super::Producer::caused_by`]), used when
+    /// the message sets none and no OpenTelemetry span is current.
     pub(crate) async fn send(
         &self,
         message_id: MessageId,
         mut message: OutgoingMessage,
+        cause_traceparent: Option<&str>,
     ) -> Result<SentEntry> {
+        let started = Instant::now();
         let subject = message.subject.take();
-        let (mut metadata, mut segments) = self.envelope(message_id, message);
+        let (mut metadata, segments) = self.envelope(message_id, message);
+        let span = spans::send(
+            self.destination.channel.backend(),
+            &self.destination.stream,
+            &metadata,
+        );
+        if metadata.traceparent.is_none() {
+            #[cfg(feature = "opentelemetry")]
+            let traced = {
+                use crate::telemetry::trace_context;
+                if let (Some(cause), false) = (cause_traceparent, span.is_disabled()) {
+                    trace_context::continue_cause(&span, cause);
+                }
+                trace_context::inject(&span, &mut metadata)
+            };
+            #[cfg(not(feature = "opentelemetry"))]
+            let traced = false;
+            if !traced {
+                metadata.traceparent = cause_traceparent.map(str::to_owned);
+            }
+        }
+        let sent = self
+            .deliver(metadata, segments, subject, span.clone())
+            .instrument(span.clone())
+            .await;
+        let error = sent.as_ref().err().map(Error::kind);
+        if let Some(kind) = error {
+            spans::fail(&span, kind);
+        }
+        self.destination.metrics.sent(started.elapsed(), error);
+        sent
+    }
+
+    /// Seals, places and queues one message, and waits for its entry.
+    async fn deliver(
+        &self,
+        mut metadata: Metadata,
+        mut segments: Segments,
+        subject: Option<Subject>,
+        span: Span,
+    ) -> Result<SentEntry> {
         if !self.interceptors.is_empty() {
             // Boxed: a producer without interceptors keeps a small future.
             Box::pin(self.intercept(&mut metadata, &mut segments)).await?;
@@ -111,7 +160,7 @@ impl Target {
         };
         // A slot first, then the job: the waiting future does not hold it.
         let slot = self.queue().reserve().await.map_err(|_| closed())?;
-        slot.send(Job { job, reply });
+        slot.send(Job { job, reply, span });
         let entry_id = answer.await.map_err(|_| closed())??;
         Ok(SentEntry {
             stream: self.destination.stream.clone(),
