@@ -1,6 +1,7 @@
 //! The spans of the producer and the consumer. Disabled spans (no
 //! subscriber, or one that filters them out) cost a level check: their
-//! fields are not even computed.
+//! fields are not even computed. Integers are recorded as `i64`, which
+//! OpenTelemetry layers export as integer attributes.
 
 use std::fmt;
 
@@ -33,7 +34,7 @@ pub(crate) fn send(system: &'static str, stream: &str, metadata: &Metadata) -> S
         messaging.message.id = %metadata.message_id,
         messaging.message.conversation_id = metadata.correlation_id.as_deref(),
         event_backbone.operation = metadata.operation.as_str(),
-        event_backbone.version = metadata.version,
+        event_backbone.version = i64::from(metadata.version),
         "error.type" = Empty,
     )
 }
@@ -49,7 +50,7 @@ pub(crate) fn send_batch(system: &'static str, stream: &str, messages: usize) ->
         messaging.destination.name = stream,
         messaging.operation.type = "send",
         messaging.operation.name = "send_batch",
-        messaging.batch.message_count = messages,
+        messaging.batch.message_count = messages as i64,
         "error.type" = Empty,
     )
 }
@@ -72,7 +73,7 @@ pub(crate) fn fetch(
         messaging.consumer.group.name = group,
         messaging.operation.type = "receive",
         messaging.operation.name = "fetch",
-        messaging.batch.message_count = messages.len(),
+        messaging.batch.message_count = messages.len() as i64,
         "error.type" = Empty,
     );
     #[cfg(feature = "opentelemetry")]
@@ -107,8 +108,8 @@ pub(crate) fn process(
         messaging.message.id = %metadata.message_id,
         messaging.message.conversation_id = metadata.correlation_id.as_deref(),
         event_backbone.operation = metadata.operation.as_str(),
-        event_backbone.version = metadata.version,
-        event_backbone.delivery_count = delivery_count,
+        event_backbone.version = i64::from(metadata.version),
+        event_backbone.delivery_count = i64::from(delivery_count),
         "error.type" = Empty,
     );
     #[cfg(feature = "opentelemetry")]
@@ -130,7 +131,7 @@ pub(crate) fn ack(system: &'static str, stream: &str, group: &str, entries: usiz
         messaging.consumer.group.name = group,
         messaging.operation.type = "settle",
         messaging.operation.name = "ack",
-        messaging.batch.message_count = entries,
+        messaging.batch.message_count = entries as i64,
         "error.type" = Empty,
     )
 }
@@ -155,7 +156,7 @@ pub(crate) fn dead_letter(
         messaging.operation.type = "settle",
         messaging.operation.name = "dead_letter",
         messaging.message.id = message_id.map(tracing::field::display),
-        event_backbone.delivery_count = delivery_count,
+        event_backbone.delivery_count = i64::from(delivery_count),
         "error.type" = Empty,
     )
 }
