@@ -410,11 +410,8 @@ impl ConsumerBuilder {
         let stream = source.stream().to_owned();
         let system = source.channel.backend();
         let metrics = Arc::new(ConsumerMetrics::new(system, &stream, &group));
-        let lag = self.lag_every.map(|every| LagSampler {
-            channel: source.channel.clone(),
-            stream: stream.clone(),
-            group: group.clone(),
-            every,
+        let lag = self.lag_every.map(|every| {
+            LagSampler::new(source.channel.clone(), stream.clone(), group.clone(), every)
         });
         let dispatcher = Arc::new(Dispatcher {
             source,

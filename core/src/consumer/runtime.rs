@@ -42,8 +42,7 @@ impl Runtime {
     ) -> Result<ConsumerStats> {
         let sampling = self.lag.take().map(|sampler| {
             let stop = CancellationToken::new();
-            let metrics = self.dispatcher.counters.metrics.clone();
-            (stop.clone(), tokio::spawn(sampler.run(metrics, stop)))
+            (stop.clone(), tokio::spawn(sampler.run(stop)))
         });
         let result = self.consume().await;
         self.dispatcher.acker.finish();

@@ -93,8 +93,6 @@ pub(crate) struct ConsumerMetrics {
     pub(crate) redelivered: Counter,
     process: Histogram,
     end_to_end: Histogram,
-    pub(crate) lag: Gauge,
-    pub(crate) pending: Gauge,
 }
 
 impl ConsumerMetrics {
@@ -102,7 +100,6 @@ impl ConsumerMetrics {
         describe();
         let labels = Labels::consumer(system, stream, group);
         let counter = |name: &'static str| metrics::counter!(name, labels.0.clone());
-        let gauge = |name: &'static str| metrics::gauge!(name, labels.0.clone());
         Self {
             received: counter(names::CONSUMED_MESSAGES),
             handled: counter(names::HANDLED_MESSAGES),
@@ -112,8 +109,6 @@ impl ConsumerMetrics {
             redelivered: counter(names::REDELIVERED_MESSAGES),
             process: metrics::histogram!(names::PROCESS_DURATION, labels.0.clone()),
             end_to_end: metrics::histogram!(names::END_TO_END_DURATION, labels.0.clone()),
-            lag: gauge(names::CONSUMER_LAG),
-            pending: gauge(names::CONSUMER_PENDING),
             labels,
         }
     }
@@ -134,6 +129,24 @@ impl ConsumerMetrics {
     /// A message handled `age` after it was produced.
     pub(crate) fn end_to_end(&self, age: Duration) {
         self.end_to_end.record(age.as_secs_f64());
+    }
+}
+
+/// The lag and pending gauges of a consumer that samples them (registered
+/// only then: a gauge never set would read 0).
+#[derive(Debug)]
+pub(crate) struct LagGauges {
+    pub(crate) lag: Gauge,
+    pub(crate) pending: Gauge,
+}
+
+impl LagGauges {
+    pub(crate) fn new(system: &'static str, stream: &str, group: &str) -> Self {
+        let labels = Labels::consumer(system, stream, group);
+        Self {
+            lag: metrics::gauge!(names::CONSUMER_LAG, labels.0.clone()),
+            pending: metrics::gauge!(names::CONSUMER_PENDING, labels.0),
+        }
     }
 }
 

@@ -6,31 +6,49 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::instruments::ConsumerMetrics;
+use super::instruments::LagGauges;
 use crate::channel::StreamChannel;
 
 /// What the sampler reads and where it writes.
 pub(crate) struct LagSampler {
-    pub(crate) channel: Arc<dyn StreamChannel>,
-    pub(crate) stream: String,
-    pub(crate) group: String,
-    pub(crate) every: Duration,
+    channel: Arc<dyn StreamChannel>,
+    stream: String,
+    group: String,
+    every: Duration,
+    gauges: LagGauges,
 }
 
 impl LagSampler {
+    pub(crate) fn new(
+        channel: Arc<dyn StreamChannel>,
+        stream: String,
+        group: String,
+        every: Duration,
+    ) -> Self {
+        let gauges = LagGauges::new(channel.backend(), &stream, &group);
+        Self {
+            channel,
+            stream,
+            group,
+            every,
+            gauges,
+        }
+    }
+
     /// Samples until `stop`, then once more (a consumer that stops caught
     /// up reports it).
-    pub(crate) async fn run(self, metrics: Arc<ConsumerMetrics>, stop: CancellationToken) {
+    pub(crate) async fn run(self, stop: CancellationToken) {
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(self.every) => self.sample(&metrics).await,
+                _ = tokio::time::sleep(self.every) => self.sample().await,
                 _ = stop.cancelled() => break,
             }
         }
-        self.sample(&metrics).await;
+        self.sample().await;
     }
 
-    async fn sample(&self, metrics: &ConsumerMetrics) {
+    async fn sample(&self) {
+        let metrics = &self.gauges;
         match self.channel.info(&self.stream).await {
             Ok(info) => match info.group(&self.group) {
                 Some(group) => {
