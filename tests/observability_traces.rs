@@ -369,3 +369,55 @@ async fn one_trace_from_producer_to_handler_on_kafka() {
     )
     .await;
 }
+
+/// `caused_by` outside any span (a replay tool re-sending what it read):
+/// the new message's send continues the trace of the message it follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caused_by_outside_any_span_continues_the_cause() {
+    recorded();
+    let channel: Arc<dyn StreamChannel> = Arc::new(MemoryChannel::new());
+    let store: Arc<dyn KeyValueStore> = Arc::new(MemoryStore::new());
+    let uri = "traces.replayed";
+    let producer = Producer::builder()
+        .channel(channel.clone())
+        .store(store.clone())
+        .uri(uri)
+        .build()
+        .unwrap();
+    let first = tracing::info_span!("first");
+    producer
+        .message("order_placed")
+        .send()
+        .instrument(first)
+        .await
+        .unwrap();
+    let mut replay = Consumer::builder()
+        .channel(channel.clone())
+        .store(store.clone())
+        .uri(uri)
+        .replay(event_backbone::StreamPosition::Start)
+        .unwrap();
+    let original = futures_util::StreamExt::next(&mut replay)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        tracing::Span::current().is_none(),
+        "no span is current here"
+    );
+    producer
+        .caused_by(&original)
+        .message("order_replayed")
+        .send()
+        .await
+        .unwrap();
+
+    let (_, spans) = spans_of(uri);
+    let first = &one(&spans, "send", "order_placed")[0];
+    let again = &one(&spans, "send", "order_replayed")[0];
+    assert_eq!(again.span_context.trace_id(), first.span_context.trace_id());
+    assert_eq!(again.parent_span_id, first.span_context.span_id());
+    assert!(again.parent_span_is_remote);
+    let traceparent = original.metadata().traceparent.clone().unwrap();
+    assert!(traceparent.contains(&first.span_context.span_id().to_string()));
+}

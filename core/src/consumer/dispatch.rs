@@ -72,15 +72,16 @@ impl Dispatcher {
         entry: &'a EntryId,
         deliveries: u32,
         reason: &'a str,
+        parent: &tracing::Span,
     ) -> futures_util::future::BoxFuture<'a, ()> {
-        let span = self.dead_letter_span(Some(&metadata.message_id), deliveries);
+        let span = self.dead_letter_span(parent, Some(&metadata.message_id), deliveries);
         Box::pin(
             async move {
                 let appended = self
                     .dead_letters()
                     .message(metadata, entry, deliveries, reason)
                     .await;
-                self.settle_dead_letter(appended, entry);
+                self.settle_dead_letter(appended, entry, &tracing::Span::current());
             }
             .instrument(span),
         )
@@ -94,22 +95,23 @@ impl Dispatcher {
         deliveries: u32,
         reason: &str,
     ) {
-        let span = self.dead_letter_span(None, deliveries);
+        let span = self.dead_letter_span(&tracing::Span::none(), None, deliveries);
         let appended = self
             .dead_letters()
             .malformed(entry, raw, deliveries, reason)
             .instrument(span.clone())
             .await;
-        let _entered = span.enter();
-        self.settle_dead_letter(appended, entry);
+        self.settle_dead_letter(appended, entry, &span);
     }
 
     fn dead_letter_span(
         &self,
+        parent: &tracing::Span,
         message_id: Option<&dyn std::fmt::Display>,
         deliveries: u32,
     ) -> tracing::Span {
         spans::dead_letter(
+            parent,
             self.source.channel.backend(),
             self.source.stream(),
             &self.group,
@@ -118,15 +120,21 @@ impl Dispatcher {
         )
     }
 
-    fn settle_dead_letter(&self, appended: crate::Result<EntryId>, entry: &EntryId) {
+    fn settle_dead_letter(
+        &self,
+        appended: crate::Result<EntryId>,
+        entry: &EntryId,
+        span: &tracing::Span,
+    ) {
         match appended {
             Ok(_) => {
                 self.counters.dead_lettered();
                 self.acker.ack(entry.clone());
             }
             Err(e) => {
-                spans::fail(&tracing::Span::current(), e.kind());
+                spans::fail(span, e.kind());
                 tracing::error!(
+                    parent: span,
                     stream = self.source.stream(), entry = %entry, error = %e,
                     "dead-letter append failed; the entry stays pending"
                 )
@@ -134,22 +142,26 @@ impl Dispatcher {
         }
     }
 
-    /// Runs the handler on one message and settles it, or says it is to be
-    /// delivered again.
-    pub(crate) async fn process(&self, message: Message, delivery_count: u32) -> Settled {
-        let span = spans::process(
+    /// The `process` span of one delivery.
+    pub(crate) fn process_span(&self, message: &Message, delivery_count: u32) -> tracing::Span {
+        spans::process(
             self.source.channel.backend(),
             self.source.stream(),
             &self.group,
             message.metadata(),
             delivery_count,
-        );
-        self.handle(message, delivery_count, &span)
-            .instrument(span.clone())
-            .await
+        )
     }
 
-    async fn handle(&self, message: Message, delivery_count: u32, span: &tracing::Span) -> Settled {
+    /// Runs the handler on one message and settles it, or says it is to be
+    /// delivered again. The span (from [`Self::process_span`]) is current
+    /// where user code runs (the handler); the rest names it as parent.
+    pub(crate) async fn process(
+        &self,
+        message: Message,
+        delivery_count: u32,
+        span: &tracing::Span,
+    ) -> Settled {
         let started = Instant::now();
         let ctx = ConsumerContext::new(
             message,
@@ -159,14 +171,22 @@ impl Dispatcher {
             self.acker.clone(),
             self.stop.clone(),
         );
-        let verdict = self.run_with_retries(self.handler.as_ref(), &ctx).await;
+        let verdict = self
+            .run_with_retries(self.handler.as_ref(), &ctx, span)
+            .await;
         let verdict = match verdict {
             Verdict::Unknown => match &self.fallback {
                 Fallback::DeadLetter => {
                     spans::fail(span, UNKNOWN_OPERATION);
                     let reason = unknown_reason(&ctx);
-                    self.dead_letter(ctx.metadata(), ctx.entry_id(), delivery_count, &reason)
-                        .await;
+                    self.dead_letter(
+                        ctx.metadata(),
+                        ctx.entry_id(),
+                        delivery_count,
+                        &reason,
+                        span,
+                    )
+                    .await;
                     return Settled::Done;
                 }
                 Fallback::Ack => {
@@ -174,7 +194,7 @@ impl Dispatcher {
                     Verdict::Handled
                 }
                 Fallback::Handler(fallback) => {
-                    match self.run_with_retries(fallback.as_ref(), &ctx).await {
+                    match self.run_with_retries(fallback.as_ref(), &ctx, span).await {
                         Verdict::Unknown => {
                             spans::fail(span, UNKNOWN_OPERATION);
                             let reason = unknown_reason(&ctx);
@@ -183,6 +203,7 @@ impl Dispatcher {
                                 ctx.entry_id(),
                                 delivery_count,
                                 &reason,
+                                span,
                             )
                             .await;
                             return Settled::Done;
@@ -222,8 +243,14 @@ impl Dispatcher {
                 } else if delivery_count >= self.max_deliveries {
                     let reason =
                         format!("handler failed after {delivery_count} deliveries: {error}");
-                    self.dead_letter(ctx.metadata(), ctx.entry_id(), delivery_count, &reason)
-                        .await;
+                    self.dead_letter(
+                        ctx.metadata(),
+                        ctx.entry_id(),
+                        delivery_count,
+                        &reason,
+                        span,
+                    )
+                    .await;
                     Settled::Done
                 } else {
                     Settled::Redeliver(Box::new(ctx.message().clone()))
@@ -232,10 +259,16 @@ impl Dispatcher {
         }
     }
 
-    async fn run_with_retries(&self, handler: &dyn Handler, ctx: &ConsumerContext) -> Verdict {
+    async fn run_with_retries(
+        &self,
+        handler: &dyn Handler,
+        ctx: &ConsumerContext,
+        span: &tracing::Span,
+    ) -> Verdict {
         let mut attempt = 1;
         loop {
-            let result = AssertUnwindSafe(handler.handle(ctx)).catch_unwind().await;
+            let handling = handler.handle(ctx).instrument(span.clone());
+            let result = AssertUnwindSafe(handling).catch_unwind().await;
             let error: HandlerError = match result {
                 Ok(Ok(Outcome::Handled)) => return Verdict::Handled,
                 Ok(Ok(Outcome::Unknown)) => return Verdict::Unknown,

@@ -26,7 +26,8 @@ pub(crate) async fn settle(
                 .acquire()
                 .await
                 .expect("the semaphore is never closed");
-            d.process(message, delivery_count).await
+            let span = d.process_span(&message, delivery_count);
+            d.process(message, delivery_count, &span).await
         };
         let Settled::Redeliver(failed) = settled else {
             return;

@@ -274,7 +274,7 @@ impl Runtime {
                 }
                 Err(failure) => {
                     let reason = failure.error.to_string();
-                    d.dead_letter(&failure.metadata, &failure.entry_id, count, &reason)
+                    d.dead_letter(&failure.metadata, &failure.entry_id, count, &reason, &span)
                         .await
                 }
             }

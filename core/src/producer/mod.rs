@@ -20,6 +20,7 @@ pub use receipt::{Receipt, SentEntry};
 pub use specialize::Specialize;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::codec::Codec;
 use crate::envelope::{MessageId, Segments};
@@ -92,7 +93,10 @@ impl Producer {
     /// its correlation id (or, if it has none, its message id), its message
     /// id as causation id, and its `traceparent`, unless a message sets its
     /// own. This is how a handler that reacts to one event with another keeps
-    /// the chain traceable.
+    /// the chain traceable. With the `opentelemetry` feature and a layer
+    /// listening, a message carries the context of its own `send` span
+    /// instead: a child of the current span (in a handler, the `process`
+    /// span of `message`), or of `message`'s trace when no span is current.
     pub fn caused_by(&self, message: &Message) -> Producer {
         let metadata = message.metadata();
         Producer {
@@ -124,12 +128,24 @@ impl Producer {
         let message_id = MessageId::new();
         let mut entries = Vec::with_capacity(self.targets.len());
         if let [target] = &self.targets[..] {
-            entries.push(target.send(message_id, message, cause_traceparent).await?);
+            let started = Instant::now();
+            let span = target.span(&message_id, &message);
+            let sent = target
+                .send(message_id, message, cause_traceparent, &span)
+                .await;
+            target.sent(&span, started, &sent);
+            entries.push(sent?);
         } else {
-            let sends = self
-                .targets
-                .iter()
-                .map(|t| t.send(message_id, message.clone(), cause_traceparent));
+            let sends = self.targets.iter().map(|t| {
+                let message = message.clone();
+                async move {
+                    let started = Instant::now();
+                    let span = t.span(&message_id, &message);
+                    let sent = t.send(message_id, message, cause_traceparent, &span).await;
+                    t.sent(&span, started, &sent);
+                    sent
+                }
+            });
             for sent in futures_util::future::join_all(sends).await {
                 entries.push(sent?);
             }

@@ -17,7 +17,7 @@ use crate::codec::Codec;
 use crate::envelope::{MessageId, Metadata, SegmentClass, SegmentLocation, SegmentRef, Segments};
 use crate::interceptor::ProducerInterceptor;
 use crate::privacy::sealing::seal_message;
-use crate::privacy::{PersonalData, Subject, SUBJECT_HEADER};
+use crate::privacy::{PersonalData, SUBJECT_HEADER};
 use crate::retry::RetryPolicy;
 use crate::store::{Fields, PutItem};
 use crate::store_set::StoreSet;
@@ -83,31 +83,49 @@ impl Target {
         )
     }
 
-    /// Sends one message; `cause_traceparent` is the trace context of the
-    /// message that caused it ([`super::Producer::caused_by`]), used when
-    /// the message sets none and no OpenTelemetry span is current.
+    /// The `send` span of one message to this target.
+    pub(crate) fn span(&self, message_id: &MessageId, message: &OutgoingMessage) -> Span {
+        spans::send(
+            self.destination.channel.backend(),
+            &self.destination.stream,
+            message_id,
+            (&message.operation, message.version),
+            message.correlation_id.as_deref(),
+        )
+    }
+
+    /// Records a send's outcome on its span and in the metrics.
+    pub(crate) fn sent(&self, span: &Span, started: Instant, sent: &Result<SentEntry>) {
+        let error = sent.as_ref().err().map(Error::kind);
+        if let Some(kind) = error {
+            spans::fail(span, kind);
+        }
+        self.destination.metrics.sent(started.elapsed(), error);
+    }
+
+    /// Sends one message under its `send` span; `cause_traceparent` is the
+    /// trace context of the message that caused it
+    /// ([`super::Producer::caused_by`]), used when the message sets none
+    /// and no OpenTelemetry span is current. The span is current where
+    /// other code runs (interceptors, the vault); waiting for the batch is
+    /// not instrumented, the batch's span links to it instead.
     pub(crate) async fn send(
         &self,
         message_id: MessageId,
         mut message: OutgoingMessage,
         cause_traceparent: Option<&str>,
+        span: &Span,
     ) -> Result<SentEntry> {
-        let started = Instant::now();
         let subject = message.subject.take();
-        let (mut metadata, segments) = self.envelope(message_id, message);
-        let span = spans::send(
-            self.destination.channel.backend(),
-            &self.destination.stream,
-            &metadata,
-        );
+        let (mut metadata, mut segments) = self.envelope(message_id, message);
         if metadata.traceparent.is_none() {
             #[cfg(feature = "opentelemetry")]
             let traced = {
                 use crate::telemetry::trace_context;
                 if let (Some(cause), false) = (cause_traceparent, span.is_disabled()) {
-                    trace_context::continue_cause(&span, cause);
+                    trace_context::continue_cause(span, cause);
                 }
-                trace_context::inject(&span, &mut metadata)
+                trace_context::inject(span, &mut metadata)
             };
             #[cfg(not(feature = "opentelemetry"))]
             let traced = false;
@@ -115,29 +133,13 @@ impl Target {
                 metadata.traceparent = cause_traceparent.map(str::to_owned);
             }
         }
-        let sent = self
-            .deliver(metadata, segments, subject, span.clone())
-            .instrument(span.clone())
-            .await;
-        let error = sent.as_ref().err().map(Error::kind);
-        if let Some(kind) = error {
-            spans::fail(&span, kind);
-        }
-        self.destination.metrics.sent(started.elapsed(), error);
-        sent
-    }
-
-    /// Seals, places and queues one message, and waits for its entry.
-    async fn deliver(
-        &self,
-        mut metadata: Metadata,
-        mut segments: Segments,
-        subject: Option<Subject>,
-        span: Span,
-    ) -> Result<SentEntry> {
         if !self.interceptors.is_empty() {
             // Boxed: a producer without interceptors keeps a small future.
-            Box::pin(self.intercept(&mut metadata, &mut segments)).await?;
+            Box::pin(
+                self.intercept(&mut metadata, &mut segments)
+                    .instrument(span.clone()),
+            )
+            .await?;
         }
         if subject.is_some() || self.personal.is_some() {
             seal_message(
@@ -146,6 +148,7 @@ impl Target {
                 &mut metadata,
                 &mut segments,
             )
+            .instrument(span.clone())
             .await?;
         } else if metadata.headers.contains_key(SUBJECT_HEADER) {
             return Err(Error::ReservedHeader {
@@ -160,7 +163,11 @@ impl Target {
         };
         // A slot first, then the job: the waiting future does not hold it.
         let slot = self.queue().reserve().await.map_err(|_| closed())?;
-        slot.send(Job { job, reply, span });
+        slot.send(Job {
+            job,
+            reply,
+            span: span.clone(),
+        });
         let entry_id = answer.await.map_err(|_| closed())??;
         Ok(SentEntry {
             stream: self.destination.stream.clone(),

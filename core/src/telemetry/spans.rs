@@ -9,7 +9,7 @@ use tracing::field::Empty;
 use tracing::Span;
 
 use crate::channel::EntryId;
-use crate::envelope::Metadata;
+use crate::envelope::{MessageId, Metadata};
 
 /// The OpenTelemetry span name: `{operation} {stream}`.
 struct SpanName<'a>(&'static str, &'a str);
@@ -21,7 +21,13 @@ impl fmt::Display for SpanName<'_> {
 }
 
 /// One message sent (kind producer).
-pub(crate) fn send(system: &'static str, stream: &str, metadata: &Metadata) -> Span {
+pub(crate) fn send(
+    system: &'static str,
+    stream: &str,
+    message_id: &MessageId,
+    (operation, version): (&str, u32),
+    correlation_id: Option<&str>,
+) -> Span {
     tracing::info_span!(
         "send",
         otel.name = %SpanName("send", stream),
@@ -31,10 +37,10 @@ pub(crate) fn send(system: &'static str, stream: &str, metadata: &Metadata) -> S
         messaging.destination.name = stream,
         messaging.operation.type = "send",
         messaging.operation.name = "send",
-        messaging.message.id = %metadata.message_id,
-        messaging.message.conversation_id = metadata.correlation_id.as_deref(),
-        event_backbone.operation = metadata.operation.as_str(),
-        event_backbone.version = i64::from(metadata.version),
+        messaging.message.id = %message_id,
+        messaging.message.conversation_id = correlation_id,
+        event_backbone.operation = operation,
+        event_backbone.version = i64::from(version),
         "error.type" = Empty,
     )
 }
@@ -136,9 +142,10 @@ pub(crate) fn ack(system: &'static str, stream: &str, group: &str, entries: usiz
     )
 }
 
-/// One dead-letter append (kind producer): a child of the current span
-/// (the `process` span) when there is one.
+/// One dead-letter append (kind producer), under `parent` (the `process`
+/// or `fetch` span, or none).
 pub(crate) fn dead_letter(
+    parent: &Span,
     system: &'static str,
     stream: &str,
     group: &str,
@@ -146,6 +153,7 @@ pub(crate) fn dead_letter(
     delivery_count: u32,
 ) -> Span {
     tracing::info_span!(
+        parent: parent,
         "dead_letter",
         otel.name = %SpanName("dead_letter", stream),
         otel.kind = "producer",
