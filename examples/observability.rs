@@ -168,7 +168,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let checkout = tracing::info_span!("checkout", otel.name = "checkout");
     producer()?
-        .order_placed(&"ann@example.com".to_owned(), &1001)
+        .order_placed("ann@example.com", &1001)
         .instrument(checkout)
         .await?;
     while received.load(Ordering::SeqCst) < 1 {

@@ -132,6 +132,7 @@
 //! | `dynamodb` | DynamoDB store on aws-sdk-dynamodb, one item per payload key, large values in pieces (`event_backbone::dynamodb`; Rust 1.94.1) |
 //! | `couchbase` | Couchbase store on the official SDK, one binary document per payload key (`event_backbone::couchbase`) |
 //! | `json` | the JSON codec ([`Codec::Json`](crate::Codec)) |
+//! | `opentelemetry` | trace context across producer and consumer through `tracing-opentelemetry` (see [`telemetry`]) |
 //! | `testkit` | the conformance kit for your own backends (`event_backbone::testkit`) |
 //! | `full` | every feature (Rust 1.94.1, for `dynamodb`) |
 //!

@@ -142,11 +142,13 @@ fn text(span: &SpanData, key: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The run's spans, by (tracing name, event operation); a list per key, in
-/// end order.
-fn spans_of(stream: &str) -> (Vec<SpanData>, BTreeMap<(String, String), Vec<SpanData>>) {
+/// Spans by (`messaging.operation.name`, event operation), in end order.
+type ByKind = BTreeMap<(String, String), Vec<SpanData>>;
+
+/// The run's spans, and the same by kind.
+fn spans_of(stream: &str) -> (Vec<SpanData>, ByKind) {
     let all = recorded().spans.get_finished_spans().unwrap();
-    let mut by_kind: BTreeMap<(String, String), Vec<SpanData>> = BTreeMap::new();
+    let mut by_kind = ByKind::new();
     let mine: Vec<SpanData> = all
         .into_iter()
         .filter(|s| text(s, names::DESTINATION) == stream || s.name.ends_with(stream))
@@ -162,11 +164,7 @@ fn spans_of(stream: &str) -> (Vec<SpanData>, BTreeMap<(String, String), Vec<Span
     (mine, by_kind)
 }
 
-fn one<'a>(
-    spans: &'a BTreeMap<(String, String), Vec<SpanData>>,
-    what: &str,
-    operation: &str,
-) -> &'a [SpanData] {
+fn one<'a>(spans: &'a ByKind, what: &str, operation: &str) -> &'a [SpanData] {
     spans
         .get(&(what.to_owned(), operation.to_owned()))
         .map(Vec::as_slice)
@@ -205,7 +203,7 @@ async fn traced_flow(system: &str, channel: Arc<dyn StreamChannel>, store: Arc<d
 
     let checkout = tracing::info_span!("checkout", otel.name = format!("checkout {uri}"));
     producer()
-        .order_placed(&EMAIL.to_owned(), &NOTE.to_owned(), &7)
+        .order_placed(EMAIL, NOTE, &7)
         .instrument(checkout)
         .await
         .unwrap();

@@ -145,7 +145,8 @@ impl StreamInfo {
 /// (`event_backbone_core::testkit`, feature `testkit`).
 #[async_trait]
 pub trait StreamChannel: Send + Sync + fmt::Debug + 'static {
-    /// A short name for errors and logs (`memory`, `redis`, ...).
+    /// A short name for errors and logs (`memory`, `redis`, ...), and the
+    /// `messaging.system` of the spans and metrics about this channel.
     fn backend(&self) -> &'static str;
 
     /// What this backend promises; the conformance kit checks exactly that.
