@@ -1,8 +1,8 @@
 //! Observability: the Redis produce and end-to-end workloads with no
 //! `tracing` subscriber, then with an OpenTelemetry layer recording every
 //! span (a batch span processor, as in production, into an in-memory
-//! exporter emptied after each run), against the raw redis-rs baseline, in
-//! the same run.
+//! exporter emptied after each run), then with one trace in ten sampled,
+//! against the raw redis-rs baseline, in the same run.
 //!
 //! Run with `scripts/bench` (or `cargo bench --features redis,opentelemetry
 //! --bench observability`). The server is `REDIS_EVENT_SOURCE_ENDPOINT` or
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use event_backbone::redis::Redis;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider};
 use tracing::Dispatch;
 use tracing_subscriber::layer::SubscriberExt;
 use workload::*;
@@ -33,9 +33,10 @@ struct Observed {
 }
 
 impl Observed {
-    fn new() -> Self {
+    fn new(sampler: Sampler) -> Self {
         let spans = InMemorySpanExporter::default();
         let provider = SdkTracerProvider::builder()
+            .with_sampler(sampler)
             .with_batch_exporter(spans.clone())
             .build();
         let subscriber = tracing_subscriber::registry()
@@ -128,30 +129,36 @@ fn overhead(c: &mut Criterion) {
         group.finish();
     }
 
-    let pipeline = Observed::new();
-    let traced = pipeline.runtime();
-    let (redis, mut raw) = traced.block_on(connect());
-    for (name, consume, seconds) in WORKLOADS {
-        let mut group = c.benchmark_group(format!("observability/{name}"));
-        group
-            .sample_size(10)
-            .measurement_time(Duration::from_secs(seconds));
-        group.throughput(Throughput::Elements(EVENTS as u64));
-        group.bench_function(BenchmarkId::new("opentelemetry-layer", EVENTS), |b| {
-            b.iter_custom(|iters| {
-                tracing::dispatcher::with_default(&pipeline.dispatch, || {
-                    traced.block_on(async {
-                        let mut total = Duration::ZERO;
-                        for _ in 0..iters {
-                            total += run(&redis, &mut raw, consume).await;
-                            pipeline.spans.reset();
-                        }
-                        total
+    // Then every message traced, and one trace in ten (each send is the
+    // root of its trace here).
+    let everything = Sampler::AlwaysOn;
+    let tenth = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(0.1)));
+    for (label, sampler) in [("opentelemetry-layer", everything), ("sampled-10%", tenth)] {
+        let pipeline = Observed::new(sampler);
+        let traced = pipeline.runtime();
+        let (redis, mut raw) = traced.block_on(connect());
+        for (name, consume, seconds) in WORKLOADS {
+            let mut group = c.benchmark_group(format!("observability/{name}"));
+            group
+                .sample_size(10)
+                .measurement_time(Duration::from_secs(seconds));
+            group.throughput(Throughput::Elements(EVENTS as u64));
+            group.bench_function(BenchmarkId::new(label, EVENTS), |b| {
+                b.iter_custom(|iters| {
+                    tracing::dispatcher::with_default(&pipeline.dispatch, || {
+                        traced.block_on(async {
+                            let mut total = Duration::ZERO;
+                            for _ in 0..iters {
+                                total += run(&redis, &mut raw, consume).await;
+                                pipeline.spans.reset();
+                            }
+                            total
+                        })
                     })
                 })
-            })
-        });
-        group.finish();
+            });
+            group.finish();
+        }
     }
 }
 
