@@ -419,3 +419,63 @@ async fn caused_by_outside_any_span_continues_the_cause() {
     let traceparent = original.metadata().traceparent.clone().unwrap();
     assert!(traceparent.contains(&first.span_context.span_id().to_string()));
 }
+
+/// A context that arrived with a `tracestate` (an upstream vendor's
+/// entry) travels with the message, in the `tracestate` header, and comes
+/// back out of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tracestate_travels_with_the_message() {
+    use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceId, TraceState};
+    use std::str::FromStr;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    recorded();
+    let channel: Arc<dyn StreamChannel> = Arc::new(MemoryChannel::new());
+    let store: Arc<dyn KeyValueStore> = Arc::new(MemoryStore::new());
+    let uri = "traces.tracestate";
+    let upstream = SpanContext::new(
+        TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+        SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::from_str("vendor=blue").unwrap(),
+    );
+    let incoming = tracing::info_span!("incoming");
+    incoming
+        .set_parent(opentelemetry::Context::new().with_remote_span_context(upstream.clone()))
+        .unwrap();
+    let producer = Producer::builder()
+        .channel(channel.clone())
+        .store(store.clone())
+        .uri(uri)
+        .build()
+        .unwrap();
+    producer
+        .message("order_placed")
+        .send()
+        .instrument(incoming)
+        .await
+        .unwrap();
+    let mut replay = Consumer::builder()
+        .channel(channel)
+        .store(store)
+        .uri(uri)
+        .replay(event_backbone::StreamPosition::Start)
+        .unwrap();
+    let message = futures_util::StreamExt::next(&mut replay)
+        .await
+        .unwrap()
+        .unwrap();
+    let metadata = message.metadata();
+    assert_eq!(
+        metadata
+            .headers
+            .get(event_backbone::telemetry::trace_context::TRACESTATE_HEADER),
+        Some(&"vendor=blue".to_owned())
+    );
+    let carried = event_backbone::telemetry::trace_context::remote_context(metadata).unwrap();
+    assert_eq!(carried.trace_id(), upstream.trace_id());
+    assert_ne!(carried.span_id(), upstream.span_id(), "the send's own span");
+    assert_eq!(carried.trace_state().get("vendor"), Some("blue"));
+    assert!(carried.is_sampled());
+}
