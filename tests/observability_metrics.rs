@@ -1,6 +1,6 @@
 //! Metrics: with a recorder installed, a consumer's counters match its
 //! `ConsumerStats` exactly after a run with failures, redeliveries and dead
-//! letters; the producer counts what it sent; the lag and pending gauges,
+//! letters, and claimed entries; the producer counts what it sent; the lag and pending gauges,
 //! sampled while the consumer runs, fall to 0 once it has caught up; and no
 //! label holds a segment's value. On the memory backend and on Redis
 //! (`scripts/start-redis`).
@@ -332,6 +332,78 @@ async fn lag_falls_to_zero(channel: Arc<dyn StreamChannel>, store: Arc<dyn KeyVa
     assert_eq!(lag.last(), Some(&0.0), "caught up: {lag:?}");
     assert!(pending.iter().any(|p| *p >= 1.0), "{pending:?}");
     assert_eq!(pending.last(), Some(&0.0), "all acknowledged: {pending:?}");
+}
+
+/// A member reads three entries and never acknowledges them; another
+/// claims them once idle: the claimed counter matches its stats.
+async fn claims_are_counted(channel: Arc<dyn StreamChannel>, store: Arc<dyn KeyValueStore>) {
+    kept();
+    let uri = unique(&format!("claims-{}", channel.backend()));
+    let producer = Producer::builder()
+        .channel(channel.clone())
+        .store(store.clone())
+        .uri(&uri)
+        .build()
+        .unwrap();
+    for i in 0..3u64 {
+        producer
+            .message("tick")
+            .segment("i", &i)
+            .unwrap()
+            .send()
+            .await
+            .unwrap();
+    }
+    let member = |name: &str| {
+        event_backbone::Consumer::builder()
+            .channel(channel.clone())
+            .store(store.clone())
+            .uri(&uri)
+            .group("claims")
+            .consumer_name(name)
+            .block(Duration::from_millis(20))
+    };
+    let crashed = member("crashed")
+        .ack_mode(event_backbone::AckMode::Manual)
+        .no_claim()
+        .stop_after(3)
+        .subscribe_fn(|_ctx: ConsumerContext| async move { Ok(()) })
+        .unwrap()
+        .completion()
+        .await
+        .unwrap();
+    assert_eq!(crashed.received, 3);
+    let survivor = member("survivor")
+        .claim(event_backbone::ClaimPolicy {
+            interval: Duration::from_millis(10),
+            min_idle: Duration::from_millis(30),
+        })
+        .stop_after(3)
+        .subscribe_fn(|_ctx: ConsumerContext| async move { Ok(()) })
+        .unwrap()
+        .completion()
+        .await
+        .unwrap();
+    assert_eq!((survivor.claimed, survivor.handled), (3, 3), "{survivor:?}");
+    // Both members report under the same stream and group.
+    assert_eq!(counter(names::CLAIMED_MESSAGES, &uri), 3);
+    assert_eq!(counter(names::CONSUMED_MESSAGES, &uri), 6);
+    assert_eq!(counter(names::HANDLED_MESSAGES, &uri), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_are_counted_on_memory() {
+    claims_are_counted(Arc::new(MemoryChannel::new()), Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_are_counted_on_redis() {
+    let redis = redis().await;
+    claims_are_counted(
+        Arc::new(RedisStreamChannel::new(&redis)),
+        Arc::new(RedisHashStore::new(&redis)),
+    )
+    .await;
 }
 
 async fn redis() -> Redis {
