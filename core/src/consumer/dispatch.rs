@@ -177,17 +177,7 @@ impl Dispatcher {
         let verdict = match verdict {
             Verdict::Unknown => match &self.fallback {
                 Fallback::DeadLetter => {
-                    spans::fail(span, UNKNOWN_OPERATION);
-                    let reason = unknown_reason(&ctx);
-                    self.dead_letter(
-                        ctx.metadata(),
-                        ctx.entry_id(),
-                        delivery_count,
-                        &reason,
-                        span,
-                    )
-                    .await;
-                    return Settled::Done;
+                    return self.dead_letter_unknown(&ctx, delivery_count, span).await;
                 }
                 Fallback::Ack => {
                     tracing::debug!(operation = ctx.operation(), "no handler; acknowledged");
@@ -196,17 +186,7 @@ impl Dispatcher {
                 Fallback::Handler(fallback) => {
                     match self.run_with_retries(fallback.as_ref(), &ctx, span).await {
                         Verdict::Unknown => {
-                            spans::fail(span, UNKNOWN_OPERATION);
-                            let reason = unknown_reason(&ctx);
-                            self.dead_letter(
-                                ctx.metadata(),
-                                ctx.entry_id(),
-                                delivery_count,
-                                &reason,
-                                span,
-                            )
-                            .await;
-                            return Settled::Done;
+                            return self.dead_letter_unknown(&ctx, delivery_count, span).await;
                         }
                         other => other,
                     }
@@ -259,6 +239,30 @@ impl Dispatcher {
         }
     }
 
+    /// A message no handler knows, for the dead-letter fallback.
+    async fn dead_letter_unknown(
+        &self,
+        ctx: &ConsumerContext,
+        delivery_count: u32,
+        span: &tracing::Span,
+    ) -> Settled {
+        spans::fail(span, UNKNOWN_OPERATION);
+        let reason = format!(
+            "unknown operation {:?} version {}",
+            ctx.operation(),
+            ctx.version()
+        );
+        self.dead_letter(
+            ctx.metadata(),
+            ctx.entry_id(),
+            delivery_count,
+            &reason,
+            span,
+        )
+        .await;
+        Settled::Done
+    }
+
     async fn run_with_retries(
         &self,
         handler: &dyn Handler,
@@ -286,14 +290,6 @@ impl Dispatcher {
 
 /// `error.type` of a message no handler knows.
 const UNKNOWN_OPERATION: &str = "unknown_operation";
-
-fn unknown_reason(ctx: &ConsumerContext) -> String {
-    format!(
-        "unknown operation {:?} version {}",
-        ctx.operation(),
-        ctx.version()
-    )
-}
 
 fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
     let text = panic
