@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use crate::capabilities::ChannelCapabilities;
 use crate::envelope::Metadata;
+pub use crate::lease::Lease;
 use crate::store::{KeyValueStore, PutItem};
 use crate::Result;
 
@@ -41,13 +42,56 @@ impl fmt::Display for EntryId {
 }
 
 /// An entry whose bytes are not readable metadata. The consumer sends it to
-/// the dead-letter stream with the reason and the raw bytes.
+/// the dead-letter stream with the reason and the raw bytes, unless a newer
+/// producer wrote it ([`MalformedEntry::newer_version`]): that one waits,
+/// pending, for a consumer that reads its format.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MalformedEntry {
     /// Why it could not be read.
     pub reason: String,
     /// The raw bytes found, if any.
     pub raw: bytes::Bytes,
+    /// The format version of the entry, when it is one this build does not
+    /// read yet ([`Error::UnsupportedWireVersion`](crate::Error::UnsupportedWireVersion)):
+    /// a newer producer wrote it during a rolling upgrade.
+    pub newer_version: Option<u8>,
+}
+
+impl MalformedEntry {
+    /// An entry that is not metadata at all (no value, a missing field):
+    /// `reason` says what was found.
+    pub fn new(reason: impl Into<String>, raw: bytes::Bytes) -> Self {
+        Self {
+            reason: reason.into(),
+            raw,
+            newer_version: None,
+        }
+    }
+
+    /// An entry whose bytes [`decode_metadata`](crate::envelope::decode_metadata)
+    /// refused with `error`; an unknown (newer) format version is kept in
+    /// [`Self::newer_version`]. Backends build their unreadable entries with
+    /// this, so that every channel tells a newer entry from garbage.
+    ///
+    /// ```
+    /// use event_backbone_core::envelope::decode_metadata;
+    /// use event_backbone_core::MalformedEntry;
+    /// let raw = bytes::Bytes::from_static(b"EB\x07...");
+    /// let entry = MalformedEntry::undecodable(&decode_metadata(&raw).unwrap_err(), raw.clone());
+    /// assert_eq!(entry.newer_version, Some(7));
+    /// ```
+    pub fn undecodable(error: &crate::Error, raw: bytes::Bytes) -> Self {
+        let newer_version = match error {
+            crate::Error::UnsupportedWireVersion { version, .. } => Some(*version),
+            _ => None,
+        };
+        Self {
+            reason: error.to_string(),
+            raw,
+            newer_version,
+        }
+    }
 }
 
 impl fmt::Display for MalformedEntry {
@@ -74,12 +118,35 @@ pub struct Entry {
 
 /// An entry delivered to a member of a consumer group.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Delivery {
     /// The entry.
     pub entry: Entry,
     /// How many times it has been delivered, this time included (1 on the
     /// first delivery).
     pub delivery_count: u32,
+    /// Whether the member still owns the entry: a channel whose members
+    /// lose entries they hold (a Kafka partition given to another member)
+    /// revokes it, and the consumer then drops the entry unhandled, for the
+    /// new owner. Never revoked by default.
+    pub lease: Lease,
+}
+
+impl Delivery {
+    /// A delivery with a lease that is never revoked.
+    pub fn new(entry: Entry, delivery_count: u32) -> Self {
+        Self {
+            entry,
+            delivery_count,
+            lease: Lease::default(),
+        }
+    }
+
+    /// The same delivery under `lease`.
+    pub fn with_lease(mut self, lease: Lease) -> Self {
+        self.lease = lease;
+        self
+    }
 }
 
 /// Where a new consumer group starts.
@@ -265,6 +332,29 @@ pub trait StreamChannel: Send + Sync + fmt::Debug + 'static {
         count: usize,
     ) -> Result<Vec<Delivery>>;
 
+    /// Tells the group that `consumer` is still working on these entries,
+    /// pending under its name: their idle time starts again, so that no
+    /// member's [`Self::claim_stale`] takes them while they wait in the
+    /// consumer's hands (queued behind their key, or for a redelivery).
+    /// Returns those of `ids` that are no longer pending for `consumer`
+    /// (acknowledged, or claimed by another member): the consumer drops
+    /// them unhandled. It must not take an entry from another member, and
+    /// must not count a delivery.
+    ///
+    /// The default does nothing and reports nothing lost: right for a
+    /// channel without claim. A channel that declares
+    /// [`claim`](ChannelCapabilities::claim) implements it (the conformance
+    /// kit checks that a long queue is not claimed).
+    async fn touch(
+        &self,
+        _stream: &str,
+        _group: &str,
+        _consumer: &str,
+        _ids: &[EntryId],
+    ) -> Result<Vec<EntryId>> {
+        Ok(Vec::new())
+    }
+
     /// Reads up to `count` entries from `from`, up to and including `to`,
     /// with no group: the replay path.
     async fn read_range(
@@ -280,4 +370,10 @@ pub trait StreamChannel: Send + Sync + fmt::Debug + 'static {
 
     /// Length, groups, pending and lag.
     async fn info(&self, stream: &str) -> Result<StreamInfo>;
+
+    /// The channel as `Any`, for code that knows its concrete type (a test
+    /// that writes raw entries). The default is `None`.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }

@@ -47,6 +47,21 @@ pub enum Error {
         reason: String,
     },
 
+    /// Encoded metadata of a format version this build does not read: a
+    /// newer producer wrote it. A consumer leaves such an entry pending
+    /// for a consumer that reads it (after an upgrade), rather than
+    /// dead-lettering it.
+    #[error(
+        "format version {version} is not supported (this build reads version {supported}): \
+         a newer producer wrote it; upgrade this consumer to read it"
+    )]
+    UnsupportedWireVersion {
+        /// The version found.
+        version: u8,
+        /// The version this build reads.
+        supported: u8,
+    },
+
     /// A value that the codec cannot encode.
     #[error("cannot encode segment {segment:?} with {codec}: {reason}")]
     Encode {
@@ -322,6 +337,44 @@ pub enum Error {
     },
 }
 
+/// Marks an error from user code (an interceptor) as transient: retrying
+/// the same message later may succeed (a key service that is down, a rate
+/// limit). A consumer keeps such a message and tries it again, rather than
+/// dead-lettering it.
+///
+/// ```
+/// use event_backbone_core::{Error, Transient};
+/// let failed = Error::Interceptor {
+///     interceptor: "decrypt".into(),
+///     source: Transient::new("the key service is unreachable").into(),
+/// };
+/// assert!(failed.is_transient());
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct Transient(BoxError);
+
+impl Transient {
+    /// Wraps `error`.
+    pub fn new(error: impl Into<BoxError>) -> Self {
+        Self(error.into())
+    }
+
+    /// The error it wraps.
+    pub fn into_inner(self) -> BoxError {
+        self.0
+    }
+}
+
+/// Whether an error from user code says that retrying may help: a
+/// [`Transient`], or a transient [`Error`].
+fn transient_source(source: &BoxError) -> bool {
+    source.downcast_ref::<Transient>().is_some()
+        || source
+            .downcast_ref::<Error>()
+            .is_some_and(Error::is_transient)
+}
+
 /// Details of [`Error::Decode`]: segment bytes that do not decode into the
 /// requested type.
 #[derive(Debug, thiserror::Error)]
@@ -353,6 +406,7 @@ impl Error {
             Error::InvalidName { .. } => "invalid_name",
             Error::Config { .. } => "config",
             Error::MalformedMetadata { .. } => "malformed_metadata",
+            Error::UnsupportedWireVersion { .. } => "unsupported_wire_version",
             Error::Encode { .. } => "encode",
             Error::Decode(_) => "decode",
             Error::MissingSegment { .. } => "missing_segment",
@@ -386,6 +440,7 @@ impl Error {
         match self {
             Error::Backend { transient, .. } => *transient,
             Error::Send { source, .. } => source.is_transient(),
+            Error::Interceptor { source, .. } => transient_source(source),
             _ => false,
         }
     }

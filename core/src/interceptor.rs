@@ -33,7 +33,10 @@ pub trait ConsumerInterceptor: Send + Sync + fmt::Debug + 'static {
     /// A name for error messages.
     fn name(&self) -> &str;
 
-    /// Transforms the message on its way in.
+    /// Transforms the message on its way in. An error dead-letters the
+    /// message, unless it is [`Transient`](crate::Transient) (or a
+    /// transient [`Error`](crate::Error)): the consumer then keeps the
+    /// message and tries again after a backoff.
     async fn on_receive(
         &self,
         metadata: &Metadata,

@@ -57,6 +57,7 @@ mod endpoint;
 pub mod envelope;
 mod error;
 pub mod interceptor;
+mod lease;
 pub mod memory;
 mod message;
 pub mod names;
@@ -85,8 +86,9 @@ pub use contract::{ContractEvent, OperationInfo, Recorded, SegmentInfo};
 pub use envelope::{
     MessageId, Metadata, Origin, Segment, SegmentClass, SegmentLocation, SegmentRef, Segments,
 };
-pub use error::{BoxError, DecodeError, Error, Result};
+pub use error::{BoxError, DecodeError, Error, Result, Transient};
 pub use interceptor::{ConsumerInterceptor, ProducerInterceptor};
+pub use lease::{Lease, LeaseGuard};
 pub use message::Message;
 pub use producer::{
     MessageBuilder, OutgoingMessage, Producer, ProducerBuilder, Receipt, SentEntry,

@@ -61,6 +61,14 @@ impl StoreSet {
         &self.stores[idx]
     }
 
+    /// A logical name the store at `idx` is registered under, for errors.
+    pub(crate) fn name_of(&self, idx: usize) -> &str {
+        self.by_name
+            .iter()
+            .find(|(_, i)| **i == idx)
+            .map_or(DEFAULT_STORE, |(name, _)| name.as_str())
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.stores.len()
     }

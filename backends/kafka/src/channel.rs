@@ -393,10 +393,7 @@ impl StreamChannel for KafkaStreamChannel {
         let mut tracker = member.tracker().lock().expect("tracker");
         Ok(out
             .into_iter()
-            .map(|(p, o, entry)| Delivery {
-                entry,
-                delivery_count: tracker.delivered(p, o),
-            })
+            .map(|(p, o, entry)| Delivery::new(entry, tracker.delivered(p, o)))
             .collect())
     }
 

@@ -86,14 +86,9 @@ pub(crate) fn position(id: &EntryId) -> Result<(i32, i64)> {
 pub(crate) fn entry<M: Message>(m: &M) -> Entry {
     let id = entry_id(m.partition(), m.offset());
     let body = match m.payload() {
-        Some(bytes) => decode_metadata(bytes).map_err(|e| MalformedEntry {
-            reason: e.to_string(),
-            raw: Bytes::copy_from_slice(bytes),
-        }),
-        None => Err(MalformedEntry {
-            reason: "the record has no value".to_owned(),
-            raw: Bytes::new(),
-        }),
+        Some(bytes) => decode_metadata(bytes)
+            .map_err(|e| MalformedEntry::undecodable(&e, Bytes::copy_from_slice(bytes))),
+        None => Err(MalformedEntry::new("the record has no value", Bytes::new())),
     };
     Entry { id, body }
 }

@@ -27,6 +27,7 @@ use crate::BACKEND;
 /// | claim | `XAUTOCLAIM`, then `XPENDING` for the delivery counts |
 /// | own pending | `XPENDING ... consumer`, then `XCLAIM` to itself |
 /// | redelivery after a failure | `XPENDING id id 1 consumer`, then `XCLAIM ... JUSTID RETRYCOUNT n+1` |
+/// | touch (entries still in hand) | a script: per entry `XPENDING id id 1 consumer`, then `XCLAIM ... 0 id JUSTID` |
 /// | replay, get | `XRANGE` (`(id` for "after", `ms-0` for a time) |
 /// | info | `XINFO STREAM`, `XINFO GROUPS` |
 ///
@@ -129,13 +130,28 @@ impl RedisStreamChannel {
         Ok(entries
             .into_iter()
             .zip(counts)
-            .map(|(entry, delivery_count)| Delivery {
-                entry,
-                delivery_count,
-            })
+            .map(|(entry, delivery_count)| Delivery::new(entry, delivery_count))
             .collect())
     }
 }
+
+/// Resets the idle time of the entries still pending for a consumer
+/// (`XCLAIM` to itself with `JUSTID`, which counts no delivery), and
+/// returns those that are not: one script, so that an entry another member
+/// claimed in between is never taken back.
+const TOUCH_SCRIPT: &str = r#"
+local lost = {}
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local row = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1, ARGV[2])
+  if #row == 0 then
+    lost[#lost + 1] = id
+  else
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
+  end
+end
+return lost
+"#;
 
 fn no_group_or(stream: &str, group: &str, action: String, e: redis::RedisError) -> Error {
     if e.code() == Some("NOGROUP") {
@@ -430,6 +446,36 @@ impl StreamChannel for RedisStreamChannel {
         self.deliveries(stream, group, claimed, None).await
     }
 
+    async fn touch(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        ids: &[EntryId],
+    ) -> Result<Vec<EntryId>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let action = format!(
+            "touching {} entries of {consumer:?} on {stream:?}",
+            ids.len()
+        );
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(TOUCH_SCRIPT)
+            .arg(1)
+            .arg(stream)
+            .arg(group)
+            .arg(consumer);
+        for id in ids {
+            cmd.arg(check_id(id)?);
+        }
+        let lost: Vec<String> = cmd
+            .query_async(&mut self.redis.manager())
+            .await
+            .map_err(|e| no_group_or(stream, group, action.clone(), e))?;
+        Ok(lost.into_iter().map(EntryId::new).collect())
+    }
+
     async fn read_range(
         &self,
         stream: &str,
@@ -468,6 +514,10 @@ impl StreamChannel for RedisStreamChannel {
             .await
             .map_err(|e| backend(action.clone(), e))?;
         Ok(entry::entries(reply, &action)?.into_iter().next())
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 
     async fn info(&self, stream: &str) -> Result<StreamInfo> {

@@ -193,19 +193,16 @@ pub(crate) fn entry(v: Value, action: &str) -> Result<Option<Entry>> {
     let body = match metadata {
         Some(Value::BulkString(bytes)) => {
             let raw = Bytes::from(bytes);
-            decode_metadata(&raw).map_err(|e| MalformedEntry {
-                reason: e.to_string(),
-                raw,
-            })
+            decode_metadata(&raw).map_err(|e| MalformedEntry::undecodable(&e, raw.clone()))
         }
-        Some(other) => Err(MalformedEntry {
-            reason: format!("field {FIELD_METADATA:?} is not a string: {other:?}"),
-            raw: Bytes::new(),
-        }),
-        None => Err(MalformedEntry {
-            reason: format!("the entry has no {FIELD_METADATA:?} field"),
-            raw: Bytes::new(),
-        }),
+        Some(other) => Err(MalformedEntry::new(
+            format!("field {FIELD_METADATA:?} is not a string: {other:?}"),
+            Bytes::new(),
+        )),
+        None => Err(MalformedEntry::new(
+            format!("the entry has no {FIELD_METADATA:?} field"),
+            Bytes::new(),
+        )),
     };
     Ok(Some(Entry { id, body }))
 }

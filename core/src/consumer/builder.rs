@@ -4,19 +4,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::ack;
+use super::ack::{self, AckTarget};
 use super::context::ConsumerContext;
 use super::counters::Counters;
-use super::dispatch::Dispatcher;
 use super::handler::{handler_fn, Handler, HandlerError};
+use super::handling::Handling;
+use super::held::Held;
+use super::keep_alive::KeepAlive;
 use super::lifetime::ConsumerLifetime;
 use super::options::{AckMode, ClaimPolicy, Fallback};
 use super::receiver::Receiver;
 use super::replay::{self, EventStream, MessageStream};
 use super::runtime::Runtime;
+use super::settle::Settler;
 use super::source::Source;
+use super::window::Window;
 use crate::capabilities::Ordering as MessageOrder;
 use crate::channel::{EntryId, GroupStart, StreamChannel, StreamPosition};
 use crate::contract::ContractEvent;
@@ -257,9 +262,10 @@ impl ConsumerBuilder {
     /// delivery count: the delay before delivery `n` is
     /// `policy.delay_before(n)` (its attempts are not used: the
     /// [maximum deliveries](Self::max_deliveries) count). The default waits
-    /// 1 s, doubling up to 10 s, with jitter. Keep it below the claim's
-    /// [`ClaimPolicy::min_idle`], or another member may claim the message
-    /// while it waits.
+    /// 1 s, doubling up to 10 s, with jitter. The message waits in this
+    /// consumer's hands, beside its read-ahead window (other keys go on),
+    /// and on a channel with claim its idle time is kept short meanwhile,
+    /// so that no member claims it, however long the backoff.
     pub fn redelivery_backoff(mut self, policy: RetryPolicy) -> Self {
         self.redelivery = policy;
         self
@@ -401,40 +407,55 @@ impl ConsumerBuilder {
             .as_ref()
             .map(CancellationToken::child_token)
             .unwrap_or_default();
-        let (acker, ack_task) = ack::spawn(
-            source.channel.clone(),
-            source.stream().to_owned(),
-            group.clone(),
-            self.backend_retry.clone(),
-        );
+        let claims = source.channel.capabilities().claim;
+        let held = Held::new(claims);
+        let (acker, ack_task) = ack::spawn(AckTarget {
+            channel: source.channel.clone(),
+            stream: source.stream().to_owned(),
+            group: group.clone(),
+            retry: self.backend_retry.clone(),
+            held: held.clone(),
+        });
         let stream = source.stream().to_owned();
         let system = source.channel.backend();
         let metrics = Arc::new(ConsumerMetrics::new(system, &stream, &group));
         let lag = self.lag_every.map(|every| {
             LagSampler::new(source.channel.clone(), stream.clone(), group.clone(), every)
         });
-        let dispatcher = Arc::new(Dispatcher {
+        let keep_alive = claims.then(|| KeepAlive {
+            source: source.clone(),
+            group: group.clone(),
+            consumer: consumer.clone(),
+            held: held.clone(),
+            interval: keep_alive_interval(self.claim),
+        });
+        let settler = Arc::new(Settler {
             source,
             group: group.clone(),
             consumer,
-            handler: Arc::new(handler),
-            fallback: self.fallback,
+            handling: Handling {
+                handler: Arc::new(handler),
+                fallback: self.fallback,
+                retry: self.handler_retry,
+            },
             ack_mode: self.ack_mode,
-            handler_retry: self.handler_retry,
             max_deliveries: self.max_deliveries,
             redelivery: self.redelivery,
             counters: Counters::new(metrics),
             acker,
             stop: stop.clone(),
+            held,
+            permits: Semaphore::new(self.concurrency),
         });
         let runtime = Runtime {
-            dispatcher,
+            settler,
             group_start: self.group_start,
             batch_size: self.batch_size,
-            concurrency: self.concurrency,
             ordering: self.ordering,
             block: self.block,
             claim: self.claim,
+            window: window_for(self.ordering, self.concurrency, self.batch_size),
+            keep_alive,
             stop_after: self.stop_after,
             stop_when_empty: self.stop_when_empty,
             lag,
@@ -479,6 +500,28 @@ impl ConsumerBuilder {
     pub fn receiver(mut self) -> Result<Receiver> {
         Ok(Receiver::new(Arc::new(self.source()?)))
     }
+}
+
+/// The window of a consumer: `concurrency` messages in hand when
+/// unordered; with an order, `concurrency + batch size`, so that lanes read
+/// ahead to other keys, one key taking at most a quarter of it.
+fn window_for(ordering: MessageOrder, concurrency: usize, batch_size: usize) -> Arc<Window> {
+    match ordering {
+        MessageOrder::None => Window::new(concurrency, concurrency),
+        MessageOrder::Stream => Window::new(concurrency + batch_size, concurrency + batch_size),
+        MessageOrder::PerKey => {
+            let size = concurrency + batch_size;
+            Window::new(size, size / 4)
+        }
+    }
+}
+
+/// How often held entries are touched: three times per claim idle (the
+/// default claim's when this consumer does not claim), so that no member
+/// with the same policy claims them.
+fn keep_alive_interval(claim: Option<ClaimPolicy>) -> Duration {
+    let idle = claim.unwrap_or_default().min_idle;
+    (idle / 3).max(Duration::from_millis(10))
 }
 
 /// 1 s, doubling up to 10 s, with jitter.

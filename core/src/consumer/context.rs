@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::ack::AckSender;
+use crate::lease::LeaseGuard;
 use crate::message::Message;
 
 /// What a handler gets with every message: the message (metadata and
@@ -74,7 +75,28 @@ impl ConsumerContext {
     /// is acknowledged). Calling it more than once is harmless.
     pub fn ack(&self) {
         if !self.inner.acked.swap(true, Ordering::AcqRel) {
-            self.inner.acker.ack(self.inner.message.entry_id().clone());
+            self.inner
+                .acker
+                .ack(self.inner.message.entry_id().clone(), None);
+        }
+    }
+
+    /// Acknowledges the message once its handling is over; the work under
+    /// its lease ends when the acknowledgement is written.
+    pub(crate) fn ack_settled(&self, work: LeaseGuard) {
+        if !self.inner.acked.swap(true, Ordering::AcqRel) {
+            self.inner
+                .acker
+                .ack(self.inner.message.entry_id().clone(), Some(work));
+        }
+    }
+
+    /// Takes the message back out of a context no one else holds (the
+    /// handler is done with it); clones it otherwise.
+    pub(crate) fn into_message(self) -> Message {
+        match Arc::try_unwrap(self.inner) {
+            Ok(inner) => inner.message,
+            Err(shared) => shared.message.clone(),
         }
     }
 

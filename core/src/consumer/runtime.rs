@@ -1,38 +1,54 @@
-//! The consumer loop: read a batch (or claim stale entries), load its
-//! payloads in one round per store, run handlers with bounded concurrency
-//! (in lanes per key when the consumer keeps an order), and acknowledge in
-//! batches. At most a window of messages is read and not yet settled.
+//! The consumer loop: read a batch (at start, first what is pending under
+//! this consumer's name; every claim interval, what other members left too
+//! long), take in what it holds not already, load the payloads in one round
+//! per store, and hand each message to its lane (per key) or its own task,
+//! where [`super::settle`] takes it until it is settled. The
+//! [window](super::window) bounds what is read and not settled.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::dispatch::Dispatcher;
-use super::lanes::{lane_of, Lanes, Queued};
+use super::keep_alive::KeepAlive;
+use super::lanes::{lane_of, Lanes};
 use super::lifetime::ConsumerStats;
 use super::options::ClaimPolicy;
-use super::redelivery::settle;
+use super::settle::{InHand, Settler, Work};
+use super::source::{BatchFailure, LoadFailure};
+use super::window::Window;
 use crate::capabilities::Ordering as MessageOrder;
-use crate::channel::{Delivery, GroupStart};
+use crate::channel::{Delivery, EntryId, GroupStart};
+use crate::message::Message;
 use crate::telemetry::lag::LagSampler;
 use crate::telemetry::spans;
 use crate::Result;
 
 pub(crate) struct Runtime {
-    pub(crate) dispatcher: Arc<Dispatcher>,
+    pub(crate) settler: Arc<Settler>,
     pub(crate) group_start: GroupStart,
     pub(crate) batch_size: usize,
-    pub(crate) concurrency: usize,
     pub(crate) ordering: MessageOrder,
     pub(crate) block: Duration,
     pub(crate) claim: Option<ClaimPolicy>,
+    pub(crate) window: Arc<Window>,
+    pub(crate) keep_alive: Option<KeepAlive>,
     pub(crate) stop_after: Option<u64>,
     pub(crate) stop_when_empty: bool,
     pub(crate) lag: Option<LagSampler>,
+}
+
+/// Where a read came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// What is pending under this consumer's name.
+    Own,
+    /// Entries other members left pending too long.
+    Claim,
+    /// New entries.
+    New,
 }
 
 impl Runtime {
@@ -44,47 +60,48 @@ impl Runtime {
             let stop = CancellationToken::new();
             (stop.clone(), tokio::spawn(sampler.run(stop)))
         });
+        // Touching lasts until the last acknowledgement is written: an
+        // entry waiting for its acknowledgement is still held.
+        let keeping = self.keep_alive.take().map(|keep| {
+            let stop = CancellationToken::new();
+            (stop.clone(), tokio::spawn(keep.run(stop)))
+        });
         let result = self.consume().await;
-        self.dispatcher.acker.finish();
+        let s = &self.settler;
+        s.acker.finish();
         let _ = ack_task.await;
-        let d = &self.dispatcher;
-        if let Err(e) = d
+        if let Some((stop, task)) = keeping {
+            stop.cancel();
+            let _ = task.await;
+        }
+        if let Err(e) = s
             .source
             .channel
-            .leave_group(d.source.stream(), &d.group, &d.consumer)
+            .leave_group(s.source.stream(), &s.group, &s.consumer)
             .await
         {
-            tracing::warn!(stream = d.source.stream(), group = d.group, error = %e, "leaving the group failed");
+            tracing::warn!(stream = s.source.stream(), group = s.group, error = %e, "leaving the group failed");
         }
         if let Some((stop, sampler)) = sampling {
             // One last sample, once everything is acknowledged.
             stop.cancel();
             let _ = sampler.await;
         }
-        result.map(|()| self.dispatcher.counters.snapshot())
+        result.map(|()| self.settler.counters.snapshot())
     }
 
     async fn consume(&self) -> Result<()> {
-        let d = &self.dispatcher;
-        let source = &d.source;
+        let s = &self.settler;
+        let source = &s.source;
         let stream = source.stream();
         let channel = source.channel.as_ref();
         source
             .retry
             .run("creating the consumer group", || {
-                channel.ensure_group(stream, &d.group, self.group_start)
+                channel.ensure_group(stream, &s.group, self.group_start)
             })
             .await?;
 
-        let permits = Arc::new(Semaphore::new(self.concurrency));
-        // Messages read and not settled: running, waiting for a
-        // redelivery, or queued behind their key. Lanes read ahead, to find
-        // messages of other keys.
-        let window = match self.ordering {
-            MessageOrder::None => self.concurrency,
-            _ => self.concurrency + self.batch_size,
-        };
-        let window = Arc::new(Semaphore::new(window));
         let lanes = Lanes::default();
         let mut in_flight = JoinSet::new();
         let mut taken: u64 = 0;
@@ -96,7 +113,7 @@ impl Runtime {
             while let Some(done) = in_flight.try_join_next() {
                 surface_panic(done);
             }
-            if d.stop.is_cancelled() {
+            if s.stop.is_cancelled() {
                 break;
             }
             let remaining = self
@@ -109,31 +126,26 @@ impl Runtime {
                 .batch_size
                 .min(remaining.min(usize::MAX as u64) as usize);
 
-            let mut fresh_read = false;
-            let read = if !recovered_own {
+            let (from, read) = if !recovered_own {
                 // What is pending under this name: what this consumer read
-                // before it stopped, or read when a reply was lost. Settle
-                // what is in flight first, so nothing is handled twice.
-                drain(&mut in_flight).await;
-                d.acker.flush().await;
+                // before it stopped, or read when a reply was lost. Entries
+                // it still holds are skipped when they come.
                 recovered_own = true;
-                channel
-                    .read_pending(stream, &d.group, &d.consumer, count)
-                    .await
+                let read = channel
+                    .read_pending(stream, &s.group, &s.consumer, count)
+                    .await;
+                (Read::Own, read)
             } else if let Some(claim) = self.claim.filter(|c| last_claim.elapsed() >= c.interval) {
                 last_claim = Instant::now();
-                let claimed = channel
-                    .claim_stale(stream, &d.group, &d.consumer, claim.min_idle, count)
+                let read = channel
+                    .claim_stale(stream, &s.group, &s.consumer, claim.min_idle, count)
                     .await;
-                if let Ok(c) = &claimed {
-                    d.counters.claimed(c.len() as u64);
-                }
-                claimed
+                (Read::Claim, read)
             } else {
-                fresh_read = true;
-                channel
-                    .read_group(stream, &d.group, &d.consumer, count, self.block)
-                    .await
+                let read = channel
+                    .read_group(stream, &s.group, &s.consumer, count, self.block)
+                    .await;
+                (Read::New, read)
             };
 
             let deliveries = match read {
@@ -150,14 +162,17 @@ impl Runtime {
                     let delay = source
                         .retry
                         .delay_before(failures.saturating_add(1).min(16));
-                    tracing::warn!(stream, group = d.group, error = %e, ?delay, "read failed; retrying");
+                    tracing::warn!(stream, group = s.group, error = %e, ?delay, "read failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
-                        _ = d.stop.cancelled() => {}
+                        _ = s.stop.cancelled() => {}
                     }
                     continue;
                 }
                 Err(e) => {
+                    // Messages waiting to be tried again give up (they stay
+                    // pending); those running finish.
+                    s.stop.cancel();
                     drain(&mut in_flight).await;
                     return Err(e);
                 }
@@ -165,7 +180,7 @@ impl Runtime {
 
             if deliveries.is_empty() {
                 // Only a read of new entries tells that the stream is empty.
-                if fresh_read && self.stop_when_empty && in_flight.is_empty() {
+                if from == Read::New && self.stop_when_empty && in_flight.is_empty() {
                     break;
                 }
                 if !in_flight.is_empty() && self.block.is_zero() {
@@ -173,143 +188,226 @@ impl Runtime {
                 }
                 continue;
             }
-            taken += deliveries.len() as u64;
-            d.counters.received(deliveries.len() as u64);
-            let running = Running {
-                permits: &permits,
-                window: &window,
-                lanes: &lanes,
-            };
-            self.dispatch(deliveries, &running, &mut in_flight).await;
+            let accepted = self.take_in(deliveries, &lanes, &mut in_flight).await;
+            taken += accepted;
+            s.counters.received(accepted);
+            if from == Read::Claim {
+                s.counters.claimed(accepted);
+            }
         }
         drain(&mut in_flight).await;
         Ok(())
     }
 
-    async fn dispatch(
+    /// Takes in a batch of deliveries: entries already in hand are skipped,
+    /// unreadable ones go to the dead-letter stream (those of a newer
+    /// format are left pending), the payloads of the rest are loaded, and
+    /// each message goes to its lane or its own task once the window has
+    /// room. Returns how many it took.
+    async fn take_in(
         &self,
         deliveries: Vec<Delivery>,
-        running: &Running<'_>,
+        lanes: &Lanes,
         in_flight: &mut JoinSet<()>,
-    ) {
-        let d = &self.dispatcher;
+    ) -> u64 {
+        let s = &self.settler;
+        let mut taken = 0u64;
         let mut readable = Vec::with_capacity(deliveries.len());
-        let mut counts = Vec::with_capacity(deliveries.len());
+        let mut received = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
-            match delivery.entry.body {
+            let Delivery {
+                entry,
+                delivery_count,
+                lease,
+                ..
+            } = delivery;
+            if !s.held.take(&entry.id) {
+                // Already in hand (its own claim, or its own pending list,
+                // gave it again): it is on its way.
+                continue;
+            }
+            taken += 1;
+            match entry.body {
                 Ok(metadata) => {
-                    counts.push(delivery.delivery_count);
-                    readable.push((delivery.entry.id, metadata));
+                    readable.push((entry.id, metadata));
+                    received.push((delivery_count, lease));
                 }
                 Err(malformed) => {
-                    let reason = format!("malformed metadata: {}", malformed.reason);
-                    d.dead_letter_malformed(
-                        &delivery.entry.id,
-                        malformed.raw,
-                        delivery.delivery_count,
-                        &reason,
-                    )
-                    .await;
+                    if let Some(version) = malformed.newer_version {
+                        tracing::warn!(
+                            stream = s.source.stream(), group = s.group, entry = %entry.id, version,
+                            "an entry of a newer format version is left pending for a consumer \
+                             that reads it (upgrade this one)"
+                        );
+                        s.held.release(&entry.id);
+                        continue;
+                    }
+                    let reason = if malformed.reason.starts_with("malformed metadata") {
+                        malformed.reason
+                    } else {
+                        format!("malformed metadata: {}", malformed.reason)
+                    };
+                    let item = InHand {
+                        entry_id: entry.id,
+                        work: Work::Malformed {
+                            raw: malformed.raw,
+                            reason,
+                        },
+                        delivery_count,
+                        lease,
+                        slot: self.window.admit(None).await,
+                    };
+                    self.dispatch(None, item, lanes, in_flight);
                 }
             }
         }
         if readable.is_empty() {
-            return;
+            return taken;
         }
-        let count_read = readable.len();
         let span = spans::fetch(
-            d.source.channel.backend(),
-            d.source.stream(),
-            &d.group,
+            s.source.channel.backend(),
+            s.source.stream(),
+            &s.group,
             &readable,
         );
-        let loaded = match d.source.load(readable).instrument(span.clone()).await {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                spans::fail(&span, e.kind());
-                tracing::error!(
-                    parent: &span,
-                    stream = d.source.stream(), error = %e, count = count_read,
-                    "payloads could not be fetched; the entries stay pending"
-                );
-                return;
+        let works = self.load(readable, &span).await;
+        for ((entry_id, work), (delivery_count, lease)) in works.into_iter().zip(received) {
+            let key = match &work {
+                Work::Loaded(m) => lane_of(self.ordering, m.metadata()),
+                Work::Unloaded(m) | Work::Rejected { metadata: m, .. } => lane_of(self.ordering, m),
+                Work::Malformed { .. } => None,
             }
+            .map(str::to_owned);
+            let slot = self.window.admit(key.as_deref()).await;
+            let item = InHand {
+                entry_id,
+                work,
+                delivery_count,
+                lease,
+                slot,
+            };
+            self.dispatch(key, item, lanes, in_flight);
+        }
+        taken
+    }
+
+    /// Loads the payloads of a batch, in one round per store. A transient
+    /// failure leaves every message to be loaded again later; a permanent
+    /// one (one unreadable key or vault record fails the whole fetch) has
+    /// the batch loaded message by message, so that only what cannot be
+    /// read is dead-lettered.
+    async fn load(
+        &self,
+        readable: Vec<(EntryId, crate::envelope::Metadata)>,
+        span: &tracing::Span,
+    ) -> Vec<(EntryId, Work)> {
+        let source = &self.settler.source;
+        let failure = match source.load_batch(readable).instrument(span.clone()).await {
+            Ok(loaded) => return loaded.into_iter().map(|one| work_of(one, span)).collect(),
+            Err(failure) => failure,
         };
-        for (message, count) in loaded.into_iter().zip(counts) {
-            match message {
-                Ok(message) => {
-                    let slot = running
-                        .window
-                        .clone()
-                        .acquire_owned()
-                        .await
-                        .expect("the semaphore is never closed");
-                    let queued = Queued {
-                        message,
-                        delivery_count: count,
-                        slot,
+        let BatchFailure { error, entries } = failure;
+        spans::fail(span, error.kind());
+        if error.is_transient() {
+            tracing::warn!(
+                parent: span,
+                stream = source.stream(), error = %error, count = entries.len(),
+                "payloads could not be fetched; each message is tried again after a backoff"
+            );
+            return entries
+                .into_iter()
+                .map(|(id, metadata)| (id, Work::Unloaded(metadata)))
+                .collect();
+        }
+        tracing::warn!(
+            parent: span,
+            stream = source.stream(), error = %error, count = entries.len(),
+            "payloads could not be fetched; loading the batch message by message"
+        );
+        let one_by_one = entries.into_iter().map(|(id, metadata)| async move {
+            let loaded = source
+                .load_batch(vec![(id.clone(), metadata)])
+                .instrument(span.clone())
+                .await;
+            match loaded.map(|mut one| one.pop()) {
+                Ok(Some(one)) => work_of(one, span),
+                Ok(None) => unreachable!("one entry loads as one message"),
+                Err(BatchFailure { error, mut entries }) => {
+                    let (id, metadata) = entries.pop().expect("the entry comes back");
+                    let work = if error.is_transient() {
+                        Work::Unloaded(metadata)
+                    } else {
+                        Work::Rejected {
+                            metadata,
+                            reason: error.to_string(),
+                            parent: span.clone(),
+                        }
                     };
-                    let (dispatcher, permits) = (d.clone(), running.permits.clone());
-                    match lane_of(self.ordering, &queued.message) {
-                        None => {
-                            in_flight.spawn(async move {
-                                settle(dispatcher, permits, queued.message, queued.delivery_count)
-                                    .await;
-                                drop(queued.slot);
-                            });
-                        }
-                        Some(key) => {
-                            if let Some(first) = running.lanes.enter(&key, queued) {
-                                let lanes = running.lanes.clone();
-                                in_flight.spawn(run_lane(dispatcher, permits, lanes, key, first));
-                            }
-                        }
-                    }
+                    (id, work)
                 }
-                Err(failure) if failure.error.is_transient() => {
-                    tracing::warn!(
-                        entry = %failure.entry_id, error = %failure.error,
-                        "message left pending"
-                    );
-                }
-                Err(failure) => {
-                    let reason = failure.error.to_string();
-                    d.dead_letter(&failure.metadata, &failure.entry_id, count, &reason, &span)
-                        .await
+            }
+        });
+        futures_util::future::join_all(one_by_one).await
+    }
+
+    /// Starts a message on its way: into its key's lane, or a task of its
+    /// own.
+    fn dispatch(
+        &self,
+        key: Option<String>,
+        item: InHand,
+        lanes: &Lanes,
+        in_flight: &mut JoinSet<()>,
+    ) {
+        let settler = self.settler.clone();
+        match key {
+            None => {
+                in_flight.spawn(async move { settler.settle(item).await });
+            }
+            Some(key) => {
+                if let Some(first) = lanes.enter(&key, item) {
+                    in_flight.spawn(run_lane(settler, lanes.clone(), key, first));
                 }
             }
         }
     }
 }
 
-/// What the handlers of a consumer share.
-struct Running<'a> {
-    permits: &'a Arc<Semaphore>,
-    window: &'a Arc<Semaphore>,
-    lanes: &'a Lanes,
+/// A loaded message, or what is to become of one that did not load.
+fn work_of(
+    loaded: std::result::Result<Message, LoadFailure>,
+    span: &tracing::Span,
+) -> (EntryId, Work) {
+    match loaded {
+        Ok(message) => (message.entry_id().clone(), Work::Loaded(message)),
+        Err(failure) if failure.error.is_transient() => {
+            tracing::warn!(
+                entry = %failure.entry_id, error = %failure.error,
+                "the payload could not be loaded yet; trying again after a backoff"
+            );
+            (failure.entry_id, Work::Unloaded(failure.metadata))
+        }
+        Err(failure) => (
+            failure.entry_id,
+            Work::Rejected {
+                metadata: failure.metadata,
+                reason: failure.error.to_string(),
+                parent: span.clone(),
+            },
+        ),
+    }
 }
 
 /// Settles the messages of one key, one after the other, until none waits.
 /// When the consumer stops, those still waiting stay pending.
-async fn run_lane(
-    dispatcher: Arc<Dispatcher>,
-    permits: Arc<Semaphore>,
-    lanes: Lanes,
-    key: String,
-    first: Queued,
-) {
+async fn run_lane(settler: Arc<Settler>, lanes: Lanes, key: String, first: InHand) {
     let mut next = Some(first);
-    while let Some(queued) = next {
-        if !dispatcher.stop.is_cancelled() {
-            settle(
-                dispatcher.clone(),
-                permits.clone(),
-                queued.message,
-                queued.delivery_count,
-            )
-            .await;
+    while let Some(item) = next {
+        if settler.stop.is_cancelled() {
+            settler.held.release(&item.entry_id);
+        } else {
+            settler.settle(item).await;
         }
-        drop(queued.slot);
         next = lanes.next(&key);
     }
 }
@@ -322,7 +420,7 @@ async fn drain(in_flight: &mut JoinSet<()>) {
 
 fn surface_panic(done: std::result::Result<(), tokio::task::JoinError>) {
     if let Err(e) = done {
-        // Handler panics are caught in dispatch; this is a bug of ours.
+        // Handler panics are caught in handling; this is a bug of ours.
         tracing::error!(error = %e, "a message task ended abnormally");
     }
 }

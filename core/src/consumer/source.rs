@@ -49,6 +49,18 @@ impl Source {
         &self,
         entries: Vec<(EntryId, Metadata)>,
     ) -> Result<Vec<Result<Message, LoadFailure>>> {
+        self.load_batch(entries)
+            .await
+            .map_err(|failed| failed.error)
+    }
+
+    /// [`Self::load`], giving the entries back when the batch as a whole
+    /// could not be loaded, for the consumer to try them again or one by
+    /// one.
+    pub(crate) async fn load_batch(
+        &self,
+        entries: Vec<(EntryId, Metadata)>,
+    ) -> Result<Vec<Result<Message, LoadFailure>>, BatchFailure> {
         // The keys to fetch, per store, and where each stored segment of
         // each entry finds its fields among them.
         let mut wanted: Vec<Vec<String>> = vec![Vec::new(); self.stores.len()];
@@ -62,19 +74,42 @@ impl Source {
             }
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             let store = self.stores.store(idx);
-            self.retry
+            let rows = self
+                .retry
                 .run("fetching payloads", || store.get_many(&keys))
-                .await
+                .await?;
+            if rows.len() != keys.len() {
+                // A store that breaks the contract: no row can be matched
+                // to its key.
+                return Err(Error::permanent(
+                    store.backend(),
+                    format!(
+                        "fetching {} payload keys from store {:?}",
+                        keys.len(),
+                        self.stores.name_of(idx)
+                    ),
+                    format!(
+                        "get_many returned {} rows for {} keys: a store must return one \
+                         row per key, in order",
+                        rows.len(),
+                        keys.len()
+                    ),
+                ));
+            }
+            Ok(rows)
         });
         // The data keys of the batch's subjects, read while the payloads
         // are fetched.
         let mut subjects = BatchSubjects::of(entries.iter().map(|(_, m)| m));
-        let (mut fetched, mut keys): (Vec<Vec<Option<Fields>>>, _) =
-            futures_util::future::try_join(
-                futures_util::future::try_join_all(fetches),
-                subjects.keys(self.personal.as_ref(), &self.retry),
-            )
-            .await?;
+        let fetched = futures_util::future::try_join(
+            futures_util::future::try_join_all(fetches),
+            subjects.keys(self.personal.as_ref(), &self.retry),
+        )
+        .await;
+        let (mut fetched, mut keys): (Vec<Vec<Option<Fields>>>, _) = match fetched {
+            Ok(fetched) => fetched,
+            Err(error) => return Err(BatchFailure { error, entries }),
+        };
         let assembled: Vec<Result<Segments>> = entries
             .iter()
             .zip(&places)
@@ -83,9 +118,12 @@ impl Source {
         // A key the vault's answer does not have may be newer than its
         // cache: those subjects are read again, fresh.
         if let Some(personal) = &self.personal {
-            subjects
+            let refreshed = subjects
                 .refresh_unknown_keys(personal, &self.retry, &assembled, &mut keys)
-                .await?;
+                .await;
+            if let Err(error) = refreshed {
+                return Err(BatchFailure { error, entries });
+            }
         }
         let keys = self.personal.as_ref().map(|_| keys.as_slice());
 
@@ -188,6 +226,13 @@ impl Source {
         message.sealed = sealed;
         Ok(message)
     }
+}
+
+/// A batch whose payloads could not be loaded at all (a store or the key
+/// vault failed, after retries), with its entries.
+pub(crate) struct BatchFailure {
+    pub(crate) error: Error,
+    pub(crate) entries: Vec<(EntryId, Metadata)>,
 }
 
 /// A message whose payload could not be assembled.

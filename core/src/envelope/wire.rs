@@ -68,6 +68,12 @@ pub fn decode_metadata(bytes: &[u8]) -> Result<Metadata> {
             bytes[0], bytes[1]
         )));
     }
+    if bytes[2] > WIRE_VERSION {
+        return Err(Error::UnsupportedWireVersion {
+            version: bytes[2],
+            supported: WIRE_VERSION,
+        });
+    }
     if bytes[2] != WIRE_VERSION {
         return Err(malformed(format!(
             "format version {} is not supported (this build reads version {WIRE_VERSION})",

@@ -118,10 +118,7 @@ impl StreamState {
 fn to_entry(seq: u64, bytes: &Bytes) -> Entry {
     Entry {
         id: EntryId::new(seq.to_string()),
-        body: decode_metadata(bytes).map_err(|e| MalformedEntry {
-            reason: e.to_string(),
-            raw: bytes.clone(),
-        }),
+        body: decode_metadata(bytes).map_err(|e| MalformedEntry::undecodable(&e, bytes.clone())),
     }
 }
 
@@ -212,10 +209,7 @@ impl StreamChannel for MemoryChannel {
                     .range(g.last_delivered + 1..)
                     .take(count)
                     .map(|(seq, bytes)| {
-                        let delivery = Delivery {
-                            entry: to_entry(*seq, bytes),
-                            delivery_count: 1,
-                        };
+                        let delivery = Delivery::new(to_entry(*seq, bytes), 1);
                         (*seq, delivery)
                     })
                     .collect();
@@ -265,10 +259,7 @@ impl StreamChannel for MemoryChannel {
             if let Some(bytes) = entries.get(seq) {
                 p.count += 1;
                 p.delivered_at = now;
-                out.push(Delivery {
-                    entry: to_entry(*seq, bytes),
-                    delivery_count: p.count,
-                });
+                out.push(Delivery::new(to_entry(*seq, bytes), p.count));
             }
         }
         Ok(out)
@@ -331,10 +322,7 @@ impl StreamChannel for MemoryChannel {
                     p.consumer = consumer.to_owned();
                     p.delivered_at = now;
                     p.count += 1;
-                    out.push(Delivery {
-                        entry: to_entry(*seq, bytes),
-                        delivery_count: p.count,
-                    });
+                    out.push(Delivery::new(to_entry(*seq, bytes), p.count));
                 }
                 None => gone.push(*seq),
             }
@@ -343,6 +331,27 @@ impl StreamChannel for MemoryChannel {
             g.pending.remove(&seq);
         }
         Ok(out)
+    }
+
+    async fn touch(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        ids: &[EntryId],
+    ) -> Result<Vec<EntryId>> {
+        let seqs = ids.iter().map(parse_id).collect::<Result<Vec<_>>>()?;
+        let mut streams = self.lock();
+        let (_, g) = group_mut(&mut streams, stream, group)?;
+        let now = Instant::now();
+        let mut lost = Vec::new();
+        for (seq, id) in seqs.into_iter().zip(ids) {
+            match g.pending.get_mut(&seq).filter(|p| p.consumer == consumer) {
+                Some(p) => p.delivered_at = now,
+                None => lost.push(id.clone()),
+            }
+        }
+        Ok(lost)
     }
 
     async fn read_range(
@@ -397,5 +406,9 @@ impl StreamChannel for MemoryChannel {
                 })
                 .collect(),
         })
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 }

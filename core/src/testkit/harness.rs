@@ -3,7 +3,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::memory::MemoryStore;
+use bytes::Bytes;
+
+use crate::memory::{MemoryChannel, MemoryStore};
 use crate::{Consumer, ConsumerBuilder, KeyValueStore, Producer, Result, StreamChannel};
 
 /// Makes the channel under test; a closure returning a future does.
@@ -43,9 +45,44 @@ where
     }
 }
 
+/// Writes bytes into a stream where the channel keeps an entry's encoded
+/// metadata (the Redis entry's `metadata` field, the Kafka record's value),
+/// bypassing the encoding: for the cases about entries a consumer cannot
+/// read (garbage, a newer format). A closure
+/// `|channel, stream, bytes| async { .. }` is one; give it to
+/// [`Conformance::raw_entries`](super::Conformance::raw_entries). The
+/// in-memory channel needs none.
+#[async_trait]
+pub trait RawEntryWriter: Send + Sync + 'static {
+    /// Appends `bytes` to `stream` on `channel` (the channel under test).
+    async fn append_raw(
+        &self,
+        channel: Arc<dyn StreamChannel>,
+        stream: String,
+        bytes: Bytes,
+    ) -> Result<()>;
+}
+
+#[async_trait]
+impl<F, Fut> RawEntryWriter for F
+where
+    F: Fn(Arc<dyn StreamChannel>, String, Bytes) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<()>> + Send + 'static,
+{
+    async fn append_raw(
+        &self,
+        channel: Arc<dyn StreamChannel>,
+        stream: String,
+        bytes: Bytes,
+    ) -> Result<()> {
+        (self)(channel, stream, bytes).await
+    }
+}
+
 /// What a channel case gets: the channel, a store for payloads (in-memory
-/// unless the runner was given one), and a namespace unique to the case.
-#[derive(Clone, Debug)]
+/// unless the runner was given one), a namespace unique to the case, and
+/// a writer of raw entries when the runner was given one.
+#[derive(Clone)]
 pub struct ChannelHarness {
     /// The channel under test.
     pub channel: Arc<dyn StreamChannel>,
@@ -53,6 +90,18 @@ pub struct ChannelHarness {
     pub store: Arc<dyn KeyValueStore>,
     /// A prefix unique to this case run.
     pub namespace: String,
+    raw: Option<Arc<dyn RawEntryWriter>>,
+}
+
+impl std::fmt::Debug for ChannelHarness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelHarness")
+            .field("channel", &self.channel)
+            .field("store", &self.store)
+            .field("namespace", &self.namespace)
+            .field("raw_entries", &self.raw.is_some())
+            .finish()
+    }
 }
 
 impl ChannelHarness {
@@ -67,7 +116,52 @@ impl ChannelHarness {
             channel,
             store,
             namespace: unique_namespace(),
+            raw: None,
         }
+    }
+
+    /// The same harness, writing raw entries with `writer`.
+    pub fn with_raw_entries(mut self, writer: Arc<dyn RawEntryWriter>) -> Self {
+        self.raw = Some(writer);
+        self
+    }
+
+    /// The same harness on another channel (a wrapper of this one) and
+    /// store, in the same namespace.
+    pub fn on(&self, channel: Arc<dyn StreamChannel>, store: Arc<dyn KeyValueStore>) -> Self {
+        Self {
+            channel,
+            store,
+            namespace: self.namespace.clone(),
+            raw: self.raw.clone(),
+        }
+    }
+
+    /// Appends `bytes` as an entry's encoded metadata to `stream`: through
+    /// the writer given to the runner, or [`MemoryChannel::append_raw`] on
+    /// the in-memory channel.
+    pub async fn append_raw(&self, stream: &str, bytes: Bytes) -> Result<()> {
+        if let Some(writer) = &self.raw {
+            return writer
+                .append_raw(self.channel.clone(), stream.to_owned(), bytes)
+                .await;
+        }
+        if let Some(memory) = self
+            .channel
+            .as_any()
+            .and_then(|c| c.downcast_ref::<MemoryChannel>())
+        {
+            memory.append_raw(stream, bytes);
+            return Ok(());
+        }
+        Err(crate::Error::Config {
+            what: "conformance suite",
+            reason: format!(
+                "this case writes raw entries, and the {} channel has no writer for them: \
+                 give one with `Conformance::raw_entries(...)`",
+                self.channel.backend()
+            ),
+        })
     }
 
     /// A uri unique to this case.

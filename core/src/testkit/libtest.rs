@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
-use super::harness::{ChannelFactory, StoreFactory, StoreHarness};
+use super::harness::{ChannelFactory, RawEntryWriter, StoreFactory, StoreHarness};
 use super::report::{channel_harness, guarded, CaseOutcome};
 use super::{channel_cases, store_cases};
 
@@ -22,6 +22,7 @@ pub struct Conformance {
     channel: Option<Arc<dyn ChannelFactory>>,
     store: Option<Arc<dyn StoreFactory>>,
     payloads: Option<Arc<dyn StoreFactory>>,
+    raw: Option<Arc<dyn RawEntryWriter>>,
 }
 
 impl std::fmt::Debug for Conformance {
@@ -42,6 +43,7 @@ impl Conformance {
             channel: None,
             store: None,
             payloads: None,
+            raw: None,
         }
     }
 
@@ -61,6 +63,13 @@ impl Conformance {
     /// (default: in-memory).
     pub fn channel_payloads_in(mut self, factory: impl StoreFactory) -> Self {
         self.payloads = Some(Arc::new(factory));
+        self
+    }
+
+    /// Writes the raw entries of the cases about unreadable entries with
+    /// `writer` (the in-memory channel needs none).
+    pub fn raw_entries(mut self, writer: impl RawEntryWriter) -> Self {
+        self.raw = Some(Arc::new(writer));
         self
     }
 
@@ -91,10 +100,11 @@ impl Conformance {
                 }
                 let factory = factory.clone();
                 let payloads = self.payloads.clone();
+                let raw = self.raw.clone();
                 let to = if case.alone { &mut alone } else { &mut trials };
                 to.push(Trial::test(name, move || {
                     runtime().block_on(async move {
-                        let harness = channel_harness(factory.as_ref(), payloads.as_deref())
+                        let harness = channel_harness(factory.as_ref(), payloads.as_deref(), raw)
                             .await
                             .map_err(|e| Failed::from(format!("the factory failed: {e}")))?;
                         outcome(guarded((case.run)(harness)).await)

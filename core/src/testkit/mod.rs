@@ -29,6 +29,7 @@
 
 mod case;
 mod channel_cases;
+mod faults;
 mod harness;
 mod libtest;
 mod report;
@@ -37,7 +38,8 @@ mod wait;
 
 pub use case::{ensure, CaseFailure, CaseResult, ChannelCase, StoreCase};
 pub use channel_cases::*;
-pub use harness::{ChannelFactory, ChannelHarness, StoreFactory, StoreHarness};
+pub use faults::{Fault, FaultyChannel, FaultyStore};
+pub use harness::{ChannelFactory, ChannelHarness, RawEntryWriter, StoreFactory, StoreHarness};
 pub use libtest::Conformance;
 pub use report::{
     run_channel_suite, run_channel_suite_with, run_store_suite, CaseOutcome, CaseReport,

@@ -1,13 +1,14 @@
 //! Running the suites: how each case ended, and the report of a suite.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
 use super::case::CaseResult;
 use super::channel_cases::channel_cases;
-use super::harness::{ChannelFactory, ChannelHarness, StoreFactory, StoreHarness};
+use super::harness::{ChannelFactory, ChannelHarness, RawEntryWriter, StoreFactory, StoreHarness};
 use super::store_cases::store_cases;
 
 /// Longest a case may run before it is reported as failed.
@@ -116,7 +117,7 @@ pub async fn run_channel_suite_with(
 ) -> SuiteReport {
     let mut cases = Vec::new();
     for case in channel_cases() {
-        let outcome = match channel_harness(factory, stores).await {
+        let outcome = match channel_harness(factory, stores, None).await {
             Err(e) => CaseOutcome::Failed(format!("the factory failed: {e}")),
             Ok(h) => match (case.applies)(&h.channel.capabilities()) {
                 Err(why) => CaseOutcome::NotApplicable(why.to_owned()),
@@ -159,10 +160,15 @@ pub async fn run_store_suite(factory: &dyn StoreFactory) -> SuiteReport {
 pub(crate) async fn channel_harness(
     factory: &dyn ChannelFactory,
     stores: Option<&dyn StoreFactory>,
+    raw: Option<Arc<dyn RawEntryWriter>>,
 ) -> crate::Result<ChannelHarness> {
     let channel = factory.channel().await?;
-    Ok(match stores {
+    let harness = match stores {
         Some(stores) => ChannelHarness::with_store(channel, stores.store().await?),
         None => ChannelHarness::new(channel),
+    };
+    Ok(match raw {
+        Some(raw) => harness.with_raw_entries(raw),
+        None => harness,
     })
 }

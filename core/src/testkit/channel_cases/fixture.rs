@@ -292,3 +292,97 @@ impl Ledger {
         self.0.lock().unwrap().clone()
     }
 }
+
+/// The handler calls of a subscription, per message: how many, in what
+/// order, and whether two ran at once.
+#[derive(Clone, Default)]
+pub(super) struct Runs(Arc<Mutex<RunsState>>);
+
+#[derive(Default)]
+struct RunsState {
+    running: std::collections::HashSet<crate::MessageId>,
+    /// Messages a handler started while another call of it ran.
+    overlaps: Vec<crate::MessageId>,
+    /// (message id, delivery count) of every call, in the order started.
+    calls: Vec<(crate::MessageId, u32)>,
+    /// Calls that returned `Ok`, per message.
+    handled: BTreeMap<crate::MessageId, u32>,
+}
+
+impl Runs {
+    /// Notes that a call starts.
+    pub(super) fn start(&self, ctx: &ConsumerContext) {
+        let mut state = self.0.lock().unwrap();
+        let id = ctx.message_id();
+        if !state.running.insert(id) {
+            state.overlaps.push(id);
+        }
+        state.calls.push((id, ctx.delivery_count()));
+    }
+
+    /// Notes that a call ended, handled or not.
+    pub(super) fn end(&self, ctx: &ConsumerContext, handled: bool) {
+        let mut state = self.0.lock().unwrap();
+        let id = ctx.message_id();
+        state.running.remove(&id);
+        if handled {
+            *state.handled.entry(id).or_default() += 1;
+        }
+    }
+
+    /// Calls started.
+    pub(super) fn calls(&self) -> usize {
+        self.0.lock().unwrap().calls.len()
+    }
+
+    /// The (message id, delivery count) of every call, in order.
+    pub(super) fn call_list(&self) -> Vec<(crate::MessageId, u32)> {
+        self.0.lock().unwrap().calls.clone()
+    }
+
+    /// Messages handled at least once.
+    pub(super) fn handled(&self) -> usize {
+        self.0.lock().unwrap().handled.len()
+    }
+
+    /// Messages handled more than once, with how often.
+    pub(super) fn handled_twice(&self) -> Vec<(crate::MessageId, u32)> {
+        let state = self.0.lock().unwrap();
+        state
+            .handled
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(id, n)| (*id, *n))
+            .collect()
+    }
+
+    /// Messages a call of which started while another ran.
+    pub(super) fn overlaps(&self) -> Vec<crate::MessageId> {
+        self.0.lock().unwrap().overlaps.clone()
+    }
+
+    /// Runs `body` as a handler call, recorded.
+    pub(super) async fn run<F>(&self, ctx: &ConsumerContext, body: F) -> Result<(), HandlerError>
+    where
+        F: Future<Output = Result<(), HandlerError>>,
+    {
+        self.start(ctx);
+        let result = body.await;
+        self.end(ctx, result.is_ok());
+        result
+    }
+}
+
+/// A backend retry for cases that outlast it on purpose: three attempts
+/// within about 60 ms.
+pub(super) fn quick_backend_retry() -> crate::RetryPolicy {
+    crate::RetryPolicy::exponential(3)
+        .initial_delay(Duration::from_millis(20))
+        .max_delay(Duration::from_millis(40))
+        .jitter(false)
+}
+
+/// The length of a stream (0 when it does not exist).
+pub(super) async fn length(h: &ChannelHarness, stream: &str) -> Result<u64> {
+    Ok(h.channel.info(stream).await?.length)
+}

@@ -3,21 +3,27 @@
 //! theme, each with its list of cases.
 
 mod append;
+mod faults;
 mod fixture;
 mod groups;
+mod hot_keys;
 mod ordering;
 mod pending;
 mod redelivery;
 mod replay;
 mod runtime;
+mod unreadable;
 
 pub use append::*;
+pub use faults::*;
 pub use groups::*;
+pub use hot_keys::*;
 pub use ordering::*;
 pub use pending::*;
 pub use redelivery::*;
 pub use replay::*;
 pub use runtime::*;
+pub use unreadable::*;
 
 use crate::testkit::ChannelCase;
 
@@ -31,6 +37,9 @@ pub fn channel_cases() -> Vec<ChannelCase> {
         runtime_cases(),
         redelivery_cases(),
         ordering_cases(),
+        faults_cases(),
+        hot_keys_cases(),
+        unreadable_cases(),
     ]
     .concat()
 }
