@@ -7,7 +7,9 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_backbone::testkit::{run_channel_suite, CaseOutcome};
+use event_backbone::testkit::{
+    channel_cases, run_channel_cases, run_channel_suite, CaseOutcome, ChannelCase,
+};
 use event_backbone::{ChannelCapabilities, StreamChannel};
 use support::WatchedChannel;
 
@@ -47,7 +49,16 @@ async fn a_channel_that_loses_acks_fails_the_suite() {
         let caps = ChannelCapabilities::all().with_claim(false);
         Ok(Arc::new(channel().declaring(caps).forgetting_acks()) as Arc<dyn StreamChannel>)
     };
-    let report = run_channel_suite(&factory).await;
+    // The cases about acknowledgements; the others would each wait out
+    // their time limit for a pending list that never empties.
+    let about_acks: Vec<ChannelCase> = channel_cases()
+        .into_iter()
+        .filter(|c| {
+            ["ack_removes_from_pending", "info_reports_length_and_pending"].contains(&c.name)
+        })
+        .collect();
+    assert_eq!(about_acks.len(), 2);
+    let report = run_channel_cases(&factory, None, about_acks).await;
     let failed: Vec<&str> = report
         .cases
         .iter()

@@ -229,6 +229,13 @@ pub trait StreamChannel: Send + Sync + fmt::Debug + 'static {
 
     /// Appends several entries in order, in as few round trips as the
     /// backend allows. Returns their ids in the same order.
+    ///
+    /// When some entries are appended and others are not (a backend that
+    /// appends to several partitions at once), the error is
+    /// [`Error::PartlyAppended`](crate::Error::PartlyAppended) with the ids
+    /// of those appended: the producer then tries only the others again,
+    /// and nothing is appended twice. Any other error means that nothing
+    /// was appended, as far as the backend knows.
     async fn append_many(&self, stream: &str, batch: &[Metadata]) -> Result<Vec<EntryId>>;
 
     /// Writes payloads, then appends entries: what a producer does with each

@@ -235,6 +235,27 @@ pub enum Error {
         source: Arc<Error>,
     },
 
+    /// An append of several entries of which some were appended and some
+    /// not (a channel that appends to several partitions at once). The
+    /// producer answers the appended ones and tries only the others again
+    /// (when `source` is transient), so that nothing is appended twice; the
+    /// error itself is not transient, since repeating the whole call would
+    /// append the first ones again.
+    #[error(
+        "appending to stream {stream:?}: {} of {} entries appended, the others failed: {source}",
+        appended.iter().flatten().count(),
+        appended.len()
+    )]
+    PartlyAppended {
+        /// The stream key.
+        stream: String,
+        /// Per entry of the batch, in order: its id if it was appended.
+        appended: Vec<Option<crate::EntryId>>,
+        /// Why the others failed.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// The producer's sending task is gone (the runtime shut down).
     #[error("the producer for stream {stream:?} is closed")]
     Closed {
@@ -422,6 +443,7 @@ impl Error {
             Error::Interceptor { .. } => "interceptor",
             Error::Handler { .. } => "handler",
             Error::Send { source, .. } => source.kind(),
+            Error::PartlyAppended { source, .. } => source.kind(),
             Error::Closed { .. } => "closed",
             Error::InvalidSecret { .. } => "invalid_secret",
             Error::KeyVault { .. } => "key_vault",
@@ -440,6 +462,9 @@ impl Error {
         match self {
             Error::Backend { transient, .. } => *transient,
             Error::Send { source, .. } => source.is_transient(),
+            // The call as a whole must not be repeated: the producer tries
+            // the entries not appended again, by themselves.
+            Error::PartlyAppended { .. } => false,
             Error::Interceptor { source, .. } => transient_source(source),
             _ => false,
         }

@@ -655,3 +655,115 @@ async fn shutdown_of_an_idle_consumer_returns_promptly() {
         .unwrap();
     assert_eq!(stats.received, 0);
 }
+
+/// A store that answers one row short: no row can be matched to its key.
+#[derive(Debug, Default)]
+struct ShortStore(MemoryStore);
+
+#[async_trait]
+impl KeyValueStore for ShortStore {
+    fn backend(&self) -> &'static str {
+        "short"
+    }
+    fn capabilities(&self) -> event_backbone_core::StoreCapabilities {
+        self.0.capabilities()
+    }
+    async fn put_many(&self, items: &[event_backbone_core::PutItem]) -> event_backbone_core::Result<()> {
+        self.0.put_many(items).await
+    }
+    async fn get_many(
+        &self,
+        keys: &[&str],
+    ) -> event_backbone_core::Result<Vec<Option<event_backbone_core::Fields>>> {
+        let mut rows = self.0.get_many(keys).await?;
+        rows.pop();
+        Ok(rows)
+    }
+    async fn delete_many(&self, keys: &[&str]) -> event_backbone_core::Result<u64> {
+        self.0.delete_many(keys).await
+    }
+}
+
+/// A store that returns fewer rows than keys breaks its contract: the
+/// consumer does not panic, and dead-letters the messages with an error
+/// that names the store and what it returned.
+#[tokio::test]
+async fn a_store_that_returns_fewer_rows_than_keys_is_named_not_a_panic() {
+    let channel = Arc::new(MemoryChannel::new());
+    let store = Arc::new(ShortStore::default());
+    let producer = Producer::builder()
+        .channel(channel.clone())
+        .store(store.clone())
+        .uri("short")
+        .build()
+        .unwrap();
+    for i in 0..3u32 {
+        producer.message("ok").segment("i", &i).unwrap().send().await.unwrap();
+    }
+    let (seen, handler) = recorder();
+    let stats = Consumer::builder()
+        .channel(channel.clone())
+        .store(store)
+        .uri("short")
+        .block(Duration::from_millis(50))
+        .stop_after(3)
+        .subscribe(handler)
+        .unwrap()
+        .completion()
+        .await
+        .unwrap();
+    assert!(seen.lock().unwrap().is_empty());
+    assert_eq!(stats.dead_lettered, 3, "{stats:?}");
+    let dead = channel
+        .read_range("short:dead-letter", &StreamPosition::Start, None, 10)
+        .await
+        .unwrap();
+    let reason = &dead[0].body.as_ref().unwrap().headers[HEADER_DEAD_LETTER_REASON];
+    assert!(
+        reason.contains("\"default\"") && reason.contains("returned 0 rows for 1 keys"),
+        "{reason}"
+    );
+}
+
+/// An interceptor that fails with a transient error (a key service down)
+/// has its message tried again after a backoff, not dead-lettered.
+#[tokio::test]
+async fn a_transient_interceptor_failure_is_tried_again() {
+    #[derive(Debug, Default)]
+    struct Unavailable(AtomicU32);
+
+    #[async_trait]
+    impl event_backbone_core::ConsumerInterceptor for Unavailable {
+        fn name(&self) -> &str {
+            "key-service"
+        }
+        async fn on_receive(
+            &self,
+            _metadata: &event_backbone_core::Metadata,
+            _segments: &mut event_backbone_core::Segments,
+        ) -> Result<(), event_backbone_core::BoxError> {
+            if self.0.fetch_add(1, Ordering::SeqCst) < 2 {
+                return Err(event_backbone_core::Transient::new("the key service is down").into());
+            }
+            Ok(())
+        }
+    }
+
+    let s = setup("transient-interceptor");
+    s.send_numbered("ok", 1).await;
+    let interceptor = Arc::new(Unavailable::default());
+    let (seen, handler) = recorder();
+    let stats = s
+        .consumer()
+        .interceptor(interceptor.clone())
+        .backend_retry(RetryPolicy::exponential(3).initial_delay(Duration::from_millis(10)))
+        .stop_after(1)
+        .subscribe(handler)
+        .unwrap()
+        .completion()
+        .await
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), [0]);
+    assert_eq!(stats.dead_lettered, 0, "{stats:?}");
+    assert_eq!(interceptor.0.load(Ordering::SeqCst), 3, "two failures, then it works");
+}

@@ -610,3 +610,52 @@ async fn caused_by_carries_correlation_causation_and_trace() {
         Some(second.message_id.to_string().as_str())
     );
 }
+
+/// An append that leaves some entries of a batch out (a partition's leader
+/// moved) is finished by appending those alone: every sender is answered
+/// with its own entry, and no entry is appended twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_appended_batch_appends_the_rest_once() {
+    let store = Arc::new(MemoryStore::new());
+    let channel = Arc::new(WatchedChannel::new(None, Duration::from_millis(20)));
+    channel.split_appends.store(2, Ordering::SeqCst);
+    let producer = Producer::builder()
+        .channel(channel.clone())
+        .store(store)
+        .uri("partly")
+        .retry(RetryPolicy::exponential(4).initial_delay(Duration::from_millis(5)))
+        .build()
+        .unwrap();
+    let sends = (0..12u32).map(|i| {
+        let producer = producer.clone();
+        async move { producer.message("n").segment("i", &i)?.send().await }
+    });
+    let receipts: Vec<_> = futures_util::future::join_all(sends)
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("every send succeeds");
+    assert_eq!(channel.split_appends.load(Ordering::SeqCst), 0, "the split happened");
+    let entries = channel
+        .inner
+        .read_range("partly", &StreamPosition::Start, None, 100)
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = entries
+        .iter()
+        .map(|e| e.body.as_ref().unwrap().message_id)
+        .collect();
+    assert_eq!(ids.len(), 12, "each message appended once");
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 12, "no message appended twice");
+    for receipt in &receipts {
+        let entry = channel
+            .inner
+            .get("partly", receipt.entry_id())
+            .await
+            .unwrap()
+            .expect("the receipt names an entry");
+        assert_eq!(entry.body.unwrap().message_id, receipt.message_id);
+    }
+}

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use event_backbone_core::{
-    ChannelCapabilities, Delivery, Entry, EntryId, GroupInfo, GroupStart, Metadata, Ordering,
-    Result, StreamChannel, StreamInfo, StreamPosition,
+    ChannelCapabilities, Delivery, Entry, EntryId, Error, GroupInfo, GroupStart, Metadata,
+    Ordering, Result, StreamChannel, StreamInfo, StreamPosition,
 };
 use futures_util::FutureExt;
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
@@ -216,8 +216,21 @@ impl KafkaStreamChannel {
         Ok(())
     }
 
-    /// The partitions of a delivery-counts topic, which is created if it
-    /// does not exist; cached.
+    /// Deletes the recorded delivery counts of entries committed past.
+    async fn forget_counts(&self, topic: &str, group: &str, entries: &[(i32, i64)]) {
+        if entries.is_empty() {
+            return;
+        }
+        let counts_topic = delivery_counts_topic(topic);
+        match self.counts_partitions(&counts_topic).await {
+            Ok(n) => counts::forget(&self.inner.kafka, &counts_topic, n, group, entries).await,
+            Err(e) => tracing::warn!(topic = counts_topic, error = %e,
+                "deleting obsolete delivery counts failed; they stay until compacted away"),
+        }
+    }
+
+    /// The partitions of a delivery-counts topic, which is created
+    /// (compacted) if it does not exist; cached.
     async fn counts_partitions(&self, counts_topic: &str) -> Result<i32> {
         if let Some(&n) = self
             .inner
@@ -228,7 +241,8 @@ impl KafkaStreamChannel {
         {
             return Ok(n);
         }
-        self.ensure_topic(counts_topic).await?;
+        self.create_topic(counts_topic, &[("cleanup.policy", "compact")])
+            .await?;
         let t = counts_topic.to_owned();
         let Some(ps) = self
             .inner
@@ -251,11 +265,19 @@ impl KafkaStreamChannel {
 
     /// Creates the topic if it does not exist.
     async fn ensure_topic(&self, topic: &str) -> Result<()> {
+        self.create_topic(topic, &[]).await
+    }
+
+    /// Creates the topic, with these settings, if it does not exist.
+    async fn create_topic(&self, topic: &str, settings: &[(&str, &str)]) -> Result<()> {
         if self.inner.topics.lock().expect("topics").contains(topic) {
             return Ok(());
         }
         let c = self.config();
-        let new = NewTopic::new(topic, c.partitions, TopicReplication::Fixed(c.replication));
+        let mut new = NewTopic::new(topic, c.partitions, TopicReplication::Fixed(c.replication));
+        for &(name, value) in settings {
+            new = new.set(name, value);
+        }
         let options = AdminOptions::new().operation_timeout(Some(c.timeout));
         let action = || format!("creating topic {topic:?}");
         let results = self
@@ -321,13 +343,27 @@ impl StreamChannel for KafkaStreamChannel {
             self.inner.kafka.producer().send(record, timeout)
         });
         let delivered = futures_util::future::join_all(sends).await;
-        delivered
-            .into_iter()
-            .map(|d| match d {
-                Ok(d) => Ok(entry::entry_id(d.partition, d.offset)),
-                Err((e, _)) => Err(backend(format!("appending to topic {topic:?}"), e)),
-            })
-            .collect()
+        let mut ids = Vec::with_capacity(delivered.len());
+        let mut failure = None;
+        for d in delivered {
+            match d {
+                Ok(d) => ids.push(Some(entry::entry_id(d.partition, d.offset))),
+                Err((e, _)) => {
+                    ids.push(None);
+                    failure.get_or_insert_with(|| backend(format!("appending to topic {topic:?}"), e));
+                }
+            }
+        }
+        match failure {
+            None => Ok(ids.into_iter().flatten().collect()),
+            // Records go to several partitions at once: some may be in.
+            Some(source) if ids.iter().any(Option::is_some) => Err(Error::PartlyAppended {
+                stream: stream.to_owned(),
+                appended: ids,
+                source: Box::new(source),
+            }),
+            Some(source) => Err(source),
+        }
     }
 
     async fn ensure_group(&self, stream: &str, group: &str, start: GroupStart) -> Result<()> {
@@ -391,10 +427,21 @@ impl StreamChannel for KafkaStreamChannel {
         }
         self.inner.members.adopt(&topic, group, &delivered);
         let mut tracker = member.tracker().lock().expect("tracker");
-        Ok(out
+        let received = out.len();
+        let deliveries: Vec<Delivery> = out
             .into_iter()
-            .map(|(p, o, entry)| Delivery::new(entry, tracker.delivered(p, o)))
-            .collect())
+            .filter_map(|(p, o, entry)| {
+                let (count, lease) = tracker.delivered(p, o)?;
+                Some(Delivery::new(entry, count).with_lease(lease))
+            })
+            .collect();
+        if deliveries.len() < received {
+            tracing::debug!(
+                topic, group, dropped = received - deliveries.len(),
+                "records of partitions revoked while they were received: left to the next owner"
+            );
+        }
+        Ok(deliveries)
     }
 
     async fn redeliver(
@@ -431,6 +478,7 @@ impl StreamChannel for KafkaStreamChannel {
         let topic = topic_of(stream)?;
         let positions: Vec<(i32, i64)> = ids.iter().map(position).collect::<Result<_>>()?;
         self.inner.members.adopt(&topic, group, &positions);
+        let mut settled = Vec::new();
         for member in self.inner.members.of(&topic, group) {
             let acked = {
                 let mut tracker = member.tracker().lock().expect("tracker");
@@ -442,12 +490,14 @@ impl StreamChannel for KafkaStreamChannel {
             if acked > 0 {
                 // Fails only for a partition this member has just lost: its
                 // next owner gets those entries again (at-least-once).
-                if let Err(e) = member.store() {
-                    tracing::warn!(topic, group, error = %e,
-                        "storing acknowledged offsets failed; those entries will be redelivered");
+                match member.store() {
+                    Ok(obsolete) => settled.extend(obsolete),
+                    Err(e) => tracing::warn!(topic, group, error = %e,
+                        "storing acknowledged offsets failed; those entries will be redelivered"),
                 }
             }
         }
+        self.forget_counts(&topic, group, &settled).await;
         Ok(())
     }
 
@@ -457,7 +507,7 @@ impl StreamChannel for KafkaStreamChannel {
             return Ok(());
         };
         // Committing and closing wait for the broker: off the async threads.
-        tokio::task::spawn_blocking(move || {
+        let settled = tokio::task::spawn_blocking(move || {
             let committed = member.commit_sync();
             drop(member);
             committed
@@ -469,7 +519,9 @@ impl StreamChannel for KafkaStreamChannel {
                 format!("committing offsets of group {group:?} on {topic:?}"),
                 e,
             )
-        })
+        })?;
+        self.forget_counts(&topic, group, &settled).await;
+        Ok(())
     }
 
     async fn claim_stale(
@@ -511,17 +563,17 @@ impl StreamChannel for KafkaStreamChannel {
 
     async fn info(&self, stream: &str) -> Result<StreamInfo> {
         let topic = topic_of(stream)?;
-        let members: Vec<(String, Vec<Arc<Member>>, u64)> = self
+        let members: Vec<(String, Vec<Arc<Member>>)> = self
             .inner
             .members
             .groups_of(&topic)
             .into_iter()
             .map(|g| {
                 let of = self.inner.members.of(&topic, &g);
-                let orphaned = self.inner.members.orphaned(&topic, &g);
-                (g, of, orphaned)
+                (g, of)
             })
             .collect();
+        let inner = self.inner.clone();
         self.inner
             .kafka
             .with_reader(move |reader, config| {
@@ -534,13 +586,17 @@ impl StreamChannel for KafkaStreamChannel {
                     .map(|&(_, low, high)| (high - low).max(0) as u64)
                     .sum();
                 let mut infos = Vec::new();
-                for (group, members, orphaned) in members {
+                for (group, members) in members {
+                    let committed = committed_offsets(config, &topic, &group, &marks)?;
+                    // What members that left did not acknowledge, less
+                    // what the group has committed past since (handled by
+                    // another member).
+                    let orphaned = inner.members.prune_orphans(&topic, &group, &committed);
                     let pending = orphaned
                         + members
                             .iter()
                             .map(|m| m.tracker().lock().expect("tracker").pending())
                             .sum::<u64>();
-                    let committed = committed_offsets(config, &topic, &group, &marks)?;
                     let mut lag = 0u64;
                     for &(p, low, high) in &marks {
                         let delivered = members

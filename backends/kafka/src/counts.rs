@@ -10,9 +10,14 @@
 //! delivery crashes the process. Only failures write here; a first delivery
 //! costs nothing.
 //!
-//! A record's value is `{partition} {offset} {count}` in plain text (the
-//! entry's partition and offset) and its header `group` names the consumer
-//! group (the stream's groups share the topic).
+//! A record's key is `{group}/{partition}/{offset}` (the entry's), its value
+//! `{partition} {offset} {count}` in plain text, and its header `group`
+//! names the consumer group (the stream's groups share the topic). Once the
+//! group has committed past the entry, the member writes a tombstone (the
+//! key without a value), and the topic is created compacted: it holds the
+//! counts of entries in flight, not the history of every failure. A record
+//! that cannot be read is skipped with a warning; it never stops a
+//! consumer.
 
 use std::collections::HashMap;
 
@@ -24,7 +29,7 @@ use rdkafka::producer::FutureRecord;
 use crate::config::KafkaConfig;
 use crate::connection::Kafka;
 use crate::entry::header;
-use crate::error::{backend, protocol};
+use crate::error::backend;
 use crate::reader::{partitions, read_records};
 
 /// The header naming the group of a count.
@@ -47,6 +52,11 @@ fn partition_for(entry_partition: i32, partitions: i32) -> i32 {
     entry_partition % partitions.max(1)
 }
 
+/// The key of an entry's count.
+fn key_of(group: &str, (partition, offset): (i32, i64)) -> String {
+    format!("{group}/{partition}/{offset}")
+}
+
 /// Appends `count` for the entry at `offset` of `partition`, and waits for
 /// the broker to have it.
 pub(crate) async fn record(
@@ -58,12 +68,14 @@ pub(crate) async fn record(
     count: u32,
 ) -> Result<()> {
     let value = format!("{partition} {offset} {count}");
+    let key = key_of(group, (partition, offset));
     let headers = OwnedHeaders::new().insert(Header {
         key: DELIVERY_COUNT_GROUP_HEADER,
         value: Some(group),
     });
-    let record = FutureRecord::<(), _>::to(counts_topic)
+    let record = FutureRecord::to(counts_topic)
         .partition(partition_for(partition, counts_partitions))
+        .key(&key)
         .payload(&value)
         .headers(headers);
     kafka
@@ -74,8 +86,48 @@ pub(crate) async fn record(
         .map_err(|(e, _)| backend(format!("recording a delivery count in {counts_topic:?}"), e))
 }
 
+/// Deletes the counts of entries the group has committed past
+/// (tombstones). A failure only leaves an obsolete record behind: it is
+/// logged, not returned.
+pub(crate) async fn forget(
+    kafka: &Kafka,
+    counts_topic: &str,
+    counts_partitions: i32,
+    group: &str,
+    entries: &[(i32, i64)],
+) {
+    let keys: Vec<((i32, i64), String)> = entries
+        .iter()
+        .map(|&entry| (entry, key_of(group, entry)))
+        .collect();
+    let sends = keys.iter().map(|&((partition, _), ref key)| {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: DELIVERY_COUNT_GROUP_HEADER,
+            value: Some(group),
+        });
+        let record = FutureRecord::<String, ()>::to(counts_topic)
+            .partition(partition_for(partition, counts_partitions))
+            .key(key)
+            .headers(headers);
+        kafka.producer().send(record, kafka.config().timeout)
+    });
+    for sent in futures_util::future::join_all(sends).await {
+        if let Err((e, _)) = sent {
+            tracing::warn!(topic = counts_topic, group, error = %e,
+                "deleting an obsolete delivery count failed; the record stays until compacted away");
+        }
+    }
+}
+
+/// One record of the counts topic, as read.
+struct Counted {
+    key: Option<String>,
+    value: Option<Vec<u8>>,
+    group: Option<String>,
+}
+
 /// The latest count of each entry of `group` on these partitions of the
-/// stream (entry partition -> offset -> count). Blocks.
+/// stream (entry partition -> offset -> count), tombstones applied. Blocks.
 pub(crate) fn load(
     reader: &BaseConsumer,
     config: &KafkaConfig,
@@ -111,27 +163,57 @@ pub(crate) fn load(
                 .map_err(|e| backend(format!("reading the offsets of {counts_topic:?}/{p}"), e))
         })
         .collect::<Result<_>>()?;
-    let records = read_records(reader, config, counts_topic, &bounds, usize::MAX, |m| {
-        let mine = header(m, DELIVERY_COUNT_GROUP_HEADER).as_deref() == Some(group);
-        mine.then(|| m.payload().map(<[u8]>::to_vec)).flatten()
+    let mut records = read_records(reader, config, counts_topic, &bounds, usize::MAX, |m| {
+        Counted {
+            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            value: m.payload().map(<[u8]>::to_vec),
+            group: header(m, DELIVERY_COUNT_GROUP_HEADER),
+        }
     })?;
-    for (.., value) in records {
-        let Some(value) = value else { continue };
-        let (partition, offset, count) = parse(&value).ok_or_else(|| {
-            protocol(
-                format!("reading the delivery counts of group {group:?} in {counts_topic:?}"),
-                format!(
-                    "a record holds {:?}, expected \"partition offset count\"",
-                    String::from_utf8_lossy(&value)
-                ),
-            )
-        })?;
+    // In the order written, per partition of the counts topic: a later
+    // record (or tombstone) of an entry replaces an earlier one.
+    records.sort_unstable_by_key(|&(_, p, o, _)| (p, o));
+    let prefix = format!("{group}/");
+    for (_, p, o, record) in records {
+        let mine = match &record.key {
+            Some(key) => key.starts_with(&prefix),
+            // Written before counts were keyed.
+            None => record.group.as_deref() == Some(group),
+        };
+        if !mine {
+            continue;
+        }
+        let parsed = match (&record.value, &record.key) {
+            (Some(value), _) => parse(value).map(|(partition, offset, count)| (partition, offset, Some(count))),
+            (None, Some(key)) => parse_key(&key[prefix.len()..]).map(|(partition, offset)| (partition, offset, None)),
+            (None, None) => None,
+        };
+        let Some((partition, offset, count)) = parsed else {
+            tracing::warn!(
+                topic = counts_topic, partition = p, offset = o, group,
+                "skipping a delivery-count record that cannot be read (expected the value \
+                 \"partition offset count\" or a tombstone keyed group/partition/offset)"
+            );
+            continue;
+        };
         if let Some(counts) = out.get_mut(&partition) {
-            let c = counts.entry(offset).or_insert(0);
-            *c = (*c).max(count);
+            match count {
+                Some(count) => {
+                    counts.insert(offset, count);
+                }
+                None => {
+                    counts.remove(&offset);
+                }
+            }
         }
     }
     Ok(out)
+}
+
+/// `{partition}/{offset}`, the end of a key.
+fn parse_key(rest: &str) -> Option<(i32, i64)> {
+    let (partition, offset) = rest.split_once('/')?;
+    Some((partition.parse().ok()?, offset.parse().ok()?))
 }
 
 fn parse(value: &[u8]) -> Option<(i32, i64, u32)> {
@@ -148,6 +230,9 @@ mod tests {
 
     #[test]
     fn counts_parse_and_bad_ones_are_none() {
+        assert_eq!(key_of("billing", (1, 42)), "billing/1/42");
+        assert_eq!(parse_key("1/42"), Some((1, 42)));
+        assert_eq!(parse_key("1/x"), None);
         assert_eq!(parse(b"1 42 3"), Some((1, 42, 3)));
         for bad in [&b""[..], b"1 42", b"1 x 3", b"1 42 -1", b"1 42 3 4"] {
             assert_eq!(parse(bad), None, "{:?}", String::from_utf8_lossy(bad));

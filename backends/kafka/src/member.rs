@@ -153,19 +153,24 @@ impl Member {
 
     /// Stores the offsets that acknowledgements moved, for librdkafka to
     /// commit (every commit interval, on unassignment and on leaving).
-    pub(crate) fn store(&self) -> rdkafka::error::KafkaResult<()> {
-        let commits = self.tracker().lock().expect("tracker").take_commits();
-        store(&self.consumer, &self.topic, &commits)
+    /// Returns the entries whose recorded delivery counts are obsolete now
+    /// (the commit passed them).
+    pub(crate) fn store(&self) -> rdkafka::error::KafkaResult<Vec<(i32, i64)>> {
+        let mut tracker = self.tracker().lock().expect("tracker");
+        let commits = tracker.take_commits();
+        store(&self.consumer, &self.topic, &commits)?;
+        Ok(tracker.settled_counts(&commits))
     }
 
     /// Stores what may be committed and commits everything stored, waiting
-    /// for the broker (on leaving).
-    pub(crate) fn commit_sync(&self) -> rdkafka::error::KafkaResult<()> {
-        self.store()?;
+    /// for the broker (on leaving). Returns the obsolete delivery counts.
+    pub(crate) fn commit_sync(&self) -> rdkafka::error::KafkaResult<Vec<(i32, i64)>> {
+        let settled = self.store()?;
         match self.consumer.commit_consumer_state(CommitMode::Sync) {
             // Nothing stored since the last commit.
-            Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => Ok(()),
-            other => other,
+            Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => Ok(settled),
+            Err(e) => Err(e),
+            Ok(()) => Ok(settled),
         }
     }
 }
@@ -208,10 +213,22 @@ impl ConsumerContext for MemberContext {
                 .iter()
                 .map(|e| e.partition())
                 .collect();
-            // Entries in progress on these partitions are finished and
-            // acknowledged (by other threads) before the partitions go, so
-            // that the next owner does not handle them again; a handler
-            // slower than the drain time sees its entries redelivered.
+            // From now on nothing of these partitions starts here: entries
+            // received and not started (queued behind their key, waiting
+            // for a redelivery, not yet delivered) are dropped, for the
+            // next owner.
+            let leases = self.tracker.lock().expect("tracker").leases(&partitions);
+            for lease in &leases {
+                lease.revoke();
+            }
+            self.held
+                .lock()
+                .expect("held")
+                .retain(|(p, ..)| !partitions.contains(p));
+            // Entries started are finished and acknowledged (by other
+            // threads) before the partitions go, so that the next owner
+            // does not handle them again; a handler slower than the drain
+            // time sees its entries redelivered.
             //
             // librdkafka calls this from the poll inside `recv`, on the
             // thread of the task that reads: a Tokio worker. The wait tells
@@ -222,15 +239,8 @@ impl ConsumerContext for MemberContext {
             // partitions go at once and those entries are redelivered.
             let wait = || {
                 let deadline = Instant::now() + self.drain;
-                while self
-                    .tracker
-                    .lock()
-                    .expect("tracker")
-                    .pending_in(&partitions)
-                    > 0
-                    && Instant::now() < deadline
-                {
-                    std::thread::sleep(Duration::from_millis(5));
+                for lease in &leases {
+                    lease.wait_idle(deadline.saturating_duration_since(Instant::now()));
                 }
             };
             match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
@@ -248,16 +258,18 @@ impl ConsumerContext for MemberContext {
                 tracing::warn!(topic = self.topic, error = %e,
                     "storing offsets before a rebalance failed; those entries will be redelivered");
             }
-            self.held
-                .lock()
-                .expect("held")
-                .retain(|(p, ..)| !partitions.contains(p));
             self.tracker.lock().expect("tracker").revoke(partitions);
         }
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(assigned) = rebalance {
+            self.tracker.lock().expect("tracker").assign(
+                assigned
+                    .elements_for_topic(&self.topic)
+                    .iter()
+                    .map(|e| e.partition()),
+            );
             if assigned.count() > 0 {
                 self.primed.store(false, Ordering::SeqCst);
                 self.joined.store(true, Ordering::SeqCst);

@@ -13,6 +13,10 @@ use crate::member::Member;
 /// (topic, group)
 type GroupKey = (String, String);
 
+/// Most left-behind entries remembered per group (for `info`'s pending
+/// count only: the entries themselves are redelivered by Kafka).
+const MAX_ORPHANS: usize = 100_000;
+
 #[derive(Default)]
 pub(crate) struct Members {
     /// Members by (topic, group, consumer name).
@@ -87,12 +91,16 @@ impl Members {
         let member = self.members.lock().expect("members").remove(&key)?;
         let left = member.tracker().lock().expect("tracker").pending_entries();
         if !left.is_empty() {
-            self.orphans
-                .lock()
-                .expect("orphans")
+            let mut orphans = self.orphans.lock().expect("orphans");
+            let set = orphans
                 .entry((topic.to_owned(), group.to_owned()))
-                .or_default()
-                .extend(left);
+                .or_default();
+            set.extend(left);
+            // Bounded: the oldest go first (they are the likeliest to have
+            // been handled by another member since).
+            while set.len() > MAX_ORPHANS {
+                set.pop_first();
+            }
         }
         Some(member)
     }
@@ -107,12 +115,25 @@ impl Members {
         }
     }
 
-    /// Entries left behind by members of `group` that left.
-    pub(crate) fn orphaned(&self, topic: &str, group: &str) -> u64 {
-        self.orphans
-            .lock()
-            .expect("orphans")
-            .get(&(topic.to_owned(), group.to_owned()))
-            .map_or(0, |s| s.len() as u64)
+    /// Forgets the left-behind entries of `group` that its committed
+    /// offsets (partition -> next offset to read) have passed, and returns
+    /// how many are left.
+    pub(crate) fn prune_orphans(
+        &self,
+        topic: &str,
+        group: &str,
+        committed: &HashMap<i32, i64>,
+    ) -> u64 {
+        let mut orphans = self.orphans.lock().expect("orphans");
+        let key = (topic.to_owned(), group.to_owned());
+        let Some(set) = orphans.get_mut(&key) else {
+            return 0;
+        };
+        set.retain(|(p, o)| committed.get(p).is_none_or(|c| o >= c));
+        let left = set.len() as u64;
+        if left == 0 {
+            orphans.remove(&key);
+        }
+        left
     }
 }

@@ -15,7 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
 use crate::entry::{self, position};
-use crate::error::{backend, protocol};
+use crate::error::backend;
 
 /// Where a replay starts.
 #[derive(Clone, Copy, Debug)]
@@ -266,7 +266,9 @@ pub(crate) fn read_records<T>(
     let result = (|| {
         while !remaining.is_empty() {
             if Instant::now() > deadline {
-                return Err(protocol(
+                // A slow broker: the same read may succeed later.
+                return Err(event_backbone_core::Error::transient(
+                    crate::BACKEND,
                     action(),
                     format!(
                         "timed out after {:?} with partitions unread",

@@ -314,3 +314,66 @@ async fn bad_entry_ids_and_unreachable_brokers_are_clear_errors() {
     assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
     assert!(Error::from(err).is_transient());
 }
+
+/// The counts topic holds a keyed record per redelivery and a tombstone
+/// once the group has committed past the entry; a record in it that
+/// cannot be read is skipped, and never stops a consumer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_counts_are_keyed_deleted_once_committed_and_bad_ones_skipped() {
+    let channel = support::channel(config()).await;
+    let uri = unique("counts");
+    let topic = topic_of(&uri).unwrap();
+    let counts_topic = event_backbone_kafka::delivery_counts_topic(&topic);
+    let producer = Producer::builder()
+        .channel(channel.clone())
+        .uri(&uri)
+        .build()
+        .unwrap();
+    producer.message("flaky").send().await.unwrap();
+    let consume = |name: &str| {
+        Consumer::builder()
+            .channel(channel.clone())
+            .uri(&uri)
+            .consumer_name(name)
+            .block(Duration::from_millis(100))
+            .retry(event_backbone_core::RetryPolicy::none())
+            .redelivery_backoff(
+                event_backbone_core::RetryPolicy::none().initial_delay(Duration::from_millis(50)),
+            )
+            .stop_when_empty()
+            .subscribe_fn(|ctx: ConsumerContext| async move {
+                if ctx.delivery_count() < 2 {
+                    return Err(HandlerError::from("the first delivery fails"));
+                }
+                Ok(())
+            })
+            .unwrap()
+    };
+    let stats = consume("first").completion().await.unwrap();
+    assert_eq!((stats.handled, stats.redelivered), (1, 1), "{stats:?}");
+    let records = raw_records(&counts_topic, 0, 0, 2);
+    let key = |m: &OwnedMessage| m.key().map(|k| String::from_utf8(k.to_vec()).unwrap());
+    assert_eq!(key(&records[0]).as_deref(), Some("default/0/0"));
+    assert_eq!(records[0].payload(), Some(&b"0 0 2"[..]));
+    assert_eq!(key(&records[1]).as_deref(), Some("default/0/0"), "the tombstone");
+    assert_eq!(records[1].payload(), None, "committed past: deleted");
+
+    // A record that is not a count, then a new message: the next member
+    // reads the counts topic at its assignment, skips it, and goes on.
+    let raw: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", config().brokers())
+        .create()
+        .unwrap();
+    raw.send(
+        FutureRecord::to(&counts_topic)
+            .partition(0)
+            .key("default/0/1")
+            .payload("not a count"),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    producer.message("flaky").send().await.unwrap();
+    let stats = consume("second").completion().await.unwrap();
+    assert_eq!((stats.handled, stats.redelivered), (1, 1), "{stats:?}");
+}

@@ -14,13 +14,15 @@ use crate::connection::Redis;
 use crate::entry::{self, add_fields, check_id, fields_capacity, int, items, pairs, text};
 use crate::error::{backend, protocol};
 use crate::store::{add_put, check_sizes, RedisHashStore};
+use crate::trim::Trimmer;
 use crate::BACKEND;
 
 /// A [`StreamChannel`] on Redis Streams.
 ///
 /// | operation | commands |
 /// |---|---|
-/// | append | `XADD key [MAXLEN ~ n] * message_id .. operation .. metadata ..` (pipelined) |
+/// | append | `XADD key * message_id .. operation .. metadata ..` (pipelined) |
+/// | trim (with a maximum length) | a script, every tenth of it: `XTRIM MINID ~` below the lowest entry a group has not read or acknowledged |
 /// | groups | `XGROUP CREATE key group 0\|$ MKSTREAM` |
 /// | read | `XREADGROUP GROUP g c COUNT n BLOCK ms STREAMS key >` on a dedicated connection |
 /// | ack | `XACK key group id...` |
@@ -43,6 +45,7 @@ use crate::BACKEND;
 #[derive(Clone, Debug)]
 pub struct RedisStreamChannel {
     redis: Redis,
+    trimmer: Trimmer,
 }
 
 impl RedisStreamChannel {
@@ -50,6 +53,7 @@ impl RedisStreamChannel {
     pub fn new(redis: &Redis) -> Self {
         Self {
             redis: redis.clone(),
+            trimmer: Trimmer::default(),
         }
     }
 
@@ -60,11 +64,7 @@ impl RedisStreamChannel {
 
     fn xadd(&self, stream: &str, metadata: &Metadata) -> redis::Cmd {
         let mut cmd = redis::Cmd::with_capacity(12, stream.len() + fields_capacity(metadata));
-        cmd.arg("XADD").arg(stream);
-        if let Some(max) = self.redis.config().max_len {
-            cmd.arg("MAXLEN").arg("~").arg(max);
-        }
-        cmd.arg("*");
+        cmd.arg("XADD").arg(stream).arg("*");
         add_fields(&mut cmd, metadata);
         cmd
     }
@@ -192,6 +192,7 @@ impl StreamChannel for RedisStreamChannel {
             .query_async(&mut self.redis.manager())
             .await
             .map_err(|e| backend(format!("appending to stream {stream:?}"), e))?;
+        self.trimmer.appended(&self.redis, stream, ids.len()).await;
         Ok(ids.into_iter().map(EntryId::new).collect())
     }
 
@@ -227,6 +228,7 @@ impl StreamChannel for RedisStreamChannel {
             .query_async(&mut self.redis.manager())
             .await
             .map_err(|e| backend(format!("storing payloads and appending to {stream:?}"), e))?;
+        self.trimmer.appended(&self.redis, stream, ids.len()).await;
         Ok(ids.into_iter().map(EntryId::new).collect())
     }
 
@@ -431,6 +433,16 @@ impl StreamChannel for RedisStreamChannel {
                 .ok_or_else(|| protocol(&action, "XAUTOCLAIM reply is not an array"))?;
             if parts.len() < 2 {
                 return Err(protocol(&action, "XAUTOCLAIM reply is too short"));
+            }
+            if let Some(deleted) = parts.get(2).cloned().and_then(items) {
+                if !deleted.is_empty() {
+                    let ids: Vec<String> = deleted.iter().filter_map(text).collect();
+                    tracing::warn!(
+                        stream, group, count = ids.len(), ?ids,
+                        "entries pending in the group were deleted from the stream before they \
+                         were handled (trimmed or XDEL'd): they are lost"
+                    );
+                }
             }
             let found = parts.swap_remove(1);
             cursor = text(&parts[0])

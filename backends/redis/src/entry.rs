@@ -172,9 +172,9 @@ pub(crate) fn pairs(v: Value) -> Option<Vec<(Value, Value)>> {
     }
 }
 
-/// One `[id, [field, value, ...]]`; `None` when the entry was deleted (its
-/// fields are nil).
-pub(crate) fn entry(v: Value, action: &str) -> Result<Option<Entry>> {
+/// One `[id, [field, value, ...]]`; its id alone when the entry was
+/// deleted (its fields are nil).
+pub(crate) fn entry(v: Value, action: &str) -> Result<Result<Entry, EntryId>> {
     let mut parts = items(v).ok_or_else(|| protocol(action, "a stream entry is not an array"))?;
     if parts.len() != 2 {
         return Err(protocol(action, "a stream entry is not [id, fields]"));
@@ -183,7 +183,7 @@ pub(crate) fn entry(v: Value, action: &str) -> Result<Option<Entry>> {
     let id = parts.pop().and_then(into_text);
     let id = EntryId::new(id.ok_or_else(|| protocol(action, "a stream entry id is not text"))?);
     if matches!(fields, Value::Nil) {
-        return Ok(None);
+        return Ok(Err(id));
     }
     let fields =
         pairs(fields).ok_or_else(|| protocol(action, "stream entry fields are not pairs"))?;
@@ -204,7 +204,7 @@ pub(crate) fn entry(v: Value, action: &str) -> Result<Option<Entry>> {
             Bytes::new(),
         )),
     };
-    Ok(Some(Entry { id, body }))
+    Ok(Ok(Entry { id, body }))
 }
 
 /// The entries of an `XRANGE` (or of one stream in an `XREADGROUP`).
@@ -214,10 +214,21 @@ pub(crate) fn entries(v: Value, action: &str) -> Result<Vec<Entry>> {
         other => {
             let list = items(other).ok_or_else(|| protocol(action, "entries are not an array"))?;
             let mut out = Vec::with_capacity(list.len());
+            let mut deleted = Vec::new();
             for item in list {
-                if let Some(e) = entry(item, action)? {
-                    out.push(e);
+                match entry(item, action)? {
+                    Ok(e) => out.push(e),
+                    Err(id) => deleted.push(id),
                 }
+            }
+            if !deleted.is_empty() {
+                // A pending entry whose body is gone: trimmed or deleted
+                // before the group handled it.
+                tracing::warn!(
+                    action, count = deleted.len(), ids = ?deleted,
+                    "entries delivered to the group were deleted from the stream before they \
+                     were handled (trimmed or XDEL'd): they are lost"
+                );
             }
             Ok(out)
         }

@@ -9,6 +9,7 @@ pub mod entry;
 mod error;
 mod shortcuts;
 mod store;
+mod trim;
 
 pub use channel::RedisStreamChannel;
 pub use config::{RedisConfig, ENDPOINT_VAR, PASSWORD_VAR};

@@ -283,3 +283,62 @@ async fn a_block_longer_than_the_response_timeout_is_not_an_error() {
     let mut raw = support::raw().await;
     let _: () = raw.del(&uri).await.unwrap();
 }
+
+/// With a maximum length, a stream is trimmed to about that length, but
+/// never below what a group has not read or not acknowledged: a slow group
+/// loses nothing. Without groups it is trimmed by length.
+#[tokio::test]
+async fn trimming_keeps_what_a_group_has_not_read_or_acknowledged() {
+    let redis = event_backbone_redis::Redis::connect(support::config().max_stream_length(100))
+        .await
+        .unwrap();
+    let channel = RedisStreamChannel::new(&redis);
+    let mut raw = support::raw().await;
+    let (grouped, alone) = (support::unique("trim"), support::unique("trim-alone"));
+    channel
+        .ensure_group(&grouped, "slow", event_backbone_core::GroupStart::Beginning)
+        .await
+        .unwrap();
+    let append = |stream: String| {
+        let producer = Producer::builder()
+            .channel(std::sync::Arc::new(channel.clone()))
+            .uri(stream)
+            .build()
+            .unwrap();
+        async move {
+            for i in 0..1_000u32 {
+                producer.message("n").segment("i", &i).unwrap().send().await.unwrap();
+            }
+        }
+    };
+    append(grouped.clone()).await;
+    append(alone.clone()).await;
+    let len = |stream: String| {
+        let mut raw = raw.clone();
+        async move { raw.xlen::<_, u64>(stream).await.unwrap() }
+    };
+    assert_eq!(len(grouped.clone()).await, 1_000, "the group has read nothing: all kept");
+    let trimmed = len(alone.clone()).await;
+    assert!(trimmed < 1_000 && trimmed >= 100, "no group: trimmed to about 100, kept {trimmed}");
+
+    // The group reads 600 and acknowledges 500: the 100 pending and the
+    // 400 unread stay.
+    let read = channel
+        .read_group(&grouped, "slow", "c", 600, Duration::ZERO)
+        .await
+        .unwrap();
+    let ids: Vec<_> = read.iter().take(500).map(|d| d.entry.id.clone()).collect();
+    channel.ack(&grouped, "slow", &ids).await.unwrap();
+    append(grouped.clone()).await;
+    let kept = len(grouped.clone()).await;
+    assert!(
+        (1_500..2_000).contains(&kept),
+        "entries 501 to 2000 are needed by the group (1,500); kept {kept}"
+    );
+    let oldest_pending = &read[500].entry.id;
+    assert!(
+        channel.get(&grouped, oldest_pending).await.unwrap().is_some(),
+        "the oldest pending entry {oldest_pending} is kept"
+    );
+    let _: () = raw.del(&[&grouped, &alone]).await.unwrap();
+}

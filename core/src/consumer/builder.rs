@@ -453,7 +453,8 @@ impl ConsumerBuilder {
             batch_size: self.batch_size,
             ordering: self.ordering,
             block: self.block,
-            claim: self.claim,
+            // Only a channel that declares claim is asked to.
+            claim: self.claim.filter(|_| claims),
             window: window_for(self.ordering, self.concurrency, self.batch_size),
             keep_alive,
             stop_after: self.stop_after,

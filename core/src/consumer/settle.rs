@@ -87,6 +87,24 @@ pub(crate) enum Work {
     Malformed { raw: Bytes, reason: String },
 }
 
+#[cfg(test)]
+impl InHand {
+    /// A malformed entry numbered `n` (its delivery count), for tests of
+    /// the queues it goes through.
+    pub(crate) fn for_test(n: u32, slot: Slot) -> Self {
+        Self {
+            entry_id: EntryId::new(n.to_string()),
+            work: Work::Malformed {
+                raw: Bytes::new(),
+                reason: String::new(),
+            },
+            delivery_count: n,
+            lease: Lease::default(),
+            slot,
+        }
+    }
+}
+
 /// Who lets go of a message's hold once it is settled.
 enum Release {
     /// The consumer, now (left pending, dropped).

@@ -129,8 +129,76 @@ async fn flush(destination: &Destination, jobs: Vec<Job>) {
             ));
             fail_all(stream, replies, cause);
         }
+        Err(Error::PartlyAppended {
+            appended, source, ..
+        }) => {
+            // Every payload is stored; what is left is to append the
+            // entries that were not, by themselves.
+            let ids = append_rest(destination, &metadata, appended, *source).await;
+            for (reply, id) in replies.into_iter().zip(ids) {
+                let _ = reply.send(id.map_err(|cause| Error::Send {
+                    stream: stream.to_owned(),
+                    source: cause,
+                }));
+            }
+        }
         Err(e) => fail_all(stream, replies, Arc::new(e)),
     }
+}
+
+/// Appends the entries of a batch that a partial append left out, with the
+/// producer's retry, until every one is appended or the failure is
+/// permanent or the attempts are used up: per entry, its id or the cause.
+async fn append_rest(
+    destination: &Destination,
+    metadata: &[Metadata],
+    mut ids: Vec<Option<EntryId>>,
+    mut cause: Error,
+) -> Vec<Result<EntryId, Arc<Error>>> {
+    let stream = &*destination.stream;
+    let retry = &destination.retry;
+    let mut attempt = 1;
+    while cause.is_transient() && attempt < retry.max_attempts() {
+        attempt += 1;
+        let rest: Vec<usize> = (0..ids.len()).filter(|&i| ids[i].is_none()).collect();
+        let delay = retry.delay_before(attempt);
+        tracing::warn!(stream, error = %cause, left = rest.len(), ?delay,
+            "some entries of a batch were not appended; appending them again");
+        tokio::time::sleep(delay).await;
+        let batch: Vec<Metadata> = rest.iter().map(|&i| metadata[i].clone()).collect();
+        match destination.channel.append_many(stream, &batch).await {
+            Ok(got) if got.len() == rest.len() => {
+                for (i, id) in rest.into_iter().zip(got) {
+                    ids[i] = Some(id);
+                }
+                break;
+            }
+            Ok(got) => {
+                cause = Error::permanent(
+                    destination.channel.backend(),
+                    format!("appending to stream {stream:?}"),
+                    format!("append_many returned {} ids for {} entries", got.len(), rest.len()),
+                );
+            }
+            Err(Error::PartlyAppended {
+                appended, source, ..
+            }) => {
+                for (i, id) in rest.into_iter().zip(appended) {
+                    ids[i] = id;
+                }
+                cause = *source;
+            }
+            Err(e) => cause = e,
+        }
+    }
+    let cause = Arc::new(cause);
+    let failed = ids.iter().filter(|id| id.is_none()).count();
+    if failed > 0 {
+        tracing::error!(stream, error = %cause, failed, batch = ids.len(), "send failed");
+    }
+    ids.into_iter()
+        .map(|id| id.ok_or_else(|| cause.clone()))
+        .collect()
 }
 
 fn fail_all(stream: &str, replies: Vec<oneshot::Sender<Result<EntryId>>>, cause: Arc<Error>) {

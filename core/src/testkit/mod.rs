@@ -42,7 +42,7 @@ pub use faults::{Fault, FaultyChannel, FaultyStore};
 pub use harness::{ChannelFactory, ChannelHarness, RawEntryWriter, StoreFactory, StoreHarness};
 pub use libtest::Conformance;
 pub use report::{
-    run_channel_suite, run_channel_suite_with, run_store_suite, CaseOutcome, CaseReport,
+    run_channel_cases, run_channel_suite, run_channel_suite_with, run_store_suite, CaseOutcome, CaseReport,
     SuiteReport, CASE_TIMEOUT,
 };
 pub use store_cases::*;

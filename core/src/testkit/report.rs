@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-use super::case::CaseResult;
+use super::case::{CaseResult, ChannelCase};
 use super::channel_cases::channel_cases;
 use super::harness::{ChannelFactory, ChannelHarness, RawEntryWriter, StoreFactory, StoreHarness};
 use super::store_cases::store_cases;
@@ -115,8 +115,17 @@ pub async fn run_channel_suite_with(
     factory: &dyn ChannelFactory,
     stores: Option<&dyn StoreFactory>,
 ) -> SuiteReport {
+    run_channel_cases(factory, stores, channel_cases()).await
+}
+
+/// Runs some channel cases (from [`channel_cases`]), one after the other.
+pub async fn run_channel_cases(
+    factory: &dyn ChannelFactory,
+    stores: Option<&dyn StoreFactory>,
+    selected: Vec<ChannelCase>,
+) -> SuiteReport {
     let mut cases = Vec::new();
-    for case in channel_cases() {
+    for case in selected {
         let outcome = match channel_harness(factory, stores, None).await {
             Err(e) => CaseOutcome::Failed(format!("the factory failed: {e}")),
             Ok(h) => match (case.applies)(&h.channel.capabilities()) {

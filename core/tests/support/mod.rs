@@ -66,6 +66,10 @@ pub struct WatchedChannel {
     pub checked: AtomicUsize,
     pub capabilities: Option<ChannelCapabilities>,
     pub forget_acks: bool,
+    /// The next appends of several entries append every other one and
+    /// fail the rest (a transient error), as a channel that appends to
+    /// several partitions at once may.
+    pub split_appends: AtomicU32,
 }
 
 impl WatchedChannel {
@@ -79,6 +83,7 @@ impl WatchedChannel {
             checked: AtomicUsize::new(0),
             capabilities: None,
             forget_acks: false,
+            split_appends: AtomicU32::new(0),
         }
     }
 
@@ -123,6 +128,23 @@ impl StreamChannel for WatchedChannel {
             }
         }
         tokio::time::sleep(self.delay).await;
+        let split = self.split_appends.load(Ordering::SeqCst);
+        if split > 0 && batch.len() > 1 {
+            self.split_appends.store(split - 1, Ordering::SeqCst);
+            let mut appended = Vec::new();
+            for (i, m) in batch.iter().enumerate() {
+                appended.push(if i % 2 == 0 {
+                    Some(self.inner.append(stream, m).await?)
+                } else {
+                    None
+                });
+            }
+            return Err(Error::PartlyAppended {
+                stream: stream.to_owned(),
+                appended,
+                source: Box::new(Error::transient("watched", "appending", "partition leader moved")),
+            });
+        }
         self.inner.append_many(stream, batch).await
     }
     async fn ensure_group(&self, stream: &str, group: &str, start: GroupStart) -> Result<()> {
@@ -198,5 +220,9 @@ impl StreamChannel for WatchedChannel {
     }
     async fn info(&self, stream: &str) -> Result<StreamInfo> {
         self.inner.info(stream).await
+    }
+    /// The memory channel inside, for writing raw entries.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(&self.inner)
     }
 }
