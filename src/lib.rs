@@ -65,9 +65,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use event_backbone::memory::{MemoryChannel, MemoryStore};
-//! use event_backbone::{
-//!     event_contract, Consumer, ConsumerContext, HandlerError, Producer, StreamPosition,
-//! };
+//! use event_backbone::{event_contract, Consumer, ConsumerContext, HandlerError, Producer, Replay};
 //! use futures_util::StreamExt;
 //!
 //! /// Payments.
@@ -102,8 +100,10 @@
 //! payments.paid("ann", &1200).await?;
 //! payments.refunded(&200).await?;
 //!
-//! let consumer = || Consumer::builder().channel(channel.clone()).store(store.clone()).uri("payments");
-//! consumer()
+//! Consumer::builder()
+//!     .channel(channel.clone())
+//!     .store(store.clone())
+//!     .uri("payments")
 //!     .stop_after(2)
 //!     .subscribe(PaymentsHandler::new(Ledger))?
 //!     .completion()
@@ -111,7 +111,11 @@
 //!
 //! // Event sourcing: rebuild the balance from the history.
 //! let mut balance = 0i64;
-//! let mut history = consumer().replay_events::<PaymentsEvent>(StreamPosition::Start)?;
+//! let mut history = Replay::builder()
+//!     .channel(channel)
+//!     .store(store)
+//!     .uri("payments")
+//!     .events::<PaymentsEvent>()?;
 //! while let Some(recorded) = history.next().await {
 //!     match recorded?.event {
 //!         PaymentsEvent::Paid { cents, .. } => balance += cents as i64,

@@ -9,8 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chrono::{DateTime, TimeZone, Utc};
 use event_backbone::memory::{MemoryChannel, MemoryStore};
 use event_backbone::{
-    event_contract, Consumer, ConsumerBuilder, ConsumerContext, ContractEvent, Fallback,
-    HandlerError, Handlers, KeyValueStore, Outcome, Producer, SegmentClass, StreamPosition,
+    event_contract, Consumer, ConsumerBuilder, ConsumerContext, ContractEvent, EndpointBuilder,
+    Fallback, HandlerError, Handlers, KeyValueStore, Outcome, Producer, Receiver, Replay,
+    ReplayBuilder, SegmentClass,
 };
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -187,12 +188,21 @@ impl Backend {
             .unwrap()
     }
     fn consumer(&self, uri: &str) -> ConsumerBuilder {
-        Consumer::builder()
+        self.on(Consumer::builder(), uri)
+            .block(Duration::from_millis(50))
+    }
+
+    fn replay(&self, uri: &str) -> ReplayBuilder {
+        self.on(Replay::builder(), uri)
+    }
+
+    /// A builder of any role on these backends.
+    fn on<R>(&self, builder: EndpointBuilder<R>, uri: &str) -> EndpointBuilder<R> {
+        builder
             .channel(self.channel.clone())
             .store(self.store.clone())
             .class_store(SegmentClass::personal(), self.personal.clone())
             .uri(uri)
-            .block(Duration::from_millis(50))
     }
 }
 
@@ -351,8 +361,8 @@ async fn segments_follow_names_and_classes() {
         .await
         .unwrap());
     let events: Vec<_> = b
-        .consumer("layout")
-        .replay_events::<KindsEvent>(StreamPosition::Start)
+        .replay("layout")
+        .events::<KindsEvent>()
         .unwrap()
         .collect()
         .await;
@@ -462,8 +472,8 @@ async fn versions_coexist_and_old_deprecated_unknown_go_to_the_fallback() {
 
     // The typed replay sees the deprecated event but not v0 or refunded.
     let replayed: Vec<_> = b
-        .consumer("orders")
-        .replay_events::<OrdersEvent>(StreamPosition::Start)
+        .replay("orders")
+        .events::<OrdersEvent>()
         .unwrap()
         .map(|r| r.unwrap().event)
         .map(|e| format!("{} v{}", e.operation(), e.version()))
@@ -574,10 +584,7 @@ async fn typed_replay_rebuilds_state_after_the_consumer_restarts() {
         .await
         .unwrap();
     let mut open: BTreeMap<u32, u64> = BTreeMap::new();
-    let mut history = b
-        .consumer("rebuild")
-        .replay_events::<OrdersEvent>(StreamPosition::Start)
-        .unwrap();
+    let mut history = b.replay("rebuild").events::<OrdersEvent>().unwrap();
     while let Some(recorded) = history.next().await {
         match recorded.unwrap().event {
             OrdersEvent::OrderPlaced { id, total } => {
@@ -593,7 +600,7 @@ async fn typed_replay_rebuilds_state_after_the_consumer_restarts() {
 
     // The typed receiver, by entry id and by message id.
     let receipt = new.cancelled(&9).await.unwrap();
-    let receiver = b.consumer("rebuild").receiver().unwrap();
+    let receiver = b.on(Receiver::builder(), "rebuild").build().unwrap();
     let by_entry = receiver
         .get_event::<OrdersEvent>(receipt.entry_id())
         .await

@@ -15,8 +15,8 @@ use event_backbone::memory::{MemoryChannel, MemoryStore};
 use event_backbone::redis::{Redis, RedisConfig, RedisHashStore, RedisStreamChannel};
 use event_backbone::telemetry::names;
 use event_backbone::{
-    event_contract, Consumer, ConsumerContext, HandlerError, KeyValueStore, Producer, RetryPolicy,
-    StreamChannel,
+    event_contract, Consumer, ConsumerContext, HandlerError, KeyValueStore, Producer, Replay,
+    RetryPolicy, StreamChannel,
 };
 use opentelemetry::trace::{SpanId, SpanKind, Status, TracerProvider as _};
 use opentelemetry::Value;
@@ -389,11 +389,11 @@ async fn caused_by_outside_any_span_continues_the_cause() {
         .instrument(first)
         .await
         .unwrap();
-    let mut replay = Consumer::builder()
+    let mut replay = Replay::builder()
         .channel(channel.clone())
         .store(store.clone())
         .uri(uri)
-        .replay(event_backbone::StreamPosition::Start)
+        .messages()
         .unwrap();
     let original = futures_util::StreamExt::next(&mut replay)
         .await
@@ -456,11 +456,11 @@ async fn the_tracestate_travels_with_the_message() {
         .instrument(incoming)
         .await
         .unwrap();
-    let mut replay = Consumer::builder()
+    let mut replay = Replay::builder()
         .channel(channel)
         .store(store)
         .uri(uri)
-        .replay(event_backbone::StreamPosition::Start)
+        .messages()
         .unwrap();
     let message = futures_util::StreamExt::next(&mut replay)
         .await

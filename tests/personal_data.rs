@@ -16,8 +16,9 @@ use event_backbone::privacy::{
 };
 use event_backbone::redis::{Redis, RedisConfig, RedisHashStore, RedisStreamChannel};
 use event_backbone::{
-    event_contract, Consumer, ConsumerBuilder, ConsumerContext, Error, Fields, HandlerError,
-    KeyValueStore, Message, MessageId, Producer, SegmentClass, StreamChannel, StreamPosition,
+    event_contract, Consumer, ConsumerBuilder, ConsumerContext, EndpointBuilder, Error, Fields,
+    HandlerError, KeyValueStore, Message, MessageId, Producer, Receiver, Replay, ReplayBuilder,
+    SegmentClass, StreamChannel, StreamPosition, SubjectRequests, SubjectRequestsBuilder,
 };
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -151,20 +152,29 @@ impl Fixture {
             .unwrap()
     }
 
-    fn reader(&self) -> ConsumerBuilder {
-        Consumer::builder()
+    /// A builder of any role on this backend, stream and vault.
+    fn on<R>(&self, builder: EndpointBuilder<R>) -> EndpointBuilder<R> {
+        builder
             .channel(self.backend.channel.clone())
             .store(self.backend.store.clone())
             .personal_data(self.personal.clone())
             .uri(&self.uri)
     }
 
-    async fn messages(&self, reader: ConsumerBuilder) -> Vec<Result<Message, Error>> {
-        reader
-            .replay(StreamPosition::Start)
-            .unwrap()
-            .collect()
-            .await
+    fn reader(&self) -> ReplayBuilder {
+        self.on(Replay::builder())
+    }
+
+    fn consumer(&self) -> ConsumerBuilder {
+        self.on(Consumer::builder())
+    }
+
+    fn subjects(&self) -> SubjectRequestsBuilder {
+        self.on(SubjectRequests::builder())
+    }
+
+    async fn messages(&self, reader: ReplayBuilder) -> Vec<Result<Message, Error>> {
+        reader.messages().unwrap().collect().await
     }
 
     /// The raw fields of a message's personal payload key.
@@ -275,7 +285,7 @@ async fn an_erased_subject_is_gone_everywhere_and_everyone_else_is_intact() {
         // A consumer.
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
-        f.reader()
+        f.consumer()
             .group("audit")
             .concurrency(1)
             .stop_after(6)
@@ -324,10 +334,7 @@ async fn an_erased_subject_is_gone_everywhere_and_everyone_else_is_intact() {
         // the emails of all but bob.
         let mut emails = BTreeMap::new();
         let mut balances = BTreeMap::new();
-        let mut history = f
-            .reader()
-            .replay_events::<AccountsEvent>(StreamPosition::Start)
-            .unwrap();
+        let mut history = f.reader().events::<AccountsEvent>().unwrap();
         while let Some(recorded) = history.next().await {
             let recorded = recorded.unwrap();
             let erased = recorded.erased.clone();
@@ -372,7 +379,7 @@ async fn an_erased_subject_is_gone_everywhere_and_everyone_else_is_intact() {
         );
 
         // A receiver.
-        let receiver = f.reader().receiver().unwrap();
+        let receiver = f.on(Receiver::builder()).build().unwrap();
         let found = receiver
             .find(bob_opened.message_id())
             .await
@@ -508,7 +515,7 @@ async fn a_ciphertext_moved_to_another_message_is_refused() {
         }
         // A consumer dead-letters it rather than handing it over.
         let stats = f
-            .reader()
+            .consumer()
             .group("g")
             .max_deliveries(1)
             .stop_after(3)
@@ -536,7 +543,7 @@ async fn a_reader_without_the_vault_is_told_so() {
         .opened("ann", "ann@example.com", "pro")
         .await
         .unwrap();
-    let bare = Consumer::builder()
+    let bare = Replay::builder()
         .channel(f.backend.channel.clone())
         .store(f.backend.store.clone())
         .uri(&f.uri);
@@ -548,11 +555,11 @@ async fn a_reader_without_the_vault_is_told_so() {
     assert!(matches!(err, Error::Sealed { .. }), "{err}");
     assert!(err.to_string().contains(".personal_data("), "{err}");
     assert!(message.optional_segment::<String>("email").is_err());
-    let typed = Consumer::builder()
+    let typed = Replay::builder()
         .channel(f.backend.channel.clone())
         .store(f.backend.store.clone())
         .uri(&f.uri)
-        .replay_events::<AccountsEvent>(StreamPosition::Start)
+        .events::<AccountsEvent>()
         .unwrap()
         .collect::<Vec<_>>()
         .await;
@@ -659,12 +666,7 @@ async fn export_returns_exactly_the_subjects_personal_segments() {
             .await
             .unwrap();
 
-        let export = f
-            .reader()
-            .batch_size(2)
-            .export_subject("ann")
-            .await
-            .unwrap();
+        let export = f.subjects().page_size(2).export("ann").await.unwrap();
         assert_eq!(export.subject(), Some(f.personal.subject_hash("ann")));
         let got: Vec<Exported> = export
             .messages()
@@ -709,27 +711,27 @@ async fn export_returns_exactly_the_subjects_personal_segments() {
 
         // After the subject's erasure, the export finds the messages and
         // names every personal segment as gone.
-        let erasure = f.reader().erase_subject("ann").await.unwrap();
+        let erasure = f.subjects().erase("ann").await.unwrap();
         assert!(erasure.key_erased);
         assert_eq!(erasure.messages, 4);
         assert_eq!(erasure.payload_keys_deleted, 4, "{}", f.backend.name);
-        let after = f.reader().export_subject("ann").await.unwrap();
+        let after = f.subjects().export("ann").await.unwrap();
         assert_eq!(after.messages().len(), 4);
         assert!(after.messages().iter().all(|m| m.segments.is_empty()));
         assert_eq!(after.messages()[1].erased, ["address", "email"]);
         // Bob is untouched.
-        let bob = f.reader().export_subject("bob").await.unwrap();
+        let bob = f.subjects().export("bob").await.unwrap();
         assert_eq!(bob.messages().len(), 2);
         assert_eq!(
             bob.messages()[1].segment::<Option<String>>("card").unwrap(),
             Some("card-b".into())
         );
-        let again = f.reader().erase_subject("ann").await.unwrap();
+        let again = f.subjects().erase("ann").await.unwrap();
         assert!(!again.key_erased && again.payload_keys_deleted == 0);
-        let without = Consumer::builder()
+        let without = SubjectRequests::builder()
             .channel(f.backend.channel.clone())
             .uri(&f.uri)
-            .export_subject("ann")
+            .export("ann")
             .await
             .unwrap_err();
         assert!(without.to_string().contains(".personal_data("), "{without}");
@@ -769,7 +771,7 @@ async fn copies_share_one_key_and_are_shredded_with_it() {
 
         // Every message fails: both become dead letters.
         let stats = f
-            .reader()
+            .consumer()
             .group("failing")
             .concurrency(1)
             .max_deliveries(1)
@@ -782,7 +784,7 @@ async fn copies_share_one_key_and_are_shredded_with_it() {
             .unwrap();
         assert_eq!(stats.dead_lettered, 2);
         let dead_letters = || {
-            Consumer::builder()
+            Replay::builder()
                 .channel(f.backend.channel.clone())
                 .store(f.backend.store.clone())
                 .personal_data(f.personal.clone())
@@ -833,7 +835,7 @@ async fn erasure_while_producing_and_consuming_loses_no_one_else() {
         let received = Arc::new(Mutex::new(Vec::new()));
         let log = received.clone();
         let consumer = f
-            .reader()
+            .consumer()
             .group("busy")
             .stop_after(ROUNDS * USERS)
             .subscribe_fn(move |ctx: ConsumerContext| {
@@ -1026,7 +1028,7 @@ async fn class_routing_and_payload_ttl_keep_working() {
         .await
         .unwrap();
     let reader = || {
-        Consumer::builder()
+        Replay::builder()
             .channel(channel.clone())
             .store(normal.clone())
             .class_store(SegmentClass::PERSONAL, personal_store.clone())
@@ -1034,7 +1036,7 @@ async fn class_routing_and_payload_ttl_keep_working() {
             .uri("routed")
     };
     let first: Vec<Message> = reader()
-        .replay(StreamPosition::Start)
+        .messages()
         .unwrap()
         .map(Result::unwrap)
         .collect()
@@ -1054,7 +1056,7 @@ async fn class_routing_and_payload_ttl_keep_working() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let later: Vec<Message> = reader()
-        .replay(StreamPosition::Start)
+        .messages()
         .unwrap()
         .map(Result::unwrap)
         .collect()
@@ -1146,7 +1148,7 @@ async fn a_reader_elsewhere_follows_an_erasure_within_its_cache_ttl() {
             .await
             .unwrap();
         let reader = |personal: &PersonalData| {
-            Consumer::builder()
+            Replay::builder()
                 .channel(f.backend.channel.clone())
                 .store(f.backend.store.clone())
                 .personal_data(personal.clone())

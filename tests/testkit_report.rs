@@ -54,7 +54,11 @@ async fn a_channel_that_loses_acks_fails_the_suite() {
     let about_acks: Vec<ChannelCase> = channel_cases()
         .into_iter()
         .filter(|c| {
-            ["ack_removes_from_pending", "info_reports_length_and_pending"].contains(&c.name)
+            [
+                "ack_removes_from_pending",
+                "info_reports_length_and_pending",
+            ]
+            .contains(&c.name)
         })
         .collect();
     assert_eq!(about_acks.len(), 2);

@@ -79,10 +79,12 @@ pub use channel::{
 pub use codec::Codec;
 pub use consumer::{
     handler_fn, AckMode, ClaimPolicy, Consumer, ConsumerBuilder, ConsumerContext, ConsumerLifetime,
-    ConsumerStats, Fallback, FnHandler, Handler, HandlerError, Handlers, MessageStream, Outcome,
-    Receiver,
+    ConsumerStats, Consuming, EventStream, Fallback, FnHandler, Handler, HandlerError, Handlers,
+    MessageStream, Outcome, Receiver, ReceiverBuilder, Receiving, Replay, ReplayBuilder, Replaying,
+    SubjectRequests, SubjectRequestsBuilder, Subjects,
 };
 pub use contract::{ContractEvent, OperationInfo, Recorded, SegmentInfo};
+pub use endpoint::{EndpointBuilder, Paging, Reading};
 pub use envelope::{
     MessageId, Metadata, Origin, Segment, SegmentClass, SegmentLocation, SegmentRef, Segments,
 };
@@ -91,7 +93,7 @@ pub use interceptor::{ConsumerInterceptor, ProducerInterceptor};
 pub use lease::{Lease, LeaseGuard};
 pub use message::Message;
 pub use producer::{
-    MessageBuilder, OutgoingMessage, Producer, ProducerBuilder, Receipt, SentEntry,
+    MessageBuilder, OutgoingMessage, Producer, ProducerBuilder, Producing, Receipt, SentEntry,
 };
 pub use retry::RetryPolicy;
 pub use store::{Fields, KeyValueStore, PutItem};

@@ -10,9 +10,9 @@ use async_trait::async_trait;
 use event_backbone_core::consumer::{HEADER_DEAD_LETTER_REASON, MALFORMED_OPERATION, RAW_SEGMENT};
 use event_backbone_core::memory::{MemoryChannel, MemoryStore};
 use event_backbone_core::{
-    AckMode, Consumer, ConsumerBuilder, ConsumerContext, EntryId, Fallback, Handler, HandlerError,
-    Handlers, KeyValueStore, Message, Outcome, Producer, RetryPolicy, StreamChannel,
-    StreamPosition,
+    AckMode, Consumer, ConsumerBuilder, ConsumerContext, EndpointBuilder, EntryId, Fallback,
+    Handler, HandlerError, Handlers, KeyValueStore, Message, Outcome, Producer, Receiver, Replay,
+    RetryPolicy, StreamChannel, StreamPosition,
 };
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -41,11 +41,16 @@ fn setup(uri: &str) -> Setup {
 
 impl Setup {
     fn consumer(&self) -> ConsumerBuilder {
-        Consumer::builder()
+        self.on(Consumer::builder())
+            .block(Duration::from_millis(50))
+    }
+
+    /// A builder of any role on this stream.
+    fn on<R>(&self, builder: EndpointBuilder<R>) -> EndpointBuilder<R> {
+        builder
             .channel(self.channel.clone())
             .store(self.store.clone())
             .uri(self.producer.streams()[0])
-            .block(Duration::from_millis(50))
     }
 
     async fn dead_letters(&self) -> Vec<Message> {
@@ -627,12 +632,14 @@ async fn receiver_and_replay_handle_missing_and_ranges() {
                 .clone(),
         );
     }
-    let receiver = s.consumer().receiver().unwrap();
+    let receiver = s.on(Receiver::builder()).build().unwrap();
     assert!(receiver.get(&EntryId::new("999")).await.unwrap().is_none());
     assert!(receiver.get(&EntryId::new("not-a-number")).await.is_err());
     let range: Vec<u32> = s
-        .consumer()
-        .replay_range(StreamPosition::After(ids[0].clone()), ids[3].clone())
+        .on(Replay::builder())
+        .from(StreamPosition::After(ids[0].clone()))
+        .to(ids[3].clone())
+        .messages()
         .unwrap()
         .map(|m| m.unwrap().segment::<u32>("i").unwrap())
         .collect()
@@ -668,7 +675,10 @@ impl KeyValueStore for ShortStore {
     fn capabilities(&self) -> event_backbone_core::StoreCapabilities {
         self.0.capabilities()
     }
-    async fn put_many(&self, items: &[event_backbone_core::PutItem]) -> event_backbone_core::Result<()> {
+    async fn put_many(
+        &self,
+        items: &[event_backbone_core::PutItem],
+    ) -> event_backbone_core::Result<()> {
         self.0.put_many(items).await
     }
     async fn get_many(
@@ -698,7 +708,13 @@ async fn a_store_that_returns_fewer_rows_than_keys_is_named_not_a_panic() {
         .build()
         .unwrap();
     for i in 0..3u32 {
-        producer.message("ok").segment("i", &i).unwrap().send().await.unwrap();
+        producer
+            .message("ok")
+            .segment("i", &i)
+            .unwrap()
+            .send()
+            .await
+            .unwrap();
     }
     let (seen, handler) = recorder();
     let stats = Consumer::builder()
@@ -765,5 +781,9 @@ async fn a_transient_interceptor_failure_is_tried_again() {
         .unwrap();
     assert_eq!(*seen.lock().unwrap(), [0]);
     assert_eq!(stats.dead_lettered, 0, "{stats:?}");
-    assert_eq!(interceptor.0.load(Ordering::SeqCst), 3, "two failures, then it works");
+    assert_eq!(
+        interceptor.0.load(Ordering::SeqCst),
+        3,
+        "two failures, then it works"
+    );
 }

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use event_backbone_core::memory::{MemoryChannel, MemoryStore};
 use event_backbone_core::{
     BoxError, Consumer, ConsumerContext, ConsumerInterceptor, Error, HandlerError, KeyValueStore,
-    Metadata, Producer, ProducerInterceptor, RetryPolicy, SegmentClass, SegmentLocation, Segments,
-    StreamChannel, StreamPosition,
+    Metadata, Producer, ProducerInterceptor, Receiver, Replay, RetryPolicy, SegmentClass,
+    SegmentLocation, Segments, StreamChannel, StreamPosition,
 };
 use futures_util::StreamExt;
 use support::{FlakyStore, WatchedChannel};
@@ -204,28 +204,20 @@ async fn personal_segments_get_their_own_store_and_key() {
     );
 
     let consumer = || {
-        Consumer::builder()
+        Replay::builder()
             .channel(channel.clone())
             .store(normal.clone())
             .class_store(SegmentClass::personal(), personal.clone())
             .uri("users")
             .environment("prod")
     };
-    let before: Vec<_> = consumer()
-        .replay(StreamPosition::Start)
-        .unwrap()
-        .collect()
-        .await;
+    let before: Vec<_> = consumer().messages().unwrap().collect().await;
     let m = before[0].as_ref().unwrap();
     assert_eq!(m.segment::<String>("email").unwrap(), "ann@example.com");
 
     // Erasure: the personal key goes, the message stays readable without it.
     assert!(personal.delete(&personal_key).await.unwrap());
-    let after: Vec<_> = consumer()
-        .replay(StreamPosition::Start)
-        .unwrap()
-        .collect()
-        .await;
+    let after: Vec<_> = consumer().messages().unwrap().collect().await;
     let m = after[0].as_ref().unwrap();
     assert_eq!(m.segment::<String>("plan").unwrap(), "gold");
     assert_eq!(m.optional_segment::<String>("email").unwrap(), None);
@@ -263,10 +255,10 @@ async fn without_a_store_segments_travel_inline() {
         meta.segments[0].location,
         SegmentLocation::Inline(_)
     ));
-    let message = Consumer::builder()
+    let message = Receiver::builder()
         .channel(channel)
         .uri("inline")
-        .receiver()
+        .build()
         .unwrap()
         .get(receipt.entry_id())
         .await
@@ -284,7 +276,7 @@ async fn transient_store_failures_are_retried() {
         .channel(channel.clone())
         .store(store.clone())
         .uri("retry")
-        .retry(RetryPolicy::exponential(3).initial_delay(Duration::from_millis(1)))
+        .backend_retry(RetryPolicy::exponential(3).initial_delay(Duration::from_millis(1)))
         .build()
         .unwrap();
     producer
@@ -506,12 +498,12 @@ async fn interceptors_encrypt_on_the_way_out_and_decrypt_on_the_way_in() {
         "the card is stored encrypted"
     );
 
-    let decrypted = Consumer::builder()
+    let decrypted = Receiver::builder()
         .channel(channel.clone())
         .store(store.clone())
         .uri("payments")
         .interceptor(cipher)
-        .receiver()
+        .build()
         .unwrap()
         .get(receipt.entry_id())
         .await
@@ -520,11 +512,11 @@ async fn interceptors_encrypt_on_the_way_out_and_decrypt_on_the_way_in() {
     assert_eq!(decrypted.segment::<String>("card").unwrap(), card);
     assert_eq!(decrypted.segment::<u32>("amount").unwrap(), 42);
 
-    let raw = Consumer::builder()
+    let raw = Receiver::builder()
         .channel(channel)
         .store(store)
         .uri("payments")
-        .receiver()
+        .build()
         .unwrap()
         .get(receipt.entry_id())
         .await
@@ -569,11 +561,11 @@ async fn caused_by_carries_correlation_causation_and_trace() {
         .send()
         .await
         .unwrap();
-    let receiver = Consumer::builder()
+    let receiver = Receiver::builder()
         .channel(channel.clone())
         .store(store)
         .uri("chain")
-        .receiver()
+        .build()
         .unwrap();
     let placed = receiver.get(first.entry_id()).await.unwrap().unwrap();
     let second = producer
@@ -623,7 +615,7 @@ async fn a_partly_appended_batch_appends_the_rest_once() {
         .channel(channel.clone())
         .store(store)
         .uri("partly")
-        .retry(RetryPolicy::exponential(4).initial_delay(Duration::from_millis(5)))
+        .backend_retry(RetryPolicy::exponential(4).initial_delay(Duration::from_millis(5)))
         .build()
         .unwrap();
     let sends = (0..12u32).map(|i| {
@@ -635,7 +627,11 @@ async fn a_partly_appended_batch_appends_the_rest_once() {
         .into_iter()
         .collect::<Result<_, _>>()
         .expect("every send succeeds");
-    assert_eq!(channel.split_appends.load(Ordering::SeqCst), 0, "the split happened");
+    assert_eq!(
+        channel.split_appends.load(Ordering::SeqCst),
+        0,
+        "the split happened"
+    );
     let entries = channel
         .inner
         .read_range("partly", &StreamPosition::Start, None, 100)

@@ -387,7 +387,7 @@ fn event_enum(c: &Contract) -> TokenStream {
     };
     let summary = doc(format!(
         "The events of [`{name}`], one variant per operation and version: what a typed \
-         replay (`ConsumerBuilder::replay_events`) and a typed receiver return."
+         replay (`ReplayBuilder::events`) and a typed receiver return."
     ));
     quote! {
         #summary

@@ -350,7 +350,8 @@ impl StreamChannel for KafkaStreamChannel {
                 Ok(d) => ids.push(Some(entry::entry_id(d.partition, d.offset))),
                 Err((e, _)) => {
                     ids.push(None);
-                    failure.get_or_insert_with(|| backend(format!("appending to topic {topic:?}"), e));
+                    failure
+                        .get_or_insert_with(|| backend(format!("appending to topic {topic:?}"), e));
                 }
             }
         }
@@ -437,7 +438,9 @@ impl StreamChannel for KafkaStreamChannel {
             .collect();
         if deliveries.len() < received {
             tracing::debug!(
-                topic, group, dropped = received - deliveries.len(),
+                topic,
+                group,
+                dropped = received - deliveries.len(),
                 "records of partitions revoked while they were received: left to the next owner"
             );
         }

@@ -184,13 +184,20 @@ pub(crate) fn load(
             continue;
         }
         let parsed = match (&record.value, &record.key) {
-            (Some(value), _) => parse(value).map(|(partition, offset, count)| (partition, offset, Some(count))),
-            (None, Some(key)) => parse_key(&key[prefix.len()..]).map(|(partition, offset)| (partition, offset, None)),
+            (Some(value), _) => {
+                parse(value).map(|(partition, offset, count)| (partition, offset, Some(count)))
+            }
+            (None, Some(key)) => {
+                parse_key(&key[prefix.len()..]).map(|(partition, offset)| (partition, offset, None))
+            }
             (None, None) => None,
         };
         let Some((partition, offset, count)) = parsed else {
             tracing::warn!(
-                topic = counts_topic, partition = p, offset = o, group,
+                topic = counts_topic,
+                partition = p,
+                offset = o,
+                group,
                 "skipping a delivery-count record that cannot be read (expected the value \
                  \"partition offset count\" or a tombstone keyed group/partition/offset)"
             );

@@ -257,7 +257,10 @@ mod tests {
         t.assign([0]);
         let (_, lease) = t.delivered(0, 1).unwrap();
         t.revoke([0]);
-        assert!(lease.is_revoked(), "the deliveries of a revoked partition lose their lease");
+        assert!(
+            lease.is_revoked(),
+            "the deliveries of a revoked partition lose their lease"
+        );
         assert!(
             t.delivered(0, 2).is_none(),
             "received before the revocation, counted after it"

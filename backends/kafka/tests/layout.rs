@@ -355,7 +355,11 @@ async fn delivery_counts_are_keyed_deleted_once_committed_and_bad_ones_skipped()
     let key = |m: &OwnedMessage| m.key().map(|k| String::from_utf8(k.to_vec()).unwrap());
     assert_eq!(key(&records[0]).as_deref(), Some("default/0/0"));
     assert_eq!(records[0].payload(), Some(&b"0 0 2"[..]));
-    assert_eq!(key(&records[1]).as_deref(), Some("default/0/0"), "the tombstone");
+    assert_eq!(
+        key(&records[1]).as_deref(),
+        Some("default/0/0"),
+        "the tombstone"
+    );
     assert_eq!(records[1].payload(), None, "committed past: deleted");
 
     // A record that is not a count, then a new message: the next member

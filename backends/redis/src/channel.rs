@@ -438,7 +438,10 @@ impl StreamChannel for RedisStreamChannel {
                 if !deleted.is_empty() {
                     let ids: Vec<String> = deleted.iter().filter_map(text).collect();
                     tracing::warn!(
-                        stream, group, count = ids.len(), ?ids,
+                        stream,
+                        group,
+                        count = ids.len(),
+                        ?ids,
                         "entries pending in the group were deleted from the stream before they \
                          were handled (trimmed or XDEL'd): they are lost"
                     );

@@ -307,7 +307,13 @@ async fn trimming_keeps_what_a_group_has_not_read_or_acknowledged() {
             .unwrap();
         async move {
             for i in 0..1_000u32 {
-                producer.message("n").segment("i", &i).unwrap().send().await.unwrap();
+                producer
+                    .message("n")
+                    .segment("i", &i)
+                    .unwrap()
+                    .send()
+                    .await
+                    .unwrap();
             }
         }
     };
@@ -317,9 +323,16 @@ async fn trimming_keeps_what_a_group_has_not_read_or_acknowledged() {
         let mut raw = raw.clone();
         async move { raw.xlen::<_, u64>(stream).await.unwrap() }
     };
-    assert_eq!(len(grouped.clone()).await, 1_000, "the group has read nothing: all kept");
+    assert_eq!(
+        len(grouped.clone()).await,
+        1_000,
+        "the group has read nothing: all kept"
+    );
     let trimmed = len(alone.clone()).await;
-    assert!(trimmed < 1_000 && trimmed >= 100, "no group: trimmed to about 100, kept {trimmed}");
+    assert!(
+        trimmed < 1_000 && trimmed >= 100,
+        "no group: trimmed to about 100, kept {trimmed}"
+    );
 
     // The group reads 600 and acknowledges 500: the 100 pending and the
     // 400 unread stay.
@@ -337,7 +350,11 @@ async fn trimming_keeps_what_a_group_has_not_read_or_acknowledged() {
     );
     let oldest_pending = &read[500].entry.id;
     assert!(
-        channel.get(&grouped, oldest_pending).await.unwrap().is_some(),
+        channel
+            .get(&grouped, oldest_pending)
+            .await
+            .unwrap()
+            .is_some(),
         "the oldest pending entry {oldest_pending} is kept"
     );
     let _: () = raw.del(&[&grouped, &alone]).await.unwrap();

@@ -120,7 +120,7 @@ async fn nothing_is_lost_across_a_server_restart() {
     let producer = Producer::builder()
         .redis(&redis)
         .uri("orders")
-        .retry(retry)
+        .backend_retry(retry)
         .build()
         .unwrap();
     let sender = tokio::spawn(async move {

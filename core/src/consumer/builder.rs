@@ -16,29 +16,29 @@ use super::held::Held;
 use super::keep_alive::KeepAlive;
 use super::lifetime::ConsumerLifetime;
 use super::options::{AckMode, ClaimPolicy, Fallback};
-use super::receiver::Receiver;
-use super::replay::{self, EventStream, MessageStream};
 use super::runtime::Runtime;
 use super::settle::Settler;
 use super::source::Source;
 use super::window::Window;
 use crate::capabilities::Ordering as MessageOrder;
-use crate::channel::{EntryId, GroupStart, StreamChannel, StreamPosition};
-use crate::contract::ContractEvent;
-use crate::endpoint::{Endpoint, Resolved};
-use crate::envelope::SegmentClass;
+use crate::channel::GroupStart;
+use crate::endpoint::{sealed::Sealed, EndpointBuilder, Reading};
 use crate::interceptor::ConsumerInterceptor;
 use crate::names::validate;
-use crate::privacy::{AsSubject, Erasure, PersonalData, SubjectExport};
 use crate::retry::RetryPolicy;
-use crate::store::KeyValueStore;
-use crate::store_set::DEFAULT_STORE;
 use crate::telemetry::instruments::ConsumerMetrics;
 use crate::telemetry::lag::LagSampler;
-use crate::{Error, Result};
+use crate::Result;
 
-/// Builds a consumer (or a replay stream, or a receiver); from
-/// [`super::Consumer::builder`].
+/// Builds a consumer: a member of a consumer group that handles the
+/// stream's messages; from [`super::Consumer::builder`]. It has the
+/// setters every builder shares ([`EndpointBuilder`]: channel, stores, uri,
+/// ...), those of every reader (interceptors, the dead-letter stream) and
+/// the group's options below. Replays, receivers and requests by data
+/// subject have builders of their own
+/// ([`Replay::builder`](crate::Replay::builder),
+/// [`Receiver::builder`](crate::Receiver::builder),
+/// [`SubjectRequests::builder`](crate::SubjectRequests::builder)).
 ///
 /// # Consumer names and crash recovery
 ///
@@ -50,9 +50,11 @@ use crate::{Error, Result};
 /// after [`ClaimPolicy::min_idle`], and dead names pile up in the group. So
 /// give long-lived services a stable name (`.consumer_name("billing-1")`),
 /// one per replica.
-#[must_use = "a builder does nothing until .subscribe(), .replay() or .receiver()"]
-pub struct ConsumerBuilder {
-    endpoint: Endpoint,
+pub type ConsumerBuilder = EndpointBuilder<Consuming>;
+
+/// The options only a consumer in a group has; see [`ConsumerBuilder`].
+pub struct Consuming {
+    interceptors: Vec<Arc<dyn ConsumerInterceptor>>,
     group: String,
     consumer_name: Option<String>,
     group_start: GroupStart,
@@ -62,7 +64,6 @@ pub struct ConsumerBuilder {
     block: Duration,
     ack_mode: AckMode,
     handler_retry: RetryPolicy,
-    backend_retry: RetryPolicy,
     max_deliveries: u32,
     redelivery: RetryPolicy,
     claim: Option<ClaimPolicy>,
@@ -70,15 +71,21 @@ pub struct ConsumerBuilder {
     stop_when_empty: bool,
     cancellation: Option<CancellationToken>,
     fallback: Fallback,
-    interceptors: Vec<Arc<dyn ConsumerInterceptor>>,
-    personal: Option<PersonalData>,
     lag_every: Option<Duration>,
 }
 
-impl Default for ConsumerBuilder {
+impl Sealed for Consuming {}
+
+impl Reading for Consuming {
+    fn interceptors_mut(&mut self) -> &mut Vec<Arc<dyn ConsumerInterceptor>> {
+        &mut self.interceptors
+    }
+}
+
+impl Default for Consuming {
     fn default() -> Self {
         Self {
-            endpoint: Endpoint::default(),
+            interceptors: Vec::new(),
             group: "default".to_owned(),
             consumer_name: None,
             group_start: GroupStart::Beginning,
@@ -88,7 +95,6 @@ impl Default for ConsumerBuilder {
             block: Duration::from_secs(1),
             ack_mode: AckMode::OnSuccess,
             handler_retry: RetryPolicy::exponential(3),
-            backend_retry: RetryPolicy::default(),
             max_deliveries: 5,
             redelivery: default_redelivery(),
             claim: Some(ClaimPolicy::default()),
@@ -96,81 +102,35 @@ impl Default for ConsumerBuilder {
             stop_when_empty: false,
             cancellation: None,
             fallback: Fallback::DeadLetter,
-            interceptors: Vec::new(),
-            personal: None,
             lag_every: None,
         }
     }
 }
 
-impl ConsumerBuilder {
-    /// The stream channel (required).
-    pub fn channel(mut self, channel: Arc<dyn StreamChannel>) -> Self {
-        self.endpoint.channel = Some(channel);
-        self
-    }
-
-    /// The default store, where payloads are fetched from.
-    pub fn store(mut self, store: Arc<dyn KeyValueStore>) -> Self {
-        self.endpoint.stores.insert(DEFAULT_STORE, store);
-        self
-    }
-
-    /// The store holding segments of one class (as the producer routed them).
-    pub fn class_store(mut self, class: SegmentClass, store: Arc<dyn KeyValueStore>) -> Self {
-        self.endpoint.stores.insert(class.as_str(), store);
-        self
-    }
-
-    /// The uri (required).
-    pub fn uri(mut self, uri: impl Into<String>) -> Self {
-        self.endpoint.uri = Some(uri.into());
-        self
-    }
-
-    /// The environment.
-    pub fn environment(mut self, environment: impl Into<String>) -> Self {
-        self.endpoint.environment = Some(environment.into());
-        self
-    }
-
-    /// Reads the environment from a variable (unset or empty: none).
-    pub fn environment_from_var(mut self, variable: impl Into<String>) -> Self {
-        self.endpoint.environment_var = Some(variable.into());
-        self
-    }
-
-    /// Reads the uri's dead-letter stream (`{stream}:dead-letter`) instead
-    /// of the stream itself: to replay, export or re-handle what consumers
-    /// gave up on.
-    pub fn dead_letters(mut self) -> Self {
-        self.endpoint.dead_letters = true;
-        self
-    }
-
+impl EndpointBuilder<Consuming> {
     /// The consumer group (default `default`). Groups each see every
     /// message; members of one group share them.
     pub fn group(mut self, group: impl Into<String>) -> Self {
-        self.group = group.into();
+        self.role.group = group.into();
         self
     }
 
     /// This member's name in the group (default: unique per consumer
     /// instance). See the type docs on why a stable name matters.
     pub fn consumer_name(mut self, name: impl Into<String>) -> Self {
-        self.consumer_name = Some(name.into());
+        self.role.consumer_name = Some(name.into());
         self
     }
 
     /// Where a new group starts (default: the beginning of the stream).
     pub fn group_start(mut self, start: GroupStart) -> Self {
-        self.group_start = start;
+        self.role.group_start = start;
         self
     }
 
     /// Entries per read (default 64).
     pub fn batch_size(mut self, size: usize) -> Self {
-        self.batch_size = size.max(1);
+        self.role.batch_size = size.max(1);
         self
     }
 
@@ -179,7 +139,7 @@ impl ConsumerBuilder {
     /// redelivery lets the next ones pass: for an order that holds across
     /// redeliveries, see [`Self::ordering`].
     pub fn concurrency(mut self, handlers: usize) -> Self {
-        self.concurrency = handlers.max(1);
+        self.role.concurrency = handlers.max(1);
         self
     }
 
@@ -221,40 +181,33 @@ impl ConsumerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn ordering(mut self, ordering: MessageOrder) -> Self {
-        self.ordering = ordering;
+        self.role.ordering = ordering;
         self
     }
 
     /// How long a read waits for new entries (default 1 s).
     pub fn block(mut self, timeout: Duration) -> Self {
-        self.block = timeout;
+        self.role.block = timeout;
         self
     }
 
     /// When messages are acknowledged (default on success).
     pub fn ack_mode(mut self, mode: AckMode) -> Self {
-        self.ack_mode = mode;
+        self.role.ack_mode = mode;
         self
     }
 
     /// Retries of a failing handler within one delivery (default 3 attempts,
     /// from 100 ms, with jitter).
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.handler_retry = policy;
-        self
-    }
-
-    /// Retries of transient channel and store failures (default 8 attempts,
-    /// about 6 to 11 s).
-    pub fn backend_retry(mut self, policy: RetryPolicy) -> Self {
-        self.backend_retry = policy;
+        self.role.handler_retry = policy;
         self
     }
 
     /// Deliveries after which a failing message goes to the dead-letter
     /// stream (default 5, at least 1).
     pub fn max_deliveries(mut self, deliveries: u32) -> Self {
-        self.max_deliveries = deliveries.max(1);
+        self.role.max_deliveries = deliveries.max(1);
         self
     }
 
@@ -267,31 +220,31 @@ impl ConsumerBuilder {
     /// and on a channel with claim its idle time is kept short meanwhile,
     /// so that no member claims it, however long the backoff.
     pub fn redelivery_backoff(mut self, policy: RetryPolicy) -> Self {
-        self.redelivery = policy;
+        self.role.redelivery = policy;
         self
     }
 
     /// Claiming of stale pending entries (default every 5 s, idle 30 s).
     pub fn claim(mut self, policy: ClaimPolicy) -> Self {
-        self.claim = Some(policy);
+        self.role.claim = Some(policy);
         self
     }
 
     /// Never claim other members' entries.
     pub fn no_claim(mut self) -> Self {
-        self.claim = None;
+        self.role.claim = None;
         self
     }
 
     /// Stop after receiving this many entries (they are all settled first).
     pub fn stop_after(mut self, messages: u64) -> Self {
-        self.stop_after = Some(messages);
+        self.role.stop_after = Some(messages);
         self
     }
 
     /// Stop when a read finds nothing new and nothing is in flight.
     pub fn stop_when_empty(mut self) -> Self {
-        self.stop_when_empty = true;
+        self.role.stop_when_empty = true;
         self
     }
 
@@ -313,96 +266,33 @@ impl ConsumerBuilder {
     ///     .sample_lag_every(Duration::from_secs(15));
     /// ```
     pub fn sample_lag_every(mut self, interval: Duration) -> Self {
-        self.lag_every = Some(interval.max(Duration::from_millis(1)));
+        self.role.lag_every = Some(interval.max(Duration::from_millis(1)));
         self
     }
 
     /// Stop (gracefully) when this token is cancelled.
     pub fn cancellation(mut self, token: CancellationToken) -> Self {
-        self.cancellation = Some(token);
+        self.role.cancellation = Some(token);
         self
     }
 
     /// What to do with operations no handler knows (default dead-letter).
     pub fn fallback(mut self, fallback: Fallback) -> Self {
-        self.fallback = fallback;
+        self.role.fallback = fallback;
         self
-    }
-
-    /// Adds an interceptor; they run in the order added, on the way in.
-    pub fn interceptor(mut self, interceptor: Arc<dyn ConsumerInterceptor>) -> Self {
-        self.interceptors.push(interceptor);
-        self
-    }
-
-    /// The key vault and subject key to open sealed personal segments
-    /// with ([`crate::privacy`]). Without it, a sealed segment is left out
-    /// of its message ([`Message::sealed_segments`](crate::Message::sealed_segments))
-    /// and reading it is [`Error::Sealed`](crate::Error::Sealed).
-    pub fn personal_data(mut self, personal: PersonalData) -> Self {
-        self.personal = Some(personal);
-        self
-    }
-
-    /// Everything the stream holds about one data subject (GDPR article 15,
-    /// right of access): each of its messages with the segments of classes
-    /// other than `normal`, opened, in stream order. Needs
-    /// [`Self::personal_data`]. Reads the whole stream, comparing subject
-    /// hashes in the metadata, and fetches payloads only for the subject's
-    /// messages.
-    pub async fn export_subject(mut self, subject: impl AsSubject) -> Result<SubjectExport> {
-        let source = self.source()?;
-        let personal = self.required_personal("export a subject")?;
-        super::subject::export(&source, &personal, subject, self.batch_size).await
-    }
-
-    /// Erases a data subject (GDPR article 17) and deletes what it can find
-    /// of its data in this stream: first the subject's data keys
-    /// ([`PersonalData::erase_subject`], which alone makes every sealed copy
-    /// unreadable), then, to free their space, the payload keys of its
-    /// messages' segments of classes other than `normal`. Needs
-    /// [`Self::personal_data`]. Idempotent.
-    pub async fn erase_subject(mut self, subject: impl AsSubject) -> Result<Erasure> {
-        let source = self.source()?;
-        let personal = self.required_personal("erase a subject")?;
-        super::subject::erase(&source, &personal, subject, self.batch_size).await
-    }
-
-    fn required_personal(&self, what: &str) -> Result<PersonalData> {
-        self.personal.clone().ok_or_else(|| {
-            Error::config(
-                "consumer",
-                format!("to {what}, give the personal-data settings: `.personal_data(...)`"),
-            )
-        })
-    }
-
-    fn source(&mut self) -> Result<Source> {
-        let Resolved {
-            channel,
-            stores,
-            address,
-        } = self.endpoint.resolve("consumer")?;
-        Ok(Source {
-            channel,
-            stores,
-            address,
-            interceptors: std::mem::take(&mut self.interceptors),
-            retry: self.backend_retry.clone(),
-            personal: self.personal.clone(),
-        })
     }
 
     /// Starts consuming with `handler` (for several, see
     /// [`super::Handlers`]). Must be called within a Tokio runtime.
     pub fn subscribe(mut self, handler: impl Handler) -> Result<ConsumerLifetime> {
-        let source = Arc::new(self.source()?);
-        let group = validate("group", &self.group)?;
-        let consumer = match &self.consumer_name {
+        let source = Arc::new(Source::resolve(&mut self, "consumer")?);
+        let group = validate("group", &self.role.group)?;
+        let consumer = match &self.role.consumer_name {
             Some(name) => validate("consumer name", name)?,
             None => default_consumer_name(),
         };
         let stop = self
+            .role
             .cancellation
             .as_ref()
             .map(CancellationToken::child_token)
@@ -413,13 +303,13 @@ impl ConsumerBuilder {
             channel: source.channel.clone(),
             stream: source.stream().to_owned(),
             group: group.clone(),
-            retry: self.backend_retry.clone(),
+            retry: source.retry.clone(),
             held: held.clone(),
         });
         let stream = source.stream().to_owned();
         let system = source.channel.backend();
         let metrics = Arc::new(ConsumerMetrics::new(system, &stream, &group));
-        let lag = self.lag_every.map(|every| {
+        let lag = self.role.lag_every.map(|every| {
             LagSampler::new(source.channel.clone(), stream.clone(), group.clone(), every)
         });
         let keep_alive = claims.then(|| KeepAlive {
@@ -427,7 +317,7 @@ impl ConsumerBuilder {
             group: group.clone(),
             consumer: consumer.clone(),
             held: held.clone(),
-            interval: keep_alive_interval(self.claim),
+            interval: keep_alive_interval(self.role.claim),
         });
         let settler = Arc::new(Settler {
             source,
@@ -435,30 +325,34 @@ impl ConsumerBuilder {
             consumer,
             handling: Handling {
                 handler: Arc::new(handler),
-                fallback: self.fallback,
-                retry: self.handler_retry,
+                fallback: self.role.fallback,
+                retry: self.role.handler_retry,
             },
-            ack_mode: self.ack_mode,
-            max_deliveries: self.max_deliveries,
-            redelivery: self.redelivery,
+            ack_mode: self.role.ack_mode,
+            max_deliveries: self.role.max_deliveries,
+            redelivery: self.role.redelivery,
             counters: Counters::new(metrics),
             acker,
             stop: stop.clone(),
             held,
-            permits: Semaphore::new(self.concurrency),
+            permits: Semaphore::new(self.role.concurrency),
         });
         let runtime = Runtime {
             settler,
-            group_start: self.group_start,
-            batch_size: self.batch_size,
-            ordering: self.ordering,
-            block: self.block,
+            group_start: self.role.group_start,
+            batch_size: self.role.batch_size,
+            ordering: self.role.ordering,
+            block: self.role.block,
             // Only a channel that declares claim is asked to.
-            claim: self.claim.filter(|_| claims),
-            window: window_for(self.ordering, self.concurrency, self.batch_size),
+            claim: self.role.claim.filter(|_| claims),
+            window: window_for(
+                self.role.ordering,
+                self.role.concurrency,
+                self.role.batch_size,
+            ),
             keep_alive,
-            stop_after: self.stop_after,
-            stop_when_empty: self.stop_when_empty,
+            stop_after: self.role.stop_after,
+            stop_when_empty: self.role.stop_when_empty,
             lag,
         };
         let task = tokio::spawn(runtime.run(ack_task));
@@ -473,33 +367,6 @@ impl ConsumerBuilder {
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
         self.subscribe(handler_fn(f))
-    }
-
-    /// Reads the stream's history without a group, from `from` to the end as
-    /// it is when reached: the event-sourcing rebuild path. Entries that
-    /// cannot be read come as errors in the stream.
-    pub fn replay(mut self, from: StreamPosition) -> Result<MessageStream> {
-        let source = Arc::new(self.source()?);
-        Ok(replay::stream(source, from, None, self.batch_size))
-    }
-
-    /// Like [`Self::replay`], up to and including entry `to`.
-    pub fn replay_range(mut self, from: StreamPosition, to: EntryId) -> Result<MessageStream> {
-        let source = Arc::new(self.source()?);
-        Ok(replay::stream(source, from, Some(to), self.batch_size))
-    }
-
-    /// Reads the stream's history as the typed events of contract `E`
-    /// (`ShipmentTrackingEvent`, ...), from `from`: the event-sourcing
-    /// rebuild path. Operations the contract does not have are left out;
-    /// use [`Self::replay`] to see everything.
-    pub fn replay_events<E: ContractEvent>(self, from: StreamPosition) -> Result<EventStream<E>> {
-        Ok(replay::events(self.replay(from)?))
-    }
-
-    /// A receiver that fetches single messages by entry id.
-    pub fn receiver(mut self) -> Result<Receiver> {
-        Ok(Receiver::new(Arc::new(self.source()?)))
     }
 }
 
@@ -544,13 +411,14 @@ fn default_consumer_name() -> String {
     )
 }
 
-impl fmt::Debug for ConsumerBuilder {
+impl fmt::Debug for Consuming {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConsumerBuilder")
-            .field("endpoint", &self.endpoint)
+        f.debug_struct("Consuming")
             .field("group", &self.group)
             .field("consumer_name", &self.consumer_name)
             .field("ack_mode", &self.ack_mode)
+            .field("ordering", &self.ordering)
+            .field("concurrency", &self.concurrency)
             .finish_non_exhaustive()
     }
 }

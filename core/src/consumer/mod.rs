@@ -1,5 +1,7 @@
-//! Receiving messages: [`Consumer`] (consumer groups), replay (a typed
-//! history without a group) and [`Receiver`] (one message by entry id).
+//! Receiving messages: [`Consumer`] (consumer groups), [`Replay`] (a typed
+//! history without a group), [`Receiver`] (one message by entry id or
+//! message id) and [`SubjectRequests`] (export and erasure by data
+//! subject); each has a builder of its own.
 
 mod ack;
 mod builder;
@@ -22,7 +24,7 @@ mod subject;
 mod window;
 
 pub use crate::message::Message;
-pub use builder::ConsumerBuilder;
+pub use builder::{ConsumerBuilder, Consuming};
 pub use context::ConsumerContext;
 pub use dead_letter::{
     HEADER_DEAD_LETTER_DELIVERIES, HEADER_DEAD_LETTER_ENTRY, HEADER_DEAD_LETTER_GROUP,
@@ -31,8 +33,9 @@ pub use dead_letter::{
 pub use handler::{handler_fn, FnHandler, Handler, HandlerError, Handlers, Outcome};
 pub use lifetime::{ConsumerLifetime, ConsumerStats};
 pub use options::{AckMode, ClaimPolicy, Fallback};
-pub use receiver::Receiver;
-pub use replay::{EventStream, MessageStream};
+pub use receiver::{Receiver, ReceiverBuilder, Receiving};
+pub use replay::{EventStream, MessageStream, Replay, ReplayBuilder, Replaying};
+pub use subject::{SubjectRequests, SubjectRequestsBuilder, Subjects};
 
 /// Entry point of the consumer side; see [`Consumer::builder`].
 #[derive(Debug)]
@@ -41,6 +44,6 @@ pub struct Consumer;
 impl Consumer {
     /// Starts a builder.
     pub fn builder() -> ConsumerBuilder {
-        ConsumerBuilder::default()
+        ConsumerBuilder::with_role(Consuming::default())
     }
 }

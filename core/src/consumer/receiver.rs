@@ -4,24 +4,74 @@ use std::time::Duration;
 use super::source::Source;
 use crate::channel::{Entry, EntryId, StreamPosition};
 use crate::contract::{ContractEvent, Recorded};
+use crate::endpoint::{sealed::Sealed, EndpointBuilder, Reading};
 use crate::envelope::MessageId;
+use crate::interceptor::ConsumerInterceptor;
 use crate::message::Message;
 use crate::{Error, Result};
 
-/// Fetches one message, with its payload, by entry id or by message id; from
-/// [`super::ConsumerBuilder::receiver`].
+/// Fetches one message, with its payload, by entry id or by message id;
+/// built by [`Receiver::builder`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use event_backbone_core::memory::{MemoryChannel, MemoryStore};
+/// use event_backbone_core::{Producer, Receiver};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> event_backbone_core::Result<()> {
+/// let (channel, store) = (Arc::new(MemoryChannel::new()), Arc::new(MemoryStore::new()));
+/// let producer = Producer::builder().channel(channel.clone()).store(store.clone()).uri("orders").build()?;
+/// let receipt = producer.message("placed").segment("amount", &12u32)?.send().await?;
+/// let receiver = Receiver::builder().channel(channel).store(store).uri("orders").build()?;
+/// let message = receiver.get(receipt.entry_id()).await?.expect("it is there");
+/// assert_eq!(message.segment::<u32>("amount")?, 12);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Receiver {
     source: Arc<Source>,
     clock_skew: Duration,
 }
 
-impl Receiver {
-    pub(crate) fn new(source: Arc<Source>) -> Self {
-        Self {
-            source,
+/// Builds a [`Receiver`]: the setters every builder shares
+/// ([`EndpointBuilder`]) and those of every reader; no options of its own.
+pub type ReceiverBuilder = EndpointBuilder<Receiving>;
+
+/// The options of a receiver: only what every reader has.
+#[derive(Default)]
+pub struct Receiving {
+    interceptors: Vec<Arc<dyn ConsumerInterceptor>>,
+}
+
+impl Sealed for Receiving {}
+
+impl Reading for Receiving {
+    fn interceptors_mut(&mut self) -> &mut Vec<Arc<dyn ConsumerInterceptor>> {
+        &mut self.interceptors
+    }
+}
+
+impl std::fmt::Debug for Receiving {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiving")
+            .field("interceptors", &self.interceptors.len())
+            .finish()
+    }
+}
+
+impl EndpointBuilder<Receiving> {
+    /// The receiver, refusing a missing channel or uri and bad names.
+    pub fn build(mut self) -> Result<Receiver> {
+        Ok(Receiver {
+            source: Arc::new(Source::resolve(&mut self, "receiver")?),
             clock_skew: Duration::from_secs(60),
-        }
+        })
+    }
+}
+
+impl Receiver {
+    /// Starts a builder.
+    pub fn builder() -> ReceiverBuilder {
+        ReceiverBuilder::with_role(Receiving::default())
     }
 
     /// How far apart the producers' and the channel's clocks may be, for

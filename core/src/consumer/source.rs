@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::address::StreamAddress;
 use crate::channel::{EntryId, StreamChannel};
+use crate::endpoint::{EndpointBuilder, Reading, Resolved};
 use crate::envelope::{Metadata, SegmentClass, SegmentLocation, SegmentRef, Segments};
 use crate::interceptor::ConsumerInterceptor;
 use crate::privacy::opening::BatchSubjects;
@@ -38,6 +39,29 @@ impl fmt::Debug for Source {
 }
 
 impl Source {
+    /// What a reading builder was given, checked: the source it reads
+    /// through. `what` (`consumer`, `replay`, ...) goes into errors.
+    pub(crate) fn resolve<R: Reading>(
+        builder: &mut EndpointBuilder<R>,
+        what: &'static str,
+    ) -> Result<Self> {
+        let Resolved {
+            channel,
+            stores,
+            address,
+            personal,
+            retry,
+        } = builder.endpoint.resolve(what)?;
+        Ok(Self {
+            channel,
+            stores,
+            address,
+            interceptors: std::mem::take(builder.role.interceptors_mut()),
+            retry,
+            personal,
+        })
+    }
+
     pub(crate) fn stream(&self) -> &str {
         self.address.stream_key()
     }

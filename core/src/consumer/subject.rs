@@ -3,14 +3,117 @@
 //! 15) or the erasure (article 17) of what was found.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::source::Source;
 use crate::channel::{EntryId, StreamPosition};
+use crate::endpoint::{sealed::Sealed, EndpointBuilder, Paging, Reading};
 use crate::envelope::{Metadata, SegmentClass, Segments};
+use crate::interceptor::ConsumerInterceptor;
 use crate::privacy::{
     AsSubject, Erasure, ExportedMessage, PersonalData, SubjectExport, SubjectHash, SUBJECT_HEADER,
 };
 use crate::{Error, Result};
+
+/// Requests of data subjects on a stream: the export of everything it
+/// holds about one (GDPR article 15, right of access) and its erasure
+/// (article 17). Built by [`SubjectRequests::builder`]; needs the
+/// personal-data settings ([`EndpointBuilder::personal_data`]).
+///
+/// ```
+/// use std::sync::Arc;
+/// use event_backbone_core::memory::{MemoryChannel, MemoryStore};
+/// use event_backbone_core::privacy::{MasterKey, PersonalData, SubjectKey};
+/// use event_backbone_core::{Producer, SubjectRequests};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> event_backbone_core::Result<()> {
+/// let (channel, store) = (Arc::new(MemoryChannel::new()), Arc::new(MemoryStore::new()));
+/// let personal = PersonalData::on_store(store.clone(), MasterKey::generate(), SubjectKey::generate());
+/// let producer = Producer::builder().channel(channel.clone()).store(store.clone())
+///     .personal_data(personal.clone()).uri("users").build()?;
+/// producer.message("registered").subject("ann").personal("email", "ann@example.com")?.send().await?;
+/// let requests = || SubjectRequests::builder().channel(channel.clone()).store(store.clone())
+///     .personal_data(personal.clone()).uri("users");
+/// assert_eq!(requests().export("ann").await?.messages().len(), 1);
+/// assert!(requests().erase("ann").await?.key_erased);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct SubjectRequests;
+
+impl SubjectRequests {
+    /// Starts a builder (256 entries per read).
+    pub fn builder() -> SubjectRequestsBuilder {
+        SubjectRequestsBuilder::with_role(Subjects {
+            interceptors: Vec::new(),
+            page_size: 256,
+        })
+    }
+}
+
+/// Builds requests of data subjects: the setters every builder shares
+/// ([`EndpointBuilder`]), those of every reader, and the page size.
+pub type SubjectRequestsBuilder = EndpointBuilder<Subjects>;
+
+/// The options of requests of data subjects; see [`SubjectRequestsBuilder`].
+pub struct Subjects {
+    interceptors: Vec<Arc<dyn ConsumerInterceptor>>,
+    page_size: usize,
+}
+
+impl Sealed for Subjects {}
+
+impl Reading for Subjects {
+    fn interceptors_mut(&mut self) -> &mut Vec<Arc<dyn ConsumerInterceptor>> {
+        &mut self.interceptors
+    }
+}
+
+impl Paging for Subjects {
+    fn page_size_mut(&mut self) -> &mut usize {
+        &mut self.page_size
+    }
+}
+
+impl std::fmt::Debug for Subjects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subjects")
+            .field("page_size", &self.page_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EndpointBuilder<Subjects> {
+    /// Everything the stream holds about one data subject (GDPR article
+    /// 15): each of its messages with the segments of classes other than
+    /// `normal`, opened, in stream order. Reads the whole stream, comparing
+    /// subject hashes in the metadata, and fetches payloads only for the
+    /// subject's messages.
+    pub async fn export(mut self, subject: impl AsSubject) -> Result<SubjectExport> {
+        let (source, personal) = self.resolve("export a subject")?;
+        export(&source, &personal, subject, self.role.page_size).await
+    }
+
+    /// Erases a data subject (GDPR article 17) and deletes what it can find
+    /// of its data in this stream: first the subject's data keys
+    /// ([`PersonalData::erase_subject`], which alone makes every sealed copy
+    /// unreadable), then, to free their space, the payload keys of its
+    /// messages' segments of classes other than `normal`. Idempotent.
+    pub async fn erase(mut self, subject: impl AsSubject) -> Result<Erasure> {
+        let (source, personal) = self.resolve("erase a subject")?;
+        erase(&source, &personal, subject, self.role.page_size).await
+    }
+
+    fn resolve(&mut self, what: &str) -> Result<(Source, PersonalData)> {
+        let source = Source::resolve(self, "subject requests")?;
+        let personal = source.personal.clone().ok_or_else(|| {
+            Error::config(
+                "subject requests",
+                format!("to {what}, give the personal-data settings: `.personal_data(...)`"),
+            )
+        })?;
+        Ok((source, personal))
+    }
+}
 
 /// The entries of `subject` in the source's stream, in stream order.
 pub(crate) async fn subject_entries(
@@ -51,7 +154,7 @@ pub(crate) async fn subject_entries(
     }
 }
 
-pub(crate) async fn export(
+async fn export(
     source: &Source,
     personal: &PersonalData,
     subject: impl AsSubject,
@@ -105,7 +208,7 @@ pub(crate) async fn export(
     })
 }
 
-pub(crate) async fn erase(
+async fn erase(
     source: &Source,
     personal: &PersonalData,
     subject: impl AsSubject,

@@ -1,7 +1,7 @@
 //! Erasure (GDPR article 17): the subject's keys first, then what can be
 //! found of its payloads.
 
-/// What [`ConsumerBuilder::erase_subject`](crate::ConsumerBuilder::erase_subject)
+/// What [`SubjectRequestsBuilder::erase`](crate::SubjectRequestsBuilder::erase)
 /// did.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]

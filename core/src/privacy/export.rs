@@ -11,7 +11,7 @@ use crate::envelope::{MessageId, Segments};
 use crate::{Error, Result};
 
 /// What a stream holds about one data subject: from
-/// [`ConsumerBuilder::export_subject`](crate::ConsumerBuilder::export_subject).
+/// [`SubjectRequestsBuilder::export`](crate::SubjectRequestsBuilder::export).
 #[derive(Clone, Debug)]
 pub struct SubjectExport {
     pub(crate) subject: Option<SubjectHash>,

@@ -37,7 +37,7 @@
 //! use std::sync::Arc;
 //! use event_backbone_core::memory::{MemoryChannel, MemoryStore};
 //! use event_backbone_core::privacy::{MasterKey, PersonalData, SubjectKey};
-//! use event_backbone_core::{Consumer, Producer, StreamPosition};
+//! use event_backbone_core::{Producer, Replay, SubjectRequests};
 //! use futures_util::StreamExt;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> event_backbone_core::Result<()> {
@@ -60,15 +60,15 @@
 //! }
 //! assert!(personal.erase_subject("ann").await?);
 //!
-//! let reader = || Consumer::builder().channel(channel.clone()).store(store.clone())
-//!     .personal_data(personal.clone()).uri("users");
-//! let messages: Vec<_> = reader().replay(StreamPosition::Start)?.collect().await;
+//! let messages: Vec<_> = Replay::builder().channel(channel.clone()).store(store.clone())
+//!     .personal_data(personal.clone()).uri("users").messages()?.collect().await;
 //! let (ann, bob) = (messages[0].as_ref().unwrap(), messages[1].as_ref().unwrap());
 //! assert_eq!(ann.erased_segments(), ["email"]);
 //! assert_eq!(ann.segment::<String>("plan")?, "pro");
 //! assert_eq!(bob.segment::<String>("email")?, "bob@example.com");
 //!
-//! let export = reader().export_subject("bob").await?;
+//! let export = SubjectRequests::builder().channel(channel).store(store)
+//!     .personal_data(personal).uri("users").export("bob").await?;
 //! assert_eq!(export.messages().len(), 1);
 //! assert_eq!(export.messages()[0].segment::<String>("email")?, "bob@example.com");
 //! # Ok(()) }
@@ -195,7 +195,7 @@ impl PersonalData {
     /// whether it had a key. Idempotent, and safe while producers and
     /// consumers run. To also delete the payload keys it can find (and
     /// free their space), use
-    /// [`ConsumerBuilder::erase_subject`](crate::ConsumerBuilder::erase_subject).
+    /// [`SubjectRequestsBuilder::erase`](crate::SubjectRequestsBuilder::erase).
     pub async fn erase_subject(&self, subject: impl AsSubject) -> Result<bool> {
         let Some(id) = subject.subject_id() else {
             return Ok(false);

@@ -177,7 +177,11 @@ async fn append_rest(
                 cause = Error::permanent(
                     destination.channel.backend(),
                     format!("appending to stream {stream:?}"),
-                    format!("append_many returned {} ids for {} entries", got.len(), rest.len()),
+                    format!(
+                        "append_many returned {} ids for {} entries",
+                        got.len(),
+                        rest.len()
+                    ),
                 );
             }
             Err(Error::PartlyAppended {

@@ -13,7 +13,7 @@ mod receipt;
 mod specialize;
 mod target;
 
-pub use builder::ProducerBuilder;
+pub use builder::{ProducerBuilder, Producing};
 pub use message::MessageBuilder;
 pub use outgoing::OutgoingMessage;
 pub use receipt::{Receipt, SentEntry};

@@ -6,7 +6,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::memory::{MemoryChannel, MemoryStore};
-use crate::{Consumer, ConsumerBuilder, KeyValueStore, Producer, Result, StreamChannel};
+use crate::{
+    Consumer, ConsumerBuilder, EndpointBuilder, KeyValueStore, Producer, Receiver, ReceiverBuilder,
+    Replay, ReplayBuilder, Result, StreamChannel,
+};
 
 /// Makes the channel under test; a closure returning a future does.
 #[async_trait]
@@ -180,7 +183,21 @@ impl ChannelHarness {
 
     /// A consumer builder for `uri` (made unique) on the channel and store.
     pub fn consumer(&self, name: &str) -> ConsumerBuilder {
-        Consumer::builder()
+        self.on_endpoint(Consumer::builder(), name)
+    }
+
+    /// A replay builder for `uri` (made unique) on the channel and store.
+    pub fn replay(&self, name: &str) -> ReplayBuilder {
+        self.on_endpoint(Replay::builder(), name)
+    }
+
+    /// A receiver builder for `uri` (made unique) on the channel and store.
+    pub fn receiver(&self, name: &str) -> ReceiverBuilder {
+        self.on_endpoint(Receiver::builder(), name)
+    }
+
+    fn on_endpoint<R>(&self, builder: EndpointBuilder<R>, name: &str) -> EndpointBuilder<R> {
+        builder
             .channel(self.channel.clone())
             .store(self.store.clone())
             .uri(self.uri(name))

@@ -42,8 +42,8 @@ pub use faults::{Fault, FaultyChannel, FaultyStore};
 pub use harness::{ChannelFactory, ChannelHarness, RawEntryWriter, StoreFactory, StoreHarness};
 pub use libtest::Conformance;
 pub use report::{
-    run_channel_cases, run_channel_suite, run_channel_suite_with, run_store_suite, CaseOutcome, CaseReport,
-    SuiteReport, CASE_TIMEOUT,
+    run_channel_cases, run_channel_suite, run_channel_suite_with, run_store_suite, CaseOutcome,
+    CaseReport, SuiteReport, CASE_TIMEOUT,
 };
 pub use store_cases::*;
 pub use wait::{eventually, unique_uri, EVENTUALLY};

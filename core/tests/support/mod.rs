@@ -142,7 +142,11 @@ impl StreamChannel for WatchedChannel {
             return Err(Error::PartlyAppended {
                 stream: stream.to_owned(),
                 appended,
-                source: Box::new(Error::transient("watched", "appending", "partition leader moved")),
+                source: Box::new(Error::transient(
+                    "watched",
+                    "appending",
+                    "partition leader moved",
+                )),
             });
         }
         self.inner.append_many(stream, batch).await

@@ -90,9 +90,10 @@ pub async fn replay_from_start_and_from_id(h: &ChannelHarness) -> CaseResult {
     let producer = h.producer("replay-typed")?;
     send_numbered(&producer, "counted", 25).await?;
     let replayed: Vec<_> = h
-        .consumer("replay-typed")
-        .batch_size(7)
-        .replay(StreamPosition::Start)?
+        .replay("replay-typed")
+        .page_size(7)
+        .from(StreamPosition::Start)
+        .messages()?
         .collect()
         .await;
     let mut got = Vec::new();
@@ -146,7 +147,7 @@ pub async fn replay_from_a_time(h: &ChannelHarness) -> CaseResult {
     for i in 0..5u32 {
         receipts.push(producer.message("n").segment("i", &i)?.send().await?);
     }
-    let receiver = h.consumer("find").receiver()?;
+    let receiver = h.receiver("find").build()?;
     let found = receiver.find(receipts[3].message_id).await?;
     let i = found.map(|m| m.segment::<u32>("i")).transpose()?;
     ensure!(i == Some(3), "find by message id returned {i:?}");
@@ -185,8 +186,8 @@ pub async fn get_by_id(h: &ChannelHarness) -> CaseResult {
         .send()
         .await?;
     let message = h
-        .consumer("get-typed")
-        .receiver()?
+        .receiver("get-typed")
+        .build()?
         .get(receipt.entry_id())
         .await?;
     let message = message.ok_or_else(|| CaseFailure::new("the receiver found no message"))?;
