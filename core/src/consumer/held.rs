@@ -7,21 +7,51 @@
 //! is handled twice at once. Entries the touch reports taken by another
 //! member are dropped before they run.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 
 use crate::channel::EntryId;
 
-/// What the consumer holds; shared by the loop, the message tasks and the
-/// keep-alive task. Disabled (free) on channels without claim, where no
-/// other member can take an entry from a live one.
+/// What the consumer holds; shared by the loop, the message tasks, the
+/// ack task and the keep-alive task. Disabled (free) on channels without
+/// claim, where no other member can take an entry from a live one.
 #[derive(Clone)]
-pub(crate) struct Held(Option<Arc<Mutex<HashMap<EntryId, Hold>>>>);
+pub(crate) struct Held(Option<Arc<Mutex<State>>>);
 
-#[derive(Clone, Copy, Default)]
-struct Hold {
-    /// Another member has it now: drop it before it runs.
-    lost: bool,
+#[derive(Default)]
+struct State {
+    ids: HashSet<EntryId, Fnv>,
+    /// Held entries another member has now: dropped before they run.
+    /// Almost always empty, so that asking costs no lookup.
+    lost: HashSet<EntryId, Fnv>,
+}
+
+/// FNV-1a: entry ids are short strings the server made, so a keyed hash
+/// (SipHash, against flooding) is not needed, and this one is several times
+/// cheaper per message.
+type Fnv = BuildHasherDefault<FnvHasher>;
+
+#[derive(Default)]
+struct FnvHasher(u64);
+
+impl Hasher for FnvHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Held {
@@ -29,49 +59,49 @@ impl Held {
         Self(enabled.then(Arc::default))
     }
 
+    fn state(&self) -> Option<std::sync::MutexGuard<'_, State>> {
+        self.0
+            .as_ref()
+            .map(|state| state.lock().expect("held entries"))
+    }
+
     /// Takes an entry in hand; false if it is already held (then a lost
     /// one counts as regained: this consumer has it again).
     pub(crate) fn take(&self, id: &EntryId) -> bool {
-        let Some(map) = &self.0 else {
+        let Some(mut state) = self.state() else {
             return true;
         };
-        let mut map = map.lock().expect("held entries");
-        match map.get_mut(id) {
-            Some(hold) => {
-                hold.lost = false;
-                false
-            }
-            None => {
-                map.insert(id.clone(), Hold::default());
-                true
-            }
+        if state.ids.insert(id.clone()) {
+            return true;
         }
+        if !state.lost.is_empty() {
+            state.lost.remove(id);
+        }
+        false
     }
 
     /// Lets go of an entry (settled, left pending, or dropped).
     pub(crate) fn release(&self, id: &EntryId) {
-        if let Some(map) = &self.0 {
-            map.lock().expect("held entries").remove(id);
+        if let Some(mut state) = self.state() {
+            state.ids.remove(id);
+            if !state.lost.is_empty() {
+                state.lost.remove(id);
+            }
         }
     }
 
     /// Whether another member took the entry.
     pub(crate) fn is_lost(&self, id: &EntryId) -> bool {
-        self.0.as_ref().is_some_and(|map| {
-            map.lock()
-                .expect("held entries")
-                .get(id)
-                .is_some_and(|h| h.lost)
-        })
+        self.state()
+            .is_some_and(|state| !state.lost.is_empty() && state.lost.contains(id))
     }
 
     /// Marks entries as taken by another member.
     pub(crate) fn lose(&self, ids: &[EntryId]) {
-        if let Some(map) = &self.0 {
-            let mut map = map.lock().expect("held entries");
+        if let Some(mut state) = self.state() {
             for id in ids {
-                if let Some(hold) = map.get_mut(id) {
-                    hold.lost = true;
+                if state.ids.contains(id) {
+                    state.lost.insert(id.clone());
                 }
             }
         }
@@ -79,12 +109,12 @@ impl Held {
 
     /// Every entry held and not lost.
     pub(crate) fn ids(&self) -> Vec<EntryId> {
-        self.0.as_ref().map_or_else(Vec::new, |map| {
-            map.lock()
-                .expect("held entries")
+        self.state().map_or_else(Vec::new, |state| {
+            state
+                .ids
                 .iter()
-                .filter(|(_, h)| !h.lost)
-                .map(|(id, _)| id.clone())
+                .filter(|id| !state.lost.contains(*id))
+                .cloned()
                 .collect()
         })
     }

@@ -360,13 +360,15 @@ impl Runtime {
         in_flight: &mut JoinSet<()>,
     ) {
         let settler = self.settler.clone();
+        // The task holds its future boxed: the runtime moves a task's
+        // state around, and a message's way is a large future.
         match key {
             None => {
-                in_flight.spawn(async move { settler.settle(item).await });
+                in_flight.spawn(Box::pin(async move { settler.settle(item).await }));
             }
             Some(key) => {
                 if let Some(first) = lanes.enter(&key, item) {
-                    in_flight.spawn(run_lane(settler, lanes.clone(), key, first));
+                    in_flight.spawn(Box::pin(run_lane(settler, lanes.clone(), key, first)));
                 }
             }
         }

@@ -143,30 +143,39 @@ impl Settler {
             // Left pending for its new owner.
             return Release::Now;
         }
+        // The rare ways are boxed, so that every message's task stays small.
         let message = match work {
             Work::Loaded(message) => message,
-            Work::Unloaded(metadata) => match self.load_again(id, metadata, lease).await {
-                Reload::Ready(message) => message,
-                Reload::Rejected(metadata, reason, parent) => {
-                    return self
-                        .dead_letter(id, &metadata, delivery_count, &reason, &parent, lease)
-                        .await;
+            Work::Unloaded(metadata) => {
+                match Box::pin(self.load_again(id, metadata, lease)).await {
+                    Reload::Ready(message) => message,
+                    Reload::Rejected(metadata, reason, parent) => {
+                        let dead_letter = self.dead_letter(
+                            id,
+                            &metadata,
+                            delivery_count,
+                            &reason,
+                            &parent,
+                            lease,
+                        );
+                        return Box::pin(dead_letter).await;
+                    }
+                    Reload::Gone => return Release::Now,
                 }
-                Reload::Gone => return Release::Now,
-            },
+            }
             Work::Rejected {
                 metadata,
                 reason,
                 parent,
             } => {
-                return self
-                    .dead_letter(id, &metadata, delivery_count, &reason, &parent, lease)
-                    .await;
+                let dead_letter =
+                    self.dead_letter(id, &metadata, delivery_count, &reason, &parent, lease);
+                return Box::pin(dead_letter).await;
             }
             Work::Malformed { raw, reason } => {
-                return self
-                    .dead_letter_malformed(id, raw, delivery_count, &reason, lease)
-                    .await;
+                let dead_letter =
+                    self.dead_letter_malformed(id, raw, delivery_count, &reason, lease);
+                return Box::pin(dead_letter).await;
             }
         };
         self.handle(message, delivery_count, lease, slot).await
@@ -187,8 +196,10 @@ impl Settler {
         slot: &mut Slot,
     ) -> Release {
         let id = message.entry_id().clone();
+        // Checked by the caller just now; again after every wait.
+        let mut checked = true;
         loop {
-            if !self.still_ours(&id, lease) {
+            if !std::mem::take(&mut checked) && !self.still_ours(&id, lease) {
                 return Release::Now;
             }
             let Some(work) = lease.enter() else {
@@ -232,9 +243,15 @@ impl Settler {
                         ctx.operation(),
                         ctx.version()
                     );
-                    return self
-                        .dead_letter(&id, ctx.metadata(), delivery_count, &reason, &span, lease)
-                        .await;
+                    let dead_letter = self.dead_letter(
+                        &id,
+                        ctx.metadata(),
+                        delivery_count,
+                        &reason,
+                        &span,
+                        lease,
+                    );
+                    return Box::pin(dead_letter).await;
                 }
                 Verdict::Failed(error) => error,
             };
@@ -260,9 +277,9 @@ impl Settler {
             }
             if delivery_count >= self.max_deliveries {
                 let reason = format!("handler failed after {delivery_count} deliveries: {error}");
-                return self
-                    .dead_letter(&id, ctx.metadata(), delivery_count, &reason, &span, lease)
-                    .await;
+                let dead_letter =
+                    self.dead_letter(&id, ctx.metadata(), delivery_count, &reason, &span, lease);
+                return Box::pin(dead_letter).await;
             }
             drop(span);
             message = ctx.into_message();
@@ -272,10 +289,10 @@ impl Settler {
             let delay = self
                 .redelivery
                 .delay_before(delivery_count.saturating_add(1));
-            if !self.wait(delay).await {
+            if !Box::pin(self.wait(delay)).await {
                 return Release::Now;
             }
-            match self.count_redelivery(&id, delivery_count, lease).await {
+            match Box::pin(self.count_redelivery(&id, delivery_count, lease)).await {
                 Some(count) => {
                     self.counters.redelivered();
                     delivery_count = count;
