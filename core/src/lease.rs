@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 ///
 /// ```
 /// use event_backbone_core::Lease;
-/// let lease = Lease::new();
+/// let lease = Lease::revocable();
 /// let running = lease.enter().expect("not revoked yet");
 /// lease.revoke();
 /// assert!(lease.enter().is_none(), "nothing starts under a revoked lease");
@@ -37,8 +37,8 @@ struct State {
 }
 
 impl Lease {
-    /// A lease that the channel can revoke.
-    pub fn new() -> Self {
+    /// A lease that the channel can revoke (unlike [`Lease::default`]).
+    pub fn revocable() -> Self {
         Self(Some(Arc::new(State {
             revoked: AtomicBool::new(false),
             active: AtomicUsize::new(0),
@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn waiting_ends_when_the_work_ends() {
-        let lease = Lease::new();
+        let lease = Lease::revocable();
         let guard = lease.enter().unwrap();
         lease.revoke();
         assert!(!lease.wait_idle(Duration::from_millis(10)));

@@ -213,6 +213,7 @@ impl ConsumerContext for MemberContext {
                 .iter()
                 .map(|e| e.partition())
                 .collect();
+            tracing::debug!(topic = self.topic, ?partitions, "partitions revoked");
             // From now on nothing of these partitions starts here: entries
             // received and not started (queued behind their key, waiting
             // for a redelivery, not yet delivered) are dropped, for the
@@ -264,12 +265,13 @@ impl ConsumerContext for MemberContext {
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(assigned) = rebalance {
-            self.tracker.lock().expect("tracker").assign(
-                assigned
-                    .elements_for_topic(&self.topic)
-                    .iter()
-                    .map(|e| e.partition()),
-            );
+            let partitions: Vec<i32> = assigned
+                .elements_for_topic(&self.topic)
+                .iter()
+                .map(|e| e.partition())
+                .collect();
+            tracing::debug!(topic = self.topic, ?partitions, "partitions assigned");
+            self.tracker.lock().expect("tracker").assign(partitions);
             if assigned.count() > 0 {
                 self.primed.store(false, Ordering::SeqCst);
                 self.joined.store(true, Ordering::SeqCst);

@@ -68,7 +68,7 @@ impl Tracker {
     /// Partitions given to the member: their deliveries get a new lease.
     pub(crate) fn assign(&mut self, partitions: impl IntoIterator<Item = i32>) {
         for p in partitions {
-            self.assigned.entry(p).or_insert_with(Lease::new);
+            self.assigned.entry(p).or_insert_with(Lease::revocable);
         }
     }
 

@@ -27,8 +27,8 @@ use crate::BACKEND;
 /// | read | `XREADGROUP GROUP g c COUNT n BLOCK ms STREAMS key >` on a dedicated connection |
 /// | ack | `XACK key group id...` |
 /// | claim | `XAUTOCLAIM`, then `XPENDING` for the delivery counts |
-/// | own pending | `XPENDING ... consumer`, then `XCLAIM` to itself |
-/// | redelivery after a failure | `XPENDING id id 1 consumer`, then `XCLAIM ... JUSTID RETRYCOUNT n+1` |
+/// | own pending | a script: `XPENDING ... consumer`, then `XCLAIM` to itself |
+/// | redelivery after a failure | a script: `XPENDING id id 1 consumer`, then `XCLAIM ... JUSTID RETRYCOUNT n+1` |
 /// | touch (entries still in hand) | a script: per entry `XPENDING id id 1 consumer`, then `XCLAIM ... 0 id JUSTID` |
 /// | replay, get | `XRANGE` (`(id` for "after", `ms-0` for a time) |
 /// | info | `XINFO STREAM`, `XINFO GROUPS` |
@@ -151,6 +151,30 @@ for i = 3, #ARGV do
   end
 end
 return lost
+"#;
+
+/// The entries pending for a consumer (up to a count), claimed to itself
+/// (which counts a delivery): `[entries, ids, delivery counts before]`.
+const OWN_PENDING_SCRIPT: &str = r#"
+local rows = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', tonumber(ARGV[3]), ARGV[2])
+if #rows == 0 then return {{}, {}, {}} end
+local ids, counts = {}, {}
+for i, row in ipairs(rows) do
+  ids[i] = row[1]
+  counts[i] = row[4]
+end
+local claimed = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, unpack(ids))
+return {claimed, ids, counts}
+"#;
+
+/// One more delivery of an entry still pending for a consumer: its new
+/// count, or nil when it is not pending for it.
+const REDELIVER_SCRIPT: &str = r#"
+local row = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
+if #row == 0 then return false end
+local count = row[1][4] + 1
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID', 'RETRYCOUNT', count)
+return count
 "#;
 
 fn no_group_or(stream: &str, group: &str, action: String, e: redis::RedisError) -> Error {
@@ -301,43 +325,38 @@ impl StreamChannel for RedisStreamChannel {
         count: usize,
     ) -> Result<Vec<Delivery>> {
         let action = format!("reading the pending entries of {consumer:?} on {stream:?}");
-        let rows: Value = redis::cmd("XPENDING")
+        // One script: an entry another member claims between the look and
+        // the claim is not taken back.
+        let reply: Value = redis::cmd("EVAL")
+            .arg(OWN_PENDING_SCRIPT)
+            .arg(1)
             .arg(stream)
             .arg(group)
-            .arg("-")
-            .arg("+")
-            .arg(count.max(1))
             .arg(consumer)
+            .arg(count.max(1))
             .query_async(&mut self.redis.manager())
             .await
             .map_err(|e| no_group_or(stream, group, action.clone(), e))?;
-        let mut ids = Vec::new();
-        let mut counts = std::collections::HashMap::new();
-        for row in items(rows).unwrap_or_default() {
-            let row =
-                items(row).ok_or_else(|| protocol(&action, "XPENDING row is not an array"))?;
-            let id = row
-                .first()
-                .and_then(text)
-                .ok_or_else(|| protocol(&action, "XPENDING row has no id"))?;
-            let n = row.get(3).and_then(int).unwrap_or(1).max(1) as u32;
-            counts.insert(id.clone(), n);
-            ids.push(id);
-        }
-        if ids.is_empty() {
+        let mut parts = items(reply)
+            .filter(|p| p.len() == 3)
+            .ok_or_else(|| protocol(&action, "the pending-entries script replied oddly"))?;
+        let counts_reply = parts.pop().and_then(items).unwrap_or_default();
+        let ids_reply = parts.pop().and_then(items).unwrap_or_default();
+        let claimed = parts.pop().unwrap_or(Value::Nil);
+        let counts: std::collections::HashMap<String, u32> = ids_reply
+            .iter()
+            .filter_map(text)
+            .zip(
+                counts_reply
+                    .iter()
+                    .map(|n| int(n).unwrap_or(1).max(1) as u32),
+            )
+            .collect();
+        if counts.is_empty() {
             return Ok(Vec::new());
         }
-        // Claiming to itself bumps the delivery count and the idle time.
-        let claimed: Value = redis::cmd("XCLAIM")
-            .arg(stream)
-            .arg(group)
-            .arg(consumer)
-            .arg(0)
-            .arg(&ids)
-            .query_async(&mut self.redis.manager())
-            .await
-            .map_err(|e| no_group_or(stream, group, action.clone(), e))?;
         let entries = entry::entries(claimed, &action)?;
+        // Claiming to itself counted one more delivery.
         let counts = entries
             .iter()
             .map(|e| counts.get(e.id.as_str()).map_or(1, |n| n + 1))
@@ -356,38 +375,20 @@ impl StreamChannel for RedisStreamChannel {
         let id = check_id(id)?;
         let action = format!("counting a redelivery of {id} on {stream:?} for {consumer:?}");
         // Still pending for this consumer (not claimed by another member)?
-        let rows: Value = redis::cmd("XPENDING")
-            .arg(stream)
-            .arg(group)
-            .arg(id)
-            .arg(id)
+        // Then claiming it to itself counts the delivery in the group's
+        // pending list, where it outlives this consumer. One script, so
+        // that an entry another member claims in between is not taken back.
+        let count: Option<i64> = redis::cmd("EVAL")
+            .arg(REDELIVER_SCRIPT)
             .arg(1)
-            .arg(consumer)
-            .query_async(&mut self.redis.manager())
-            .await
-            .map_err(|e| no_group_or(stream, group, action.clone(), e))?;
-        let Some(row) = items(rows).and_then(|rows| rows.into_iter().next()) else {
-            return Ok(None);
-        };
-        let row = items(row).ok_or_else(|| protocol(&action, "XPENDING row is not an array"))?;
-        let count = row.get(3).and_then(int).unwrap_or(1).max(1) as u32;
-        // Claiming to itself counts the delivery in the group's pending
-        // list, where it outlives this consumer.
-        let claimed: Value = redis::cmd("XCLAIM")
             .arg(stream)
             .arg(group)
             .arg(consumer)
-            .arg(0)
             .arg(id)
-            .arg("JUSTID")
-            .arg("RETRYCOUNT")
-            .arg(count + 1)
             .query_async(&mut self.redis.manager())
             .await
             .map_err(|e| no_group_or(stream, group, action.clone(), e))?;
-        Ok(items(claimed)
-            .is_some_and(|ids| !ids.is_empty())
-            .then_some(count + 1))
+        Ok(count.map(|n| n.clamp(1, i64::from(u32::MAX)) as u32))
     }
 
     async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<()> {

@@ -163,7 +163,7 @@ pub async fn unreadable_vault_record_dead_letters_those_messages_alone(
         StoreKeyVault::new(vault_store.clone(), master.clone()).record_key(&subjects.hash("bob"));
     vault_store.break_key(record);
     // A reader of its own: nothing cached from the producer's vault.
-    consume(&h, "bad-vault", &stream, Some(settings()), 6, 2).await?;
+    consume(h, "bad-vault", &stream, Some(settings()), 6, 2).await?;
     ensure!(vault_store.broken_hits() > 0, "bob's record was never read");
     Ok(())
 }
