@@ -7,39 +7,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::capabilities::ChannelCapabilities;
+pub use crate::entry_id::EntryId;
 use crate::envelope::Metadata;
 pub use crate::lease::Lease;
 use crate::store::{KeyValueStore, PutItem};
 use crate::Result;
-
-/// The id of an entry in a stream, in the backend's own form (Redis
-/// `1700000000000-0`, Kafka `partition:offset`, in-memory sequence number).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct EntryId(String);
-
-impl EntryId {
-    /// Wraps a backend's id.
-    pub fn new(id: impl Into<String>) -> Self {
-        Self(id.into())
-    }
-
-    /// The id as the backend wrote it.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for EntryId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "EntryId({})", self.0)
-    }
-}
-
-impl fmt::Display for EntryId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// An entry whose bytes are not readable metadata. The consumer sends it to
 /// the dead-letter stream with the reason and the raw bytes, unless a newer

@@ -250,7 +250,7 @@ pub enum Error {
         /// The stream key.
         stream: String,
         /// Per entry of the batch, in order: its id if it was appended.
-        appended: Vec<Option<crate::EntryId>>,
+        appended: Vec<Option<crate::entry_id::EntryId>>,
         /// Why the others failed.
         #[source]
         source: Box<Error>,

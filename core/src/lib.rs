@@ -54,6 +54,7 @@ pub mod config;
 pub mod consumer;
 pub mod contract;
 mod endpoint;
+mod entry_id;
 pub mod envelope;
 mod error;
 pub mod interceptor;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use event_backbone_core::{
-    ChannelCapabilities, Delivery, Entry, EntryId, Error, GroupInfo, GroupStart, Metadata,
+    ChannelCapabilities, Delivery, Entry, EntryId, Error, GroupInfo, GroupStart, Lease, Metadata,
     Ordering, Result, StreamChannel, StreamInfo, StreamPosition,
 };
 use futures_util::FutureExt;
@@ -406,6 +406,11 @@ impl StreamChannel for KafkaStreamChannel {
         if count == 0 {
             return Ok(Vec::new());
         }
+        // The leases the partitions have now: a record received under one
+        // that a rebalance revokes meanwhile (even if the partition comes
+        // back to this member) is not delivered; the partition's fetch
+        // starts again from the committed offset.
+        let leases = member.tracker().lock().expect("tracker").leases_now();
         out.extend(member.take_held());
         if out.is_empty() {
             let received = self
@@ -432,6 +437,9 @@ impl StreamChannel for KafkaStreamChannel {
         let deliveries: Vec<Delivery> = out
             .into_iter()
             .filter_map(|(p, o, entry)| {
+                if leases.get(&p).is_some_and(Lease::is_revoked) {
+                    return None;
+                }
                 let (count, lease) = tracker.delivered(p, o)?;
                 Some(Delivery::new(entry, count).with_lease(lease))
             })
@@ -500,7 +508,12 @@ impl StreamChannel for KafkaStreamChannel {
                 }
             }
         }
-        self.forget_counts(&topic, group, &settled).await;
+        if !settled.is_empty() {
+            // In the background: an acknowledgement does not wait for the
+            // broker (a revocation waits for acknowledgements).
+            let (channel, group) = (self.clone(), group.to_owned());
+            tokio::spawn(async move { channel.forget_counts(&topic, &group, &settled).await });
+        }
         Ok(())
     }
 

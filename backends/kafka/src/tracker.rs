@@ -72,6 +72,11 @@ impl Tracker {
         }
     }
 
+    /// The lease of every partition assigned now.
+    pub(crate) fn leases_now(&self) -> HashMap<i32, Lease> {
+        self.assigned.clone()
+    }
+
     /// The leases of these partitions (those assigned).
     pub(crate) fn leases(&self, partitions: &[i32]) -> Vec<Lease> {
         partitions
@@ -265,9 +270,21 @@ mod tests {
             t.delivered(0, 2).is_none(),
             "received before the revocation, counted after it"
         );
+        let before = t.leases_now();
         t.assign([0]);
         let (_, again) = t.delivered(0, 2).unwrap();
         assert!(!again.is_revoked(), "a new assignment, a new lease");
+        assert!(before.is_empty(), "nothing was assigned then");
+        t.revoke([0]);
+        t.assign([0]);
+        let now = t.leases_now();
+        t.revoke([0]);
+        t.assign([0]);
+        assert!(
+            now[&0].is_revoked(),
+            "a lease taken before a revocation tells it"
+        );
+        assert!(!t.leases_now()[&0].is_revoked());
     }
 
     #[test]

@@ -249,7 +249,7 @@ impl EndpointBuilder<Consuming> {
     }
 
     /// Samples the group's lag and pending count from
-    /// [`StreamChannel::info`] every `interval`, into the gauges
+    /// [`StreamChannel::info`](crate::StreamChannel::info) every `interval`, into the gauges
     /// [`CONSUMER_LAG`](crate::telemetry::names::CONSUMER_LAG) and
     /// [`CONSUMER_PENDING`](crate::telemetry::names::CONSUMER_PENDING) of
     /// the installed `metrics` recorder, and once more when the consumer
