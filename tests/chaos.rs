@@ -22,10 +22,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use event_backbone::kafka::{Kafka, KafkaConfig, KafkaStreamChannel};
-use event_backbone::redis::{Redis, RedisBuilderExt, RedisConfig};
+use event_backbone::redis::{Redis, RedisBuilderExt, RedisConfig, RedisStreamChannel};
 use event_backbone::{
-    ClaimPolicy, Consumer, ConsumerBuilder, ConsumerContext, HandlerError, Ordering, Producer,
-    RetryPolicy, StreamChannel,
+    ClaimPolicy, Consumer, ConsumerBuilder, ConsumerContext, GroupStart, HandlerError, Ordering,
+    Producer, RetryPolicy, StreamChannel,
 };
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -104,7 +104,10 @@ fn kafka_config() -> KafkaConfig {
 
 /// A producer and a consumer builder on the backend. Payloads go to Redis
 /// hashes on Redis and inline on Kafka.
-async fn endpoints(backend: Backend, uri: &str) -> (Producer, ConsumerBuilder) {
+async fn endpoints(
+    backend: Backend,
+    uri: &str,
+) -> (Producer, ConsumerBuilder, Arc<dyn StreamChannel>) {
     match backend {
         Backend::Redis => {
             let redis = Redis::connect(redis_config()).await.expect("Redis answers");
@@ -116,7 +119,11 @@ async fn endpoints(backend: Backend, uri: &str) -> (Producer, ConsumerBuilder) {
                     interval: Duration::from_millis(500),
                     min_idle: CLAIM_IDLE,
                 });
-            (producer, consumer)
+            (
+                producer,
+                consumer,
+                Arc::new(RedisStreamChannel::new(&redis)),
+            )
         }
         Backend::Kafka => {
             let kafka = Kafka::connect(kafka_config()).await.expect("Kafka answers");
@@ -126,8 +133,30 @@ async fn endpoints(backend: Backend, uri: &str) -> (Producer, ConsumerBuilder) {
                 .uri(uri)
                 .build()
                 .unwrap();
-            (producer, Consumer::builder().channel(channel).uri(uri))
+            let consumer = Consumer::builder().channel(channel.clone()).uri(uri);
+            (producer, consumer, channel)
         }
+    }
+}
+
+/// Whether the group has nothing left: no entry pending (on Redis, the
+/// server's count; a Kafka channel counts only its own members, and this
+/// process has none) and none unread (the lag from the committed offsets).
+async fn settled(channel: &dyn StreamChannel, stream: &str) -> bool {
+    // Known to this channel (a Kafka channel reports the groups used
+    // through it); an existing group is left as it is.
+    if channel
+        .ensure_group(stream, GROUP, GroupStart::Beginning)
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    match channel.info(stream).await {
+        Ok(info) => info
+            .group(GROUP)
+            .is_some_and(|g| g.pending == 0 && g.lag == Some(0)),
+        Err(_) => false,
     }
 }
 
@@ -153,7 +182,7 @@ async fn member(backend: Backend, uri: String, name: String, ledger: String) {
             .with_ansi(false)
             .init();
     }
-    let (_, consumer) = endpoints(backend, &uri).await;
+    let (_, consumer, _) = endpoints(backend, &uri).await;
     let file = Arc::new(Mutex::new(
         std::fs::OpenOptions::new()
             .create(true)
@@ -297,7 +326,8 @@ async fn scenario(backend: Backend) -> Result<(), Failed> {
         .join(format!("{uri}.ledger"))
         .to_string_lossy()
         .into_owned();
-    let (producer, _) = endpoints(backend, &uri).await;
+    let (producer, _, channel) = endpoints(backend, &uri).await;
+    let stream = producer.streams()[0].to_owned();
     let mut members: Vec<Member> = (0..MEMBERS)
         .map(|i| Member::start(backend, &uri, &format!("m{i}"), &ledger))
         .collect();
@@ -353,7 +383,11 @@ async fn scenario(backend: Backend) -> Result<(), Failed> {
             .difference(&handled(&read_ledger(&ledger)))
             .cloned()
             .collect();
-        if missing.is_empty() || began.elapsed() > BOUND {
+        // Handled is not enough: acknowledged and committed too.
+        if missing.is_empty() && settled(channel.as_ref(), &stream).await {
+            break missing;
+        }
+        if began.elapsed() > BOUND {
             break missing;
         }
         if missing.len() != last_progress.0 {
@@ -379,6 +413,14 @@ async fn scenario(backend: Backend) -> Result<(), Failed> {
     }
     let calls = read_ledger(&ledger);
     let _ = std::fs::remove_file(&ledger);
+    if lost.is_empty() && !settled(channel.as_ref(), &stream).await {
+        return Err(format!(
+            "every message was handled, but after {BOUND:?} the group still has entries \
+             pending or uncommitted: {:?}",
+            channel.info(&stream).await.map(|i| i.groups)
+        )
+        .into());
+    }
     if !lost.is_empty() {
         return Err(format!(
             "{} of {} messages never handled within {BOUND:?} ({victim} kills, {late} late \

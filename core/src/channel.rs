@@ -206,8 +206,10 @@ pub trait StreamChannel: Send + Sync + fmt::Debug + 'static {
     /// appends to several partitions at once), the error is
     /// [`Error::PartlyAppended`](crate::Error::PartlyAppended) with the ids
     /// of those appended: the producer then tries only the others again,
-    /// and nothing is appended twice. Any other error means that nothing
-    /// was appended, as far as the backend knows.
+    /// rather than appending the first ones a second time. Any other error
+    /// means that nothing was appended, as far as the backend knows (a
+    /// timeout may hide an entry the server did append: delivery is at
+    /// least once).
     async fn append_many(&self, stream: &str, batch: &[Metadata]) -> Result<Vec<EntryId>>;
 
     /// Writes payloads, then appends entries: what a producer does with each

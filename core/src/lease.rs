@@ -5,9 +5,10 @@
 //! entries of it (queued behind their key, waiting for a redelivery). The
 //! channel gives every delivery of a partition that partition's lease and
 //! revokes it when the partition goes: the consumer then drops the entries
-//! it has not started, for the new owner, and the channel waits (a short,
-//! bounded time) for those it has started, so that no entry is handled by
-//! two members at once.
+//! it has not started (it checks once a message has a handler slot, just
+//! before it starts), for the new owner, and the channel waits (a short,
+//! bounded time) for those it has started, until their acknowledgement is
+//! written, so that no entry is handled by two members at once.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use event_backbone_core::{
-    ChannelCapabilities, Delivery, Entry, EntryId, Error, GroupInfo, GroupStart, Lease, Metadata,
+    ChannelCapabilities, Delivery, Entry, EntryId, Error, GroupInfo, GroupStart, Metadata,
     Ordering, Result, StreamChannel, StreamInfo, StreamPosition,
 };
 use futures_util::FutureExt;
@@ -22,7 +22,7 @@ use crate::counts::{self, delivery_counts_topic};
 use crate::entry::{self, position};
 use crate::error::{backend, protocol};
 use crate::group::{committed_offsets, start_at_end};
-use crate::member::Member;
+use crate::member::{Member, Received};
 use crate::members::Members;
 use crate::reader::{lookup, partitions, replay, watermarks, ReplayStart};
 use crate::topic::topic_of;
@@ -148,11 +148,16 @@ impl KafkaStreamChannel {
         group: &str,
         count: usize,
         block: Duration,
-        out: &mut Vec<(i32, i64, Entry)>,
+        out: &mut Vec<Received>,
     ) -> Result<()> {
         let action = || format!("reading topic {topic:?} in group {group:?}");
-        let deliver = |m: &rdkafka::message::BorrowedMessage<'_>, out: &mut Vec<_>| {
-            out.push((m.partition(), m.offset(), entry::entry(m)));
+        // Each record goes with the lease its partition has as it comes:
+        // librdkafka runs a rebalance inside the call that receives, so a
+        // record fetched before a revocation carries the revoked lease,
+        // and one fetched after a new assignment the new one.
+        let deliver = |m: &rdkafka::message::BorrowedMessage<'_>, out: &mut Vec<Received>| {
+            let lease = member.lease_of(m.partition());
+            out.push((m.partition(), m.offset(), entry::entry(m), lease));
         };
         // Joining the group is not part of the wait for entries.
         let join_deadline = Instant::now() + self.config().join_timeout;
@@ -402,15 +407,10 @@ impl StreamChannel for KafkaStreamChannel {
         // What the member received: (partition, offset, entry). Counted
         // as delivered at the end, once the delivery counts of their
         // partitions are known; kept for the next read if that fails.
-        let mut out: Vec<(i32, i64, Entry)> = Vec::new();
+        let mut out: Vec<Received> = Vec::new();
         if count == 0 {
             return Ok(Vec::new());
         }
-        // The leases the partitions have now: a record received under one
-        // that a rebalance revokes meanwhile (even if the partition comes
-        // back to this member) is not delivered; the partition's fetch
-        // starts again from the committed offset.
-        let leases = member.tracker().lock().expect("tracker").leases_now();
         out.extend(member.take_held());
         if out.is_empty() {
             let received = self
@@ -424,7 +424,7 @@ impl StreamChannel for KafkaStreamChannel {
                 return Ok(Vec::new());
             }
         }
-        let delivered: Vec<(i32, i64)> = out.iter().map(|&(p, o, _)| (p, o)).collect();
+        let delivered: Vec<(i32, i64)> = out.iter().map(|&(p, o, ..)| (p, o)).collect();
         if let Err(e) = self.load_counts(&member, &topic, group, &delivered).await {
             // Delivered with a wrong count, a poison message could go on
             // for ever: keep them for the next read.
@@ -436,8 +436,11 @@ impl StreamChannel for KafkaStreamChannel {
         let received = out.len();
         let deliveries: Vec<Delivery> = out
             .into_iter()
-            .filter_map(|(p, o, entry)| {
-                if leases.get(&p).is_some_and(Lease::is_revoked) {
+            .filter_map(|(p, o, entry, received_under)| {
+                // Received under a lease revoked since (even if the
+                // partition came back to this member): the partition's
+                // fetch starts again from the committed offset.
+                if received_under.is_none_or(|l| l.is_revoked()) {
                     return None;
                 }
                 let (count, lease) = tracker.delivered(p, o)?;

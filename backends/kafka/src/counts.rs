@@ -173,24 +173,24 @@ pub(crate) fn load(
     // In the order written, per partition of the counts topic: a later
     // record (or tombstone) of an entry replaces an earlier one.
     records.sort_unstable_by_key(|&(_, p, o, _)| (p, o));
-    let prefix = format!("{group}/");
     for (_, p, o, record) in records {
-        let mine = match &record.key {
-            Some(key) => key.starts_with(&prefix),
-            // Written before counts were keyed.
-            None => record.group.as_deref() == Some(group),
-        };
-        if !mine {
+        // The group is the key's part before its last two `/` (a group name
+        // may hold `/` itself); records written before counts were keyed
+        // (and keys that cannot be read) name it in their header only.
+        let key = record.key.as_deref().and_then(parse_key);
+        let of_group = key.map_or(record.group.as_deref(), |(g, ..)| Some(g));
+        if of_group != Some(group) {
             continue;
         }
-        let parsed = match (&record.value, &record.key) {
-            (Some(value), _) => {
+        let parsed = match (&record.value, key) {
+            (Some(value), Some((_, partition, offset))) => parse(value)
+                .filter(|&(p, o, _)| (p, o) == (partition, offset))
+                .map(|(_, _, count)| (partition, offset, Some(count))),
+            (Some(value), None) if record.key.is_none() => {
                 parse(value).map(|(partition, offset, count)| (partition, offset, Some(count)))
             }
-            (None, Some(key)) => {
-                parse_key(&key[prefix.len()..]).map(|(partition, offset)| (partition, offset, None))
-            }
-            (None, None) => None,
+            (None, Some((_, partition, offset))) => Some((partition, offset, None)),
+            _ => None,
         };
         let Some((partition, offset, count)) = parsed else {
             tracing::warn!(
@@ -217,10 +217,12 @@ pub(crate) fn load(
     Ok(out)
 }
 
-/// `{partition}/{offset}`, the end of a key.
-fn parse_key(rest: &str) -> Option<(i32, i64)> {
-    let (partition, offset) = rest.split_once('/')?;
-    Some((partition.parse().ok()?, offset.parse().ok()?))
+/// `{group}/{partition}/{offset}`, a key.
+fn parse_key(key: &str) -> Option<(&str, i32, i64)> {
+    let mut parts = key.rsplitn(3, '/');
+    let offset = parts.next()?.parse().ok()?;
+    let partition = parts.next()?.parse().ok()?;
+    Some((parts.next()?, partition, offset))
 }
 
 fn parse(value: &[u8]) -> Option<(i32, i64, u32)> {
@@ -238,8 +240,14 @@ mod tests {
     #[test]
     fn counts_parse_and_bad_ones_are_none() {
         assert_eq!(key_of("billing", (1, 42)), "billing/1/42");
-        assert_eq!(parse_key("1/42"), Some((1, 42)));
-        assert_eq!(parse_key("1/x"), None);
+        assert_eq!(parse_key("billing/1/42"), Some(("billing", 1, 42)));
+        assert_eq!(
+            parse_key("billing/eu/3/42"),
+            Some(("billing/eu", 3, 42)),
+            "a group name may hold a slash"
+        );
+        assert_eq!(parse_key("billing/1/x"), None);
+        assert_eq!(parse_key("1/42"), None);
         assert_eq!(parse(b"1 42 3"), Some((1, 42, 3)));
         for bad in [&b""[..], b"1 42", b"1 x 3", b"1 42 -1", b"1 42 3 4"] {
             assert_eq!(parse(bad), None, "{:?}", String::from_utf8_lossy(bad));

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use event_backbone_core::{Entry, Result};
+use event_backbone_core::{Entry, Lease, Result};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -18,6 +18,10 @@ use crate::error::backend;
 use crate::group::{committed_map, group_id, offsets};
 use crate::reader::watermarks;
 use crate::tracker::Tracker;
+
+/// A record a member received: (partition, offset, entry, the lease its
+/// partition had when it came; `None` if the partition had none).
+pub(crate) type Received = (i32, i64, Entry, Option<Lease>);
 
 pub(crate) struct Member {
     pub(crate) consumer: StreamConsumer<MemberContext>,
@@ -74,8 +78,14 @@ impl Member {
         &self.consumer.context().tracker
     }
 
+    /// The lease of a partition now, to go with a record just received:
+    /// records fetched before a revocation carry the revoked one.
+    pub(crate) fn lease_of(&self, partition: i32) -> Option<Lease> {
+        self.tracker().lock().expect("tracker").lease_of(partition)
+    }
+
     /// Keeps received entries for the next read.
-    pub(crate) fn hold(&self, entries: Vec<(i32, i64, Entry)>) {
+    pub(crate) fn hold(&self, entries: Vec<Received>) {
         self.consumer
             .context()
             .held
@@ -85,7 +95,7 @@ impl Member {
     }
 
     /// The entries kept for this read, if any.
-    pub(crate) fn take_held(&self) -> Vec<(i32, i64, Entry)> {
+    pub(crate) fn take_held(&self) -> Vec<Received> {
         std::mem::take(&mut *self.consumer.context().held.lock().expect("held"))
     }
 
@@ -200,7 +210,7 @@ pub(crate) struct MemberContext {
     pub(crate) drain: Duration,
     /// Entries received whose delivery counts could not be read yet: the
     /// next read delivers them (partition, offset, entry).
-    pub(crate) held: Mutex<Vec<(i32, i64, Entry)>>,
+    pub(crate) held: Mutex<Vec<Received>>,
 }
 
 impl ClientContext for MemberContext {}

@@ -72,9 +72,9 @@ impl Tracker {
         }
     }
 
-    /// The lease of every partition assigned now.
-    pub(crate) fn leases_now(&self) -> HashMap<i32, Lease> {
-        self.assigned.clone()
+    /// The lease of a partition, if it is assigned.
+    pub(crate) fn lease_of(&self, partition: i32) -> Option<Lease> {
+        self.assigned.get(&partition).cloned()
     }
 
     /// The leases of these partitions (those assigned).
@@ -270,21 +270,18 @@ mod tests {
             t.delivered(0, 2).is_none(),
             "received before the revocation, counted after it"
         );
-        let before = t.leases_now();
+        assert!(t.lease_of(0).is_none(), "nothing is assigned");
         t.assign([0]);
         let (_, again) = t.delivered(0, 2).unwrap();
         assert!(!again.is_revoked(), "a new assignment, a new lease");
-        assert!(before.is_empty(), "nothing was assigned then");
-        t.revoke([0]);
-        t.assign([0]);
-        let now = t.leases_now();
+        let received_under = t.lease_of(0).unwrap();
         t.revoke([0]);
         t.assign([0]);
         assert!(
-            now[&0].is_revoked(),
-            "a lease taken before a revocation tells it"
+            received_under.is_revoked(),
+            "a record received before a revocation carries the revoked lease"
         );
-        assert!(!t.leases_now()[&0].is_revoked());
+        assert!(!t.lease_of(0).unwrap().is_revoked());
     }
 
     #[test]

@@ -317,7 +317,8 @@ async fn bad_entry_ids_and_unreachable_brokers_are_clear_errors() {
 
 /// The counts topic holds a keyed record per redelivery and a tombstone
 /// once the group has committed past the entry; a record in it that
-/// cannot be read is skipped, and never stops a consumer.
+/// cannot be read is skipped, and never stops a consumer; another group's
+/// records are not this one's, even when its name starts with this one's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_counts_are_keyed_deleted_once_committed_and_bad_ones_skipped() {
     let channel = support::channel(config()).await;
@@ -373,6 +374,17 @@ async fn delivery_counts_are_keyed_deleted_once_committed_and_bad_ones_skipped()
             .partition(0)
             .key("default/0/1")
             .payload("not a count"),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    // And the count of a group whose name starts with this one's: not
+    // this group's.
+    raw.send(
+        FutureRecord::to(&counts_topic)
+            .partition(0)
+            .key("default/eu/0/1")
+            .payload("0 1 5"),
         Duration::from_secs(10),
     )
     .await

@@ -107,6 +107,13 @@ impl Held {
         }
     }
 
+    /// Whether nothing is held: nothing a read of this consumer's own
+    /// pending entries would give again (`None`: not tracked, on a channel
+    /// without claim).
+    pub(crate) fn is_empty(&self) -> Option<bool> {
+        self.state().map(|state| state.ids.is_empty())
+    }
+
     /// Every entry held and not lost.
     pub(crate) fn ids(&self) -> Vec<EntryId> {
         self.state().map_or_else(Vec::new, |state| {

@@ -25,11 +25,13 @@ impl KeepAlive {
     pub(crate) async fn run(self, stop: CancellationToken) {
         let stream = self.source.stream();
         let channel = self.source.channel.as_ref();
+        let mut wait = self.interval;
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(self.interval) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = stop.cancelled() => return,
             }
+            wait = self.interval;
             let ids = self.held.ids();
             if ids.is_empty() {
                 continue;
@@ -50,10 +52,15 @@ impl KeepAlive {
                     );
                     self.held.lose(&lost);
                 }
-                Err(e) => tracing::warn!(
-                    stream, group = self.group, error = %e,
-                    "touching the entries in hand failed; trying again"
-                ),
+                Err(e) => {
+                    // Soon: two missed touches in a row and a member may
+                    // claim what this one is working on.
+                    wait = self.interval / 4;
+                    tracing::warn!(
+                        stream, group = self.group, error = %e, retry_in = ?wait,
+                        "touching the entries in hand failed; trying again"
+                    )
+                }
             }
         }
     }

@@ -126,10 +126,13 @@ impl Runtime {
                 .batch_size
                 .min(remaining.min(usize::MAX as u64) as usize);
 
-            let (from, read) = if !recovered_own {
-                // What is pending under this name: what this consumer read
-                // before it stopped, or read when a reply was lost. Entries
-                // it still holds are skipped when they come.
+            // What is pending under this name: what this consumer read
+            // before it stopped, or read when a reply was lost. Taken back
+            // at start, and after a failed read once nothing is in hand
+            // (taking back an entry counts a delivery: one in hand would
+            // come back with a count it never had).
+            let nothing_in_hand = s.held.is_empty().unwrap_or(in_flight.is_empty());
+            let (from, read) = if !recovered_own && nothing_in_hand {
                 recovered_own = true;
                 let read = channel
                     .read_pending(stream, &s.group, &s.consumer, count)
@@ -403,6 +406,14 @@ fn work_of(
 /// Settles the messages of one key, one after the other, until none waits.
 /// When the consumer stops, those still waiting stay pending.
 async fn run_lane(settler: Arc<Settler>, lanes: Lanes, key: String, first: InHand) {
+    // Should settling panic (a bug), the key is not left busy for ever
+    // with its queue held: the queue is let go, pending, for the claim or
+    // the next start.
+    let abandon = AbandonOnPanic {
+        settler: &settler,
+        lanes: &lanes,
+        key: &key,
+    };
     let mut next = Some(first);
     while let Some(item) = next {
         if settler.stop.is_cancelled() {
@@ -411,6 +422,21 @@ async fn run_lane(settler: Arc<Settler>, lanes: Lanes, key: String, first: InHan
             settler.settle(item).await;
         }
         next = lanes.next(&key);
+    }
+    std::mem::forget(abandon);
+}
+
+struct AbandonOnPanic<'a> {
+    settler: &'a Settler,
+    lanes: &'a Lanes,
+    key: &'a str,
+}
+
+impl Drop for AbandonOnPanic<'_> {
+    fn drop(&mut self) {
+        while let Some(item) = self.lanes.next(self.key) {
+            self.settler.held.release(&item.entry_id);
+        }
     }
 }
 

@@ -123,12 +123,17 @@ impl Settler {
             lease,
             mut slot,
         } = item;
+        // Let go of the entry when done here, also if settling panics (a
+        // bug): a held entry is touched for ever, and no one else gets it.
+        let mut hold = LetGo {
+            held: &self.held,
+            id: &entry_id,
+            now: true,
+        };
         let release = self
             .settle_work(&entry_id, work, delivery_count, &lease, &mut slot)
             .await;
-        if let Release::Now = release {
-            self.held.release(&entry_id);
-        }
+        hold.now = matches!(release, Release::Now);
     }
 
     async fn settle_work(
@@ -139,11 +144,8 @@ impl Settler {
         lease: &Lease,
         slot: &mut Slot,
     ) -> Release {
-        if !self.still_ours(id, lease) {
-            // Left pending for its new owner.
-            return Release::Now;
-        }
-        // The rare ways are boxed, so that every message's task stays small.
+        // Every way checks that the message is still this member's before
+        // it acts. The rare ways are boxed, so that every message's task stays small.
         let message = match work {
             Work::Loaded(message) => message,
             Work::Unloaded(metadata) => {
@@ -196,10 +198,16 @@ impl Settler {
         slot: &mut Slot,
     ) -> Release {
         let id = message.entry_id().clone();
-        // Checked by the caller just now; again after every wait.
-        let mut checked = true;
         loop {
-            if !std::mem::take(&mut checked) && !self.still_ours(&id, lease) {
+            // A handler slot first, then the checks: a message that waited
+            // for a slot while its partition was revoked must not start.
+            let permit = self
+                .permits
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
+            if !self.still_ours(&id, lease) {
+                // Left pending for its new owner.
                 return Release::Now;
             }
             let Some(work) = lease.enter() else {
@@ -215,14 +223,8 @@ impl Settler {
                 self.acker.clone(),
                 self.stop.clone(),
             );
-            let verdict = {
-                let _permit = self
-                    .permits
-                    .acquire()
-                    .await
-                    .expect("the semaphore is never closed");
-                self.handling.run(&ctx, &span, &self.stop).await
-            };
+            let verdict = self.handling.run(&ctx, &span, &self.stop).await;
+            drop(permit);
             let metrics = &self.counters.metrics;
             metrics.processed(started.elapsed(), matches!(verdict, Verdict::Failed(_)));
             let error = match verdict {
@@ -344,7 +346,7 @@ impl Settler {
                 }
                 Err(e) => {
                     failures += 1;
-                    let delay = self.backoff(failures);
+                    let delay = self.backoff_after(&e, failures);
                     tracing::error!(
                         stream = source.stream(), entry = %id, error = %e, ?delay,
                         "a redelivery could not be counted; trying again"
@@ -470,7 +472,7 @@ impl Settler {
                     drop(work);
                     spans::fail(&span, e.kind());
                     failures += 1;
-                    let delay = self.backoff(failures);
+                    let delay = self.backoff_after(&e, failures);
                     tracing::error!(
                         parent: &span,
                         stream = self.source.stream(), entry = %id, error = %e, ?delay,
@@ -519,11 +521,40 @@ impl Settler {
             .delay_before(failures.saturating_add(1).min(16))
     }
 
+    /// The wait after a failure that must be tried again whatever it is
+    /// (the message cannot move on without it): a permanent one (a
+    /// dead-letter stream that refuses the copy, a missing permission)
+    /// waits at least 30 s between tries, each logged, until someone mends
+    /// it or the consumer stops.
+    fn backoff_after(&self, error: &crate::Error, failures: u32) -> Duration {
+        let delay = self.backoff(failures);
+        if error.is_transient() {
+            delay
+        } else {
+            delay.max(Duration::from_secs(30))
+        }
+    }
+
     /// Waits, unless the consumer stops first; false if it stopped.
     async fn wait(&self, delay: Duration) -> bool {
         tokio::select! {
             _ = tokio::time::sleep(delay) => !self.stop.is_cancelled(),
             _ = self.stop.cancelled() => false,
+        }
+    }
+}
+
+/// Lets go of a held entry when dropped, unless the ack task will.
+struct LetGo<'a> {
+    held: &'a Held,
+    id: &'a EntryId,
+    now: bool,
+}
+
+impl Drop for LetGo<'_> {
+    fn drop(&mut self) {
+        if self.now {
+            self.held.release(self.id);
         }
     }
 }

@@ -179,15 +179,19 @@ impl KeyValueStore for FaultyStore {
 /// A [`StreamChannel`] that passes everything to the one it wraps, but
 /// fails, with a transient error while their fault is on: appends to
 /// streams ([`FaultyChannel::appends`]), appends to dead-letter streams
-/// ([`FaultyChannel::dead_letter_appends`]), acknowledgements
-/// ([`FaultyChannel::acks`]) and the counting of redeliveries
-/// ([`FaultyChannel::redeliveries`]).
+/// ([`FaultyChannel::dead_letter_appends`]), reads of a group
+/// ([`FaultyChannel::reads`]: new entries, own pending ones, claims),
+/// acknowledgements ([`FaultyChannel::acks`]), the counting of
+/// redeliveries ([`FaultyChannel::redeliveries`]) and touches
+/// ([`FaultyChannel::touches`]).
 pub struct FaultyChannel {
     inner: Arc<dyn StreamChannel>,
     appends: Fault,
     dead_letter_appends: Fault,
+    reads: Fault,
     acks: Fault,
     redeliveries: Fault,
+    touches: Fault,
 }
 
 impl FaultyChannel {
@@ -197,8 +201,10 @@ impl FaultyChannel {
             inner,
             appends: Fault::default(),
             dead_letter_appends: Fault::default(),
+            reads: Fault::default(),
             acks: Fault::default(),
             redeliveries: Fault::default(),
+            touches: Fault::default(),
         })
     }
 
@@ -210,6 +216,16 @@ impl FaultyChannel {
     /// Appends to dead-letter streams (`{stream}:dead-letter`).
     pub fn dead_letter_appends(&self) -> &Fault {
         &self.dead_letter_appends
+    }
+
+    /// Reads of a group: `read_group`, `read_pending`, `claim_stale`.
+    pub fn reads(&self) -> &Fault {
+        &self.reads
+    }
+
+    /// Touches of the entries a consumer holds.
+    pub fn touches(&self) -> &Fault {
+        &self.touches
     }
 
     /// Acknowledgements.
@@ -280,6 +296,8 @@ impl StreamChannel for FaultyChannel {
         count: usize,
         block: Duration,
     ) -> Result<Vec<Delivery>> {
+        self.reads
+            .check(|| format!("reading stream {stream:?} as {group:?}"))?;
         self.inner
             .read_group(stream, group, consumer, count, block)
             .await
@@ -292,6 +310,8 @@ impl StreamChannel for FaultyChannel {
         consumer: &str,
         count: usize,
     ) -> Result<Vec<Delivery>> {
+        self.reads
+            .check(|| format!("reading the pending entries of {consumer:?} on {stream:?}"))?;
         self.inner
             .read_pending(stream, group, consumer, count)
             .await
@@ -330,6 +350,8 @@ impl StreamChannel for FaultyChannel {
         min_idle: Duration,
         count: usize,
     ) -> Result<Vec<Delivery>> {
+        self.reads
+            .check(|| format!("claiming stale entries of {stream:?}"))?;
         self.inner
             .claim_stale(stream, group, consumer, min_idle, count)
             .await
@@ -342,6 +364,8 @@ impl StreamChannel for FaultyChannel {
         consumer: &str,
         ids: &[EntryId],
     ) -> Result<Vec<EntryId>> {
+        self.touches
+            .check(|| format!("touching {} entries on {stream:?}", ids.len()))?;
         self.inner.touch(stream, group, consumer, ids).await
     }
 

@@ -23,6 +23,10 @@ pub fn faults_cases() -> Vec<ChannelCase> {
         channel_case!(failed_dead_letter_append_is_tried_again, needs_groups),
         channel_case!(failed_redelivery_count_is_tried_again, needs_groups),
         channel_case!(ack_outage_is_tried_again_without_redelivery, needs_groups),
+        channel_case!(
+            read_outage_loses_nothing_and_counts_no_delivery,
+            needs_groups
+        ),
     ]
 }
 
@@ -274,5 +278,73 @@ pub async fn ack_outage_is_tried_again_without_redelivery(h: &ChannelHarness) ->
         runs.calls(),
         runs.handled_twice()
     );
+    Ok(())
+}
+
+/// Reads of the group fail for a while, as a connection that drops would
+/// make them, while the consumer holds a key's queue (each message failing
+/// once): every message is handled, and its second delivery is counted 2.
+/// A consumer that took back its own pending entries while it still held
+/// them would count deliveries that never happened, and send messages to
+/// the dead-letter stream early.
+pub async fn read_outage_loses_nothing_and_counts_no_delivery(h: &ChannelHarness) -> CaseResult {
+    let channel = FaultyChannel::wrap(h.channel.clone());
+    let h = h.on(channel.clone(), h.store.clone());
+    let producer = h.producer("read-outage")?;
+    for i in 0..10u32 {
+        producer
+            .message("step")
+            .partition_key("one-key")
+            .segment("i", &i)?
+            .send()
+            .await?;
+    }
+    let runs = Runs::default();
+    let r = runs.clone();
+    let lifetime = h
+        .consumer("read-outage")
+        .ordering(crate::Ordering::PerKey)
+        .backend_retry(quick_backend_retry())
+        .retry(RetryPolicy::none())
+        .redelivery_backoff(
+            RetryPolicy::none()
+                .initial_delay(Duration::from_millis(50))
+                .jitter(false),
+        )
+        .block(Duration::from_millis(50))
+        .claim(distant_claim())
+        .subscribe_fn(move |ctx: ConsumerContext| {
+            let r = r.clone();
+            async move {
+                r.run(&ctx, async {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    if ctx.delivery_count() < 2 {
+                        return Err(HandlerError::from("the first delivery fails"));
+                    }
+                    Ok(())
+                })
+                .await
+            }
+        })?;
+    poll_until("the key's first message to start", || async {
+        Ok(runs.calls() >= 1)
+    })
+    .await?;
+    channel.reads().start();
+    hit("reads to fail", channel.reads(), 3).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    channel.reads().stop();
+    let stream = producer.streams()[0].to_owned();
+    poll_until("every message handled", || async {
+        Ok(runs.handled() == 10 && pending(&h, &stream, "default").await? == Some(0))
+    })
+    .await?;
+    let stats = lifetime.shutdown().await?;
+    let counts: Vec<u32> = runs.call_list().iter().map(|(_, n)| *n).collect();
+    ensure!(
+        counts.chunks(2).all(|pair| pair == [1, 2]) && counts.len() == 20,
+        "delivery counts {counts:?}: expected 1 then 2 for each of the 10 messages"
+    );
+    ensure!(stats.dead_lettered == 0, "stats {stats:?}");
     Ok(())
 }

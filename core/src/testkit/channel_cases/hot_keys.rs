@@ -40,17 +40,17 @@ async fn send_keyed(producer: &Producer, operation: &str, key: &str, n: u32) -> 
 
 const HOT: u32 = 12;
 
-/// Twelve messages of one key, 200 ms each, with a claim idle of 600 ms:
-/// the key's queue waits in the consumer's hands four times longer than
-/// the idle time, while the consumer itself claims every 100 ms and a
-/// second member joins and claims too. Each message is handled once, in
-/// the order sent, none twice at once.
+/// Twelve messages of one key, 250 ms each, with a claim idle of 1.2 s:
+/// the key's queue waits in the consumer's hands two and a half times
+/// longer than the idle time, while the consumer itself claims every
+/// 200 ms and a second member joins and claims too. Each message is
+/// handled once, in the order sent, none twice at once.
 pub async fn hot_key_outliving_the_claim_idle_runs_once_in_order(h: &ChannelHarness) -> CaseResult {
     let producer = h.producer("hot-key")?;
     send_keyed(&producer, "step", "hot", HOT).await?;
     let claim = ClaimPolicy {
-        interval: Duration::from_millis(100),
-        min_idle: Duration::from_millis(600),
+        interval: Duration::from_millis(200),
+        min_idle: Duration::from_millis(1_200),
     };
     let runs = Runs::default();
     let member = |name: &str| {
@@ -66,7 +66,7 @@ pub async fn hot_key_outliving_the_claim_idle_runs_once_in_order(h: &ChannelHarn
                 let r = r.clone();
                 async move {
                     r.run(&ctx, async {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        tokio::time::sleep(Duration::from_millis(250)).await;
                         Ok(())
                     })
                     .await
@@ -110,10 +110,10 @@ pub async fn hot_key_outliving_the_claim_idle_runs_once_in_order(h: &ChannelHarn
     Ok(())
 }
 
-/// Ten keys of ten messages, 60 ms each.
+/// Ten keys of ten messages, 120 ms each (1.2 s a key alone).
 const GOOD_KEYS: u32 = 10;
 const PER_KEY: u32 = 10;
-const WORK: Duration = Duration::from_millis(60);
+const WORK: Duration = Duration::from_millis(120);
 
 /// How long the good keys take, from the first handler call to the last
 /// good message handled, on the stream `name`, where `poisoned` says
