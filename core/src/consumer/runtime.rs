@@ -337,16 +337,7 @@ impl Runtime {
                 Ok(None) => unreachable!("one entry loads as one message"),
                 Err(BatchFailure { error, mut entries }) => {
                     let (id, metadata) = entries.pop().expect("the entry comes back");
-                    let work = if error.is_transient() {
-                        Work::Unloaded(metadata)
-                    } else {
-                        Work::Rejected {
-                            metadata,
-                            reason: error.to_string(),
-                            parent: span.clone(),
-                        }
-                    };
-                    (id, work)
+                    (id, Work::after_failure(metadata, &error, span))
                 }
             }
         });
@@ -385,21 +376,16 @@ fn work_of(
 ) -> (EntryId, Work) {
     match loaded {
         Ok(message) => (message.entry_id().clone(), Work::Loaded(message)),
-        Err(failure) if failure.error.is_transient() => {
-            tracing::warn!(
-                entry = %failure.entry_id, error = %failure.error,
-                "the payload could not be loaded yet; trying again after a backoff"
-            );
-            (failure.entry_id, Work::Unloaded(failure.metadata))
+        Err(failure) => {
+            if failure.error.is_transient() {
+                tracing::warn!(
+                    entry = %failure.entry_id, error = %failure.error,
+                    "the payload could not be loaded yet; trying again after a backoff"
+                );
+            }
+            let work = Work::after_failure(failure.metadata, &failure.error, span);
+            (failure.entry_id, work)
         }
-        Err(failure) => (
-            failure.entry_id,
-            Work::Rejected {
-                metadata: failure.metadata,
-                reason: failure.error.to_string(),
-                parent: span.clone(),
-            },
-        ),
     }
 }
 

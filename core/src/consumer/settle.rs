@@ -544,6 +544,27 @@ impl Settler {
     }
 }
 
+impl Work {
+    /// What is to become of a message whose payload did not load: loaded
+    /// again later (a transient failure), or dead-lettered with the error
+    /// as the reason. `parent` is the span of the fetch that failed.
+    pub(crate) fn after_failure(
+        metadata: Metadata,
+        error: &crate::Error,
+        parent: &tracing::Span,
+    ) -> Self {
+        if error.is_transient() {
+            Work::Unloaded(metadata)
+        } else {
+            Work::Rejected {
+                metadata,
+                reason: error.to_string(),
+                parent: parent.clone(),
+            }
+        }
+    }
+}
+
 /// Lets go of a held entry when dropped, unless the ack task will.
 struct LetGo<'a> {
     held: &'a Held,

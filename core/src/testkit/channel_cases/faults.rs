@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::fixture::{
-    channel_case, length, needs_groups, pending, poll_until, quick_backend_retry, send_numbered,
-    Runs,
+    channel_case, length, needs_groups, pending, poll_until, quick_backend_retry, quick_redelivery,
+    send_numbered, Runs,
 };
 use crate::address::dead_letter_key;
 use crate::consumer::{ClaimPolicy, ConsumerContext, HandlerError};
@@ -179,11 +179,7 @@ pub async fn failed_redelivery_count_is_tried_again(h: &ChannelHarness) -> CaseR
         .consumer("count-outage")
         .backend_retry(quick_backend_retry())
         .retry(RetryPolicy::none())
-        .redelivery_backoff(
-            RetryPolicy::none()
-                .initial_delay(Duration::from_millis(50))
-                .jitter(false),
-        )
+        .redelivery_backoff(quick_redelivery())
         .block(Duration::from_millis(50))
         .claim(distant_claim())
         .subscribe_fn(move |ctx: ConsumerContext| {
@@ -306,11 +302,7 @@ pub async fn read_outage_loses_nothing_and_counts_no_delivery(h: &ChannelHarness
         .ordering(crate::Ordering::PerKey)
         .backend_retry(quick_backend_retry())
         .retry(RetryPolicy::none())
-        .redelivery_backoff(
-            RetryPolicy::none()
-                .initial_delay(Duration::from_millis(50))
-                .jitter(false),
-        )
+        .redelivery_backoff(quick_redelivery())
         .block(Duration::from_millis(50))
         .claim(distant_claim())
         .subscribe_fn(move |ctx: ConsumerContext| {

@@ -382,6 +382,13 @@ pub(super) fn quick_backend_retry() -> crate::RetryPolicy {
         .jitter(false)
 }
 
+/// The redelivery backoff of the cases: 50 ms, no jitter.
+pub(super) fn quick_redelivery() -> crate::RetryPolicy {
+    crate::RetryPolicy::none()
+        .initial_delay(Duration::from_millis(50))
+        .jitter(false)
+}
+
 /// The length of a stream (0 when it does not exist).
 pub(super) async fn length(h: &ChannelHarness, stream: &str) -> Result<u64> {
     Ok(h.channel.info(stream).await?.length)

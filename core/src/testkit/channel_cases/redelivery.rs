@@ -8,7 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::fixture::{
-    channel_case, needs_durable_counts, needs_groups, pending, poll_until, stream_entries,
+    channel_case, needs_durable_counts, needs_groups, pending, poll_until, quick_redelivery,
+    stream_entries,
 };
 use crate::address::dead_letter_key;
 use crate::consumer::{
@@ -28,13 +29,6 @@ pub fn redelivery_cases() -> Vec<ChannelCase> {
         channel_case!(delivery_count_survives_a_restart, needs_durable_counts),
         channel_case!(unknown_operation_is_dead_lettered, needs_groups),
     ]
-}
-
-/// The redelivery backoff of the cases: 50 ms, no jitter.
-fn quick_redelivery() -> RetryPolicy {
-    RetryPolicy::none()
-        .initial_delay(Duration::from_millis(50))
-        .jitter(false)
 }
 
 /// A handler that fails is given the message again (delivery count 2) by
