@@ -346,6 +346,30 @@ pub enum Error {
         reason: String,
     },
 
+    /// A sealed segment whose data key the vault does not hold, for a
+    /// subject that was never erased: the key was lost or has not
+    /// replicated yet. Never taken for an erasure: consumers leave the
+    /// message for redelivery and dead-letter it after `max_deliveries`.
+    #[error(
+        "segment {segment:?} of message {message_id} is sealed with data key {key_id} of \
+         subject {subject}, which the key vault ({vault}) does not hold, and the subject has \
+         no erasure tombstone: the key was lost (an eviction, a failover before replication, \
+         a restored backup) or has not replicated yet. The message is not taken for erased; \
+         restore the vault record {key_id} of the subject to read it"
+    )]
+    DataKeyMissing {
+        /// The segment name.
+        segment: String,
+        /// The message id.
+        message_id: String,
+        /// The subject's hash.
+        subject: String,
+        /// The id of the missing key.
+        key_id: String,
+        /// The vault's backend.
+        vault: &'static str,
+    },
+
     /// A consumer's task ended abnormally (it panicked or was aborted).
     #[error("consumer of stream {stream:?} (group {group:?}) ended abnormally: {reason}")]
     ConsumerAborted {
@@ -452,6 +476,7 @@ impl Error {
             Error::ReservedHeader { .. } => "reserved_header",
             Error::Sealed { .. } => "sealed",
             Error::Unsealable { .. } => "unsealable",
+            Error::DataKeyMissing { .. } => "data_key_missing",
             Error::ConsumerAborted { .. } => "consumer_aborted",
         }
     }
@@ -466,8 +491,16 @@ impl Error {
             // the entries not appended again, by themselves.
             Error::PartlyAppended { .. } => false,
             Error::Interceptor { source, .. } => transient_source(source),
+            Error::DataKeyMissing { .. } => true,
             _ => false,
         }
+    }
+
+    /// Whether the message may become readable, but not by waiting alone:
+    /// a consumer counts these attempts as deliveries and dead-letters the
+    /// message after `max_deliveries` ([`Error::DataKeyMissing`]).
+    pub fn is_not_readable_yet(&self) -> bool {
+        matches!(self, Error::DataKeyMissing { .. })
     }
 
     /// A transient backend failure: retrying may succeed.

@@ -140,7 +140,7 @@ impl Settler {
         &self,
         id: &EntryId,
         work: Work,
-        delivery_count: u32,
+        mut delivery_count: u32,
         lease: &Lease,
         slot: &mut Slot,
     ) -> Release {
@@ -149,7 +149,7 @@ impl Settler {
         let message = match work {
             Work::Loaded(message) => message,
             Work::Unloaded(metadata) => {
-                match Box::pin(self.load_again(id, metadata, lease)).await {
+                match Box::pin(self.load_again(id, metadata, &mut delivery_count, lease)).await {
                     Reload::Ready(message) => message,
                     Reload::Rejected(metadata, reason, parent) => {
                         let dead_letter = self.dead_letter(
@@ -361,13 +361,36 @@ impl Settler {
 
     /// Loads a message's payload again, after a backoff, until it loads,
     /// fails for good, or the message is gone (the consumer stops, the
-    /// entry is another member's).
-    async fn load_again(&self, id: &EntryId, mut metadata: Metadata, lease: &Lease) -> Reload {
+    /// entry is another member's). A message that is not readable yet (its
+    /// data key is missing) is counted as delivered each time, and
+    /// dead-lettered at `max_deliveries`.
+    async fn load_again(
+        &self,
+        id: &EntryId,
+        mut metadata: Metadata,
+        delivery_count: &mut u32,
+        lease: &Lease,
+    ) -> Reload {
         let source = &self.source;
         let mut failures = 0u32;
+        let mut not_readable = false;
         loop {
             failures += 1;
-            if !self.wait(self.backoff(failures)).await || !self.still_ours(id, lease) {
+            if not_readable {
+                let delay = self
+                    .redelivery
+                    .delay_before(delivery_count.saturating_add(1));
+                if !self.wait(delay).await {
+                    return Reload::Gone;
+                }
+                match self.count_redelivery(id, *delivery_count, lease).await {
+                    Some(count) => {
+                        self.counters.redelivered();
+                        *delivery_count = count;
+                    }
+                    None => return Reload::Gone,
+                }
+            } else if !self.wait(self.backoff(failures)).await || !self.still_ours(id, lease) {
                 return Reload::Gone;
             }
             let entries = vec![(id.clone(), metadata.clone())];
@@ -387,9 +410,15 @@ impl Settler {
                 Ok(None) => unreachable!("one entry loads as one message"),
                 Err(batch) => batch.error,
             };
-            if !error.is_transient() {
+            not_readable = error.is_not_readable_yet();
+            if !error.is_transient() || (not_readable && *delivery_count >= self.max_deliveries) {
                 spans::fail(&span, error.kind());
-                return Reload::Rejected(metadata, error.to_string(), span);
+                let reason = if not_readable {
+                    format!("not readable after {delivery_count} deliveries: {error}")
+                } else {
+                    error.to_string()
+                };
+                return Reload::Rejected(metadata, reason, span);
             }
             tracing::warn!(
                 parent: &span,

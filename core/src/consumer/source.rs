@@ -149,7 +149,10 @@ impl Source {
                 return Err(BatchFailure { error, entries });
             }
         }
-        let keys = self.personal.as_ref().map(|_| keys.as_slice());
+        let keys = self
+            .personal
+            .as_ref()
+            .map(|p| (keys.as_slice(), p.vault().backend()));
 
         let mut out = Vec::with_capacity(entries.len());
         for (i, ((entry_id, metadata), segments)) in entries.into_iter().zip(assembled).enumerate()

@@ -42,24 +42,40 @@ impl KeyCache {
     }
 
     /// The cached key of `subject`, or the one `make` gives (made once for
-    /// all callers waiting on this subject; a failure is not cached).
+    /// all callers waiting on this subject; a failure is not cached). A key
+    /// made while the subject was forgotten (erased) is not returned: it
+    /// is made again, after the erasure.
     pub(crate) async fn get_or_make<F, Fut>(
         &self,
         subject: &SubjectHash,
         make: F,
     ) -> Result<DataKey>
     where
-        F: FnOnce() -> Fut,
+        F: Fn() -> Fut,
         Fut: Future<Output = Result<DataKey>>,
     {
         if self.capacity == 0 || self.ttl.is_zero() {
             return make().await;
         }
-        let cell = match self.slot(subject) {
-            Ok(key) => return Ok(key),
-            Err(cell) => cell,
-        };
-        cell.get_or_try_init(make).await.cloned()
+        loop {
+            let cell = match self.slot(subject) {
+                Ok(key) => return Ok(key),
+                Err(cell) => cell,
+            };
+            let key = cell.get_or_try_init(&make).await?.clone();
+            if self.holds(subject, &cell) {
+                return Ok(key);
+            }
+        }
+    }
+
+    /// Whether `cell` is still the subject's slot (it was not forgotten).
+    fn holds(&self, subject: &SubjectHash, cell: &Arc<OnceCell<DataKey>>) -> bool {
+        let state = self.state.lock().expect("key cache lock");
+        state
+            .slots
+            .get(subject)
+            .is_some_and(|slot| Arc::ptr_eq(&slot.key, cell))
     }
 
     /// The cached key of `subject`, if it is made and not too old.
@@ -154,7 +170,7 @@ mod tests {
             let (cache, made) = (cache.clone(), made.clone());
             async move {
                 cache
-                    .get_or_make(&ann, || async move {
+                    .get_or_make(&ann, || async {
                         made.fetch_add(1, Ordering::SeqCst);
                         tokio::task::yield_now().await;
                         Ok(DataKey::generate())

@@ -80,20 +80,24 @@ mod export;
 mod key_cache;
 mod master_key;
 pub(crate) mod opening;
+mod rotation;
 mod seal;
 pub(crate) mod sealing;
 mod secret;
 mod store_vault;
 mod subject;
+mod subject_keys;
 mod vault;
 
 pub use data_key::{DataKey, KeyId};
 pub use erasure::Erasure;
 pub use export::{ExportedMessage, SubjectExport};
-pub use master_key::MasterKey;
+pub use master_key::{MasterKey, MasterKeyId};
+pub use rotation::Rotation;
 pub use seal::{open_segment, seal_segment, sealing_key_id, SEAL_OVERHEAD};
 pub use store_vault::{StoreKeyVault, DEFAULT_VAULT_PREFIX};
 pub use subject::{AsSubject, SubjectHash, SubjectKey, SUBJECT_HEADER};
+pub use subject_keys::SubjectKeys;
 pub use vault::KeyVault;
 
 use std::fmt;

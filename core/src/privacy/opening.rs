@@ -1,9 +1,9 @@
 //! The reader's side: one vault lookup for the subjects of a batch, then
 //! each message's sealed segments opened, or left out as erased.
 
-use super::data_key::DataKey;
 use super::seal::{key_id_for, open, SealedFor};
 use super::subject::{SubjectHash, SUBJECT_HEADER};
+use super::subject_keys::SubjectKeys;
 use super::PersonalData;
 use crate::envelope::{Metadata, SegmentClass, Segments};
 use crate::retry::RetryPolicy;
@@ -50,7 +50,7 @@ impl BatchSubjects {
         &self,
         personal: Option<&PersonalData>,
         retry: &RetryPolicy,
-    ) -> Result<Vec<Vec<DataKey>>> {
+    ) -> Result<Vec<SubjectKeys>> {
         match personal {
             Some(personal) if !self.distinct.is_empty() => {
                 retry
@@ -72,7 +72,7 @@ impl BatchSubjects {
         personal: &PersonalData,
         retry: &RetryPolicy,
         assembled: &[Result<Segments>],
-        keys: &mut [Vec<DataKey>],
+        keys: &mut [SubjectKeys],
     ) -> Result<()> {
         let mut stale: Vec<usize> = Vec::new();
         for (message, segments) in self.per_message.iter().zip(assembled) {
@@ -84,7 +84,7 @@ impl BatchSubjects {
                 .iter()
                 .filter(|(_, s)| s.class != SegmentClass::NORMAL)
                 .filter_map(|(_, s)| key_id_for(&s.data, hash).ok())
-                .any(|id| !keys[*subject].iter().any(|k| k.id() == id));
+                .any(|id| keys[*subject].key(id).is_none());
             if unknown && !stale.contains(subject) {
                 stale.push(*subject);
             }
@@ -106,13 +106,15 @@ impl BatchSubjects {
 
     /// Opens the sealed segments of message `index` in place. Returns the
     /// names of the segments it could not open for want of a vault; erased
-    /// ones are left out of `segments`.
+    /// ones (their key gone, their subject with a tombstone) are left out
+    /// of `segments`. A key gone without a tombstone is
+    /// [`Error::DataKeyMissing`].
     pub(crate) fn open(
         &mut self,
         index: usize,
         metadata: &Metadata,
         segments: &mut Segments,
-        keys: Option<&[Vec<DataKey>]>,
+        keys: Option<(&[SubjectKeys], &'static str)>,
     ) -> Result<Vec<String>> {
         let subject = match self.per_message[index].take() {
             None => return Ok(Vec::new()),
@@ -132,6 +134,7 @@ impl BatchSubjects {
             }
             return Ok(sealed);
         };
+        let (keys, vault) = keys;
         let subject_keys = &keys[subject];
         let mut erased: Vec<String> = Vec::new();
         for (name, segment) in segments.iter_mut() {
@@ -144,8 +147,17 @@ impl BatchSubjects {
                 reason,
             };
             let id = key_id_for(&segment.data, &hash).map_err(unsealable)?;
-            let Some(key) = subject_keys.iter().find(|k| k.id() == id) else {
-                // The subject's key is gone: erased.
+            let Some(key) = subject_keys.key(id) else {
+                if !subject_keys.is_erased() {
+                    return Err(Error::DataKeyMissing {
+                        segment: name.to_owned(),
+                        message_id: metadata.message_id.to_string(),
+                        subject: hash.to_string(),
+                        key_id: id.to_string(),
+                        vault,
+                    });
+                }
+                // The subject's key is gone and it has a tombstone: erased.
                 erased.push(name.to_owned());
                 continue;
             };

@@ -2,6 +2,7 @@
 //! master key.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,34 +12,62 @@ use async_trait::async_trait;
 
 use super::data_key::{DataKey, KeyId};
 use super::key_cache::KeyCache;
-use super::master_key::MasterKey;
+use super::master_key::{MasterKey, MasterKeyId, Unwrapped};
+use super::rotation::{bucket_name, bucket_of, Rotation, INDEX_BUCKETS};
 use super::subject::{BySubject, SubjectHash};
+use super::subject_keys::SubjectKeys;
 use super::vault::KeyVault;
-use crate::store::{Fields, KeyValueStore};
-use crate::Result;
+use crate::clock::now_ms;
+use crate::store::{Fields, KeyValueStore, PutItem};
+use crate::{Error, Result};
 
 /// The key prefix of a vault's records unless set otherwise.
 pub const DEFAULT_VAULT_PREFIX: &str = "event-backbone.vault";
 
 const DEFAULT_CAPACITY: usize = 10_000;
-const DEFAULT_SEALING_TTL: Duration = Duration::from_secs(60);
+const DEFAULT_SEALING_TTL: Duration = Duration::from_secs(1);
 const DEFAULT_READER_TTL: Duration = Duration::from_secs(1);
+/// On top of the longest cache time, before an erasure returns: timers
+/// fire late, and a read that began just before the erasure needs its
+/// answer to come back.
+const ERASURE_MARGIN: Duration = Duration::from_millis(50);
+/// The field of a tombstone: when the subject was erased (decimal ms since
+/// the Unix epoch).
+const ERASED_AT: &str = "erased-at";
 
 /// A [`KeyVault`] on a [`KeyValueStore`] (Redis, MongoDB, DynamoDB, the
 /// in-memory store, ...).
 ///
 /// One record per subject, under `{prefix}:{subject-hash}`; one field per
 /// data key, named by the key id and holding the key wrapped by the
-/// [`MasterKey`]. Producers that make a subject's first key at the same
-/// moment each add a field, so neither key is lost. Erasing deletes the
-/// record.
+/// [`MasterKey`] (with the master key's id and the time it was made).
+/// Producers that make a subject's first key at the same moment each add a
+/// field, so neither key is lost.
 ///
-/// The sealing side caches keys (10,000 subjects for 60 s unless set
-/// otherwise); the reading side reads the records of a whole batch with
-/// one `get_many` and trusts them for 1 s
+/// Erasing writes a **tombstone** under `{prefix}.erased:{subject-hash}`
+/// (field `erased-at`: the time), then deletes the record. A reader takes a
+/// missing key for erased only when the subject has a tombstone; without
+/// one the key was lost, and the message is not readable
+/// ([`Error::DataKeyMissing`]). A producer never seals with a key made
+/// before the subject's latest tombstone.
+///
+/// The sealing side caches keys (10,000 subjects, each read again after
+/// 1 s unless set otherwise); the reading side reads the records of a
+/// whole batch with one `get_many` and trusts them for 1 s
 /// ([`StoreKeyVault::reader_cache_ttl`]), reading again at once a subject
-/// whose segment names a key it has not seen. An erasure through this
-/// vault counts at once for its own producers and readers.
+/// whose segment names a key it has not seen. [`KeyVault::erase`] returns
+/// only when both times have passed since the keys were deleted, so that a
+/// message sent after it returned, by any process with the same settings,
+/// is sealed with a new key.
+///
+/// **What crypto-shredding needs from the store.** The wrapped keys are
+/// as safe as the master key, and an erasure is as final as the store's
+/// copies: a backup of this store restored with the master key opens the
+/// keys it held. Put the vault on a store of its own
+/// (`StoreKeyVault::new(vault_store, ...)`, not the payload store) whose
+/// backups are kept no longer than your erasure deadline, and rotate the
+/// master key ([`StoreKeyVault::previous_master_key`]); or implement
+/// [`KeyVault`] on a KMS.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -48,25 +77,62 @@ const DEFAULT_READER_TTL: Duration = Duration::from_secs(1);
 /// let vault = StoreKeyVault::new(Arc::new(MemoryStore::new()), MasterKey::generate());
 /// let ann = SubjectKey::generate().hash("ann");
 /// let key = vault.sealing_key(&ann).await?;
-/// assert_eq!(vault.opening_keys(&[ann]).await?[0][0].id(), key.id());
+/// assert_eq!(vault.opening_keys(&[ann]).await?[0].keys()[0].id(), key.id());
 /// assert!(vault.erase(&ann).await?);
-/// assert!(vault.opening_keys(&[ann]).await?[0].is_empty());
+/// let after = &vault.opening_keys(&[ann]).await?[0];
+/// assert!(after.keys().is_empty() && after.is_erased());
 /// # Ok(()) }
 /// ```
 pub struct StoreKeyVault {
     store: Arc<dyn KeyValueStore>,
     master: MasterKey,
+    /// Master keys that wrapped keys still held, opened but never used to
+    /// wrap.
+    previous: Vec<MasterKey>,
     prefix: String,
     cache: KeyCache,
     /// Keys unwrapped before, by subject and id, with the wrapped bytes
     /// they came from: a record read again opens without the cipher. The
     /// record is still read every time, so an erasure counts at once.
-    unwrapped: Mutex<BySubject<(SubjectHash, KeyId), (Bytes, DataKey)>>,
+    unwrapped: Mutex<BySubject<(SubjectHash, KeyId), UnwrappedEntry>>,
     /// The readers' answers, by subject, with when they were read.
-    read: Mutex<BySubject<SubjectHash, (Instant, Vec<DataKey>)>>,
+    read: Mutex<BySubject<SubjectHash, (Instant, SubjectKeys)>>,
+    /// Counts erasures through this vault: a read that began before one
+    /// does not fill the readers' cache.
+    erasures: AtomicU64,
     reader_ttl: Duration,
     cache_capacity: usize,
     cache_ttl: Duration,
+}
+
+/// A key unwrapped before: the wrapped bytes it came from, the key, and
+/// when it was made.
+type UnwrappedEntry = (Bytes, DataKey, u64);
+
+/// One subject's record and tombstone, as read.
+struct Record {
+    /// Its keys, opened, with the time each was made.
+    keys: Vec<(DataKey, u64)>,
+    erased_at_ms: Option<u64>,
+}
+
+impl Record {
+    /// The key to seal with: the newest made after the latest erasure.
+    fn sealing_key(&self) -> Option<&DataKey> {
+        let erased = self.erased_at_ms.unwrap_or(0);
+        self.keys
+            .iter()
+            .filter(|(_, made)| self.erased_at_ms.is_none() || *made > erased)
+            .max_by_key(|(key, made)| (*made, key.id()))
+            .map(|(key, _)| key)
+    }
+
+    fn into_subject_keys(self) -> SubjectKeys {
+        SubjectKeys::new(
+            self.keys.into_iter().map(|(k, _)| k).collect(),
+            self.erased_at_ms,
+        )
+    }
 }
 
 impl StoreKeyVault {
@@ -75,10 +141,12 @@ impl StoreKeyVault {
         Self {
             store,
             master,
+            previous: Vec::new(),
             prefix: DEFAULT_VAULT_PREFIX.to_owned(),
             cache: KeyCache::new(DEFAULT_CAPACITY, DEFAULT_SEALING_TTL),
             unwrapped: Mutex::new(BySubject::default()),
             read: Mutex::new(BySubject::default()),
+            erasures: AtomicU64::new(0),
             reader_ttl: DEFAULT_READER_TTL,
             cache_capacity: DEFAULT_CAPACITY,
             cache_ttl: DEFAULT_SEALING_TTL,
@@ -91,6 +159,16 @@ impl StoreKeyVault {
         Ok(self)
     }
 
+    /// A master key that wrapped keys this vault still holds: they open
+    /// with it until rewrapped. New keys are wrapped by the current one
+    /// only.
+    pub fn previous_master_key(mut self, master: MasterKey) -> Self {
+        if master.id() != self.master.id() && !self.previous.iter().any(|m| m.id() == master.id()) {
+            self.previous.push(master);
+        }
+        self
+    }
+
     /// How many subjects' keys are cached, on each side (0: none).
     pub fn cache_capacity(mut self, subjects: usize) -> Self {
         self.cache_capacity = subjects;
@@ -98,10 +176,10 @@ impl StoreKeyVault {
         self
     }
 
-    /// How long a sealing key stays cached (60 s unless set). After an
-    /// erasure, a producer in another process may seal with the erased key
-    /// for up to this long: what it seals then is shredded with it. A
-    /// producer sharing this vault forgets the key at once.
+    /// How long a producer seals with a key before it reads the subject's
+    /// record again (1 s unless set; zero: every send reads it). An erasure
+    /// waits this long before it returns: give every process of a system
+    /// the same setting.
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
         self.cache = KeyCache::new(self.cache_capacity, ttl);
@@ -109,13 +187,30 @@ impl StoreKeyVault {
     }
 
     /// How long a reader trusts the keys it read (1 s unless set; zero:
-    /// the vault is read for every batch). After an erasure, a reader in
-    /// another process may open the subject's data for up to this long; a
-    /// reader sharing this vault stops at once. A key newer than the cached
-    /// answer is always read fresh, so nothing new is taken for erased.
+    /// the vault is read for every batch). An erasure waits this long
+    /// before it returns: give every process of a system the same setting.
+    /// A key newer than the cached answer is always read fresh, so nothing
+    /// new is taken for erased.
     pub fn reader_cache_ttl(mut self, ttl: Duration) -> Self {
         self.reader_ttl = ttl;
         self
+    }
+
+    /// How long [`KeyVault::erase`] waits after deleting the keys: the
+    /// longer of the two cache times (none when nothing is cached), and a
+    /// margin.
+    pub fn erasure_wait(&self) -> Duration {
+        let sealing = if self.cache_capacity == 0 {
+            Duration::ZERO
+        } else {
+            self.cache_ttl
+        };
+        let longest = sealing.max(self.reader_ttl);
+        if longest.is_zero() {
+            Duration::ZERO
+        } else {
+            longest + ERASURE_MARGIN
+        }
     }
 
     /// The key of a subject's record.
@@ -123,11 +218,75 @@ impl StoreKeyVault {
         format!("{}:{subject}", self.prefix)
     }
 
-    fn open_record(&self, subject: &SubjectHash, fields: &Fields) -> Result<Vec<DataKey>> {
+    /// The key of a subject's tombstone.
+    pub fn tombstone_key(&self, subject: &SubjectHash) -> String {
+        format!("{}.erased:{subject}", self.prefix)
+    }
+
+    /// The key of the index record that lists the subjects of one bucket
+    /// (what master-key rotation walks).
+    fn index_key(&self, bucket: &str) -> String {
+        format!("{}.index:{bucket}", self.prefix)
+    }
+
+    fn master_for(&self, wrapped: &[u8]) -> Result<&MasterKey> {
+        match MasterKey::wrapped_by(wrapped)? {
+            None => Ok(&self.master),
+            Some(id) if id == self.master.id() => Ok(&self.master),
+            Some(id) => self
+                .previous
+                .iter()
+                .find(|m| m.id() == id)
+                .ok_or_else(|| unknown_master(id, &self.master)),
+        }
+    }
+
+    /// The records and tombstones of `subjects`: one `get_many`.
+    async fn read_records(&self, subjects: &[SubjectHash]) -> Result<Vec<Record>> {
+        let mut keys: Vec<String> = Vec::with_capacity(subjects.len() * 2);
+        for subject in subjects {
+            keys.push(self.record_key(subject));
+            keys.push(self.tombstone_key(subject));
+        }
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut found = self.store.get_many(&keys).await?.into_iter();
+        subjects
+            .iter()
+            .map(|subject| {
+                let record = found.next().expect("one answer per key");
+                let tombstone = found.next().expect("one answer per key");
+                Ok(Record {
+                    keys: match record {
+                        Some(fields) => self.open_record(subject, &fields)?,
+                        None => Vec::new(),
+                    },
+                    erased_at_ms: match tombstone {
+                        Some(fields) => Some(self.erased_at(subject, &fields)?),
+                        None => None,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    fn erased_at(&self, subject: &SubjectHash, fields: &Fields) -> Result<u64> {
+        fields
+            .get(ERASED_AT)
+            .and_then(|at| std::str::from_utf8(at).ok()?.parse().ok())
+            .ok_or_else(|| Error::KeyVault {
+                reason: format!(
+                    "tombstone {:?} has no field {ERASED_AT:?} holding a time in ms: the key \
+                     is used by something else; give the vault its own prefix",
+                    self.tombstone_key(subject)
+                ),
+            })
+    }
+
+    fn open_record(&self, subject: &SubjectHash, fields: &Fields) -> Result<Vec<(DataKey, u64)>> {
         fields
             .iter()
             .map(|(id, wrapped)| {
-                let id: KeyId = id.parse().map_err(|_| crate::Error::KeyVault {
+                let id: KeyId = id.parse().map_err(|_| Error::KeyVault {
                     reason: format!(
                         "record {:?} has a field {id:?} that is not a data key id (16 hex \
                          digits): the key is used by something else; give the vault its own \
@@ -140,14 +299,25 @@ impl StoreKeyVault {
             .collect()
     }
 
-    fn unwrap_key(&self, subject: &SubjectHash, id: KeyId, wrapped: &Bytes) -> Result<DataKey> {
+    fn unwrap_key(
+        &self,
+        subject: &SubjectHash,
+        id: KeyId,
+        wrapped: &Bytes,
+    ) -> Result<(DataKey, u64)> {
         let slot = (*subject, id);
-        if let Some((seen, key)) = self.unwrapped.lock().expect("unwrap cache lock").get(&slot) {
+        if let Some((seen, key, made)) =
+            self.unwrapped.lock().expect("unwrap cache lock").get(&slot)
+        {
             if seen == wrapped {
-                return Ok(key.clone());
+                return Ok((key.clone(), *made));
             }
         }
-        let key = self.master.unwrap(subject, id, wrapped)?;
+        let Unwrapped {
+            key, made_at_ms, ..
+        } = self
+            .master_for(wrapped)?
+            .unwrap_full(subject, id, wrapped)?;
         let mut unwrapped = self.unwrapped.lock().expect("unwrap cache lock");
         if unwrapped.len() >= self.cache_capacity {
             // Bounded by starting over: simpler than an order, and a
@@ -155,23 +325,170 @@ impl StoreKeyVault {
             unwrapped.clear();
         }
         if self.cache_capacity > 0 {
-            unwrapped.insert(slot, (wrapped.clone(), key.clone()));
+            unwrapped.insert(slot, (wrapped.clone(), key.clone(), made_at_ms));
         }
-        Ok(key)
+        Ok((key, made_at_ms))
     }
 
     async fn make_sealing_key(&self, subject: &SubjectHash) -> Result<DataKey> {
-        let record = self.record_key(subject);
-        if let Some(fields) = self.store.get(&record).await? {
-            if let Some(key) = self.open_record(subject, &fields)?.into_iter().next() {
-                return Ok(key);
-            }
+        let record = self
+            .read_records(std::slice::from_ref(subject))
+            .await?
+            .pop()
+            .expect("one record per subject");
+        if let Some(key) = record.sealing_key() {
+            return Ok(key.clone());
         }
+        // After an erasure, made later than its tombstone whatever this
+        // machine's clock says.
+        let made = now_ms().max(record.erased_at_ms.map_or(0, |at| at + 1));
         let key = DataKey::generate();
         let mut fields = Fields::new();
-        fields.insert(key.id().to_string(), self.master.wrap(subject, &key).into());
-        self.store.put(&record, &fields, None).await?;
+        fields.insert(
+            key.id().to_string(),
+            self.master.wrap_made_at(subject, &key, made).into(),
+        );
+        let subject_hex = subject.to_string();
+        let mut listed = Fields::new();
+        listed.insert(subject_hex.clone(), Bytes::from_static(b"1"));
+        self.store
+            .put_many(&[
+                PutItem {
+                    key: self.record_key(subject),
+                    fields,
+                    ttl: None,
+                },
+                PutItem {
+                    key: self.index_key(bucket_of(&subject_hex)),
+                    fields: listed,
+                    ttl: None,
+                },
+            ])
+            .await?;
         Ok(key)
+    }
+
+    /// Rewraps every data key of the vault under the current master key,
+    /// reporting progress after each step (64 index buckets of 4,096);
+    /// keys wrapped by a previous master key
+    /// ([`StoreKeyVault::previous_master_key`]) open with it. Safe while
+    /// producers and readers run, and resumable: running it again skips
+    /// what is current. Once it returns complete, retire the previous
+    /// master keys (and, for crypto-shredding to hold against old
+    /// backups, destroy them once those backups have expired).
+    ///
+    /// An erasure racing the rewrap of the same subject is caught: a
+    /// record brought back by the rewrap is deleted again.
+    pub async fn rotate_master_key(&self, mut progress: impl FnMut(&Rotation)) -> Result<Rotation> {
+        const STEP: u32 = 64;
+        let mut done = Rotation {
+            buckets: INDEX_BUCKETS,
+            ..Rotation::default()
+        };
+        for first in (0..INDEX_BUCKETS).step_by(STEP as usize) {
+            let keys: Vec<String> = (first..(first + STEP).min(INDEX_BUCKETS))
+                .map(|n| self.index_key(&bucket_name(n)))
+                .collect();
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let mut subjects: Vec<SubjectHash> = Vec::new();
+            for fields in self.store.get_many(&keys).await?.into_iter().flatten() {
+                for hex in fields.keys() {
+                    subjects.push(hex.parse().map_err(|_| Error::KeyVault {
+                        reason: format!(
+                            "the vault's index lists {hex:?}, which is not a subject hash: the \
+                             key is used by something else; give the vault its own prefix"
+                        ),
+                    })?);
+                }
+            }
+            for chunk in subjects.chunks(STEP as usize) {
+                self.rewrap(chunk, &mut done).await?;
+            }
+            done.buckets_done = (first + STEP).min(INDEX_BUCKETS);
+            progress(&done);
+        }
+        tracing::info!(
+            master_key = %self.master.id(), rewrapped = done.rewrapped, current = done.current,
+            "the vault's data keys are wrapped by the current master key"
+        );
+        Ok(done)
+    }
+
+    /// Rewraps the keys of some subjects that another master key wrapped.
+    async fn rewrap(&self, subjects: &[SubjectHash], done: &mut Rotation) -> Result<()> {
+        let keys: Vec<String> = subjects.iter().map(|s| self.record_key(s)).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let raw = self.store.get_many(&keys).await?;
+        let mut writes: Vec<(SubjectHash, PutItem)> = Vec::new();
+        for (subject, record) in subjects.iter().zip(raw) {
+            done.subjects += 1;
+            let mut fields = Fields::new();
+            for (id, wrapped) in record.iter().flatten() {
+                let master = self.master_for(wrapped)?;
+                if master.id() == self.master.id() && MasterKey::wrapped_by(wrapped)?.is_some() {
+                    done.current += 1;
+                    continue;
+                }
+                let id: KeyId = id.parse()?;
+                let opened = master.unwrap_full(subject, id, wrapped)?;
+                fields.insert(
+                    id.to_string(),
+                    self.master
+                        .wrap_made_at(subject, &opened.key, opened.made_at_ms)
+                        .into(),
+                );
+            }
+            if !fields.is_empty() {
+                done.rewrapped += fields.len() as u64;
+                writes.push((
+                    *subject,
+                    PutItem {
+                        key: self.record_key(subject),
+                        fields,
+                        ttl: None,
+                    },
+                ));
+            }
+        }
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let items: Vec<PutItem> = writes.iter().map(|(_, item)| item.clone()).collect();
+        self.store.put_many(&items).await?;
+        // An erasure between the read and the write deleted the record
+        // first, and the write brought its old keys back: delete them again.
+        // (A key newer than the tombstone is never rewrapped back: it was
+        // not in the record read.)
+        let rewritten: Vec<SubjectHash> = writes.iter().map(|(s, _)| *s).collect();
+        let after = self.read_records(&rewritten).await?;
+        for ((subject, item), now) in writes.iter().zip(after) {
+            let Some(erased_at) = now.erased_at_ms else {
+                continue;
+            };
+            let brought_back = now.keys.iter().any(|(k, made)| {
+                *made <= erased_at && item.fields.contains_key(&k.id().to_string())
+            });
+            if brought_back {
+                self.store.delete(&self.record_key(subject)).await?;
+                done.deleted_again += 1;
+                tracing::warn!(
+                    subject = %subject,
+                    "a record erased during its rewrap was deleted again"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn unknown_master(id: MasterKeyId, current: &MasterKey) -> Error {
+    Error::KeyVault {
+        reason: format!(
+            "a data key is wrapped by master key {id}, which this vault does not have (its \
+             master key is {}): give it with `.previous_master_key(...)` until the keys are \
+             rewrapped",
+            current.id()
+        ),
     }
 }
 
@@ -191,8 +508,8 @@ impl KeyVault for StoreKeyVault {
         self.cache.get(subject)
     }
 
-    async fn opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<Vec<DataKey>>> {
-        let mut answers: Vec<Option<Vec<DataKey>>> = vec![None; subjects.len()];
+    async fn opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<SubjectKeys>> {
+        let mut answers: Vec<Option<SubjectKeys>> = vec![None; subjects.len()];
         if !self.reader_ttl.is_zero() {
             let now = Instant::now();
             let read = self.read.lock().expect("reader cache lock");
@@ -217,45 +534,56 @@ impl KeyVault for StoreKeyVault {
             .collect())
     }
 
-    async fn fresh_opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<Vec<DataKey>>> {
+    async fn fresh_opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<SubjectKeys>> {
         if subjects.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = subjects.iter().map(|s| self.record_key(s)).collect();
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let records = self.store.get_many(&keys).await?;
-        let answers: Vec<Vec<DataKey>> = subjects
-            .iter()
-            .zip(records)
-            .map(|(subject, record)| match record {
-                Some(fields) => self.open_record(subject, &fields),
-                None => Ok(Vec::new()),
-            })
-            .collect::<Result<_>>()?;
+        // Taken before the read: an erasure during it keeps its answer out
+        // of the cache.
+        let erasures = self.erasures.load(Ordering::SeqCst);
+        let started = Instant::now();
+        let answers: Vec<SubjectKeys> = self
+            .read_records(subjects)
+            .await?
+            .into_iter()
+            .map(Record::into_subject_keys)
+            .collect();
         if !self.reader_ttl.is_zero() && self.cache_capacity > 0 {
-            let now = Instant::now();
             let mut read = self.read.lock().expect("reader cache lock");
-            if read.len() + subjects.len() > self.cache_capacity {
-                read.clear();
-            }
-            for (subject, keys) in subjects.iter().zip(&answers) {
-                read.insert(*subject, (now, keys.clone()));
+            if self.erasures.load(Ordering::SeqCst) == erasures {
+                if read.len() + subjects.len() > self.cache_capacity {
+                    read.clear();
+                }
+                for (subject, keys) in subjects.iter().zip(&answers) {
+                    // Aged from the start of the read, not its end.
+                    read.insert(*subject, (started, keys.clone()));
+                }
             }
         }
         Ok(answers)
     }
 
     async fn erase(&self, subject: &SubjectHash) -> Result<bool> {
-        // Forget first: a send racing the delete makes (or reads) a key
-        // anew rather than sealing with the one being erased.
+        // Forget first: a send racing the erasure makes (or reads) a key
+        // anew, and finds the tombstone.
         self.cache.forget(subject);
+        let mut tombstone = Fields::new();
+        tombstone.insert(ERASED_AT.to_owned(), now_ms().to_string().into());
+        self.store
+            .put(&self.tombstone_key(subject), &tombstone, None)
+            .await?;
         let existed = self.store.delete(&self.record_key(subject)).await?;
+        self.erasures.fetch_add(1, Ordering::SeqCst);
         self.cache.forget(subject);
         self.unwrapped
             .lock()
             .expect("unwrap cache lock")
             .retain(|(s, _), _| s != subject);
         self.read.lock().expect("reader cache lock").remove(subject);
+        // Producers and readers elsewhere read the record again within
+        // their cache times: after this, none seals or opens with the
+        // erased keys.
+        tokio::time::sleep(self.erasure_wait()).await;
         Ok(existed)
     }
 }
@@ -266,9 +594,175 @@ impl fmt::Debug for StoreKeyVault {
             .field("store", &self.store.backend())
             .field("prefix", &self.prefix)
             .field("master", &self.master)
+            .field("master_key_id", &self.master.id())
+            .field(
+                "previous_masters",
+                &self.previous.iter().map(MasterKey::id).collect::<Vec<_>>(),
+            )
             .field("cache_capacity", &self.cache_capacity)
             .field("cache_ttl", &self.cache_ttl)
             .field("reader_cache_ttl", &self.reader_ttl)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex as StdMutex;
+
+    use tokio::sync::{oneshot, Notify};
+
+    use super::*;
+    use crate::memory::MemoryStore;
+    use crate::privacy::SubjectKey;
+    use crate::store::PutItem;
+    use crate::StoreCapabilities;
+
+    /// A store whose next `get_many`, once armed, reads the records and
+    /// then waits until released: an erasure can run while a read that
+    /// began before it is in flight.
+    #[derive(Debug)]
+    struct Gated {
+        inner: MemoryStore,
+        armed: StdMutex<Option<oneshot::Sender<()>>>,
+        release: Notify,
+    }
+
+    impl Gated {
+        fn new() -> Arc<Self> {
+            Arc::new(Self {
+                inner: MemoryStore::new(),
+                armed: StdMutex::new(None),
+                release: Notify::new(),
+            })
+        }
+
+        /// Holds the next read; the receiver fires once it has read.
+        fn arm(&self) -> oneshot::Receiver<()> {
+            let (read, has_read) = oneshot::channel();
+            *self.armed.lock().unwrap() = Some(read);
+            has_read
+        }
+    }
+
+    #[async_trait]
+    impl KeyValueStore for Gated {
+        fn backend(&self) -> &'static str {
+            "gated"
+        }
+        fn capabilities(&self) -> StoreCapabilities {
+            self.inner.capabilities()
+        }
+        async fn put_many(&self, items: &[PutItem]) -> Result<()> {
+            self.inner.put_many(items).await
+        }
+        async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Fields>>> {
+            let found = self.inner.get_many(keys).await?;
+            let armed = self.armed.lock().unwrap().take();
+            if let Some(has_read) = armed {
+                let released = self.release.notified();
+                let _ = has_read.send(());
+                released.await;
+            }
+            Ok(found)
+        }
+        async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+            self.inner.delete_many(keys).await
+        }
+    }
+
+    fn vault(store: &Arc<Gated>, master: &MasterKey) -> Arc<StoreKeyVault> {
+        Arc::new(
+            StoreKeyVault::new(store.clone(), master.clone())
+                .cache_ttl(Duration::from_millis(50))
+                .reader_cache_ttl(Duration::from_secs(3600)),
+        )
+    }
+
+    /// A reader's read that began before an erasure and ends after it does
+    /// not put the erased keys into the readers' cache. (Tokio's clock is
+    /// paused: the erasure's wait passes at once, the cache's does not.)
+    #[tokio::test(start_paused = true)]
+    async fn a_read_racing_an_erasure_does_not_refill_the_cache() {
+        let store = Gated::new();
+        let vault = vault(&store, &MasterKey::generate());
+        let ann = SubjectKey::generate().hash("ann");
+        let key = vault.sealing_key(&ann).await.unwrap();
+        let has_read = store.arm();
+        let reading = tokio::spawn({
+            let vault = vault.clone();
+            async move { vault.fresh_opening_keys(&[ann]).await.unwrap() }
+        });
+        has_read.await.unwrap();
+        assert!(vault.erase(&ann).await.unwrap());
+        store.release.notify_one();
+        // Begun before the erasure: it may still see the key.
+        let raced = reading.await.unwrap();
+        assert!(raced[0].key(key.id()).is_some());
+        // Asked after the erasure returned: erased, not from the cache.
+        let after = vault.opening_keys(&[ann]).await.unwrap();
+        assert!(
+            after[0].keys().is_empty() && after[0].is_erased(),
+            "the erased key came back from the cache: {:?}",
+            after[0]
+        );
+    }
+
+    /// A sealing key being made when an erasure begins is not handed out
+    /// once the erasure returned: the call made it again, after the
+    /// tombstone, and readers open it.
+    #[tokio::test(start_paused = true)]
+    async fn a_key_made_across_an_erasure_is_made_again() {
+        let store = Gated::new();
+        let master = MasterKey::generate();
+        let producer = vault(&store, &master);
+        let ann = SubjectKey::generate().hash("ann");
+        let erased = vault(&store, &master).sealing_key(&ann).await.unwrap();
+        let has_read = store.arm();
+        let sealing = tokio::spawn({
+            let producer = producer.clone();
+            async move { producer.sealing_key(&ann).await.unwrap() }
+        });
+        has_read.await.unwrap();
+        assert!(producer.erase(&ann).await.unwrap());
+        store.release.notify_one();
+        let key = sealing.await.unwrap();
+        assert_ne!(
+            key.id(),
+            erased.id(),
+            "a send finishing after the erasure sealed with the erased key"
+        );
+        let readable = vault(&store, &master)
+            .fresh_opening_keys(&[ann])
+            .await
+            .unwrap();
+        assert!(readable[0].key(key.id()).is_some(), "{:?}", readable[0]);
+        assert!(readable[0].key(erased.id()).is_none());
+    }
+
+    /// Between the tombstone and the delete, a producer reading the record
+    /// does not take a key older than the tombstone.
+    #[tokio::test]
+    async fn a_key_older_than_the_tombstone_is_not_sealed_with() {
+        let store = Gated::new();
+        let master = MasterKey::generate();
+        let ann = SubjectKey::generate().hash("ann");
+        let first = vault(&store, &master);
+        let old = first.sealing_key(&ann).await.unwrap();
+        // The tombstone written, the record not deleted yet (an erasure
+        // that failed half-way, or is under way).
+        let mut tombstone = Fields::new();
+        tombstone.insert(ERASED_AT.to_owned(), now_ms().to_string().into());
+        store
+            .put(&first.tombstone_key(&ann), &tombstone, None)
+            .await
+            .unwrap();
+        let fresh = vault(&store, &master).sealing_key(&ann).await.unwrap();
+        assert_ne!(fresh.id(), old.id());
+        let keys = vault(&store, &master).opening_keys(&[ann]).await.unwrap();
+        assert_eq!(keys[0].keys().len(), 2, "the old key opens until deleted");
+        // Every producer agrees on the new key.
+        let again = vault(&store, &master).sealing_key(&ann).await.unwrap();
+        assert_eq!(again.id(), fresh.id());
     }
 }

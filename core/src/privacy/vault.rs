@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use super::data_key::DataKey;
 use super::subject::SubjectHash;
+use super::subject_keys::SubjectKeys;
 use crate::Result;
 
 /// Holds the data keys of data subjects. Erasing a subject's keys makes
@@ -21,13 +22,19 @@ use crate::Result;
 /// * [`sealing_key`](Self::sealing_key) returns a key that is stored (or
 ///   will open what it seals) before it returns; two callers at the same
 ///   moment may each make one, and both must stay readable through
-///   [`opening_keys`](Self::opening_keys).
+///   [`opening_keys`](Self::opening_keys). It never returns a key older
+///   than the subject's latest erasure.
 /// * [`opening_keys`](Self::opening_keys) answers for a whole batch in as
-///   few round trips as the vault allows; it may answer from a cache for a
-///   bounded time (an erasure elsewhere counts after it), and
-///   [`fresh_opening_keys`](Self::fresh_opening_keys) may not: readers ask
-///   it when a sealed segment names a key the first answer lacked.
-/// * [`erase`](Self::erase) is idempotent and safe while others seal and
+///   few round trips as the vault allows, with each subject's erasure
+///   tombstone ([`SubjectKeys`]): a reader takes a missing key for erased
+///   only when the subject has one. It may answer from a cache for a
+///   bounded time, and [`fresh_opening_keys`](Self::fresh_opening_keys)
+///   may not: readers ask it when a sealed segment names a key the first
+///   answer lacked.
+/// * [`erase`](Self::erase) writes the tombstone, then deletes the keys,
+///   and returns only once no producer or reader of the system can still
+///   use them from a cache: a message sent after it returned is never
+///   sealed with an erased key. Idempotent, and safe while others seal and
 ///   open.
 #[async_trait]
 pub trait KeyVault: Send + Sync + fmt::Debug + 'static {
@@ -45,16 +52,16 @@ pub trait KeyVault: Send + Sync + fmt::Debug + 'static {
         None
     }
 
-    /// Every key of each subject, in the order asked (an empty list: the
-    /// subject was erased, or never had a key).
-    async fn opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<Vec<DataKey>>>;
+    /// Every key of each subject and its tombstone, in the order asked.
+    async fn opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<SubjectKeys>>;
 
     /// Like [`opening_keys`](Self::opening_keys), read from the vault
     /// itself, not from a cache. The default calls `opening_keys`.
-    async fn fresh_opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<Vec<DataKey>>> {
+    async fn fresh_opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<SubjectKeys>> {
         self.opening_keys(subjects).await
     }
 
-    /// Deletes every key of `subject`; returns whether it had one.
+    /// Writes `subject`'s tombstone and deletes every key of it; returns
+    /// whether it had one.
     async fn erase(&self, subject: &SubjectHash) -> Result<bool>;
 }

@@ -446,25 +446,36 @@ pub async fn concurrent_writers(h: &StoreHarness) -> CaseResult {
 
 /// A [`StoreKeyVault`](crate::privacy::StoreKeyVault) on the store: eight
 /// producers making one subject's first key at once lose none of them (a
-/// put merges fields), a batch lookup answers in order, erasure empties the
-/// subject's record alone and is idempotent, a key made after it is new,
-/// and another master key opens nothing.
+/// put merges fields), a batch lookup answers in order, erasure writes a
+/// tombstone and empties the subject's record alone, is idempotent, and
+/// returns only when producers elsewhere (other vault instances, as other
+/// processes) seal with a new key; a record lost without a tombstone is
+/// told apart from an erasure; keys wrapped by a previous master key open
+/// while new ones are wrapped by the current, a rotation rewraps them all
+/// so that the previous one can be retired; another master key opens
+/// nothing.
 pub async fn key_vault_on_the_store(h: &StoreHarness) -> CaseResult {
     use crate::privacy::{KeyVault, MasterKey, StoreKeyVault, SubjectKey};
     use std::collections::BTreeSet;
+    use std::time::Duration;
 
     let master = MasterKey::generate();
     let prefix = h.namespace.replace(':', ".") + ".vault";
+    // Short cache times keep the erasure's wait short; every instance has
+    // the same, as the processes of one system must.
     let vault = |master: &MasterKey| {
         StoreKeyVault::new(h.store.clone(), master.clone())
             .key_prefix(&prefix)
             .expect("a valid prefix")
+            .cache_ttl(Duration::from_millis(300))
+            .reader_cache_ttl(Duration::from_millis(300))
     };
     let subjects = SubjectKey::generate();
-    let (ann, bob, nobody) = (
+    let (ann, bob, nobody, cid) = (
         subjects.hash("ann"),
         subjects.hash("bob"),
         subjects.hash("nobody"),
+        subjects.hash("cid"),
     );
 
     let producers: Vec<StoreKeyVault> = (0..8).map(|_| vault(&master)).collect();
@@ -480,20 +491,20 @@ pub async fn key_vault_on_the_store(h: &StoreHarness) -> CaseResult {
         "opening_keys of 3 subjects returned {} lists",
         keys.len()
     );
-    let ann_ids: BTreeSet<_> = keys[0].iter().map(|k| k.id()).collect();
+    let ann_ids: BTreeSet<_> = keys[0].keys().iter().map(|k| k.id()).collect();
     ensure!(
         made.is_subset(&ann_ids),
         "keys made by concurrent producers were lost: made {made:?}, the vault has {ann_ids:?}"
     );
     ensure!(
-        keys[1].is_empty(),
-        "a subject without keys has {:?}",
+        keys[1].keys().is_empty() && !keys[1].is_erased(),
+        "a subject the vault never saw has {:?}",
         keys[1]
     );
     ensure!(
-        keys[2].len() == 1,
-        "bob has {} keys, expected 1",
-        keys[2].len()
+        keys[2].keys().len() == 1 && !keys[2].is_erased(),
+        "bob has {:?}, expected 1 key and no tombstone",
+        keys[2]
     );
 
     let wrong = vault(&MasterKey::generate()).opening_keys(&[ann]).await;
@@ -502,26 +513,108 @@ pub async fn key_vault_on_the_store(h: &StoreHarness) -> CaseResult {
         "another master key opened the vault: {wrong:?}"
     );
 
+    let before = crate::clock::now_ms();
     ensure!(reader.erase(&ann).await?, "erasing ann found no key");
     ensure!(!reader.erase(&ann).await?, "a second erasure found a key");
     let after = reader.opening_keys(&[ann, bob]).await?;
     ensure!(
-        after[0].is_empty(),
+        after[0].keys().is_empty(),
         "ann still has {} keys after erasure",
-        after[0].len()
+        after[0].keys().len()
     );
     ensure!(
-        after[1].len() == 1,
-        "erasing ann touched bob: {} keys",
-        after[1].len()
+        after[0].erased_at_ms().is_some_and(|at| at >= before),
+        "ann's erasure left no tombstone with its time: {:?}",
+        after[0]
     );
-    // A fresh vault: `producers` still cache the erased key (for up to
-    // their cache TTL, as documented).
-    let renewed = vault(&master).sealing_key(&ann).await?;
     ensure!(
-        !ann_ids.contains(&renewed.id()),
-        "the key made after the erasure is an erased one: {:?}",
-        renewed.id()
+        after[1].keys().len() == 1 && !after[1].is_erased(),
+        "erasing ann touched bob: {:?}",
+        after[1]
+    );
+    // The producers cached ann's key before the erasure; it has returned,
+    // so each of them seals with a new key now, and readers open it.
+    for producer in &producers {
+        let renewed = producer.sealing_key(&ann).await?;
+        ensure!(
+            !ann_ids.contains(&renewed.id()),
+            "a producer elsewhere sealed with an erased key after the erasure returned: {:?}",
+            renewed.id()
+        );
+        let readable = vault(&master).fresh_opening_keys(&[ann]).await?;
+        ensure!(
+            readable[0].key(renewed.id()).is_some(),
+            "the key made after the erasure does not open: {:?}",
+            readable[0]
+        );
+    }
+
+    // A record lost behind the vault's back is not an erasure.
+    vault(&master).sealing_key(&cid).await?;
+    h.store.delete(&reader.record_key(&cid)).await?;
+    let lost = vault(&master).opening_keys(&[cid]).await?;
+    ensure!(
+        lost[0].keys().is_empty() && !lost[0].is_erased(),
+        "a lost record reads as {:?}, expected no key and no tombstone",
+        lost[0]
+    );
+
+    // A new master key: keys of the previous one still open through it,
+    // new keys are wrapped by the new one, and without the previous one
+    // the error names the master key needed.
+    let next = MasterKey::generate();
+    let rotated = vault(&next).previous_master_key(master.clone());
+    let bobs = rotated.opening_keys(&[bob]).await?;
+    ensure!(
+        bobs[0].keys().len() == 1,
+        "a key of the previous master key does not open: {:?}",
+        bobs[0]
+    );
+    let dan = subjects.hash("dan");
+    rotated.sealing_key(&dan).await?;
+    let record = h.store.get(&rotated.record_key(&dan)).await?;
+    ensure!(record.is_some(), "dan's record was not written");
+    let record = record.unwrap_or_default();
+    for wrapped in record.values() {
+        ensure!(
+            MasterKey::wrapped_by(wrapped)? == Some(next.id()),
+            "a new key is not wrapped by the new master key"
+        );
+    }
+    let missing = vault(&next).opening_keys(&[bob]).await;
+    ensure!(
+        matches!(&missing, Err(e) if e.to_string().contains(&master.id().to_string())),
+        "without the previous master key the error does not name it: {missing:?}"
+    );
+
+    // Rotation rewraps every key under the new master key, reporting its
+    // progress; then the previous one can be retired.
+    let mut reports = 0;
+    let rotation = rotated.rotate_master_key(|_| reports += 1).await?;
+    ensure!(
+        rotation.is_complete() && reports == 64,
+        "rotation walked {} of {} buckets in {reports} reports",
+        rotation.buckets_done,
+        rotation.buckets
+    );
+    // Bob's key, ann's made after her erasure (cid's record is lost, dan's
+    // is current already).
+    ensure!(
+        rotation.rewrapped >= 2 && rotation.current >= 1,
+        "rotation rewrapped {} keys and found {} current, expected at least 2 and 1",
+        rotation.rewrapped,
+        rotation.current
+    );
+    let retired = vault(&next).opening_keys(&[bob, ann]).await?;
+    ensure!(
+        retired[0].keys().len() == 1 && !retired[1].keys().is_empty(),
+        "after rotation, the new master key alone does not open every key: {retired:?}"
+    );
+    let again = rotated.rotate_master_key(|_| {}).await?;
+    ensure!(
+        again.rewrapped == 0,
+        "a second rotation rewrapped {} keys",
+        again.rewrapped
     );
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! What a consumer cannot read: a payload key or a vault record that fails
-//! for good (that message alone goes to the dead-letter stream), an entry
+//! for good (that message alone goes to the dead-letter stream), a vault
+//! record lost without an erasure (never read as erased), an entry
 //! that is not metadata (dead-lettered with its bytes), and an entry of a
 //! newer format (left pending for a consumer that reads it).
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::fixture::{
-    channel_case, length, needs_groups, pending, poll_until, stream_entries, Runs,
+    channel_case, length, needs_groups, pending, poll_until, quick_redelivery, stream_entries, Runs,
 };
 use crate::address::{dead_letter_key, payload_key};
 use crate::channel::GroupStart;
@@ -30,6 +31,7 @@ pub fn unreadable_cases() -> Vec<ChannelCase> {
             unreadable_vault_record_dead_letters_those_messages_alone,
             needs_groups
         ),
+        channel_case!(lost_vault_record_is_not_taken_for_an_erasure, needs_groups),
         channel_case!(
             malformed_entry_is_dead_lettered_with_its_bytes,
             needs_groups
@@ -61,13 +63,27 @@ async fn consume(
     handled: usize,
     dead: u64,
 ) -> Result<Runs, CaseFailure> {
+    consume_with(h, name, stream, personal, handled, dead, |b| b).await
+}
+
+/// [`consume`], the consumer's options tuned.
+async fn consume_with(
+    h: &ChannelHarness,
+    name: &str,
+    stream: &str,
+    personal: Option<PersonalData>,
+    handled: usize,
+    dead: u64,
+    tune: impl FnOnce(crate::ConsumerBuilder) -> crate::ConsumerBuilder,
+) -> Result<Runs, CaseFailure> {
     let runs = Runs::default();
     let r = runs.clone();
-    let mut builder = h
-        .consumer(name)
-        .concurrency(4)
-        .block(Duration::from_millis(50))
-        .no_claim();
+    let mut builder = tune(
+        h.consumer(name)
+            .concurrency(4)
+            .block(Duration::from_millis(50))
+            .no_claim(),
+    );
     if let Some(personal) = personal {
         builder = builder.personal_data(personal);
     }
@@ -165,6 +181,81 @@ pub async fn unreadable_vault_record_dead_letters_those_messages_alone(
     // A reader of its own: nothing cached from the producer's vault.
     consume(h, "bad-vault", &stream, Some(settings()), 6, 2).await?;
     ensure!(vault_store.broken_hits() > 0, "bob's record was never read");
+    Ok(())
+}
+
+/// A data subject's vault record deleted behind the library's back (an
+/// eviction, a failover before replication, a restored backup) is not an
+/// erasure: that subject's messages are never handled as erased, they are
+/// redelivered and then dead-lettered with a reason that says what is
+/// missing; a subject erased for real is handled without its personal
+/// data; everyone else is handled.
+pub async fn lost_vault_record_is_not_taken_for_an_erasure(h: &ChannelHarness) -> CaseResult {
+    let vault_store: Arc<dyn crate::KeyValueStore> = Arc::new(MemoryStore::new());
+    let (master, subjects) = (MasterKey::generate(), SubjectKey::generate());
+    let vault = || {
+        StoreKeyVault::new(vault_store.clone(), master.clone())
+            .cache_ttl(Duration::from_millis(100))
+            .reader_cache_ttl(Duration::from_millis(100))
+    };
+    let settings = || PersonalData::new(Arc::new(vault()), subjects.clone());
+    let producer = crate::Producer::builder()
+        .channel(h.channel.clone())
+        .store(h.store.clone())
+        .uri(h.uri("lost-vault"))
+        .personal_data(settings())
+        .build()?;
+    let stream = producer.streams()[0].to_owned();
+    for round in 0..2u32 {
+        for user in ["ann", "bob", "cy", "dee"] {
+            producer
+                .message("registered")
+                .subject(user)
+                .segment("round", &round)?
+                .personal("email", &format!("{user}@example.com"))?
+                .send()
+                .await?;
+        }
+    }
+    vault_store
+        .delete(&vault().record_key(&subjects.hash("bob")))
+        .await?;
+    ensure!(
+        settings().erase_subject("cy").await?,
+        "cy had no key to erase"
+    );
+    // Six handled (ann, cy erased, dee), bob's two never handled.
+    consume_with(h, "lost-vault", &stream, Some(settings()), 6, 2, |b| {
+        b.max_deliveries(3).redelivery_backoff(quick_redelivery())
+    })
+    .await?;
+    let dead = dead_letters(h, &stream).await?;
+    let bob = subjects.hash("bob").to_string();
+    for letter in &dead {
+        ensure!(
+            letter.headers.get(crate::privacy::SUBJECT_HEADER) == Some(&bob),
+            "a message of another subject was dead-lettered: {:?}",
+            letter.headers
+        );
+        let reason = letter
+            .headers
+            .get(HEADER_DEAD_LETTER_REASON)
+            .cloned()
+            .unwrap_or_default();
+        ensure!(
+            reason.contains("does not hold") && reason.contains("no erasure tombstone"),
+            "the dead letter's reason does not say the key is missing: {reason:?}"
+        );
+        let deliveries = letter
+            .headers
+            .get(crate::consumer::HEADER_DEAD_LETTER_DELIVERIES)
+            .cloned()
+            .unwrap_or_default();
+        ensure!(
+            deliveries == "3",
+            "dead-lettered after {deliveries} deliveries, expected max_deliveries (3)"
+        );
+    }
     Ok(())
 }
 
