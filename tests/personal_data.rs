@@ -1016,9 +1016,10 @@ async fn class_routing_and_payload_ttl_keep_working() {
         .opened("ann", "ann@example.com", "pro")
         .await
         .unwrap();
+    // The vault: ann's record and the index bucket that lists her.
     assert_eq!(
         (normal.len(), personal_store.len(), vault_store.len()),
-        (1, 1, 1)
+        (1, 1, 2)
     );
     // A message of personal data only, with a short TTL.
     producer(Some(Duration::from_millis(200)))
@@ -1069,7 +1070,7 @@ async fn class_routing_and_payload_ttl_keep_working() {
         "ann@example.com"
     );
     assert_eq!(later[1].erased_segments(), ["text"]);
-    assert_eq!(vault_store.len(), 1);
+    assert_eq!(vault_store.len(), 2, "the vault expires nothing");
 }
 
 /// Secrets stay out of `Debug` output and errors.
@@ -1210,5 +1211,148 @@ async fn processes_elsewhere_follow_an_erasure_once_it_returns() {
             "{}",
             f.backend.name
         );
+    }
+}
+
+/// Every key and stream of the Redis server, as bytes: what a person's
+/// data must not be found in after their erasure.
+async fn everything_on_the_server() -> Vec<(String, Vec<u8>)> {
+    let mut connection = raw_redis().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for key in keys {
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        let mut command = match kind.as_str() {
+            "string" => redis::cmd("GET"),
+            "hash" => redis::cmd("HGETALL"),
+            "stream" => redis::cmd("XRANGE"),
+            "list" => redis::cmd("LRANGE"),
+            "set" => redis::cmd("SMEMBERS"),
+            "zset" => redis::cmd("ZRANGE"),
+            _ => continue,
+        };
+        command.arg(&key);
+        match kind.as_str() {
+            "stream" => command.arg("-").arg("+"),
+            "list" | "zset" => command.arg(0).arg(-1),
+            _ => &mut command,
+        };
+        let value: redis::Value = command
+            .query_async(&mut connection)
+            .await
+            .unwrap_or(redis::Value::Nil);
+        let mut bytes = Vec::new();
+        flatten(&value, &mut bytes);
+        out.push((key, bytes));
+    }
+    out
+}
+
+/// Every byte string inside a reply, one after the other.
+fn flatten(value: &redis::Value, out: &mut Vec<u8>) {
+    match value {
+        redis::Value::BulkString(bytes) => out.extend_from_slice(bytes),
+        redis::Value::SimpleString(text) => out.extend_from_slice(text.as_bytes()),
+        redis::Value::Array(items) | redis::Value::Set(items) => {
+            for item in items {
+                out.push(b'\n');
+                flatten(item, out);
+            }
+        }
+        redis::Value::Map(pairs) => {
+            for (k, v) in pairs {
+                flatten(k, out);
+                out.push(b'\n');
+                flatten(v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A handler fails with the person's email in its error, and the message
+/// is dead-lettered: the dead letter's clear reason and the logs do not
+/// hold the email, its sealed reason opens with the person's key until
+/// the erasure; after it, no key or stream of the Redis server holds the
+/// email anywhere, and the sealed reason reads as erased.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_keeps_no_plaintext_after_the_erasure() {
+    use event_backbone::consumer::HEADER_DEAD_LETTER_REASON;
+    use event_backbone::privacy::SEALED_REASON_HEADER;
+
+    for backend in Backend::both().await {
+        let f = Fixture::new(backend, "dead-ann");
+        let email = format!("ann.{}@example.com", MessageId::new());
+        f.producer().opened("ann", &email, "pro").await.unwrap();
+        let stats = f
+            .consumer()
+            .group("mailer")
+            .max_deliveries(1)
+            .retry(event_backbone::RetryPolicy::none())
+            .stop_after(1)
+            .subscribe_fn(|ctx: ConsumerContext| async move {
+                let email: String = ctx.message().segment("email")?;
+                Err(HandlerError::from(format!("mailbox {email} refused")))
+            })
+            .unwrap()
+            .completion()
+            .await
+            .unwrap();
+        assert_eq!(stats.dead_lettered, 1, "{}", f.backend.name);
+        let letters = f.messages(f.reader().dead_letters()).await;
+        let letter = letters[0].as_ref().unwrap().metadata().clone();
+        let reason = &letter.headers[HEADER_DEAD_LETTER_REASON];
+        assert!(
+            !reason.contains(&email) && reason.contains("handler failed after 1 deliveries"),
+            "{}: the clear reason is {reason:?}",
+            f.backend.name
+        );
+        assert!(
+            !format!("{:?}", letter.headers).contains(&email),
+            "{}: a header holds the email",
+            f.backend.name
+        );
+        let opened = f.personal.open_dead_letter_reason(&letter).await.unwrap();
+        assert_eq!(
+            opened.as_deref(),
+            Some(format!("mailbox {email} refused").as_str()),
+            "{}: the sealed reason does not open with the person's key",
+            f.backend.name
+        );
+
+        SubjectRequests::builder()
+            .channel(f.backend.channel.clone())
+            .store(f.backend.store.clone())
+            .personal_data(f.personal.clone())
+            .uri(&f.uri)
+            .erase("ann")
+            .await
+            .unwrap();
+        assert_eq!(
+            f.personal.open_dead_letter_reason(&letter).await.unwrap(),
+            None,
+            "{}: the sealed reason outlived the erasure",
+            f.backend.name
+        );
+        if f.backend.redis.is_some() {
+            let found: Vec<String> = everything_on_the_server()
+                .await
+                .into_iter()
+                .filter(|(_, bytes)| bytes.windows(email.len()).any(|w| w == email.as_bytes()))
+                .map(|(key, _)| key)
+                .collect();
+            assert!(
+                found.is_empty(),
+                "the erased person's email is still on the Redis server, in {found:?}"
+            );
+        }
     }
 }

@@ -496,6 +496,16 @@ impl Error {
         }
     }
 
+    /// Whether the error's text may quote a message's data: a codec's or
+    /// an interceptor's error. Consumers keep such text out of logs and
+    /// clear dead-letter reasons of messages with personal data.
+    pub fn may_quote_data(&self) -> bool {
+        matches!(
+            self,
+            Error::Decode(_) | Error::Encode { .. } | Error::Interceptor { .. }
+        )
+    }
+
     /// Whether the message may become readable, but not by waiting alone:
     /// a consumer counts these attempts as deliveries and dead-letters the
     /// message after `max_deliveries` ([`Error::DataKeyMissing`]).

@@ -11,6 +11,8 @@ use crate::address::{dead_letter_key, StreamAddress};
 use crate::channel::{EntryId, StreamChannel};
 use crate::clock::now_ms;
 use crate::envelope::{MessageId, Metadata, Origin, SegmentClass, SegmentLocation, SegmentRef};
+use crate::privacy::sealed_text::{seal_text, sealed_subject};
+use crate::privacy::{PersonalData, SEALED_REASON_HEADER};
 use crate::retry::RetryPolicy;
 use crate::Result;
 
@@ -29,6 +31,82 @@ pub const MALFORMED_OPERATION: &str = "dead-letter.malformed-entry";
 /// Inline segment holding the raw bytes of an unreadable entry.
 pub const RAW_SEGMENT: &str = "raw";
 
+/// Why a message is dead-lettered: a summary that never quotes the
+/// message's data, and the text of the error, which may.
+pub(crate) struct Reason {
+    pub(crate) summary: String,
+    pub(crate) detail: Option<String>,
+}
+
+impl Reason {
+    /// A reason made by the library from names and counts only.
+    pub(crate) fn plain(text: impl Into<String>) -> Self {
+        Self {
+            summary: text.into(),
+            detail: None,
+        }
+    }
+
+    /// A summary, and an error's text that may quote the message's data.
+    pub(crate) fn with_detail(summary: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            summary: summary.into(),
+            detail: Some(detail.into()),
+        }
+    }
+
+    /// The reason of an error that kept the payload from loading.
+    pub(crate) fn of_error(error: &crate::Error) -> Self {
+        if error.may_quote_data() {
+            Self::with_detail(
+                format!("the payload cannot be read (error type {})", error.kind()),
+                error.to_string(),
+            )
+        } else {
+            Self::plain(error.to_string())
+        }
+    }
+
+    /// The reason as the dead letter keeps it: in clear, unless the
+    /// message holds personal data, in which case the error's text is
+    /// sealed with its subject's key (the second value, for header
+    /// [`SEALED_REASON_HEADER`]) or, without a key at hand, left out.
+    pub(crate) async fn kept_for(
+        self,
+        metadata: &Metadata,
+        personal: Option<&PersonalData>,
+    ) -> (String, Option<String>) {
+        let Some(detail) = self.detail else {
+            return (self.summary, None);
+        };
+        if sealed_subject(metadata).is_none() {
+            return (format!("{}: {detail}", self.summary), None);
+        }
+        let sealed = match personal {
+            Some(personal) => seal_text(personal, metadata, &detail).await,
+            None => None,
+        };
+        match sealed {
+            Some(sealed) => (
+                format!(
+                    "{} (the message holds personal data: the error's text is sealed with its \
+                     data subject's key in header {SEALED_REASON_HEADER})",
+                    self.summary
+                ),
+                Some(sealed),
+            ),
+            None => (
+                format!(
+                    "{} (the message holds personal data and its data subject's key is not at \
+                     hand: the error's text is not kept)",
+                    self.summary
+                ),
+                None,
+            ),
+        }
+    }
+}
+
 pub(crate) struct DeadLetters<'a> {
     pub(crate) channel: &'a dyn StreamChannel,
     pub(crate) address: &'a StreamAddress,
@@ -37,13 +115,15 @@ pub(crate) struct DeadLetters<'a> {
 }
 
 impl DeadLetters<'_> {
-    /// Appends a copy of a readable message with the reason.
+    /// Appends a copy of a readable message with the reason (and the
+    /// sealed reason, for a message with personal data).
     pub(crate) async fn message(
         &self,
         original: &Metadata,
         entry: &EntryId,
         deliveries: u32,
         reason: &str,
+        sealed_reason: Option<&str>,
     ) -> Result<EntryId> {
         let mut copy = original.clone();
         // The copy gets its own id: pin the payload keys of the original.
@@ -55,6 +135,13 @@ impl DeadLetters<'_> {
         };
         copy.message_id = MessageId::new();
         self.stamp(&mut copy.headers, entry, deliveries, reason);
+        match sealed_reason {
+            Some(sealed) => copy
+                .headers
+                .insert(SEALED_REASON_HEADER.to_owned(), sealed.to_owned()),
+            // A copy of a dead letter does not keep the first one's.
+            None => copy.headers.remove(SEALED_REASON_HEADER),
+        };
         self.append(copy).await
     }
 
@@ -169,8 +256,14 @@ mod tests {
             original: first.message_id,
         });
         let entry = EntryId::new("1");
-        dead_letters.message(&first, &entry, 1, "r").await.unwrap();
-        dead_letters.message(&copy, &entry, 1, "r").await.unwrap();
+        dead_letters
+            .message(&first, &entry, 1, "r", None)
+            .await
+            .unwrap();
+        dead_letters
+            .message(&copy, &entry, 1, "r", None)
+            .await
+            .unwrap();
         let written = channel
             .read_range(&address.dead_letter_key(), &StreamPosition::Start, None, 10)
             .await

@@ -379,7 +379,8 @@ fn work_of(
         Err(failure) => {
             if failure.error.is_transient() {
                 tracing::warn!(
-                    entry = %failure.entry_id, error = %failure.error,
+                    entry = %failure.entry_id,
+                    error = %super::settle::shown(&failure.error, &failure.metadata),
                     "the payload could not be loaded yet; trying again after a backoff"
                 );
             }

@@ -29,7 +29,7 @@ use tracing::Instrument;
 use super::ack::AckSender;
 use super::context::ConsumerContext;
 use super::counters::Counters;
-use super::dead_letter::DeadLetters;
+use super::dead_letter::{DeadLetters, Reason};
 use super::handling::{Handling, Verdict};
 use super::held::Held;
 use super::options::AckMode;
@@ -40,8 +40,22 @@ use crate::clock::now_ms;
 use crate::envelope::Metadata;
 use crate::lease::Lease;
 use crate::message::Message;
+use crate::privacy::sealed_text::sealed_subject;
 use crate::retry::RetryPolicy;
 use crate::telemetry::{spans, HANDLER_ERROR};
+
+/// An error as a log line shows it: its kind only when its text may quote
+/// the personal data of the message.
+pub(crate) fn shown(error: &crate::Error, metadata: &Metadata) -> String {
+    if error.may_quote_data() && sealed_subject(metadata).is_some() {
+        format!(
+            "{} (text not logged: the message holds personal data)",
+            error.kind()
+        )
+    } else {
+        error.to_string()
+    }
+}
 
 /// What every message of a consumer is settled with.
 pub(crate) struct Settler {
@@ -80,7 +94,7 @@ pub(crate) enum Work {
     /// dead-letter stream. `parent` is the span of the fetch that found it.
     Rejected {
         metadata: Metadata,
-        reason: String,
+        reason: Reason,
         parent: tracing::Span,
     },
     /// Its entry is not readable metadata: to the dead-letter stream, raw.
@@ -152,14 +166,8 @@ impl Settler {
                 match Box::pin(self.load_again(id, metadata, &mut delivery_count, lease)).await {
                     Reload::Ready(message) => message,
                     Reload::Rejected(metadata, reason, parent) => {
-                        let dead_letter = self.dead_letter(
-                            id,
-                            &metadata,
-                            delivery_count,
-                            &reason,
-                            &parent,
-                            lease,
-                        );
+                        let dead_letter =
+                            self.dead_letter(id, &metadata, delivery_count, reason, &parent, lease);
                         return Box::pin(dead_letter).await;
                     }
                     Reload::Gone => return Release::Now,
@@ -171,7 +179,7 @@ impl Settler {
                 parent,
             } => {
                 let dead_letter =
-                    self.dead_letter(id, &metadata, delivery_count, &reason, &parent, lease);
+                    self.dead_letter(id, &metadata, delivery_count, reason, &parent, lease);
                 return Box::pin(dead_letter).await;
             }
             Work::Malformed { raw, reason } => {
@@ -240,30 +248,34 @@ impl Settler {
                 Verdict::Unknown => {
                     drop(work);
                     spans::fail(&span, UNKNOWN_OPERATION);
-                    let reason = format!(
+                    let reason = Reason::plain(format!(
                         "unknown operation {:?} version {}",
                         ctx.operation(),
                         ctx.version()
-                    );
-                    let dead_letter = self.dead_letter(
-                        &id,
-                        ctx.metadata(),
-                        delivery_count,
-                        &reason,
-                        &span,
-                        lease,
-                    );
+                    ));
+                    let dead_letter =
+                        self.dead_letter(&id, ctx.metadata(), delivery_count, reason, &span, lease);
                     return Box::pin(dead_letter).await;
                 }
                 Verdict::Failed(error) => error,
             };
             spans::fail(&span, HANDLER_ERROR);
             self.counters.failed();
-            tracing::warn!(
-                stream = self.source.stream(), operation = ctx.operation(),
-                entry = %id, delivery_count, error = %error,
-                "handler failed"
-            );
+            if sealed_subject(ctx.metadata()).is_some() {
+                // Its text may quote personal data, which a log keeps
+                // beyond the subject's erasure.
+                tracing::warn!(
+                    stream = self.source.stream(), operation = ctx.operation(),
+                    entry = %id, delivery_count,
+                    "handler failed (the message holds personal data: the error's text is not logged)"
+                );
+            } else {
+                tracing::warn!(
+                    stream = self.source.stream(), operation = ctx.operation(),
+                    entry = %id, delivery_count, error = %error,
+                    "handler failed"
+                );
+            }
             if self.ack_mode == AckMode::Always {
                 ctx.ack_settled(work);
                 return Release::WithAck;
@@ -278,9 +290,12 @@ impl Settler {
                 return Release::Now;
             }
             if delivery_count >= self.max_deliveries {
-                let reason = format!("handler failed after {delivery_count} deliveries: {error}");
+                let reason = Reason::with_detail(
+                    format!("handler failed after {delivery_count} deliveries"),
+                    error.to_string(),
+                );
                 let dead_letter =
-                    self.dead_letter(&id, ctx.metadata(), delivery_count, &reason, &span, lease);
+                    self.dead_letter(&id, ctx.metadata(), delivery_count, reason, &span, lease);
                 return Box::pin(dead_letter).await;
             }
             drop(span);
@@ -414,16 +429,18 @@ impl Settler {
             if !error.is_transient() || (not_readable && *delivery_count >= self.max_deliveries) {
                 spans::fail(&span, error.kind());
                 let reason = if not_readable {
-                    format!("not readable after {delivery_count} deliveries: {error}")
+                    Reason::plain(format!(
+                        "not readable after {delivery_count} deliveries: {error}"
+                    ))
                 } else {
-                    error.to_string()
+                    Reason::of_error(&error)
                 };
                 return Reload::Rejected(metadata, reason, span);
             }
             tracing::warn!(
                 parent: &span,
-                stream = source.stream(), entry = %id, error = %error, attempt = failures,
-                "the payload could not be loaded yet; trying again"
+                stream = source.stream(), entry = %id, error = %shown(&error, &metadata),
+                attempt = failures, "the payload could not be loaded yet; trying again"
             );
         }
     }
@@ -444,13 +461,16 @@ impl Settler {
         id: &EntryId,
         metadata: &Metadata,
         deliveries: u32,
-        reason: &str,
+        reason: Reason,
         parent: &tracing::Span,
         lease: &Lease,
     ) -> Release {
         let make_span = || self.dead_letter_span(parent, Some(&metadata.message_id), deliveries);
         let dead_letters = self.dead_letters();
-        let append = || dead_letters.message(metadata, id, deliveries, reason);
+        let (reason, sealed) = reason
+            .kept_for(metadata, self.source.personal.as_ref())
+            .await;
+        let append = || dead_letters.message(metadata, id, deliveries, &reason, sealed.as_deref());
         self.append_dead_letter(id, lease, make_span, append).await
     }
 
@@ -587,7 +607,7 @@ impl Work {
         } else {
             Work::Rejected {
                 metadata,
-                reason: error.to_string(),
+                reason: Reason::of_error(error),
                 parent: parent.clone(),
             }
         }
@@ -612,7 +632,7 @@ impl Drop for LetGo<'_> {
 /// What loading a payload again came to.
 enum Reload {
     Ready(Message),
-    Rejected(Metadata, String, tracing::Span),
+    Rejected(Metadata, Reason, tracing::Span),
     /// The consumer stops, or the entry is another member's.
     Gone,
 }
