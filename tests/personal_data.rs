@@ -265,9 +265,11 @@ async fn an_erased_subject_is_gone_everywhere_and_everyone_else_is_intact() {
         );
         let bob = f.personal.subject_hash("bob");
         let sealed = f.personal_fields(&bob_opened).await["email"].clone();
+        let stream = bob_opened.metadata().stream_key();
         let opens = |keys: &[DataKey]| {
-            keys.iter()
-                .any(|k| open_segment(k, &bob, &bob_opened.message_id(), "email", &sealed).is_ok())
+            keys.iter().any(|k| {
+                open_segment(k, &bob, &bob_opened.message_id(), &stream, "email", &sealed).is_ok()
+            })
         };
         let all: Vec<SubjectHash> = users.iter().map(|u| f.personal.subject_hash(u)).collect();
         assert!(opens(&f.every_vault_key(&all).await), "{}", f.backend.name);
@@ -1286,7 +1288,6 @@ fn flatten(value: &redis::Value, out: &mut Vec<u8>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_letter_keeps_no_plaintext_after_the_erasure() {
     use event_backbone::consumer::HEADER_DEAD_LETTER_REASON;
-    use event_backbone::privacy::SEALED_REASON_HEADER;
 
     for backend in Backend::both().await {
         let f = Fixture::new(backend, "dead-ann");
@@ -1354,5 +1355,103 @@ async fn a_dead_letter_keeps_no_plaintext_after_the_erasure() {
                 "the erased person's email is still on the Redis server, in {found:?}"
             );
         }
+    }
+}
+
+/// Entries a producer of this stream did not write, appended by hand: one
+/// of ann's that pins bob's vault record, one that pins a payload key of
+/// another stream, and bob's sealed segment moved in from that stream
+/// under this one's name. Readers refuse all three (the first two by
+/// name, the third because the sealed bytes are bound to their stream),
+/// and erasing ann deletes neither bob's record nor the other stream's
+/// payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_is_not_trusted_to_name_keys() {
+    for backend in Backend::both().await {
+        let f = Fixture::new(backend, "trust");
+        let other_uri = format!("{}.other", f.uri);
+        let other: AccountsProducer = Producer::builder()
+            .channel(f.backend.channel.clone())
+            .store(f.backend.store.clone())
+            .personal_data(f.personal.clone())
+            .uri(&other_uri)
+            .build_as()
+            .unwrap();
+        f.producer()
+            .opened("ann", "ann@example.com", "pro")
+            .await
+            .unwrap();
+        other.opened("bob", "bob@example.com", "pro").await.unwrap();
+        let ann = f.messages(f.reader()).await.remove(0).unwrap();
+        let bob = f
+            .messages(f.reader().uri(&other_uri))
+            .await
+            .remove(0)
+            .unwrap();
+        let bob_record = f.vault.record_key(&f.personal.subject_hash("bob"));
+        let bob_payload = bob.metadata().standard_payload_key(&SegmentClass::PERSONAL);
+
+        let pinned = |key: &str| {
+            let mut forged = ann.metadata().clone();
+            forged.message_id = MessageId::new();
+            for segment in &mut forged.segments {
+                if segment.class == SegmentClass::PERSONAL {
+                    segment.location = event_backbone::SegmentLocation::Stored {
+                        store: "personal".into(),
+                        key: key.to_owned(),
+                    };
+                }
+            }
+            forged
+        };
+        let mut moved = bob.metadata().clone();
+        moved.uri = f.uri.clone();
+        for class in [SegmentClass::NORMAL, SegmentClass::PERSONAL] {
+            let key = bob.metadata().standard_payload_key(&class);
+            let fields = f.backend.store.get(&key).await.unwrap().unwrap();
+            f.backend
+                .store
+                .put(&moved.standard_payload_key(&class), &fields, None)
+                .await
+                .unwrap();
+        }
+        for forged in [pinned(&bob_record), pinned(&bob_payload), moved] {
+            f.backend.channel.append(&f.uri, &forged).await.unwrap();
+        }
+
+        let read = f.messages(f.reader()).await;
+        assert_eq!(read.len(), 4, "{}", f.backend.name);
+        assert!(read[0].is_ok(), "{}: {:?}", f.backend.name, read[0]);
+        for refused in &read[1..3] {
+            assert!(
+                matches!(refused, Err(Error::UntrustedEntry { .. })),
+                "{}: an entry naming another key was read: {refused:?}",
+                f.backend.name
+            );
+        }
+        assert!(
+            matches!(&read[3], Err(Error::Unsealable { reason, .. }) if reason.contains("stream")),
+            "{}: a sealed segment moved from another stream opened: {:?}",
+            f.backend.name,
+            read[3]
+        );
+
+        f.subjects().erase("ann").await.unwrap();
+        assert!(
+            f.backend.store.get(&bob_record).await.unwrap().is_some(),
+            "{}: erasing ann deleted bob's vault record",
+            f.backend.name
+        );
+        let bob_again = f.messages(f.reader().uri(&other_uri)).await;
+        assert_eq!(
+            bob_again[0]
+                .as_ref()
+                .unwrap()
+                .segment::<String>("email")
+                .unwrap(),
+            "bob@example.com",
+            "{}: erasing ann touched another stream's payload",
+            f.backend.name
+        );
     }
 }

@@ -346,6 +346,24 @@ pub enum Error {
         reason: String,
     },
 
+    /// An entry a reader does not trust: produced to another stream, with
+    /// a name that is not a valid name, or pinning a key that is not one of
+    /// its stream's payload keys (a vault record, another stream's
+    /// payload). Dead-lettered, never read.
+    #[error(
+        "entry of message {message_id} in stream {stream:?} is not read: {reason}. A reader \
+         reads only its own stream's payload keys; the entry was not written by a producer of \
+         this stream, or was altered"
+    )]
+    UntrustedEntry {
+        /// The stream read.
+        stream: String,
+        /// The message id.
+        message_id: String,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// A sealed segment whose data key the vault does not hold, for a
     /// subject that was never erased: the key was lost or has not
     /// replicated yet. Never taken for an erasure: consumers leave the
@@ -477,6 +495,7 @@ impl Error {
             Error::Sealed { .. } => "sealed",
             Error::Unsealable { .. } => "unsealable",
             Error::DataKeyMissing { .. } => "data_key_missing",
+            Error::UntrustedEntry { .. } => "untrusted_entry",
             Error::ConsumerAborted { .. } => "consumer_aborted",
         }
     }

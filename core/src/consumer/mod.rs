@@ -21,6 +21,7 @@ mod runtime;
 mod settle;
 mod source;
 mod subject;
+mod trust;
 mod window;
 
 pub use crate::message::Message;

@@ -88,9 +88,19 @@ impl Source {
         // The keys to fetch, per store, and where each stored segment of
         // each entry finds its fields among them.
         let mut wanted: Vec<Vec<String>> = vec![Vec::new(); self.stores.len()];
+        // An entry that names what its stream does not hold fetches
+        // nothing.
+        let mut untrusted: Vec<Option<Error>> = entries
+            .iter()
+            .map(|(_, m)| super::trust::check(self.stream(), m).err())
+            .collect();
         let places: Vec<Vec<Place>> = entries
             .iter()
-            .map(|(_, m)| self.places(m, &mut wanted))
+            .zip(&untrusted)
+            .map(|((_, m), refused)| match refused {
+                None => self.places(m, &mut wanted),
+                Some(_) => Vec::new(),
+            })
             .collect();
         let fetches = wanted.iter().enumerate().map(|(idx, keys)| async move {
             if keys.is_empty() {
@@ -137,7 +147,11 @@ impl Source {
         let assembled: Vec<Result<Segments>> = entries
             .iter()
             .zip(&places)
-            .map(|((_, metadata), places)| assemble(metadata, places, &mut fetched))
+            .zip(untrusted.iter_mut())
+            .map(|(((_, metadata), places), refused)| match refused.take() {
+                None => assemble(metadata, places, &mut fetched),
+                Some(error) => Err(error),
+            })
             .collect();
         // A key the vault's answer does not have may be newer than its
         // cache: those subjects are read again, fresh.

@@ -224,7 +224,16 @@ async fn erase(
     let key_erased = personal.vault().erase(&hash).await?;
     let entries = subject_entries(source, &hash, page).await?;
     let mut keys: Vec<BTreeSet<String>> = vec![BTreeSet::new(); source.stores.len()];
-    for (_, metadata) in &entries {
+    for (entry, metadata) in &entries {
+        // Only this stream's payload keys: an entry that names others
+        // (a vault record, another stream's payload) deletes nothing.
+        if let Err(refused) = super::trust::check(source.stream(), metadata) {
+            tracing::warn!(
+                stream = source.stream(), entry = %entry, error = %refused,
+                "an entry of the subject names keys its stream does not hold; none is deleted"
+            );
+            continue;
+        }
         for segment in metadata
             .segments
             .iter()

@@ -1,14 +1,16 @@
 //! Sealed segments: a personal segment's bytes encrypted with its subject's
 //! data key, bound to the message and the segment name.
 //!
-//! Layout: `0xEB`, the format byte `1`, the first 4 bytes of the subject
+//! Layout: `0xEB`, the format byte `2`, the first 4 bytes of the subject
 //! hash, the 8-byte key id, the 12-byte nonce, then the AES-256-GCM
 //! ciphertext and its 16-byte tag. The associated data is a fixed prefix,
-//! the subject hash, the message id (of the original message, for a copy)
-//! and the segment name, so a sealed segment moved into another message,
-//! under another name or to another subject does not open. The subject's
-//! 4 bytes tell a segment moved from another subject (refused) from one
-//! whose key was erased (gone).
+//! the subject hash, the message id (of the original message, for a copy),
+//! the stream key the message was produced to and the segment name, so a
+//! sealed segment moved into another message, stream, name or subject does
+//! not open. The subject's 4 bytes tell a segment moved from another
+//! subject (refused) from one whose key was erased (gone).
+//!
+//! Format `1` (no stream in the associated data) is still opened.
 
 use aes_gcm::aead::{AeadInOut, Tag};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -20,34 +22,54 @@ use super::subject::SubjectHash;
 use crate::envelope::MessageId;
 
 const MAGIC: u8 = 0xEB;
-const FORMAT: u8 = 1;
+/// The format written: the stream is bound.
+const FORMAT: u8 = 2;
+/// The first format, still opened: no stream in the associated data.
+const FORMAT_V1: u8 = 1;
 const HEADER: usize = 2 + 4 + 8 + 12;
 /// Bytes a sealed segment has on top of its plain bytes.
 pub const SEAL_OVERHEAD: usize = HEADER + 16;
-const AD_PREFIX: &[u8] = b"event-backbone segment v1\0";
+const AD_V1: &[u8] = b"event-backbone segment v1\0";
+const AD_V2: &[u8] = b"event-backbone segment v2\0";
 
-/// What a segment is sealed for: its subject, message and name.
+/// What a segment is sealed for: its subject, message, stream and name.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SealedFor<'a> {
     pub(crate) subject: &'a SubjectHash,
     pub(crate) message: &'a MessageId,
+    /// The stream key the message was produced to.
+    pub(crate) stream: &'a str,
     pub(crate) segment: &'a str,
 }
 
 impl SealedFor<'_> {
-    /// Calls `f` with the associated data, built on the stack when the
-    /// segment name is short (as it nearly always is).
-    fn with_associated_data<T>(&self, f: impl FnOnce(&[u8]) -> T) -> T {
-        const FIXED: usize = AD_PREFIX.len() + 32;
-        let fill = |ad: &mut [u8]| {
-            ad[..AD_PREFIX.len()].copy_from_slice(AD_PREFIX);
-            ad[AD_PREFIX.len()..AD_PREFIX.len() + 16].copy_from_slice(self.subject.as_bytes());
-            ad[AD_PREFIX.len() + 16..FIXED].copy_from_slice(self.message.as_uuid().as_bytes());
-            ad[FIXED..].copy_from_slice(self.segment.as_bytes());
+    /// Calls `f` with the associated data of `format`, built on the stack
+    /// when the names are short (as they nearly always are).
+    fn with_associated_data<T>(&self, format: u8, f: impl FnOnce(&[u8]) -> T) -> T {
+        let (prefix, stream) = match format {
+            FORMAT_V1 => (AD_V1, &b""[..]),
+            _ => (AD_V2, self.stream.as_bytes()),
         };
-        let len = FIXED + self.segment.len();
-        if len <= 128 {
-            let mut ad = [0u8; 128];
+        let fixed = prefix.len() + 32;
+        // The stream and a 0 byte (names have none), then the segment.
+        let tail = if format == FORMAT_V1 {
+            0
+        } else {
+            stream.len() + 1
+        };
+        let fill = |ad: &mut [u8]| {
+            ad[..prefix.len()].copy_from_slice(prefix);
+            ad[prefix.len()..prefix.len() + 16].copy_from_slice(self.subject.as_bytes());
+            ad[prefix.len() + 16..fixed].copy_from_slice(self.message.as_uuid().as_bytes());
+            if tail > 0 {
+                ad[fixed..fixed + stream.len()].copy_from_slice(stream);
+                ad[fixed + stream.len()] = 0;
+            }
+            ad[fixed + tail..].copy_from_slice(self.segment.as_bytes());
+        };
+        let len = fixed + tail + self.segment.len();
+        if len <= 256 {
+            let mut ad = [0u8; 256];
             fill(&mut ad[..len]);
             f(&ad[..len])
         } else {
@@ -69,7 +91,7 @@ pub(crate) fn seal(key: &DataKey, to: SealedFor<'_>, plain: &[u8]) -> Bytes {
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plain);
     let tag = to
-        .with_associated_data(|ad| {
+        .with_associated_data(FORMAT, |ad| {
             key.cipher().encrypt_inout_detached(
                 &Nonce::from(nonce),
                 ad,
@@ -90,9 +112,9 @@ pub(crate) fn key_id(sealed: &[u8]) -> Result<KeyId, String> {
             sealed.len()
         ));
     }
-    if sealed[0] != MAGIC || sealed[1] != FORMAT {
+    if sealed[0] != MAGIC || !(sealed[1] == FORMAT || sealed[1] == FORMAT_V1) {
         return Err(format!(
-            "expected a sealed segment (bytes eb 01), found {:02x} {:02x}",
+            "expected a sealed segment (bytes eb 02, or eb 01), found {:02x} {:02x}",
             sealed[0], sealed[1]
         ));
     }
@@ -122,7 +144,7 @@ pub(crate) fn open(key: &DataKey, to: SealedFor<'_>, sealed: &[u8]) -> Result<By
     let nonce: [u8; 12] = sealed[14..HEADER].try_into().expect("12 bytes");
     let (body, tag) = sealed[HEADER..].split_at(sealed.len() - HEADER - 16);
     let mut plain = body.to_vec();
-    to.with_associated_data(|ad| {
+    to.with_associated_data(sealed[1], |ad| {
         key.cipher().decrypt_inout_detached(
             &Nonce::from(nonce),
             ad,
@@ -132,7 +154,7 @@ pub(crate) fn open(key: &DataKey, to: SealedFor<'_>, sealed: &[u8]) -> Result<By
     })
     .map_err(|_| {
         "it does not open with its subject's key: it was sealed for another message, \
-             segment or subject (copied from elsewhere), or altered"
+             stream, segment or subject (copied from elsewhere), or altered"
             .to_owned()
     })?;
     Ok(plain.into())
@@ -141,11 +163,13 @@ pub(crate) fn open(key: &DataKey, to: SealedFor<'_>, sealed: &[u8]) -> Result<By
 /// Seals segment bytes as a producer does: for tooling (sealing data
 /// written before a subject was named, a migration between vaults).
 ///
-/// `message` is the id of the original message, as in [`open_segment`].
+/// `message` is the id of the original message and `stream` the key of
+/// the stream it was produced to, as in [`open_segment`].
 pub fn seal_segment(
     key: &DataKey,
     subject: &SubjectHash,
     message: &MessageId,
+    stream: &str,
     segment: &str,
     plain: &[u8],
 ) -> Bytes {
@@ -154,6 +178,7 @@ pub fn seal_segment(
         SealedFor {
             subject,
             message,
+            stream,
             segment,
         },
         plain,
@@ -164,17 +189,21 @@ pub fn seal_segment(
 /// offline export, an audit that what a backup holds no longer opens).
 ///
 /// `message` is the id of the original message (for a copy, the id it is a
-/// copy of: [`Metadata::original_id`](crate::Metadata::original_id)).
+/// copy of: [`Metadata::original_id`](crate::Metadata::original_id)), and
+/// `stream` the key of the stream it was produced to
+/// ([`Metadata::stream_key`](crate::Metadata::stream_key)).
 pub fn open_segment(
     key: &DataKey,
     subject: &SubjectHash,
     message: &MessageId,
+    stream: &str,
     segment: &str,
     sealed: &[u8],
 ) -> crate::Result<Bytes> {
     let to = SealedFor {
         subject,
         message,
+        stream,
         segment,
     };
     open(key, to, sealed).map_err(|reason| crate::Error::Unsealable {
@@ -203,6 +232,7 @@ mod tests {
         let here = SealedFor {
             subject: &ann,
             message: &m1,
+            stream: "accounts",
             segment: "email",
         };
         let sealed = seal(&key, here, b"ann@example.com");
@@ -218,6 +248,10 @@ mod tests {
             },
             SealedFor {
                 segment: "name",
+                ..here
+            },
+            SealedFor {
+                stream: "accounts.mirror",
                 ..here
             },
         ] {
@@ -242,7 +276,7 @@ mod tests {
         assert!(key_id(b"plain").unwrap_err().contains("shorter"));
         let mut not_sealed = sealed.to_vec();
         not_sealed[0] = b'{';
-        assert!(key_id(&not_sealed).unwrap_err().contains("7b 01"));
+        assert!(key_id(&not_sealed).unwrap_err().contains("7b 02"));
     }
 
     #[test]
@@ -252,8 +286,46 @@ mod tests {
         let to = SealedFor {
             subject: &s,
             message: &m,
+            stream: "accounts",
             segment: "email",
         };
         assert_ne!(seal(&key, to, b"x"), seal(&key, to, b"x"));
+    }
+
+    /// Segments sealed in the first format (no stream bound) still open,
+    /// whatever the stream.
+    #[test]
+    fn the_first_format_still_opens() {
+        let key = DataKey::generate();
+        let (s, m) = (SubjectKey::generate().hash("ann"), MessageId::new());
+        let to = SealedFor {
+            subject: &s,
+            message: &m,
+            stream: "accounts",
+            segment: "email",
+        };
+        let nonce = [3u8; 12];
+        let mut body = b"ann@example.com".to_vec();
+        let tag = to
+            .with_associated_data(FORMAT_V1, |ad| {
+                key.cipher()
+                    .encrypt_inout_detached(&Nonce::from(nonce), ad, (&mut body[..]).into())
+            })
+            .unwrap();
+        let old = [
+            &[MAGIC, FORMAT_V1][..],
+            &s.as_bytes()[..4],
+            key.id().as_bytes(),
+            &nonce,
+            &body,
+            &tag,
+        ]
+        .concat();
+        assert_eq!(&open(&key, to, &old).unwrap()[..], b"ann@example.com");
+        let elsewhere = SealedFor {
+            stream: "other",
+            ..to
+        };
+        assert!(open(&key, elsewhere, &old).is_ok());
     }
 }

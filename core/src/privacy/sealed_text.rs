@@ -43,9 +43,11 @@ pub(crate) async fn seal_text(
     let keys = personal.vault().opening_keys(&[subject]).await.ok()?;
     let key = keys.first()?.keys().first()?.clone();
     let message = metadata.original_id();
+    let stream = metadata.stream_key();
     let to = SealedFor {
         subject: &subject,
         message: &message,
+        stream: &stream,
         segment: LABEL,
     };
     Some(encode_hex(&seal(&key, to, text.as_bytes())))
@@ -102,9 +104,11 @@ impl PersonalData {
             });
         };
         let message = metadata.original_id();
+        let stream = metadata.stream_key();
         let to = SealedFor {
             subject: &subject,
             message: &message,
+            stream: &stream,
             segment: LABEL,
         };
         let plain = open(key, to, &bytes).map_err(unsealable)?;

@@ -76,6 +76,7 @@ fn sealed_class(class: &SegmentClass) -> bool {
 
 fn seal_segments(key: &DataKey, hash: &SubjectHash, metadata: &Metadata, segments: &mut Segments) {
     let message = metadata.original_id();
+    let stream = metadata.stream_key();
     for (name, segment) in segments.iter_mut() {
         if !sealed_class(&segment.class) {
             continue;
@@ -83,6 +84,7 @@ fn seal_segments(key: &DataKey, hash: &SubjectHash, metadata: &Metadata, segment
         let to = SealedFor {
             subject: hash,
             message: &message,
+            stream: &stream,
             segment: name,
         };
         segment.data = seal(key, to, &segment.data);
