@@ -1455,3 +1455,67 @@ async fn the_stream_is_not_trusted_to_name_keys() {
         );
     }
 }
+
+/// An export reads each message's personal data by itself: a message
+/// whose normal payload expired still gives its personal segments, and
+/// one whose personal payload does not open is reported, not the end of
+/// the export.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_reports_each_unreadable_message_and_goes_on() {
+    for backend in Backend::both().await {
+        let f = Fixture::new(backend, "export-each");
+        let producer = f.producer();
+        for n in 0..3 {
+            producer
+                .opened("ann", &format!("ann{n}@example.com"), "pro")
+                .await
+                .unwrap();
+        }
+        let sent: Vec<Message> = f
+            .messages(f.reader())
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let store = &f.backend.store;
+        store
+            .delete(
+                &sent[0]
+                    .metadata()
+                    .standard_payload_key(&SegmentClass::NORMAL),
+            )
+            .await
+            .unwrap();
+        let personal = sent[1]
+            .metadata()
+            .standard_payload_key(&SegmentClass::PERSONAL);
+        let mut fields = store.get(&personal).await.unwrap().unwrap();
+        let email = fields.get_mut("email").unwrap();
+        let mut altered = email.to_vec();
+        *altered.last_mut().unwrap() ^= 1;
+        *email = altered.into();
+        store.put(&personal, &fields, None).await.unwrap();
+
+        let export = f.subjects().export("ann").await.unwrap();
+        let emails: Vec<String> = export
+            .messages()
+            .iter()
+            .map(|m| m.segment::<String>("email").unwrap())
+            .collect();
+        assert_eq!(
+            emails,
+            ["ann0@example.com", "ann2@example.com"],
+            "{}",
+            f.backend.name
+        );
+        let unreadable = export.unreadable();
+        assert_eq!(unreadable.len(), 1, "{}: {unreadable:?}", f.backend.name);
+        assert_eq!(unreadable[0].message_id, sent[1].message_id());
+        assert!(
+            unreadable[0].reason.contains("cannot be opened"),
+            "{}: {}",
+            f.backend.name,
+            unreadable[0].reason
+        );
+    }
+}

@@ -11,7 +11,8 @@ use crate::endpoint::{sealed::Sealed, EndpointBuilder, Paging, Reading};
 use crate::envelope::{Metadata, SegmentClass, Segments};
 use crate::interceptor::ConsumerInterceptor;
 use crate::privacy::{
-    AsSubject, Erasure, ExportedMessage, PersonalData, SubjectExport, SubjectHash, SUBJECT_HEADER,
+    AsSubject, Erasure, ExportedMessage, PersonalData, SubjectExport, SubjectHash,
+    UnreadableMessage, SUBJECT_HEADER,
 };
 use crate::{Error, Result};
 
@@ -86,8 +87,11 @@ impl EndpointBuilder<Subjects> {
     /// Everything the stream holds about one data subject (GDPR article
     /// 15): each of its messages with the segments of classes other than
     /// `normal`, opened, in stream order. Reads the whole stream, comparing
-    /// subject hashes in the metadata, and fetches payloads only for the
-    /// subject's messages.
+    /// subject hashes in the metadata, and fetches only the personal
+    /// payloads of the subject's messages. A message whose personal data
+    /// cannot be read is reported by itself
+    /// ([`SubjectExport::unreadable`]); the export fails as a whole only
+    /// when the stream, a store or the vault cannot be reached.
     pub async fn export(mut self, subject: impl AsSubject) -> Result<SubjectExport> {
         let (source, personal) = self.resolve("export a subject")?;
         export(&source, &personal, subject, self.role.page_size).await
@@ -166,16 +170,42 @@ async fn export(
             subject: None,
             streams: vec![stream],
             messages: Vec::new(),
+            unreadable: Vec::new(),
         });
     };
     let hash = personal.subject_hash(&id);
     let entries = subject_entries(source, &hash, page).await?;
     let mut messages = Vec::with_capacity(entries.len());
     let mut entries = entries.into_iter().peekable();
+    let mut unreadable = Vec::new();
     while entries.peek().is_some() {
-        let chunk: Vec<_> = entries.by_ref().take(page.max(1)).collect();
+        // The personal segments alone: a normal payload that expired, or
+        // that does not load, does not keep the person's data from them.
+        let chunk: Vec<_> = entries
+            .by_ref()
+            .take(page.max(1))
+            .map(|(id, mut metadata)| {
+                metadata
+                    .segments
+                    .retain(|s| s.class != SegmentClass::NORMAL);
+                (id, metadata)
+            })
+            .collect();
         for loaded in source.load(chunk).await? {
-            let message = loaded.map_err(Error::from)?;
+            let message = match loaded {
+                Ok(message) => message,
+                Err(failure) => {
+                    unreadable.push(UnreadableMessage {
+                        stream: stream.clone(),
+                        entry_id: failure.entry_id,
+                        message_id: failure.metadata.message_id,
+                        operation: failure.metadata.operation,
+                        produced_at_ms: failure.metadata.produced_at_ms,
+                        reason: failure.error.to_string(),
+                    });
+                    continue;
+                }
+            };
             let erased = message
                 .erased_segments()
                 .into_iter()
@@ -205,6 +235,7 @@ async fn export(
         subject: Some(hash),
         streams: vec![stream],
         messages,
+        unreadable,
     })
 }
 

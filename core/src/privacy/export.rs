@@ -17,6 +17,7 @@ pub struct SubjectExport {
     pub(crate) subject: Option<SubjectHash>,
     pub(crate) streams: Vec<String>,
     pub(crate) messages: Vec<ExportedMessage>,
+    pub(crate) unreadable: Vec<UnreadableMessage>,
 }
 
 impl SubjectExport {
@@ -41,16 +42,43 @@ impl SubjectExport {
         self.messages
     }
 
+    /// The subject's messages whose personal data could not be read, each
+    /// with the reason (an unreadable payload, a lost data key, an entry
+    /// that names keys its stream does not hold): an export is complete
+    /// only when this is empty.
+    pub fn unreadable(&self) -> &[UnreadableMessage] {
+        &self.unreadable
+    }
+
     /// One export of several streams: the messages of both, ordered by
     /// production time.
     pub fn merge(mut self, other: SubjectExport) -> SubjectExport {
         self.streams.extend(other.streams);
         self.messages.extend(other.messages);
+        self.unreadable.extend(other.unreadable);
         self.messages
             .sort_by_key(|m| (m.produced_at_ms, m.message_id.to_string()));
         self.subject = self.subject.or(other.subject);
         self
     }
+}
+
+/// A message of a [`SubjectExport`] whose personal data could not be read.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct UnreadableMessage {
+    /// The stream it is in.
+    pub stream: String,
+    /// Its entry id there.
+    pub entry_id: EntryId,
+    /// The message id.
+    pub message_id: MessageId,
+    /// The operation.
+    pub operation: String,
+    /// When it was produced, in milliseconds since the Unix epoch.
+    pub produced_at_ms: u64,
+    /// Why it could not be read.
+    pub reason: String,
 }
 
 /// One message of a [`SubjectExport`]: its identity, time and personal

@@ -92,7 +92,7 @@ mod vault;
 
 pub use data_key::{DataKey, KeyId};
 pub use erasure::Erasure;
-pub use export::{ExportedMessage, SubjectExport};
+pub use export::{ExportedMessage, SubjectExport, UnreadableMessage};
 pub use master_key::{MasterKey, MasterKeyId};
 pub use rotation::Rotation;
 pub use seal::{open_segment, seal_segment, sealing_key_id, SEAL_OVERHEAD};
