@@ -34,12 +34,17 @@ pub struct Address {
 #[event_contract(event_derive(Debug, Clone, PartialEq))]
 pub trait Accounts {
     /// An account was opened.
-    async fn opened(&self, #[subject] user: String, #[personal] email: String, plan: String);
+    async fn opened(
+        &self,
+        #[subject(pseudonymous)] user: String,
+        #[personal] email: String,
+        plan: String,
+    );
     /// Version 1 adds the address.
     #[event(name = "opened", version = 1)]
     async fn opened_v1(
         &self,
-        #[subject] user: String,
+        #[subject(pseudonymous)] user: String,
         #[personal] email: String,
         #[personal] address: Address,
         plan: String,
@@ -47,10 +52,17 @@ pub trait Accounts {
     /// Money came in; the card is optional personal data.
     async fn topped_up(
         &self,
-        #[subject] user: String,
+        #[subject(pseudonymous)] user: String,
         #[personal] card: Option<String>,
         cents: u64,
     );
+}
+
+/// Sign-ups: the subject id is an email, sealed like any personal data.
+#[event_contract(event_derive(Debug, Clone, PartialEq))]
+pub trait Signups {
+    /// Someone signed up.
+    async fn signed_up(&self, #[subject] email: String, plan: String);
 }
 
 /// An exported message: operation, version, (segment, value) pairs.
@@ -1517,5 +1529,42 @@ async fn export_reports_each_unreadable_message_and_goes_on() {
             f.backend.name,
             unreadable[0].reason
         );
+    }
+}
+
+/// A `#[subject]` parameter is personal data unless the contract says the
+/// id is pseudonymous: its value is sealed, never in clear in the stream
+/// or the store, and erased with the person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subject_id_is_sealed_unless_pseudonymous() {
+    for backend in Backend::both().await {
+        let f = Fixture::new(backend, "signups");
+        let email = format!("ann.{}@example.com", MessageId::new());
+        let signups: SignupsProducer = f.on(Producer::builder()).build_as().unwrap();
+        signups.signed_up(&email, "pro").await.unwrap();
+        let message = f.messages(f.reader()).await.remove(0).unwrap();
+        let segment = message.metadata().segment("email").unwrap();
+        assert_eq!(segment.class, SegmentClass::PERSONAL, "{}", f.backend.name);
+        let stored = f.personal_fields(&message).await;
+        assert!(
+            !stored["email"]
+                .windows(email.len())
+                .any(|w| w == email.as_bytes()),
+            "{}: the subject id is stored in clear",
+            f.backend.name
+        );
+        f.personal.erase_subject(email.as_str()).await.unwrap();
+        let mut replay = f.reader().events::<SignupsEvent>().unwrap();
+        let recorded = replay.next().await.unwrap().unwrap();
+        assert_eq!(
+            recorded.event,
+            SignupsEvent::SignedUp {
+                email: String::new(),
+                plan: "pro".into()
+            },
+            "{}",
+            f.backend.name
+        );
+        assert_eq!(recorded.erased, ["email"]);
     }
 }

@@ -308,6 +308,24 @@ pub enum Error {
         class: String,
     },
 
+    /// A segment of a class other than `normal` that no store of the
+    /// producer takes: inline, it would stay in the append-only stream for
+    /// good, where no expiry or erasure reaches it. Nothing was sent.
+    #[error(
+        "segment {segment:?} of message {operation:?} is of class {class:?}, and the producer \
+         has no store for it: it would go inline into the append-only stream, where it can \
+         never be expired or erased. Give the producer a store (`.store(...)`, or \
+         `.class_store(...)` for that class)"
+    )]
+    PersonalDataInline {
+        /// The operation of the message.
+        operation: String,
+        /// The segment.
+        segment: String,
+        /// Its class.
+        class: String,
+    },
+
     /// A header only the producer may set was set by hand.
     #[error(
         "header {header:?} is set by the producer (from `.subject(...)`); do not set it \
@@ -491,6 +509,7 @@ impl Error {
             Error::KeyVault { .. } => "key_vault",
             Error::SubjectWithoutVault { .. } => "subject_without_vault",
             Error::MissingSubject { .. } => "missing_subject",
+            Error::PersonalDataInline { .. } => "personal_data_inline",
             Error::ReservedHeader { .. } => "reserved_header",
             Error::Sealed { .. } => "sealed",
             Error::Unsealable { .. } => "unsealable",

@@ -109,12 +109,13 @@ pub mod __private {
     /// A contract parameter whose segment can be erased (any class but
     /// `normal`): it decodes as `None` or its default when its data is gone.
     #[diagnostic::on_unimplemented(
-        message = "a `#[personal]` parameter (or one of a class other than `normal`) must be an \
-                   `Option` or implement `Default`; `{Self}` is neither",
+        message = "a `#[personal]` or `#[subject]` parameter (or one of a class other than \
+                   `normal`) must be an `Option` or implement `Default`; `{Self}` is neither",
         label = "this parameter's segment can be erased",
         note = "erasing its data subject (or an expired payload) removes the segment, and a \
                 replay must still decode the event: it gets `None` or the default in its place, \
-                and `ctx.message().erased_segments()` names what is gone"
+                and `ctx.message().erased_segments()` names what is gone; a subject id that \
+                tells no one who the person is can stay readable: `#[subject(pseudonymous)]`"
     )]
     pub trait ErasableParameter: Sized {
         /// What stands in for an erased value.

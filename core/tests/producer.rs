@@ -256,7 +256,7 @@ async fn without_a_store_segments_travel_inline() {
         SegmentLocation::Inline(_)
     ));
     let message = Receiver::builder()
-        .channel(channel)
+        .channel(channel.clone())
         .uri("inline")
         .build()
         .unwrap()
@@ -265,6 +265,27 @@ async fn without_a_store_segments_travel_inline() {
         .unwrap()
         .unwrap();
     assert_eq!(message.segment::<u8>("n").unwrap(), 5);
+
+    // Personal data never goes inline: it could not be erased there.
+    let refused = producer
+        .message("signed-up")
+        .segment("plan", &"pro")
+        .unwrap()
+        .personal("email", &"ann@example.com")
+        .unwrap()
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, Error::PersonalDataInline { segment, .. } if segment == "email"),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains(".store("), "{refused}");
+    let entries = channel
+        .read_range("inline", &StreamPosition::Start, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 1, "the refused message was appended");
 }
 
 #[tokio::test]

@@ -193,6 +193,8 @@ fn event(method: &TraitItemFn, contract: &ContractOptions) -> Result<Event> {
         };
         let mut segment = SegmentOptions::default();
         let mut personal = false;
+        // `#[subject]` without `pseudonymous`: the id is personal data.
+        let mut subject_is_personal = false;
         for attr in &typed.attrs {
             if attr.path().is_ident("personal") {
                 attr.meta.require_path_only()?;
@@ -204,14 +206,16 @@ fn event(method: &TraitItemFn, contract: &ContractOptions) -> Result<Event> {
                         "an event has one data subject: `#[subject]` is on two parameters",
                     ));
                 }
-                subject = Some((ident.clone(), subject_path(attr)?));
+                let (path, pseudonymous) = subject_options(attr)?;
+                subject_is_personal = !pseudonymous;
+                subject = Some((ident.clone(), path));
             } else if attr.path().is_ident("segment") {
                 SegmentOptions::parse(attr, &mut segment)?;
             } else {
                 return Err(Error::new(
                     attr.path().span(),
                     "unknown attribute on an event parameter: expected `#[personal]`, \
-                     `#[subject]`, `#[subject(field = \"...\")]` or \
+                     `#[subject]`, `#[subject(field = \"...\", pseudonymous)]` or \
                      `#[segment(name = \"...\", class = \"...\")]`",
                 ));
             }
@@ -225,6 +229,7 @@ fn event(method: &TraitItemFn, contract: &ContractOptions) -> Result<Event> {
             }
             (true, None) => "personal".to_owned(),
             (false, Some(class)) => class,
+            (false, None) if subject_is_personal => "personal".to_owned(),
             (false, None) => "normal".to_owned(),
         };
         validate_operation(&class, typed.span())?;
@@ -255,16 +260,22 @@ fn event(method: &TraitItemFn, contract: &ContractOptions) -> Result<Event> {
 }
 
 /// `#[subject]` (the parameter itself) or `#[subject(field = "a.b")]` (a
-/// field path within it).
-fn subject_path(attr: &syn::Attribute) -> Result<Vec<syn::Ident>> {
+/// field path within it), either with `pseudonymous` (the id tells no one
+/// who the person is, so the parameter stays `normal`): the path, and
+/// whether it is pseudonymous.
+fn subject_options(attr: &syn::Attribute) -> Result<(Vec<syn::Ident>, bool)> {
     if let syn::Meta::Path(_) = &attr.meta {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), false));
     }
-    let mut path = None;
+    let mut path = Vec::new();
+    let mut pseudonymous = false;
     attr.parse_nested_meta(|meta| {
-        if meta.path.is_ident("field") {
+        if meta.path.is_ident("pseudonymous") {
+            pseudonymous = true;
+            Ok(())
+        } else if meta.path.is_ident("field") {
             let text: syn::LitStr = meta.value()?.parse()?;
-            let fields = text
+            path = text
                 .value()
                 .split('.')
                 .map(|f| {
@@ -278,13 +289,15 @@ fn subject_path(attr: &syn::Attribute) -> Result<Vec<syn::Ident>> {
                         "expected a field path such as \"id\" or \"customer.id\"",
                     )
                 })?;
-            path = Some(fields);
             Ok(())
         } else {
-            Err(meta.error("expected `#[subject]` or `#[subject(field = \"...\")]`"))
+            Err(meta.error(
+                "expected `#[subject]`, `#[subject(pseudonymous)]` or \
+                 `#[subject(field = \"...\", pseudonymous)]`",
+            ))
         }
     })?;
-    path.ok_or_else(|| Error::new(attr.span(), "expected `#[subject(field = \"...\")]`"))
+    Ok((path, pseudonymous))
 }
 
 /// Operation and class names go into keys: the same rules as at run time.

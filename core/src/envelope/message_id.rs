@@ -14,7 +14,9 @@ impl MessageId {
     /// A new id for now: UUIDv7 with the Unix time in milliseconds, a
     /// 12-bit counter that keeps ids made in the same millisecond in order
     /// within the process, and 62 random bits (from a fast thread-local
-    /// generator, not a system call per id).
+    /// generator, not a system call per id) mixed with the process id, so
+    /// that two processes forked from one (which share the generator's
+    /// state and the counter) never make the same id.
     pub fn new() -> Self {
         use std::sync::atomic::{AtomicU64, Ordering};
         // Packed (millis << 12 | counter) of the last id made.
@@ -31,7 +33,8 @@ impl MessageId {
         let (millis, counter) = (packed >> 12, (packed & 0xfff) as u16);
         let mut bytes = [0u8; 10];
         bytes[..2].copy_from_slice(&counter.to_be_bytes());
-        bytes[2..].copy_from_slice(&fastrand::u64(..).to_be_bytes());
+        let random = fastrand::u64(..) ^ (u64::from(std::process::id()) << 24);
+        bytes[2..].copy_from_slice(&random.to_be_bytes());
         Self(uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid())
     }
 

@@ -13,20 +13,29 @@
 //!   subject, the message id and the segment name.
 //!
 //! Data keys live in a [`KeyVault`]: [`StoreKeyVault`] keeps them on any
-//! [`KeyValueStore`], wrapped by the application's
-//! [`MasterKey`]. **Erasing** a subject deletes its keys: from then on every
-//! sealed segment of that person is unreadable in every stream, store, copy
-//! and backup. A reader shows such a message without them
+//! [`KeyValueStore`], wrapped by the application's [`MasterKey`] (rotated
+//! with [`StoreKeyVault::rotate_master_key`]). **Erasing** a subject writes
+//! its tombstone and deletes its keys: from then on every sealed segment of
+//! that person is unreadable wherever its bytes are. A reader shows such a
+//! message without them
 //! ([`Message::erased_segments`](crate::Message::erased_segments)), and
 //! typed contracts decode it with `None` or the type's default for the
 //! erased parameters, so a replay rebuilds everyone else's state exactly.
+//! A key that is gone *without* a tombstone was lost, not erased
+//! ([`Error::DataKeyMissing`](crate::Error::DataKeyMissing)): never read
+//! as erased. Backups of the vault's store hold the keys they held: keep
+//! the vault on a store of its own with short-lived backups, or implement
+//! [`KeyVault`] on a KMS.
 //!
 //! After an erasure, a message sent for the same subject gets a new key:
 //! erasure forgets what was, it does not forbid what comes (a person may
-//! come back). A producer in another process may still hold the erased key
-//! in its cache for up to [`StoreKeyVault::cache_ttl`]; what it seals then
-//! is shredded with that key. A reader in another process may still open
-//! the subject's data for up to [`StoreKeyVault::reader_cache_ttl`] (1 s).
+//! come back). [`KeyVault::erase`] returns only once producers and readers
+//! in every process with the same settings read the subject anew
+//! ([`StoreKeyVault::cache_ttl`], [`StoreKeyVault::reader_cache_ttl`]).
+//!
+//! Dead letters of messages with sealed segments keep the error's text
+//! sealed with the subject's key ([`SEALED_REASON_HEADER`],
+//! [`PersonalData::open_dead_letter_reason`]); logs keep only its kind.
 //!
 //! Personal segments of a message that names **no subject** are stored as
 //! before, unsealed, under a key of their own class: they can be expired

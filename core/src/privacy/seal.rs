@@ -17,7 +17,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use bytes::Bytes;
 
 use super::data_key::{DataKey, KeyId};
-use super::secret::fresh_nonce;
+use super::secret::Nonces;
 use super::subject::SubjectHash;
 use crate::envelope::MessageId;
 
@@ -80,9 +80,20 @@ impl SealedFor<'_> {
     }
 }
 
-/// Seals plain segment bytes: one allocation, encrypted in place.
+/// Seals plain bytes with a nonce of their own (a message's segments share
+/// a [`Nonces`]: [`seal_with`]).
 pub(crate) fn seal(key: &DataKey, to: SealedFor<'_>, plain: &[u8]) -> Bytes {
-    let nonce = fresh_nonce();
+    seal_with(key, to, plain, &mut Nonces::for_message())
+}
+
+/// Seals plain segment bytes: one allocation, encrypted in place.
+pub(crate) fn seal_with(
+    key: &DataKey,
+    to: SealedFor<'_>,
+    plain: &[u8],
+    nonces: &mut Nonces,
+) -> Bytes {
+    let nonce = nonces.next();
     let mut out = Vec::with_capacity(SEAL_OVERHEAD + plain.len());
     out.push(MAGIC);
     out.push(FORMAT);

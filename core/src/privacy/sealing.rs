@@ -2,7 +2,8 @@
 //! segment that is not `normal` with the subject's key.
 
 use super::data_key::DataKey;
-use super::seal::{seal, SealedFor};
+use super::seal::{seal_with, SealedFor};
+use super::secret::Nonces;
 use super::subject::{SubjectHash, SUBJECT_HEADER};
 use super::{PersonalData, Subject};
 use crate::envelope::{Metadata, SegmentClass, Segments};
@@ -77,6 +78,7 @@ fn sealed_class(class: &SegmentClass) -> bool {
 fn seal_segments(key: &DataKey, hash: &SubjectHash, metadata: &Metadata, segments: &mut Segments) {
     let message = metadata.original_id();
     let stream = metadata.stream_key();
+    let mut nonces = Nonces::for_message();
     for (name, segment) in segments.iter_mut() {
         if !sealed_class(&segment.class) {
             continue;
@@ -87,6 +89,6 @@ fn seal_segments(key: &DataKey, hash: &SubjectHash, metadata: &Metadata, segment
             stream: &stream,
             segment: name,
         };
-        segment.data = seal(key, to, &segment.data);
+        segment.data = seal_with(key, to, &segment.data, &mut nonces);
     }
 }

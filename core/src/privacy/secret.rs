@@ -55,7 +55,9 @@ impl Key32 {
     pub(crate) fn from_env(what: &str, variable: &str) -> Result<Self> {
         let what = format!("{what} ({variable})");
         match std::env::var(variable) {
-            Ok(text) => Self::from_hex(&what, &text),
+            // The text is wiped once read; the variable itself is the
+            // process environment's.
+            Ok(text) => Self::from_hex(&what, &Zeroizing::new(text)),
             Err(std::env::VarError::NotPresent) => Err(Error::InvalidSecret {
                 what,
                 reason: "the variable is not set; set it to 64 hex digits (e.g. from `openssl \
@@ -83,30 +85,34 @@ pub(crate) fn fill_random(out: &mut [u8]) {
     getrandom::fill(out).expect("the operating system's random source is available");
 }
 
-/// A 96-bit AES-GCM nonce without a system call: 4 random bytes and a
-/// 64-bit counter that starts at a random value, both drawn once per
-/// process. A nonce only needs to be unique under one data key; two
-/// processes sealing for the same subject repeat one only if their random
-/// prefixes match (2^-32) and their counters meet (about n / 2^64 for n
-/// segments). Every data key belongs to one subject, so no key comes near
-/// GCM's limits.
-pub(crate) fn fresh_nonce() -> [u8; 12] {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::OnceLock;
-    static START: OnceLock<([u8; 4], u64)> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let (prefix, start) = START.get_or_init(|| {
-        let mut random = [0u8; 12];
-        fill_random(&mut random);
-        let prefix = random[..4].try_into().expect("4 bytes");
-        let start = u64::from_le_bytes(random[4..].try_into().expect("8 bytes"));
-        (prefix, start)
-    });
-    let counter = start.wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed));
-    let mut nonce = [0u8; 12];
-    nonce[..4].copy_from_slice(prefix);
-    nonce[4..].copy_from_slice(&counter.to_le_bytes());
-    nonce
+/// The nonces of one message's sealed segments: 12 random bytes drawn from
+/// the operating system once per message, the segment's number mixed into
+/// the last 4. Nothing is kept between messages, so two processes that
+/// share a past (a `fork()`, a virtual machine snapshot restored twice)
+/// never seal with the same nonces: each draws its own. A nonce only needs
+/// to be unique under one data key, and every data key belongs to one
+/// subject: random 96-bit nonces stay far from GCM's limits.
+pub(crate) struct Nonces {
+    base: [u8; 12],
+    next: u32,
+}
+
+impl Nonces {
+    /// Fresh nonces for one message.
+    pub(crate) fn for_message() -> Self {
+        let mut base = [0u8; 12];
+        fill_random(&mut base);
+        Self { base, next: 0 }
+    }
+
+    /// The next segment's nonce.
+    pub(crate) fn next(&mut self) -> [u8; 12] {
+        let mut nonce = self.base;
+        let mixed = u32::from_le_bytes(nonce[8..].try_into().expect("4 bytes")) ^ self.next;
+        nonce[8..].copy_from_slice(&mixed.to_le_bytes());
+        self.next += 1;
+        nonce
+    }
 }
 
 /// Lower-case hex of `bytes`.
@@ -170,6 +176,15 @@ mod tests {
             "the error must not echo the secret: {bad}"
         );
         assert_eq!(format!("{key:?}"), MASK);
+    }
+
+    #[test]
+    fn nonces_differ_within_a_message_and_between_messages() {
+        let mut one = Nonces::for_message();
+        let (a, b) = (one.next(), one.next());
+        assert_ne!(a, b);
+        assert_eq!(a[..8], b[..8]);
+        assert_ne!(Nonces::for_message().next(), a);
     }
 
     #[test]

@@ -36,6 +36,60 @@ use crate::Result;
 ///   use them from a cache: a message sent after it returned is never
 ///   sealed with an erased key. Idempotent, and safe while others seal and
 ///   open.
+///
+/// A vault of your own: here one that keeps its keys on a store of its
+/// own (not the payload store, so that the payloads' backups hold no key)
+/// through a [`StoreKeyVault`](super::StoreKeyVault), and writes an audit
+/// line for each erasure. A vault on a KMS has the same shape: wrap the
+/// data keys with the KMS instead of a master key.
+///
+/// ```
+/// use std::sync::Arc;
+/// use async_trait::async_trait;
+/// use event_backbone_core::memory::MemoryStore;
+/// use event_backbone_core::privacy::{
+///     DataKey, KeyVault, MasterKey, PersonalData, StoreKeyVault, SubjectHash, SubjectKey,
+///     SubjectKeys,
+/// };
+///
+/// #[derive(Debug)]
+/// struct AuditedVault {
+///     keys: StoreKeyVault,
+/// }
+///
+/// #[async_trait]
+/// impl KeyVault for AuditedVault {
+///     fn backend(&self) -> &'static str {
+///         "audited"
+///     }
+///     async fn sealing_key(&self, subject: &SubjectHash) -> event_backbone_core::Result<DataKey> {
+///         self.keys.sealing_key(subject).await
+///     }
+///     async fn opening_keys(
+///         &self,
+///         subjects: &[SubjectHash],
+///     ) -> event_backbone_core::Result<Vec<SubjectKeys>> {
+///         self.keys.opening_keys(subjects).await
+///     }
+///     async fn erase(&self, subject: &SubjectHash) -> event_backbone_core::Result<bool> {
+///         let erased = self.keys.erase(subject).await?;
+///         eprintln!("audit: subject {subject} erased (had a key: {erased})");
+///         Ok(erased)
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> event_backbone_core::Result<()> {
+/// // The payloads go to one store, the keys to another, backed up apart.
+/// let vault_store = Arc::new(MemoryStore::new());
+/// let vault = AuditedVault { keys: StoreKeyVault::new(vault_store.clone(), MasterKey::generate()) };
+/// let personal = PersonalData::new(Arc::new(vault), SubjectKey::generate());
+/// let ann = personal.subject_hash("ann");
+/// let key = personal.vault().sealing_key(&ann).await?;
+/// assert!(personal.erase_subject("ann").await?);
+/// let after = personal.vault().opening_keys(&[ann]).await?;
+/// assert!(after[0].key(key.id()).is_none() && after[0].is_erased());
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait KeyVault: Send + Sync + fmt::Debug + 'static {
     /// A short name for errors and logs.

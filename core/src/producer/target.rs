@@ -141,6 +141,17 @@ impl Target {
             )
             .await?;
         }
+        if let Some((name, segment)) = segments.iter().find(|(_, s)| {
+            s.class != SegmentClass::NORMAL
+                && self.destination.stores.route_class(&s.class).is_none()
+        }) {
+            // Inline, it would be in the append-only stream for good.
+            return Err(Error::PersonalDataInline {
+                operation: metadata.operation,
+                segment: name.to_owned(),
+                class: segment.class.to_string(),
+            });
+        }
         if subject.is_some() || self.personal.is_some() {
             seal_message(
                 self.personal.as_ref(),

@@ -8,8 +8,8 @@ pub struct Customer {
 
 #[event_contract]
 pub trait Users {
-    async fn registered(&self, #[subject] customer: Customer);
-    async fn tagged(&self, #[subject(field = "tags")] customer: Customer);
+    async fn registered(&self, #[subject(pseudonymous)] customer: Customer);
+    async fn tagged(&self, #[subject(field = "tags", pseudonymous)] customer: Customer);
 }
 
 fn main() {}

@@ -1,5 +1,6 @@
-//! `#[subject]` on a parameter or on a field of one; personal parameters
-//! that are `Option`s or have a `Default`.
+//! `#[subject]` on a parameter or on a field of one, pseudonymous or not
+//! (then sealed: the type is an `Option` or has a `Default`); personal
+//! parameters that are `Option`s or have a `Default`.
 use event_backbone::event_contract;
 
 #[derive(serde::Serialize, serde::Deserialize, Default, Clone, Debug, PartialEq)]
@@ -26,7 +27,12 @@ pub trait Users {
         #[personal] phone: Option<String>,
         #[segment(class = "health")] address: Address,
     );
-    async fn moved(&self, #[subject(field = "account.id")] customer: Customer, #[personal] to: Address);
+    async fn moved(
+        &self,
+        #[subject(field = "account.id", pseudonymous)] customer: Customer,
+        #[personal] to: Address,
+    );
+    async fn renamed(&self, #[subject(pseudonymous)] user: uuid::Uuid, name: String);
     async fn optional(&self, #[subject] user: Option<String>);
     async fn by_email(&self, #[subject] #[personal] email: String);
 }
