@@ -42,11 +42,11 @@ fn seal(c: &mut Criterion) {
     let plain = vec![7u8; 100];
     group.throughput(Throughput::Bytes(plain.len() as u64));
     group.bench_function("event-backbone/seal-100-bytes", |b| {
-        b.iter(|| seal_segment(&key, &subject, &message, "email", &plain))
+        b.iter(|| seal_segment(&key, &subject, &message, "users", "email", &plain))
     });
-    let sealed = seal_segment(&key, &subject, &message, "email", &plain);
+    let sealed = seal_segment(&key, &subject, &message, "users", "email", &plain);
     group.bench_function("event-backbone/open-100-bytes", |b| {
-        b.iter(|| open_segment(&key, &subject, &message, "email", &sealed).unwrap())
+        b.iter(|| open_segment(&key, &subject, &message, "users", "email", &sealed).unwrap())
     });
     let cipher = Aes256Gcm::new_from_slice(key.expose_bytes()).unwrap();
     let ad = [0u8; 61];

@@ -1293,7 +1293,7 @@ fn flatten(value: &redis::Value, out: &mut Vec<u8>) {
 }
 
 /// A handler fails with the person's email in its error, and the message
-/// is dead-lettered: the dead letter's clear reason and the logs do not
+/// is dead-lettered: the dead letter's clear reason and headers do not
 /// hold the email, its sealed reason opens with the person's key until
 /// the erasure; after it, no key or stream of the Redis server holds the
 /// email anywhere, and the sealed reason reads as erased.
@@ -1373,10 +1373,11 @@ async fn a_dead_letter_keeps_no_plaintext_after_the_erasure() {
 /// Entries a producer of this stream did not write, appended by hand: one
 /// of ann's that pins bob's vault record, one that pins a payload key of
 /// another stream, and bob's sealed segment moved in from that stream
-/// under this one's name. Readers refuse all three (the first two by
-/// name, the third because the sealed bytes are bound to their stream),
-/// and erasing ann deletes neither bob's record nor the other stream's
-/// payload.
+/// under this one's name; and in the other stream an entry with ann's
+/// hash that names bob's message. Readers refuse the first three (the
+/// first two by name, the third because the sealed bytes are bound to
+/// their stream), and erasing ann in both streams deletes neither bob's
+/// vault record nor his payload (sealed for him, not for her).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_is_not_trusted_to_name_keys() {
     for backend in Backend::both().await {
@@ -1448,7 +1449,21 @@ async fn the_stream_is_not_trusted_to_name_keys() {
             read[3]
         );
 
+        // In the other stream, an entry with ann's hash that names bob's
+        // message (and so his payload keys).
+        let mut claimed = bob.metadata().clone();
+        claimed.headers.insert(
+            SUBJECT_HEADER.to_owned(),
+            f.personal.subject_hash("ann").to_string(),
+        );
+        f.backend
+            .channel
+            .append(&other_uri, &claimed)
+            .await
+            .unwrap();
+
         f.subjects().erase("ann").await.unwrap();
+        f.subjects().uri(&other_uri).erase("ann").await.unwrap();
         assert!(
             f.backend.store.get(&bob_record).await.unwrap().is_some(),
             "{}: erasing ann deleted bob's vault record",
@@ -1462,7 +1477,7 @@ async fn the_stream_is_not_trusted_to_name_keys() {
                 .segment::<String>("email")
                 .unwrap(),
             "bob@example.com",
-            "{}: erasing ann touched another stream's payload",
+            "{}: erasing ann deleted bob's payload",
             f.backend.name
         );
     }
@@ -1566,5 +1581,54 @@ async fn a_subject_id_is_sealed_unless_pseudonymous() {
             f.backend.name
         );
         assert_eq!(recorded.erased, ["email"]);
+    }
+}
+
+/// A subject erased long ago who came back, and whose new key was then
+/// lost, is not taken for erased: a message produced well after the
+/// tombstone with a key the vault lacks is `DataKeyMissing`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subject_that_came_back_is_not_erased_by_a_lost_key() {
+    for backend in Backend::both().await {
+        let f = Fixture::new(backend, "came-back");
+        let producer = f.producer();
+        producer
+            .opened("ann", "ann@example.com", "pro")
+            .await
+            .unwrap();
+        f.personal.erase_subject("ann").await.unwrap();
+        producer
+            .opened("ann", "ann@new.example", "pro")
+            .await
+            .unwrap();
+        let ann = f.personal.subject_hash("ann");
+        f.backend
+            .store
+            .delete(&f.vault.record_key(&ann))
+            .await
+            .unwrap();
+        // The same message as the second, produced two minutes after the
+        // erasure (as if it had been long ago).
+        let second = f.messages(f.reader()).await.remove(1).unwrap();
+        let mut later = second.metadata().clone();
+        later.produced_at_ms += 120_000;
+        f.backend.channel.append(&f.uri, &later).await.unwrap();
+
+        let read = f.messages(f.reader()).await;
+        let email = |m: &Result<Message, Error>| -> Option<String> {
+            m.as_ref()
+                .unwrap()
+                .erasable_segment::<String>("email")
+                .unwrap()
+        };
+        assert_eq!(email(&read[0]), None, "{}", f.backend.name);
+        // Within a minute of the erasure: taken for concurrent with it.
+        assert_eq!(email(&read[1]), None, "{}", f.backend.name);
+        assert!(
+            matches!(&read[2], Err(Error::DataKeyMissing { .. })),
+            "{}: a lost key of a subject that came back was read as erased: {:?}",
+            f.backend.name,
+            read[2]
+        );
     }
 }

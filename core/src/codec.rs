@@ -160,6 +160,12 @@ impl Codec {
 /// quotes. What was expected, and where, stays.
 #[cfg_attr(not(feature = "json"), allow(dead_code))]
 fn withhold_values(text: &str) -> String {
+    // serde does not escape a backtick inside a value: with an odd count,
+    // where a value ends is unknown, so nothing after the first is kept.
+    if text.matches('`').count() % 2 == 1 {
+        let cut = text.find('`').unwrap_or(text.len());
+        return format!("{}`…` (the rest is withheld)", &text[..cut]);
+    }
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
@@ -235,6 +241,8 @@ mod tests {
             withhold_values(r#"invalid type: string "a\"b", expected `x` at line 1"#),
             r#"invalid type: string "…", expected `…` at line 1"#
         );
+        let odd = withhold_values("unknown variant `a`b@example.com`, expected `x`");
+        assert!(!odd.contains("example"), "{odd}");
     }
 
     #[test]

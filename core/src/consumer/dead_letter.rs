@@ -11,7 +11,7 @@ use crate::address::{dead_letter_key, StreamAddress};
 use crate::channel::{EntryId, StreamChannel};
 use crate::clock::now_ms;
 use crate::envelope::{MessageId, Metadata, Origin, SegmentClass, SegmentLocation, SegmentRef};
-use crate::privacy::sealed_text::{seal_text, sealed_subject};
+use crate::privacy::sealed_text::{holds_personal_data, seal_text};
 use crate::privacy::{PersonalData, SEALED_REASON_HEADER};
 use crate::retry::RetryPolicy;
 use crate::Result;
@@ -79,7 +79,7 @@ impl Reason {
         let Some(detail) = self.detail else {
             return (self.summary, None);
         };
-        if sealed_subject(metadata).is_none() {
+        if !holds_personal_data(metadata) {
             return (format!("{}: {detail}", self.summary), None);
         }
         let sealed = match personal {
@@ -97,8 +97,8 @@ impl Reason {
             ),
             None => (
                 format!(
-                    "{} (the message holds personal data and its data subject's key is not at \
-                     hand: the error's text is not kept)",
+                    "{} (the message holds personal data and no data subject's key is at hand \
+                     to seal the error's text with: it is not kept)",
                     self.summary
                 ),
                 None,

@@ -40,14 +40,14 @@ use crate::clock::now_ms;
 use crate::envelope::Metadata;
 use crate::lease::Lease;
 use crate::message::Message;
-use crate::privacy::sealed_text::sealed_subject;
+use crate::privacy::sealed_text::holds_personal_data;
 use crate::retry::RetryPolicy;
 use crate::telemetry::{spans, HANDLER_ERROR};
 
 /// An error as a log line shows it: its kind only when its text may quote
 /// the personal data of the message.
 pub(crate) fn shown(error: &crate::Error, metadata: &Metadata) -> String {
-    if error.may_quote_data() && sealed_subject(metadata).is_some() {
+    if error.may_quote_data() && holds_personal_data(metadata) {
         format!(
             "{} (text not logged: the message holds personal data)",
             error.kind()
@@ -163,7 +163,8 @@ impl Settler {
         let message = match work {
             Work::Loaded(message) => message,
             Work::Unloaded(metadata) => {
-                match Box::pin(self.load_again(id, metadata, &mut delivery_count, lease)).await {
+                let reload = self.load_again(id, metadata, &mut delivery_count, lease, slot);
+                match Box::pin(reload).await {
                     Reload::Ready(message) => message,
                     Reload::Rejected(metadata, reason, parent) => {
                         let dead_letter =
@@ -261,7 +262,7 @@ impl Settler {
             };
             spans::fail(&span, HANDLER_ERROR);
             self.counters.failed();
-            if sealed_subject(ctx.metadata()).is_some() {
+            if holds_personal_data(ctx.metadata()) {
                 // Its text may quote personal data, which a log keeps
                 // beyond the subject's erasure.
                 tracing::warn!(
@@ -385,6 +386,7 @@ impl Settler {
         mut metadata: Metadata,
         delivery_count: &mut u32,
         lease: &Lease,
+        slot: &mut Slot,
     ) -> Reload {
         let source = &self.source;
         let mut failures = 0u32;
@@ -392,6 +394,9 @@ impl Settler {
         loop {
             failures += 1;
             if not_readable {
+                // Its backoffs are waited out beside the window, like a
+                // failed handler's.
+                slot.step_aside();
                 let delay = self
                     .redelivery
                     .delay_before(delivery_count.saturating_add(1));

@@ -10,6 +10,7 @@ use crate::channel::{EntryId, StreamPosition};
 use crate::endpoint::{sealed::Sealed, EndpointBuilder, Paging, Reading};
 use crate::envelope::{Metadata, SegmentClass, Segments};
 use crate::interceptor::ConsumerInterceptor;
+use crate::privacy::opening::is_sealed_for;
 use crate::privacy::{
     AsSubject, Erasure, ExportedMessage, PersonalData, SubjectExport, SubjectHash,
     UnreadableMessage, SUBJECT_HEADER,
@@ -283,10 +284,40 @@ async fn erase(
         for chunk in keys.iter().collect::<Vec<_>>().chunks(page.max(1)) {
             let chunk: Vec<&str> = chunk.iter().map(|k| k.as_str()).collect();
             let store = source.stores.store(idx);
+            // Only payloads sealed for this subject: an entry that carries
+            // the subject's hash but names another person's payload (of
+            // the same stream) deletes nothing.
+            let found = source
+                .retry
+                .run("reading a data subject's payload keys", || {
+                    store.get_many(&chunk)
+                })
+                .await?;
+            let theirs: Vec<&str> = chunk
+                .iter()
+                .zip(found)
+                .filter_map(|(key, fields)| {
+                    let fields = fields?;
+                    if fields.values().all(|v| is_sealed_for(v, &hash)) {
+                        Some(*key)
+                    } else {
+                        tracing::warn!(
+                            stream = source.stream(),
+                            key,
+                            "a payload key named by the subject's entries holds data not sealed \
+                             for the subject; it is not deleted"
+                        );
+                        None
+                    }
+                })
+                .collect();
+            if theirs.is_empty() {
+                continue;
+            }
             deleted += source
                 .retry
                 .run("deleting a data subject's payload keys", || {
-                    store.delete_many(&chunk)
+                    store.delete_many(&theirs)
                 })
                 .await?;
         }

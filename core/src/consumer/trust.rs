@@ -51,14 +51,23 @@ pub(crate) fn check(reading: &str, metadata: &Metadata) -> Result<()> {
     Ok(())
 }
 
-/// Whether `metadata` was produced to `reading`, or `reading` is the
-/// dead-letter stream of the stream it was produced to.
+/// Whether `metadata` was produced to `reading`, or `reading` is a
+/// dead-letter stream (of a dead-letter stream, ...) of the stream it was
+/// produced to.
 fn may_hold(reading: &str, metadata: &Metadata) -> bool {
-    produced_to(metadata, reading)
-        || reading
+    let mut stream = reading;
+    loop {
+        if produced_to(metadata, stream) {
+            return true;
+        }
+        match stream
             .strip_suffix(DEAD_LETTER_SUFFIX)
             .and_then(|base| base.strip_suffix(':'))
-            .is_some_and(|base| produced_to(metadata, base))
+        {
+            Some(base) => stream = base,
+            None => return false,
+        }
+    }
 }
 
 /// Whether the stream key of `metadata` is `stream`, without building it.
@@ -130,6 +139,7 @@ mod tests {
             ("prod:accounts", stored(&own)),
             ("prod:accounts:dead-letter", stored(&own)),
             ("prod:accounts:dead-letter", SegmentLocation::Standard),
+            ("prod:accounts:dead-letter:dead-letter", stored(&own)),
         ] {
             let metadata = entry(Some("prod"), location);
             check(reading, &metadata).unwrap_or_else(|e| panic!("{reading}: {e}"));

@@ -14,6 +14,9 @@ use crate::Result;
 
 pub(crate) struct KeyCache {
     state: Mutex<State>,
+    /// Counts forgotten subjects: a key made while one was forgotten is
+    /// made again if its slot is gone.
+    forgets: std::sync::atomic::AtomicU64,
     capacity: usize,
     ttl: Duration,
 }
@@ -36,6 +39,7 @@ impl KeyCache {
     pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
         Self {
             state: Mutex::new(State::default()),
+            forgets: std::sync::atomic::AtomicU64::new(0),
             capacity,
             ttl,
         }
@@ -57,13 +61,17 @@ impl KeyCache {
         if self.capacity == 0 || self.ttl.is_zero() {
             return make().await;
         }
+        use std::sync::atomic::Ordering;
         loop {
+            let forgets = self.forgets.load(Ordering::SeqCst);
             let cell = match self.slot(subject) {
                 Ok(key) => return Ok(key),
                 Err(cell) => cell,
             };
             let key = cell.get_or_try_init(&make).await?.clone();
-            if self.holds(subject, &cell) {
+            // Made again only when an erasure took the slot away: a slot
+            // replaced because it aged or was evicted keeps its key.
+            if self.forgets.load(Ordering::SeqCst) == forgets || self.holds(subject, &cell) {
                 return Ok(key);
             }
         }
@@ -140,6 +148,8 @@ impl KeyCache {
 
     /// Forgets a subject's key (it was erased).
     pub(crate) fn forget(&self, subject: &SubjectHash) {
+        self.forgets
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.state
             .lock()
             .expect("key cache lock")
@@ -232,5 +242,41 @@ mod tests {
             .await
             .unwrap();
         assert_ne!(first.id(), later.id());
+    }
+
+    /// A make slower than the cache's TTL returns its key: only an
+    /// erasure (a forgotten subject) makes it make the key again.
+    #[tokio::test]
+    async fn a_slow_make_is_not_made_again_for_an_aged_slot() {
+        let cache = Arc::new(KeyCache::new(10, Duration::from_millis(5)));
+        let ann = SubjectKey::generate().hash("ann");
+        let made = AtomicUsize::new(0);
+        let make = || async {
+            made.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(DataKey::generate())
+        };
+        let again = {
+            let cache = cache.clone();
+            async move {
+                loop {
+                    // Another send that finds the slot aged makes it anew.
+                    tokio::time::sleep(Duration::from_millis(6)).await;
+                    let cache = cache.clone();
+                    tokio::spawn(async move {
+                        let slow = || async {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            Ok(DataKey::generate())
+                        };
+                        let _ = cache.get_or_make(&ann, slow).await;
+                    });
+                }
+            }
+        };
+        let first = tokio::select! {
+            key = tokio::time::timeout(Duration::from_secs(2), cache.get_or_make(&ann, make)) => key,
+            _ = again => unreachable!(),
+        };
+        assert!(first.is_ok(), "the make never returned");
     }
 }

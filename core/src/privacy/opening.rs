@@ -9,6 +9,17 @@ use crate::envelope::{Metadata, SegmentClass, Segments};
 use crate::retry::RetryPolicy;
 use crate::{Error, Result};
 
+/// Whether `bytes` are a segment sealed for `subject` (an erasure deletes
+/// only payloads whose every field is).
+pub(crate) fn is_sealed_for(bytes: &[u8], subject: &SubjectHash) -> bool {
+    key_id_for(bytes, subject).is_ok()
+}
+
+/// How far the clocks of a producer and of the process that erased a
+/// subject may be apart: a message produced later than this after the
+/// subject's tombstone is not taken for erased.
+const CLOCK_SKEW_MS: u64 = 60_000;
+
 /// The subjects of a batch: each distinct hash once, and which one each
 /// message has.
 pub(crate) struct BatchSubjects {
@@ -149,7 +160,15 @@ impl BatchSubjects {
             };
             let id = key_id_for(&segment.data, &hash).map_err(unsealable)?;
             let Some(key) = subject_keys.key(id) else {
-                if !subject_keys.is_erased() {
+                // Erased: a tombstone, and the message was produced before
+                // it (give or take the clocks of two machines). A message
+                // produced well after it was sealed with a key made after
+                // the erasure (no producer seals with an erased one once
+                // the erasure returned): that key was lost.
+                let before_erasure = subject_keys
+                    .erased_at_ms()
+                    .is_some_and(|at| metadata.produced_at_ms <= at.saturating_add(CLOCK_SKEW_MS));
+                if !before_erasure {
                     return Err(Error::DataKeyMissing {
                         segment: name.to_owned(),
                         message_id: metadata.message_id.to_string(),

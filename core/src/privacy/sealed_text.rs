@@ -20,8 +20,17 @@ pub const SEALED_REASON_HEADER: &str = "dead-letter.sealed-reason";
 /// (not a segment name: segment names have no `#`).
 const LABEL: &str = "#dead-letter.reason";
 
-/// The subject of a message that has sealed segments: its text must not
-/// be kept in clear.
+/// Whether a message has personal data (a segment of a class other than
+/// `normal`, sealed or not): text about it must not be kept in clear.
+pub(crate) fn holds_personal_data(metadata: &Metadata) -> bool {
+    metadata
+        .segments
+        .iter()
+        .any(|s| s.class != SegmentClass::NORMAL)
+}
+
+/// The subject of a message that has sealed segments: text about it is
+/// sealed with its key.
 pub(crate) fn sealed_subject(metadata: &Metadata) -> Option<&str> {
     let subject = metadata.headers.get(SUBJECT_HEADER)?;
     metadata

@@ -229,15 +229,30 @@ impl StoreKeyVault {
         format!("{}.index:{bucket}", self.prefix)
     }
 
-    fn master_for(&self, wrapped: &[u8]) -> Result<&MasterKey> {
+    /// Opens a wrapped key with the master key it names; a key of the
+    /// first format (which names none) with the first master key it opens
+    /// with, the current one first.
+    fn unwrap_any(&self, subject: &SubjectHash, id: KeyId, wrapped: &[u8]) -> Result<Unwrapped> {
         match MasterKey::wrapped_by(wrapped)? {
-            None => Ok(&self.master),
-            Some(id) if id == self.master.id() => Ok(&self.master),
-            Some(id) => self
+            Some(named) if named == self.master.id() => {
+                self.master.unwrap_full(subject, id, wrapped)
+            }
+            Some(named) => self
                 .previous
                 .iter()
-                .find(|m| m.id() == id)
-                .ok_or_else(|| unknown_master(id, &self.master)),
+                .find(|m| m.id() == named)
+                .ok_or_else(|| unknown_master(named, &self.master))?
+                .unwrap_full(subject, id, wrapped),
+            None => {
+                let first = self.master.unwrap_full(subject, id, wrapped);
+                if first.is_ok() {
+                    return first;
+                }
+                self.previous
+                    .iter()
+                    .find_map(|m| m.unwrap_full(subject, id, wrapped).ok())
+                    .map_or(first, Ok)
+            }
         }
     }
 
@@ -313,11 +328,7 @@ impl StoreKeyVault {
                 return Ok((key.clone(), *made));
             }
         }
-        let Unwrapped {
-            key, made_at_ms, ..
-        } = self
-            .master_for(wrapped)?
-            .unwrap_full(subject, id, wrapped)?;
+        let Unwrapped { key, made_at_ms } = self.unwrap_any(subject, id, wrapped)?;
         let mut unwrapped = self.unwrapped.lock().expect("unwrap cache lock");
         if unwrapped.len() >= self.cache_capacity {
             // Bounded by starting over: simpler than an order, and a
@@ -424,13 +435,12 @@ impl StoreKeyVault {
             done.subjects += 1;
             let mut fields = Fields::new();
             for (id, wrapped) in record.iter().flatten() {
-                let master = self.master_for(wrapped)?;
-                if master.id() == self.master.id() && MasterKey::wrapped_by(wrapped)?.is_some() {
+                if MasterKey::wrapped_by(wrapped)? == Some(self.master.id()) {
                     done.current += 1;
                     continue;
                 }
                 let id: KeyId = id.parse()?;
-                let opened = master.unwrap_full(subject, id, wrapped)?;
+                let opened = self.unwrap_any(subject, id, wrapped)?;
                 fields.insert(
                     id.to_string(),
                     self.master
@@ -469,11 +479,25 @@ impl StoreKeyVault {
                 *made <= erased_at && item.fields.contains_key(&k.id().to_string())
             });
             if brought_back {
+                // Delete the record, then put back the keys made after the
+                // tombstone (a subject that came back), rewrapped.
                 self.store.delete(&self.record_key(subject)).await?;
+                let mut kept = Fields::new();
+                for (key, made) in now.keys.iter().filter(|(_, made)| *made > erased_at) {
+                    kept.insert(
+                        key.id().to_string(),
+                        self.master.wrap_made_at(subject, key, *made).into(),
+                    );
+                }
+                if !kept.is_empty() {
+                    self.store
+                        .put(&self.record_key(subject), &kept, None)
+                        .await?;
+                }
                 done.deleted_again += 1;
                 tracing::warn!(
                     subject = %subject,
-                    "a record erased during its rewrap was deleted again"
+                    "keys erased during their rewrap were deleted again"
                 );
             }
         }
@@ -764,5 +788,40 @@ mod tests {
         // Every producer agrees on the new key.
         let again = vault(&store, &master).sealing_key(&ann).await.unwrap();
         assert_eq!(again.id(), fresh.id());
+    }
+
+    /// A rotation that finds a subject erased while its keys were
+    /// rewrapped deletes the keys made before the tombstone and keeps those
+    /// made after it (the subject came back).
+    #[tokio::test]
+    async fn a_rotation_keeps_keys_made_after_the_tombstone() {
+        let store = Gated::new();
+        let (old, new) = (MasterKey::generate(), MasterKey::generate());
+        let ann = SubjectKey::generate().hash("ann");
+        let before = vault(&store, &old).sealing_key(&ann).await.unwrap();
+        // An erasure whose delete did not happen: the tombstone alone.
+        let tombstone_at = now_ms();
+        let mut tombstone = Fields::new();
+        tombstone.insert(ERASED_AT.to_owned(), tombstone_at.to_string().into());
+        let first = vault(&store, &old);
+        store
+            .put(&first.tombstone_key(&ann), &tombstone, None)
+            .await
+            .unwrap();
+        // The subject comes back: a key made after the tombstone.
+        let after = vault(&store, &old).sealing_key(&ann).await.unwrap();
+        assert_ne!(after.id(), before.id());
+        let rotated = StoreKeyVault::new(store.clone(), new.clone()).previous_master_key(old);
+        let done = rotated.rotate_master_key(|_| {}).await.unwrap();
+        assert_eq!(done.deleted_again, 1, "{done:?}");
+        let keys = StoreKeyVault::new(store.clone(), new)
+            .fresh_opening_keys(&[ann])
+            .await
+            .unwrap();
+        assert!(keys[0].key(before.id()).is_none(), "an erased key is back");
+        assert!(
+            keys[0].key(after.id()).is_some(),
+            "the key made after the erasure was deleted with the others"
+        );
     }
 }
