@@ -45,7 +45,9 @@ const ERASED_AT: &str = "erased-at";
 /// field, so neither key is lost.
 ///
 /// Erasing writes a **tombstone** under `{prefix}.erased:{subject-hash}`
-/// (field `erased-at`: the time), then deletes the record. A reader takes a
+/// (field `erased-at`: the time) and the same field into the record, then
+/// deletes the record. Readers read the records alone, and the tombstones
+/// of the subjects whose key they miss. A reader takes a
 /// missing key for erased only when the subject has a tombstone; without
 /// one the key was lost, and the message is not readable
 /// ([`Error::DataKeyMissing`]). A producer never seals with a key made
@@ -256,12 +258,21 @@ impl StoreKeyVault {
         }
     }
 
-    /// The records and tombstones of `subjects`: one `get_many`.
-    async fn read_records(&self, subjects: &[SubjectHash]) -> Result<Vec<Record>> {
-        let mut keys: Vec<String> = Vec::with_capacity(subjects.len() * 2);
+    /// The records of `subjects`, with their tombstones when asked: one
+    /// `get_many`. A record read while its subject is being erased holds
+    /// the tombstone's time too (field `erased-at`).
+    async fn read_records(
+        &self,
+        subjects: &[SubjectHash],
+        tombstones: bool,
+    ) -> Result<Vec<Record>> {
+        let per_subject = if tombstones { 2 } else { 1 };
+        let mut keys: Vec<String> = Vec::with_capacity(subjects.len() * per_subject);
         for subject in subjects {
             keys.push(self.record_key(subject));
-            keys.push(self.tombstone_key(subject));
+            if tombstones {
+                keys.push(self.tombstone_key(subject));
+            }
         }
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let mut found = self.store.get_many(&keys).await?.into_iter();
@@ -269,17 +280,23 @@ impl StoreKeyVault {
             .iter()
             .map(|subject| {
                 let record = found.next().expect("one answer per key");
-                let tombstone = found.next().expect("one answer per key");
-                Ok(Record {
-                    keys: match record {
-                        Some(fields) => self.open_record(subject, &fields)?,
-                        None => Vec::new(),
+                let tombstone = if tombstones {
+                    found.next().expect("one answer per key")
+                } else {
+                    None
+                };
+                let mut read = match record {
+                    Some(fields) => self.open_record(subject, &fields)?,
+                    None => Record {
+                        keys: Vec::new(),
+                        erased_at_ms: None,
                     },
-                    erased_at_ms: match tombstone {
-                        Some(fields) => Some(self.erased_at(subject, &fields)?),
-                        None => None,
-                    },
-                })
+                };
+                if let Some(fields) = tombstone {
+                    let at = self.erased_at(subject, &fields)?;
+                    read.erased_at_ms = Some(read.erased_at_ms.map_or(at, |seen| seen.max(at)));
+                }
+                Ok(read)
             })
             .collect()
     }
@@ -290,28 +307,32 @@ impl StoreKeyVault {
             .and_then(|at| std::str::from_utf8(at).ok()?.parse().ok())
             .ok_or_else(|| Error::KeyVault {
                 reason: format!(
-                    "tombstone {:?} has no field {ERASED_AT:?} holding a time in ms: the key \
-                     is used by something else; give the vault its own prefix",
-                    self.tombstone_key(subject)
+                    "tombstone of {subject} has no field {ERASED_AT:?} holding a time in ms: \
+                     the key is used by something else; give the vault its own prefix"
                 ),
             })
     }
 
-    fn open_record(&self, subject: &SubjectHash, fields: &Fields) -> Result<Vec<(DataKey, u64)>> {
-        fields
-            .iter()
-            .map(|(id, wrapped)| {
-                let id: KeyId = id.parse().map_err(|_| Error::KeyVault {
-                    reason: format!(
-                        "record {:?} has a field {id:?} that is not a data key id (16 hex \
-                         digits): the key is used by something else; give the vault its own \
-                         prefix",
-                        self.record_key(subject)
-                    ),
-                })?;
-                self.unwrap_key(subject, id, wrapped)
-            })
-            .collect()
+    fn open_record(&self, subject: &SubjectHash, fields: &Fields) -> Result<Record> {
+        let mut record = Record {
+            keys: Vec::with_capacity(fields.len()),
+            erased_at_ms: None,
+        };
+        for (id, wrapped) in fields {
+            if id == ERASED_AT {
+                record.erased_at_ms = Some(self.erased_at(subject, fields)?);
+                continue;
+            }
+            let id: KeyId = id.parse().map_err(|_| Error::KeyVault {
+                reason: format!(
+                    "record {:?} has a field {id:?} that is not a data key id (16 hex digits): \
+                     the key is used by something else; give the vault its own prefix",
+                    self.record_key(subject)
+                ),
+            })?;
+            record.keys.push(self.unwrap_key(subject, id, wrapped)?);
+        }
+        Ok(record)
     }
 
     fn unwrap_key(
@@ -341,9 +362,44 @@ impl StoreKeyVault {
         Ok((key, made_at_ms))
     }
 
+    /// The readers' read of some subjects (with their tombstones when
+    /// `fresh`: a reader asks for them when a key is missing), cached.
+    async fn read_for_readers(
+        &self,
+        subjects: &[SubjectHash],
+        tombstones: bool,
+    ) -> Result<Vec<SubjectKeys>> {
+        if subjects.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Taken before the read: an erasure during it keeps its answer out
+        // of the cache.
+        let erasures = self.erasures.load(Ordering::SeqCst);
+        let started = Instant::now();
+        let answers: Vec<SubjectKeys> = self
+            .read_records(subjects, tombstones)
+            .await?
+            .into_iter()
+            .map(Record::into_subject_keys)
+            .collect();
+        if !self.reader_ttl.is_zero() && self.cache_capacity > 0 {
+            let mut read = self.read.lock().expect("reader cache lock");
+            if self.erasures.load(Ordering::SeqCst) == erasures {
+                if read.len() + subjects.len() > self.cache_capacity {
+                    read.clear();
+                }
+                for (subject, keys) in subjects.iter().zip(&answers) {
+                    // Aged from the start of the read, not its end.
+                    read.insert(*subject, (started, keys.clone()));
+                }
+            }
+        }
+        Ok(answers)
+    }
+
     async fn make_sealing_key(&self, subject: &SubjectHash) -> Result<DataKey> {
         let record = self
-            .read_records(std::slice::from_ref(subject))
+            .read_records(std::slice::from_ref(subject), false)
             .await?
             .pop()
             .expect("one record per subject");
@@ -435,6 +491,9 @@ impl StoreKeyVault {
             done.subjects += 1;
             let mut fields = Fields::new();
             for (id, wrapped) in record.iter().flatten() {
+                if id == ERASED_AT {
+                    continue;
+                }
                 if MasterKey::wrapped_by(wrapped)? == Some(self.master.id()) {
                     done.current += 1;
                     continue;
@@ -470,7 +529,7 @@ impl StoreKeyVault {
         // (A key newer than the tombstone is never rewrapped back: it was
         // not in the record read.)
         let rewritten: Vec<SubjectHash> = writes.iter().map(|(s, _)| *s).collect();
-        let after = self.read_records(&rewritten).await?;
+        let after = self.read_records(&rewritten, true).await?;
         for ((subject, item), now) in writes.iter().zip(after) {
             let Some(erased_at) = now.erased_at_ms else {
                 continue;
@@ -551,7 +610,7 @@ impl KeyVault for StoreKeyVault {
             .filter(|(_, a)| a.is_none())
             .map(|(s, _)| *s)
             .collect();
-        let mut fresh = self.fresh_opening_keys(&missing).await?.into_iter();
+        let mut fresh = self.read_for_readers(&missing, false).await?.into_iter();
         Ok(answers
             .into_iter()
             .map(|a| a.unwrap_or_else(|| fresh.next().expect("one answer per missing subject")))
@@ -559,44 +618,39 @@ impl KeyVault for StoreKeyVault {
     }
 
     async fn fresh_opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<SubjectKeys>> {
-        if subjects.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Taken before the read: an erasure during it keeps its answer out
-        // of the cache.
-        let erasures = self.erasures.load(Ordering::SeqCst);
-        let started = Instant::now();
-        let answers: Vec<SubjectKeys> = self
-            .read_records(subjects)
-            .await?
-            .into_iter()
-            .map(Record::into_subject_keys)
-            .collect();
-        if !self.reader_ttl.is_zero() && self.cache_capacity > 0 {
-            let mut read = self.read.lock().expect("reader cache lock");
-            if self.erasures.load(Ordering::SeqCst) == erasures {
-                if read.len() + subjects.len() > self.cache_capacity {
-                    read.clear();
-                }
-                for (subject, keys) in subjects.iter().zip(&answers) {
-                    // Aged from the start of the read, not its end.
-                    read.insert(*subject, (started, keys.clone()));
-                }
-            }
-        }
-        Ok(answers)
+        self.read_for_readers(subjects, true).await
     }
 
     async fn erase(&self, subject: &SubjectHash) -> Result<bool> {
         // Forget first: a send racing the erasure makes (or reads) a key
         // anew, and finds the tombstone.
         self.cache.forget(subject);
+        let record = self.record_key(subject);
+        let existed = self
+            .store
+            .get(&record)
+            .await?
+            .is_some_and(|fields| fields.keys().any(|f| f != ERASED_AT));
+        // The tombstone, and its time in the record, so that a producer
+        // that reads the record before it is deleted (or after a delete
+        // that failed) makes a new key.
         let mut tombstone = Fields::new();
         tombstone.insert(ERASED_AT.to_owned(), now_ms().to_string().into());
         self.store
-            .put(&self.tombstone_key(subject), &tombstone, None)
+            .put_many(&[
+                PutItem {
+                    key: self.tombstone_key(subject),
+                    fields: tombstone.clone(),
+                    ttl: None,
+                },
+                PutItem {
+                    key: record.clone(),
+                    fields: tombstone,
+                    ttl: None,
+                },
+            ])
             .await?;
-        let existed = self.store.delete(&self.record_key(subject)).await?;
+        self.store.delete(&record).await?;
         self.erasures.fetch_add(1, Ordering::SeqCst);
         self.cache.forget(subject);
         self.unwrapped
@@ -726,7 +780,7 @@ mod tests {
         // Asked after the erasure returned: erased, not from the cache.
         let after = vault.opening_keys(&[ann]).await.unwrap();
         assert!(
-            after[0].keys().is_empty() && after[0].is_erased(),
+            after[0].keys().is_empty(),
             "the erased key came back from the cache: {:?}",
             after[0]
         );
@@ -777,10 +831,9 @@ mod tests {
         // that failed half-way, or is under way).
         let mut tombstone = Fields::new();
         tombstone.insert(ERASED_AT.to_owned(), now_ms().to_string().into());
-        store
-            .put(&first.tombstone_key(&ann), &tombstone, None)
-            .await
-            .unwrap();
+        for key in [first.tombstone_key(&ann), first.record_key(&ann)] {
+            store.put(&key, &tombstone, None).await.unwrap();
+        }
         let fresh = vault(&store, &master).sealing_key(&ann).await.unwrap();
         assert_ne!(fresh.id(), old.id());
         let keys = vault(&store, &master).opening_keys(&[ann]).await.unwrap();
@@ -804,10 +857,9 @@ mod tests {
         let mut tombstone = Fields::new();
         tombstone.insert(ERASED_AT.to_owned(), tombstone_at.to_string().into());
         let first = vault(&store, &old);
-        store
-            .put(&first.tombstone_key(&ann), &tombstone, None)
-            .await
-            .unwrap();
+        for key in [first.tombstone_key(&ann), first.record_key(&ann)] {
+            store.put(&key, &tombstone, None).await.unwrap();
+        }
         // The subject comes back: a key made after the tombstone.
         let after = vault(&store, &old).sealing_key(&ann).await.unwrap();
         assert_ne!(after.id(), before.id());

@@ -25,12 +25,12 @@ use crate::Result;
 ///   [`opening_keys`](Self::opening_keys). It never returns a key older
 ///   than the subject's latest erasure.
 /// * [`opening_keys`](Self::opening_keys) answers for a whole batch in as
-///   few round trips as the vault allows, with each subject's erasure
-///   tombstone ([`SubjectKeys`]): a reader takes a missing key for erased
-///   only when the subject has one. It may answer from a cache for a
-///   bounded time, and [`fresh_opening_keys`](Self::fresh_opening_keys)
-///   may not: readers ask it when a sealed segment names a key the first
-///   answer lacked.
+///   few round trips as the vault allows. It may answer from a cache for a
+///   bounded time, and may leave out the subjects' erasure tombstones.
+///   [`fresh_opening_keys`](Self::fresh_opening_keys) may do neither: a
+///   reader asks it whenever a sealed segment names a key the first answer
+///   lacked, and takes the missing key for erased only when that answer
+///   has a tombstone ([`SubjectKeys`]).
 /// * [`erase`](Self::erase) writes the tombstone, then deletes the keys,
 ///   and returns only once no producer or reader of the system can still
 ///   use them from a cache: a message sent after it returned is never

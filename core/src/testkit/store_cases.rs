@@ -516,7 +516,7 @@ pub async fn key_vault_on_the_store(h: &StoreHarness) -> CaseResult {
     let before = crate::clock::now_ms();
     ensure!(reader.erase(&ann).await?, "erasing ann found no key");
     ensure!(!reader.erase(&ann).await?, "a second erasure found a key");
-    let after = reader.opening_keys(&[ann, bob]).await?;
+    let after = reader.fresh_opening_keys(&[ann, bob]).await?;
     ensure!(
         after[0].keys().is_empty(),
         "ann still has {} keys after erasure",
@@ -552,7 +552,7 @@ pub async fn key_vault_on_the_store(h: &StoreHarness) -> CaseResult {
     // A record lost behind the vault's back is not an erasure.
     vault(&master).sealing_key(&cid).await?;
     h.store.delete(&reader.record_key(&cid)).await?;
-    let lost = vault(&master).opening_keys(&[cid]).await?;
+    let lost = vault(&master).fresh_opening_keys(&[cid]).await?;
     ensure!(
         lost[0].keys().is_empty() && !lost[0].is_erased(),
         "a lost record reads as {:?}, expected no key and no tombstone",
