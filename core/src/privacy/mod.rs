@@ -89,6 +89,7 @@ mod export;
 mod key_cache;
 mod master_key;
 pub(crate) mod opening;
+mod reader_cache;
 mod rotation;
 mod seal;
 pub(crate) mod sealed_text;
@@ -97,7 +98,10 @@ mod secret;
 mod store_vault;
 mod subject;
 mod subject_keys;
+mod unwrap_cache;
 mod vault;
+mod vault_index;
+mod vault_record;
 
 pub use data_key::{DataKey, KeyId};
 pub use erasure::Erasure;

@@ -15,6 +15,16 @@ pub(crate) fn is_sealed_for(bytes: &[u8], subject: &SubjectHash) -> bool {
     key_id_for(bytes, subject).is_ok()
 }
 
+/// Whether a message produced at `produced_at_ms`, whose key `keys` lack,
+/// was erased: its subject has a tombstone, and the message was produced
+/// before it (give or take the clocks of two machines). A message produced
+/// well after it was sealed with a key made after the erasure (no producer
+/// seals with an erased one once the erasure returned): that key was lost.
+pub(crate) fn erased_for(keys: &SubjectKeys, produced_at_ms: u64) -> bool {
+    keys.erased_at_ms()
+        .is_some_and(|at| produced_at_ms <= at.saturating_add(CLOCK_SKEW_MS))
+}
+
 /// How far the clocks of a producer and of the process that erased a
 /// subject may be apart: a message produced later than this after the
 /// subject's tombstone is not taken for erased.
@@ -160,15 +170,7 @@ impl BatchSubjects {
             };
             let id = key_id_for(&segment.data, &hash).map_err(unsealable)?;
             let Some(key) = subject_keys.key(id) else {
-                // Erased: a tombstone, and the message was produced before
-                // it (give or take the clocks of two machines). A message
-                // produced well after it was sealed with a key made after
-                // the erasure (no producer seals with an erased one once
-                // the erasure returned): that key was lost.
-                let before_erasure = subject_keys
-                    .erased_at_ms()
-                    .is_some_and(|at| metadata.produced_at_ms <= at.saturating_add(CLOCK_SKEW_MS));
-                if !before_erasure {
+                if !erased_for(subject_keys, metadata.produced_at_ms) {
                     return Err(Error::DataKeyMissing {
                         segment: name.to_owned(),
                         message_id: metadata.message_id.to_string(),

@@ -101,7 +101,7 @@ impl PersonalData {
         let keys = self.vault().fresh_opening_keys(&[subject]).await?;
         let keys = keys.into_iter().next().unwrap_or_default();
         let Some(key) = keys.key(id) else {
-            if keys.is_erased() {
+            if super::opening::erased_for(&keys, metadata.produced_at_ms) {
                 return Ok(None);
             }
             return Err(Error::DataKeyMissing {

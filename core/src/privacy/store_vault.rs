@@ -2,9 +2,8 @@
 //! master key.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -13,10 +12,13 @@ use async_trait::async_trait;
 use super::data_key::{DataKey, KeyId};
 use super::key_cache::KeyCache;
 use super::master_key::{MasterKey, MasterKeyId, Unwrapped};
-use super::rotation::{bucket_name, bucket_of, Rotation, INDEX_BUCKETS};
-use super::subject::{BySubject, SubjectHash};
+use super::reader_cache::ReaderCache;
+use super::subject::SubjectHash;
 use super::subject_keys::SubjectKeys;
+use super::unwrap_cache::UnwrapCache;
 use super::vault::KeyVault;
+use super::vault_index::bucket_of;
+use super::vault_record::Record;
 use crate::clock::now_ms;
 use crate::store::{Fields, KeyValueStore, PutItem};
 use crate::{Error, Result};
@@ -33,7 +35,7 @@ const DEFAULT_READER_TTL: Duration = Duration::from_secs(1);
 const ERASURE_MARGIN: Duration = Duration::from_millis(50);
 /// The field of a tombstone: when the subject was erased (decimal ms since
 /// the Unix epoch).
-const ERASED_AT: &str = "erased-at";
+pub(super) const ERASED_AT: &str = "erased-at";
 
 /// A [`KeyVault`] on a [`KeyValueStore`] (Redis, MongoDB, DynamoDB, the
 /// in-memory store, ...).
@@ -47,7 +49,8 @@ const ERASED_AT: &str = "erased-at";
 /// Erasing writes a **tombstone** under `{prefix}.erased:{subject-hash}`
 /// (field `erased-at`: the time) and the same field into the record, then
 /// deletes the record. Readers read the records alone, and the tombstones
-/// of the subjects whose key they miss. A reader takes a
+/// of the subjects whose key they miss; producers read both when they
+/// read a subject. A reader takes a
 /// missing key for erased only when the subject has a tombstone; without
 /// one the key was lost, and the message is not readable
 /// ([`Error::DataKeyMissing`]). A producer never seals with a key made
@@ -62,14 +65,10 @@ const ERASED_AT: &str = "erased-at";
 /// message sent after it returned, by any process with the same settings,
 /// is sealed with a new key.
 ///
-/// **What crypto-shredding needs from the store.** The wrapped keys are
-/// as safe as the master key, and an erasure is as final as the store's
-/// copies: a backup of this store restored with the master key opens the
-/// keys it held. Put the vault on a store of its own
-/// (`StoreKeyVault::new(vault_store, ...)`, not the payload store) whose
-/// backups are kept no longer than your erasure deadline, and rotate the
-/// master key ([`StoreKeyVault::previous_master_key`]); or implement
-/// [`KeyVault`] on a KMS.
+/// **What it needs from the store**: an erasure is as final as the
+/// store's copies (a backup restored with the master key opens the keys it
+/// held). Give the vault a store of its own with short-lived backups, and
+/// rotate the master key; or implement [`KeyVault`] on a KMS.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -81,7 +80,7 @@ const ERASED_AT: &str = "erased-at";
 /// let key = vault.sealing_key(&ann).await?;
 /// assert_eq!(vault.opening_keys(&[ann]).await?[0].keys()[0].id(), key.id());
 /// assert!(vault.erase(&ann).await?);
-/// let after = &vault.opening_keys(&[ann]).await?[0];
+/// let after = &vault.fresh_opening_keys(&[ann]).await?[0];
 /// assert!(after.keys().is_empty() && after.is_erased());
 /// # Ok(()) }
 /// ```
@@ -93,48 +92,12 @@ pub struct StoreKeyVault {
     previous: Vec<MasterKey>,
     prefix: String,
     cache: KeyCache,
-    /// Keys unwrapped before, by subject and id, with the wrapped bytes
-    /// they came from: a record read again opens without the cipher. The
-    /// record is still read every time, so an erasure counts at once.
-    unwrapped: Mutex<BySubject<(SubjectHash, KeyId), UnwrappedEntry>>,
-    /// The readers' answers, by subject, with when they were read.
-    read: Mutex<BySubject<SubjectHash, (Instant, SubjectKeys)>>,
-    /// Counts erasures through this vault: a read that began before one
-    /// does not fill the readers' cache.
-    erasures: AtomicU64,
-    reader_ttl: Duration,
+    /// Keys unwrapped before, by the wrapped bytes they came from.
+    unwrapped: UnwrapCache,
+    /// The readers' answers.
+    readers: ReaderCache,
     cache_capacity: usize,
     cache_ttl: Duration,
-}
-
-/// A key unwrapped before: the wrapped bytes it came from, the key, and
-/// when it was made.
-type UnwrappedEntry = (Bytes, DataKey, u64);
-
-/// One subject's record and tombstone, as read.
-struct Record {
-    /// Its keys, opened, with the time each was made.
-    keys: Vec<(DataKey, u64)>,
-    erased_at_ms: Option<u64>,
-}
-
-impl Record {
-    /// The key to seal with: the newest made after the latest erasure.
-    fn sealing_key(&self) -> Option<&DataKey> {
-        let erased = self.erased_at_ms.unwrap_or(0);
-        self.keys
-            .iter()
-            .filter(|(_, made)| self.erased_at_ms.is_none() || *made > erased)
-            .max_by_key(|(key, made)| (*made, key.id()))
-            .map(|(key, _)| key)
-    }
-
-    fn into_subject_keys(self) -> SubjectKeys {
-        SubjectKeys::new(
-            self.keys.into_iter().map(|(k, _)| k).collect(),
-            self.erased_at_ms,
-        )
-    }
 }
 
 impl StoreKeyVault {
@@ -146,10 +109,8 @@ impl StoreKeyVault {
             previous: Vec::new(),
             prefix: DEFAULT_VAULT_PREFIX.to_owned(),
             cache: KeyCache::new(DEFAULT_CAPACITY, DEFAULT_SEALING_TTL),
-            unwrapped: Mutex::new(BySubject::default()),
-            read: Mutex::new(BySubject::default()),
-            erasures: AtomicU64::new(0),
-            reader_ttl: DEFAULT_READER_TTL,
+            unwrapped: UnwrapCache::new(DEFAULT_CAPACITY),
+            readers: ReaderCache::new(DEFAULT_CAPACITY, DEFAULT_READER_TTL),
             cache_capacity: DEFAULT_CAPACITY,
             cache_ttl: DEFAULT_SEALING_TTL,
         }
@@ -175,6 +136,8 @@ impl StoreKeyVault {
     pub fn cache_capacity(mut self, subjects: usize) -> Self {
         self.cache_capacity = subjects;
         self.cache = KeyCache::new(subjects, self.cache_ttl);
+        self.readers = ReaderCache::new(subjects, self.readers.ttl());
+        self.unwrapped = UnwrapCache::new(subjects);
         self
     }
 
@@ -194,7 +157,7 @@ impl StoreKeyVault {
     /// A key newer than the cached answer is always read fresh, so nothing
     /// new is taken for erased.
     pub fn reader_cache_ttl(mut self, ttl: Duration) -> Self {
-        self.reader_ttl = ttl;
+        self.readers = ReaderCache::new(self.cache_capacity, ttl);
         self
     }
 
@@ -207,7 +170,7 @@ impl StoreKeyVault {
         } else {
             self.cache_ttl
         };
-        let longest = sealing.max(self.reader_ttl);
+        let longest = sealing.max(self.readers.ttl());
         if longest.is_zero() {
             Duration::ZERO
         } else {
@@ -225,16 +188,31 @@ impl StoreKeyVault {
         format!("{}.erased:{subject}", self.prefix)
     }
 
+    /// The store the records are on.
+    pub(super) fn store(&self) -> &Arc<dyn KeyValueStore> {
+        &self.store
+    }
+
+    /// The master key new keys are wrapped by.
+    pub(super) fn master(&self) -> &MasterKey {
+        &self.master
+    }
+
     /// The key of the index record that lists the subjects of one bucket
     /// (what master-key rotation walks).
-    fn index_key(&self, bucket: &str) -> String {
+    pub(super) fn index_key(&self, bucket: &str) -> String {
         format!("{}.index:{bucket}", self.prefix)
     }
 
     /// Opens a wrapped key with the master key it names; a key of the
     /// first format (which names none) with the first master key it opens
     /// with, the current one first.
-    fn unwrap_any(&self, subject: &SubjectHash, id: KeyId, wrapped: &[u8]) -> Result<Unwrapped> {
+    pub(super) fn unwrap_any(
+        &self,
+        subject: &SubjectHash,
+        id: KeyId,
+        wrapped: &[u8],
+    ) -> Result<Unwrapped> {
         match MasterKey::wrapped_by(wrapped)? {
             Some(named) if named == self.master.id() => {
                 self.master.unwrap_full(subject, id, wrapped)
@@ -261,7 +239,7 @@ impl StoreKeyVault {
     /// The records of `subjects`, with their tombstones when asked: one
     /// `get_many`. A record read while its subject is being erased holds
     /// the tombstone's time too (field `erased-at`).
-    async fn read_records(
+    pub(super) async fn read_records(
         &self,
         subjects: &[SubjectHash],
         tombstones: bool,
@@ -341,25 +319,9 @@ impl StoreKeyVault {
         id: KeyId,
         wrapped: &Bytes,
     ) -> Result<(DataKey, u64)> {
-        let slot = (*subject, id);
-        if let Some((seen, key, made)) =
-            self.unwrapped.lock().expect("unwrap cache lock").get(&slot)
-        {
-            if seen == wrapped {
-                return Ok((key.clone(), *made));
-            }
-        }
-        let Unwrapped { key, made_at_ms } = self.unwrap_any(subject, id, wrapped)?;
-        let mut unwrapped = self.unwrapped.lock().expect("unwrap cache lock");
-        if unwrapped.len() >= self.cache_capacity {
-            // Bounded by starting over: simpler than an order, and a
-            // record read again costs one unwrap.
-            unwrapped.clear();
-        }
-        if self.cache_capacity > 0 {
-            unwrapped.insert(slot, (wrapped.clone(), key.clone(), made_at_ms));
-        }
-        Ok((key, made_at_ms))
+        self.unwrapped.get_or_unwrap(subject, id, wrapped, || {
+            self.unwrap_any(subject, id, wrapped)
+        })
     }
 
     /// The readers' read of some subjects (with their tombstones when
@@ -374,32 +336,20 @@ impl StoreKeyVault {
         }
         // Taken before the read: an erasure during it keeps its answer out
         // of the cache.
-        let erasures = self.erasures.load(Ordering::SeqCst);
-        let started = Instant::now();
+        let start = self.readers.start();
         let answers: Vec<SubjectKeys> = self
             .read_records(subjects, tombstones)
             .await?
             .into_iter()
             .map(Record::into_subject_keys)
             .collect();
-        if !self.reader_ttl.is_zero() && self.cache_capacity > 0 {
-            let mut read = self.read.lock().expect("reader cache lock");
-            if self.erasures.load(Ordering::SeqCst) == erasures {
-                if read.len() + subjects.len() > self.cache_capacity {
-                    read.clear();
-                }
-                for (subject, keys) in subjects.iter().zip(&answers) {
-                    // Aged from the start of the read, not its end.
-                    read.insert(*subject, (started, keys.clone()));
-                }
-            }
-        }
+        self.readers.fill(start, subjects, &answers);
         Ok(answers)
     }
 
     async fn make_sealing_key(&self, subject: &SubjectHash) -> Result<DataKey> {
         let record = self
-            .read_records(std::slice::from_ref(subject), false)
+            .read_records(std::slice::from_ref(subject), true)
             .await?
             .pop()
             .expect("one record per subject");
@@ -434,134 +384,6 @@ impl StoreKeyVault {
             .await?;
         Ok(key)
     }
-
-    /// Rewraps every data key of the vault under the current master key,
-    /// reporting progress after each step (64 index buckets of 4,096);
-    /// keys wrapped by a previous master key
-    /// ([`StoreKeyVault::previous_master_key`]) open with it. Safe while
-    /// producers and readers run, and resumable: running it again skips
-    /// what is current. Once it returns complete, retire the previous
-    /// master keys (and, for crypto-shredding to hold against old
-    /// backups, destroy them once those backups have expired).
-    ///
-    /// An erasure racing the rewrap of the same subject is caught: a
-    /// record brought back by the rewrap is deleted again.
-    pub async fn rotate_master_key(&self, mut progress: impl FnMut(&Rotation)) -> Result<Rotation> {
-        const STEP: u32 = 64;
-        let mut done = Rotation {
-            buckets: INDEX_BUCKETS,
-            ..Rotation::default()
-        };
-        for first in (0..INDEX_BUCKETS).step_by(STEP as usize) {
-            let keys: Vec<String> = (first..(first + STEP).min(INDEX_BUCKETS))
-                .map(|n| self.index_key(&bucket_name(n)))
-                .collect();
-            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let mut subjects: Vec<SubjectHash> = Vec::new();
-            for fields in self.store.get_many(&keys).await?.into_iter().flatten() {
-                for hex in fields.keys() {
-                    subjects.push(hex.parse().map_err(|_| Error::KeyVault {
-                        reason: format!(
-                            "the vault's index lists {hex:?}, which is not a subject hash: the \
-                             key is used by something else; give the vault its own prefix"
-                        ),
-                    })?);
-                }
-            }
-            for chunk in subjects.chunks(STEP as usize) {
-                self.rewrap(chunk, &mut done).await?;
-            }
-            done.buckets_done = (first + STEP).min(INDEX_BUCKETS);
-            progress(&done);
-        }
-        tracing::info!(
-            master_key = %self.master.id(), rewrapped = done.rewrapped, current = done.current,
-            "the vault's data keys are wrapped by the current master key"
-        );
-        Ok(done)
-    }
-
-    /// Rewraps the keys of some subjects that another master key wrapped.
-    async fn rewrap(&self, subjects: &[SubjectHash], done: &mut Rotation) -> Result<()> {
-        let keys: Vec<String> = subjects.iter().map(|s| self.record_key(s)).collect();
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let raw = self.store.get_many(&keys).await?;
-        let mut writes: Vec<(SubjectHash, PutItem)> = Vec::new();
-        for (subject, record) in subjects.iter().zip(raw) {
-            done.subjects += 1;
-            let mut fields = Fields::new();
-            for (id, wrapped) in record.iter().flatten() {
-                if id == ERASED_AT {
-                    continue;
-                }
-                if MasterKey::wrapped_by(wrapped)? == Some(self.master.id()) {
-                    done.current += 1;
-                    continue;
-                }
-                let id: KeyId = id.parse()?;
-                let opened = self.unwrap_any(subject, id, wrapped)?;
-                fields.insert(
-                    id.to_string(),
-                    self.master
-                        .wrap_made_at(subject, &opened.key, opened.made_at_ms)
-                        .into(),
-                );
-            }
-            if !fields.is_empty() {
-                done.rewrapped += fields.len() as u64;
-                writes.push((
-                    *subject,
-                    PutItem {
-                        key: self.record_key(subject),
-                        fields,
-                        ttl: None,
-                    },
-                ));
-            }
-        }
-        if writes.is_empty() {
-            return Ok(());
-        }
-        let items: Vec<PutItem> = writes.iter().map(|(_, item)| item.clone()).collect();
-        self.store.put_many(&items).await?;
-        // An erasure between the read and the write deleted the record
-        // first, and the write brought its old keys back: delete them again.
-        // (A key newer than the tombstone is never rewrapped back: it was
-        // not in the record read.)
-        let rewritten: Vec<SubjectHash> = writes.iter().map(|(s, _)| *s).collect();
-        let after = self.read_records(&rewritten, true).await?;
-        for ((subject, item), now) in writes.iter().zip(after) {
-            let Some(erased_at) = now.erased_at_ms else {
-                continue;
-            };
-            let brought_back = now.keys.iter().any(|(k, made)| {
-                *made <= erased_at && item.fields.contains_key(&k.id().to_string())
-            });
-            if brought_back {
-                // Delete the record, then put back the keys made after the
-                // tombstone (a subject that came back), rewrapped.
-                self.store.delete(&self.record_key(subject)).await?;
-                let mut kept = Fields::new();
-                for (key, made) in now.keys.iter().filter(|(_, made)| *made > erased_at) {
-                    kept.insert(
-                        key.id().to_string(),
-                        self.master.wrap_made_at(subject, key, *made).into(),
-                    );
-                }
-                if !kept.is_empty() {
-                    self.store
-                        .put(&self.record_key(subject), &kept, None)
-                        .await?;
-                }
-                done.deleted_again += 1;
-                tracing::warn!(
-                    subject = %subject,
-                    "keys erased during their rewrap were deleted again"
-                );
-            }
-        }
-        Ok(())
-    }
 }
 
 fn unknown_master(id: MasterKeyId, current: &MasterKey) -> Error {
@@ -592,18 +414,7 @@ impl KeyVault for StoreKeyVault {
     }
 
     async fn opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<SubjectKeys>> {
-        let mut answers: Vec<Option<SubjectKeys>> = vec![None; subjects.len()];
-        if !self.reader_ttl.is_zero() {
-            let now = Instant::now();
-            let read = self.read.lock().expect("reader cache lock");
-            for (answer, subject) in answers.iter_mut().zip(subjects) {
-                if let Some((at, keys)) = read.get(subject) {
-                    if now.duration_since(*at) < self.reader_ttl {
-                        *answer = Some(keys.clone());
-                    }
-                }
-            }
-        }
+        let answers = self.readers.cached(subjects);
         let missing: Vec<SubjectHash> = subjects
             .iter()
             .zip(&answers)
@@ -651,13 +462,9 @@ impl KeyVault for StoreKeyVault {
             ])
             .await?;
         self.store.delete(&record).await?;
-        self.erasures.fetch_add(1, Ordering::SeqCst);
+        self.readers.erased(subject);
         self.cache.forget(subject);
-        self.unwrapped
-            .lock()
-            .expect("unwrap cache lock")
-            .retain(|(s, _), _| s != subject);
-        self.read.lock().expect("reader cache lock").remove(subject);
+        self.unwrapped.erased(subject);
         // Producers and readers elsewhere read the record again within
         // their cache times: after this, none seals or opens with the
         // erased keys.
@@ -679,7 +486,7 @@ impl fmt::Debug for StoreKeyVault {
             )
             .field("cache_capacity", &self.cache_capacity)
             .field("cache_ttl", &self.cache_ttl)
-            .field("reader_cache_ttl", &self.reader_ttl)
+            .field("reader_cache_ttl", &self.readers.ttl())
             .finish()
     }
 }
@@ -827,13 +634,15 @@ mod tests {
         let ann = SubjectKey::generate().hash("ann");
         let first = vault(&store, &master);
         let old = first.sealing_key(&ann).await.unwrap();
-        // The tombstone written, the record not deleted yet (an erasure
-        // that failed half-way, or is under way).
+        // The tombstone written, the record still there without the
+        // erasure's time (an erasure that failed half-way, or keys a
+        // rewrap brought back).
         let mut tombstone = Fields::new();
         tombstone.insert(ERASED_AT.to_owned(), now_ms().to_string().into());
-        for key in [first.tombstone_key(&ann), first.record_key(&ann)] {
-            store.put(&key, &tombstone, None).await.unwrap();
-        }
+        store
+            .put(&first.tombstone_key(&ann), &tombstone, None)
+            .await
+            .unwrap();
         let fresh = vault(&store, &master).sealing_key(&ann).await.unwrap();
         assert_ne!(fresh.id(), old.id());
         let keys = vault(&store, &master).opening_keys(&[ann]).await.unwrap();

@@ -71,6 +71,12 @@ use crate::Result;
 ///     ) -> event_backbone_core::Result<Vec<SubjectKeys>> {
 ///         self.keys.opening_keys(subjects).await
 ///     }
+///     async fn fresh_opening_keys(
+///         &self,
+///         subjects: &[SubjectHash],
+///     ) -> event_backbone_core::Result<Vec<SubjectKeys>> {
+///         self.keys.fresh_opening_keys(subjects).await
+///     }
 ///     async fn erase(&self, subject: &SubjectHash) -> event_backbone_core::Result<bool> {
 ///         let erased = self.keys.erase(subject).await?;
 ///         eprintln!("audit: subject {subject} erased (had a key: {erased})");
@@ -86,7 +92,7 @@ use crate::Result;
 /// let ann = personal.subject_hash("ann");
 /// let key = personal.vault().sealing_key(&ann).await?;
 /// assert!(personal.erase_subject("ann").await?);
-/// let after = personal.vault().opening_keys(&[ann]).await?;
+/// let after = personal.vault().fresh_opening_keys(&[ann]).await?;
 /// assert!(after[0].key(key.id()).is_none() && after[0].is_erased());
 /// # Ok(()) }
 /// ```
@@ -106,14 +112,14 @@ pub trait KeyVault: Send + Sync + fmt::Debug + 'static {
         None
     }
 
-    /// Every key of each subject and its tombstone, in the order asked.
+    /// Every key of each subject, in the order asked (with its tombstone,
+    /// if the vault has it at hand).
     async fn opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<SubjectKeys>>;
 
     /// Like [`opening_keys`](Self::opening_keys), read from the vault
-    /// itself, not from a cache. The default calls `opening_keys`.
-    async fn fresh_opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<SubjectKeys>> {
-        self.opening_keys(subjects).await
-    }
+    /// itself, not from a cache, with each subject's tombstone: what a
+    /// reader decides "erased" or "lost" on.
+    async fn fresh_opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<SubjectKeys>>;
 
     /// Writes `subject`'s tombstone and deletes every key of it; returns
     /// whether it had one.
