@@ -2,14 +2,12 @@
 //! the same moment), each with an id that sealed segments name.
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use aes_gcm::aead::KeyInit;
 use aes_gcm::Aes256Gcm;
 
-use super::secret::{decode_hex, encode_hex, fill_random, Key32};
-use crate::{Error, Result};
+use super::secret::{fill_random, Key32};
 
 /// The id of a [`DataKey`]: 8 random bytes, written in every segment it
 /// sealed, shown as 16 hex digits.
@@ -28,30 +26,7 @@ impl KeyId {
     }
 }
 
-impl fmt::Display for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&encode_hex(&self.0))
-    }
-}
-
-impl fmt::Debug for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyId({self})")
-    }
-}
-
-impl FromStr for KeyId {
-    type Err = Error;
-
-    /// Reads the 16 hex digits of [`KeyId`]'s `Display`.
-    fn from_str(text: &str) -> Result<Self> {
-        let mut bytes = [0u8; 8];
-        decode_hex(text, &mut bytes).ok_or_else(|| Error::KeyVault {
-            reason: format!("{text:?} is not a data key id; expected 16 hex digits"),
-        })?;
-        Ok(Self(bytes))
-    }
-}
+super::secret::hex_id!(KeyId, "data key id");
 
 /// The key that seals one data subject's personal segments (AES-256-GCM).
 /// Wiped from memory when dropped; `Debug` shows its id only. Clones share

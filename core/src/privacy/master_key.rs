@@ -3,15 +3,13 @@
 
 use std::fmt;
 
-use std::str::FromStr;
-
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::data_key::{DataKey, KeyId};
-use super::secret::{decode_hex, encode_hex, fill_random, Key32};
+use super::secret::{fill_random, Key32};
 use super::subject::SubjectHash;
 use crate::{Error, Result};
 
@@ -45,30 +43,7 @@ impl MasterKeyId {
     }
 }
 
-impl fmt::Display for MasterKeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&encode_hex(&self.0))
-    }
-}
-
-impl fmt::Debug for MasterKeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MasterKeyId({self})")
-    }
-}
-
-impl FromStr for MasterKeyId {
-    type Err = Error;
-
-    /// Reads the 16 hex digits of `Display`.
-    fn from_str(text: &str) -> Result<Self> {
-        let mut bytes = [0u8; 8];
-        decode_hex(text, &mut bytes).ok_or_else(|| Error::KeyVault {
-            reason: format!("{text:?} is not a master key id; expected 16 hex digits"),
-        })?;
-        Ok(Self(bytes))
-    }
-}
+super::secret::hex_id!(MasterKeyId, "master key id");
 
 /// A data key opened from its wrapped form, with what the form says
 /// about it.

@@ -51,15 +51,26 @@ pub(crate) async fn seal_text(
     let subject: SubjectHash = sealed_subject(metadata)?.parse().ok()?;
     let keys = personal.vault().opening_keys(&[subject]).await.ok()?;
     let key = keys.first()?.keys().first()?.clone();
+    Some(bound_to(&subject, metadata, |to| {
+        encode_hex(&seal(&key, to, text.as_bytes()))
+    }))
+}
+
+/// Calls `f` with what a dead letter's sealed reason is bound to: its
+/// subject, the original message, its stream and the label.
+fn bound_to<T>(
+    subject: &SubjectHash,
+    metadata: &Metadata,
+    f: impl FnOnce(SealedFor<'_>) -> T,
+) -> T {
     let message = metadata.original_id();
     let stream = metadata.stream_key();
-    let to = SealedFor {
-        subject: &subject,
+    f(SealedFor {
+        subject,
         message: &message,
         stream: &stream,
         segment: LABEL,
-    };
-    Some(encode_hex(&seal(&key, to, text.as_bytes())))
+    })
 }
 
 impl PersonalData {
@@ -112,15 +123,7 @@ impl PersonalData {
                 vault: self.vault().backend(),
             });
         };
-        let message = metadata.original_id();
-        let stream = metadata.stream_key();
-        let to = SealedFor {
-            subject: &subject,
-            message: &message,
-            stream: &stream,
-            segment: LABEL,
-        };
-        let plain = open(key, to, &bytes).map_err(unsealable)?;
+        let plain = bound_to(&subject, metadata, |to| open(key, to, &bytes)).map_err(unsealable)?;
         String::from_utf8(plain.to_vec())
             .map(Some)
             .map_err(|_| unsealable("the opened reason is not UTF-8".to_owned()))

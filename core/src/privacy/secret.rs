@@ -115,6 +115,40 @@ impl Nonces {
     }
 }
 
+/// `Display` (16 lower-case hex digits), `Debug` (`Name(digits)`) and
+/// `FromStr` of an 8-byte id (`$what` names it in the parse error).
+macro_rules! hex_id {
+    ($id:ident, $what:literal) => {
+        impl std::fmt::Display for $id {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&$crate::privacy::secret::encode_hex(&self.0))
+            }
+        }
+
+        impl std::fmt::Debug for $id {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({self})", stringify!($id))
+            }
+        }
+
+        impl std::str::FromStr for $id {
+            type Err = $crate::Error;
+
+            /// Reads the 16 hex digits of `Display`.
+            fn from_str(text: &str) -> $crate::Result<Self> {
+                let mut bytes = [0u8; 8];
+                $crate::privacy::secret::decode_hex(text, &mut bytes).ok_or_else(|| {
+                    $crate::Error::KeyVault {
+                        reason: format!("{text:?} is not a {}; expected 16 hex digits", $what),
+                    }
+                })?;
+                Ok(Self(bytes))
+            }
+        }
+    };
+}
+pub(crate) use hex_id;
+
 /// Lower-case hex of `bytes`.
 pub(crate) fn encode_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

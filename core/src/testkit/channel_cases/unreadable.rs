@@ -149,6 +149,23 @@ pub async fn unreadable_payload_dead_letters_that_message_alone(h: &ChannelHarne
     Ok(())
 }
 
+/// Ann, bob, cy and dee register twice, each message with their email as
+/// personal data.
+async fn register_four_subjects_twice(producer: &crate::Producer) -> CaseResult {
+    for round in 0..2u32 {
+        for user in ["ann", "bob", "cy", "dee"] {
+            producer
+                .message("registered")
+                .subject(user)
+                .segment("round", &round)?
+                .personal("email", &format!("{user}@example.com"))?
+                .send()
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 /// The vault record of one data subject fails every read for good: that
 /// subject's messages alone are dead-lettered, everyone else's handled.
 pub async fn unreadable_vault_record_dead_letters_those_messages_alone(
@@ -164,17 +181,7 @@ pub async fn unreadable_vault_record_dead_letters_those_messages_alone(
         .personal_data(settings())
         .build()?;
     let stream = producer.streams()[0].to_owned();
-    for round in 0..2u32 {
-        for user in ["ann", "bob", "cy", "dee"] {
-            producer
-                .message("registered")
-                .subject(user)
-                .segment("round", &round)?
-                .personal("email", &format!("{user}@example.com"))?
-                .send()
-                .await?;
-        }
-    }
+    register_four_subjects_twice(&producer).await?;
     let record =
         StoreKeyVault::new(vault_store.clone(), master.clone()).record_key(&subjects.hash("bob"));
     vault_store.break_key(record);
@@ -206,17 +213,7 @@ pub async fn lost_vault_record_is_not_taken_for_an_erasure(h: &ChannelHarness) -
         .personal_data(settings())
         .build()?;
     let stream = producer.streams()[0].to_owned();
-    for round in 0..2u32 {
-        for user in ["ann", "bob", "cy", "dee"] {
-            producer
-                .message("registered")
-                .subject(user)
-                .segment("round", &round)?
-                .personal("email", &format!("{user}@example.com"))?
-                .send()
-                .await?;
-        }
-    }
+    register_four_subjects_twice(&producer).await?;
     vault_store
         .delete(&vault().record_key(&subjects.hash("bob")))
         .await?;
