@@ -1,5 +1,7 @@
-//! The sealing side's cache of data keys: bounded in size and in age, and
-//! made once per subject however many sends ask at the same moment.
+//! The sealing side's cache of data keys: bounded in size and in age, made
+//! once per subject however many sends ask at the same moment, and read
+//! again ahead of its expiry while sends use it (so that a subject in use
+//! never has its sends wait for the vault).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -10,6 +12,7 @@ use tokio::sync::OnceCell;
 
 use super::data_key::DataKey;
 use super::subject::{BySubject, SubjectHash};
+use super::vault::CachedSealingKey;
 use crate::Result;
 
 pub(crate) struct KeyCache {
@@ -31,8 +34,12 @@ struct State {
 
 struct Slot {
     key: Arc<OnceCell<DataKey>>,
+    /// When the vault read that gave the key began: the key is trusted for
+    /// the TTL from then.
     made: Instant,
     generation: u64,
+    /// A read ahead of the expiry was asked for.
+    refreshing: bool,
 }
 
 impl KeyCache {
@@ -86,14 +93,57 @@ impl KeyCache {
             .is_some_and(|slot| Arc::ptr_eq(&slot.key, cell))
     }
 
-    /// The cached key of `subject`, if it is made and not too old.
-    pub(crate) fn get(&self, subject: &SubjectHash) -> Option<DataKey> {
-        let state = self.state.lock().expect("key cache lock");
-        let slot = state.slots.get(subject)?;
-        if slot.made.elapsed() >= self.ttl {
+    /// The cached key of `subject`, if it is made and not too old; due for
+    /// a read ahead of its expiry once past half its TTL (told once).
+    pub(crate) fn get(&self, subject: &SubjectHash) -> Option<CachedSealingKey> {
+        let mut state = self.state.lock().expect("key cache lock");
+        let slot = state.slots.get_mut(subject)?;
+        let age = slot.made.elapsed();
+        if age >= self.ttl {
             return None;
         }
-        slot.key.get().cloned()
+        let key = slot.key.get()?.clone();
+        let refresh_due = !slot.refreshing && age >= self.ttl / 2;
+        slot.refreshing |= refresh_due;
+        Some(CachedSealingKey { key, refresh_due })
+    }
+
+    /// Reads `subject`'s key again ahead of its expiry (after
+    /// [`get`](Self::get) said it was due): `make`'s key replaces the
+    /// cached one, trusted from when the read began, unless an erasure
+    /// came in between (the next send reads the vault itself) or a newer
+    /// read already replaced it.
+    pub(crate) async fn refresh<F, Fut>(&self, subject: &SubjectHash, make: F) -> Result<()>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<DataKey>>,
+    {
+        use std::sync::atomic::Ordering;
+        let forgets = self.forgets.load(Ordering::SeqCst);
+        let began = Instant::now();
+        let made = make().await;
+        let mut state = self.state.lock().expect("key cache lock");
+        let key = match made {
+            Ok(key) => key,
+            Err(e) => {
+                // Asked again by a later send, while the key lasts.
+                if let Some(slot) = state.slots.get_mut(subject) {
+                    slot.refreshing = false;
+                }
+                return Err(e);
+            }
+        };
+        if self.forgets.load(Ordering::SeqCst) != forgets
+            || state
+                .slots
+                .get(subject)
+                .is_some_and(|slot| slot.made >= began)
+        {
+            return Ok(());
+        }
+        let cell = Arc::new(OnceCell::new_with(Some(key)));
+        self.insert(&mut state, subject, cell, began);
+        Ok(())
     }
 
     /// The key if it is made, else the cell to make it in.
@@ -108,27 +158,32 @@ impl KeyCache {
                 };
             }
         }
-        while state.slots.len() >= self.capacity {
-            let Some((oldest, generation)) = state.order.pop_front() else {
-                break;
-            };
-            if state
-                .slots
-                .get(&oldest)
-                .is_some_and(|s| s.generation == generation)
-            {
-                state.slots.remove(&oldest);
-            }
+        let key = Arc::new(OnceCell::new());
+        self.insert(&mut state, subject, key.clone(), now);
+        Err(key)
+    }
+
+    /// Puts `key` in `subject`'s slot (a new generation), evicting the
+    /// oldest slots beyond the capacity.
+    fn insert(
+        &self,
+        state: &mut State,
+        subject: &SubjectHash,
+        key: Arc<OnceCell<DataKey>>,
+        made: Instant,
+    ) {
+        if !state.slots.contains_key(subject) {
+            self.make_room(state);
         }
         let generation = state.next_generation;
         state.next_generation += 1;
-        let key = Arc::new(OnceCell::new());
         state.slots.insert(
             *subject,
             Slot {
-                key: key.clone(),
-                made: now,
+                key,
+                made,
                 generation,
+                refreshing: false,
             },
         );
         state.order.push_back((*subject, generation));
@@ -143,7 +198,22 @@ impl KeyCache {
                 .collect();
             state.order = live;
         }
-        Err(key)
+    }
+
+    /// Evicts the oldest slots until one more fits.
+    fn make_room(&self, state: &mut State) {
+        while state.slots.len() >= self.capacity {
+            let Some((oldest, generation)) = state.order.pop_front() else {
+                break;
+            };
+            if state
+                .slots
+                .get(&oldest)
+                .is_some_and(|s| s.generation == generation)
+            {
+                state.slots.remove(&oldest);
+            }
+        }
     }
 
     /// Forgets a subject's key (it was erased).
@@ -278,5 +348,67 @@ mod tests {
             _ = again => unreachable!(),
         };
         assert!(first.is_ok(), "the make never returned");
+    }
+
+    /// Past half its TTL a key is due for a read ahead (said once); the
+    /// key read replaces it and is trusted from when the read began.
+    #[tokio::test]
+    async fn a_key_in_use_is_read_again_before_it_expires() {
+        let ttl = Duration::from_millis(200);
+        let cache = KeyCache::new(10, ttl);
+        let ann = SubjectKey::generate().hash("ann");
+        let first = cache
+            .get_or_make(&ann, || async { Ok(DataKey::generate()) })
+            .await
+            .unwrap();
+        let young = cache.get(&ann).unwrap();
+        assert!(!young.refresh_due, "due before half its TTL");
+        assert_eq!(young.key.id(), first.id());
+        tokio::time::sleep(ttl / 2).await;
+        let due = cache.get(&ann).unwrap();
+        assert!(due.refresh_due, "not due past half its TTL");
+        assert!(!cache.get(&ann).unwrap().refresh_due, "said twice");
+        let second = DataKey::generate();
+        let id = second.id();
+        cache.refresh(&ann, || async { Ok(second) }).await.unwrap();
+        // Past the first key's expiry, the read ahead's key is there.
+        tokio::time::sleep(ttl / 2 + Duration::from_millis(20)).await;
+        let later = cache.get(&ann).expect("the read ahead renewed the key");
+        assert_eq!(later.key.id(), id);
+    }
+
+    #[tokio::test]
+    async fn a_read_ahead_that_fails_is_asked_again_and_one_racing_an_erasure_is_dropped() {
+        let ttl = Duration::from_millis(100);
+        let cache = KeyCache::new(10, ttl);
+        let ann = SubjectKey::generate().hash("ann");
+        cache
+            .get_or_make(&ann, || async { Ok(DataKey::generate()) })
+            .await
+            .unwrap();
+        tokio::time::sleep(ttl / 2).await;
+        assert!(cache.get(&ann).unwrap().refresh_due);
+        let failed = cache
+            .refresh(&ann, || async {
+                Err(crate::Error::KeyVault {
+                    reason: "down".into(),
+                })
+            })
+            .await;
+        assert!(failed.is_err());
+        assert!(cache.get(&ann).unwrap().refresh_due, "not asked again");
+        // The subject is erased while the read is out: its key stays out.
+        let erased = DataKey::generate();
+        cache
+            .refresh(&ann, || async {
+                cache.forget(&ann);
+                Ok(erased)
+            })
+            .await
+            .unwrap();
+        assert!(
+            cache.get(&ann).is_none(),
+            "a read overtaken by an erasure filled the cache"
+        );
     }
 }

@@ -94,6 +94,7 @@ mod rotation;
 mod seal;
 pub(crate) mod sealed_text;
 pub(crate) mod sealing;
+mod sealing_reads;
 mod secret;
 mod store_vault;
 mod subject;
@@ -113,7 +114,7 @@ pub use sealed_text::SEALED_REASON_HEADER;
 pub use store_vault::{StoreKeyVault, DEFAULT_VAULT_PREFIX};
 pub use subject::{AsSubject, SubjectHash, SubjectKey, SUBJECT_HEADER};
 pub use subject_keys::SubjectKeys;
-pub use vault::KeyVault;
+pub use vault::{CachedSealingKey, KeyVault};
 
 use std::fmt;
 use std::sync::Arc;

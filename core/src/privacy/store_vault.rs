@@ -1,6 +1,7 @@
 //! [`StoreKeyVault`]: data keys on any [`KeyValueStore`], wrapped by the
 //! master key.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +14,11 @@ use super::data_key::{DataKey, KeyId};
 use super::key_cache::KeyCache;
 use super::master_key::{MasterKey, MasterKeyId, Unwrapped};
 use super::reader_cache::ReaderCache;
+use super::sealing_reads::SealingReads;
 use super::subject::SubjectHash;
 use super::subject_keys::SubjectKeys;
 use super::unwrap_cache::UnwrapCache;
-use super::vault::KeyVault;
+use super::vault::{CachedSealingKey, KeyVault};
 use super::vault_index::bucket_of;
 use super::vault_record::Record;
 use crate::clock::now_ms;
@@ -92,6 +94,8 @@ pub struct StoreKeyVault {
     previous: Vec<MasterKey>,
     prefix: String,
     cache: KeyCache,
+    /// The sealing side's misses, read together.
+    reads: SealingReads,
     /// Keys unwrapped before, by the wrapped bytes they came from.
     unwrapped: UnwrapCache,
     /// The readers' answers.
@@ -109,6 +113,7 @@ impl StoreKeyVault {
             previous: Vec::new(),
             prefix: DEFAULT_VAULT_PREFIX.to_owned(),
             cache: KeyCache::new(DEFAULT_CAPACITY, DEFAULT_SEALING_TTL),
+            reads: SealingReads::new(),
             unwrapped: UnwrapCache::new(DEFAULT_CAPACITY),
             readers: ReaderCache::new(DEFAULT_CAPACITY, DEFAULT_READER_TTL),
             cache_capacity: DEFAULT_CAPACITY,
@@ -244,6 +249,19 @@ impl StoreKeyVault {
         subjects: &[SubjectHash],
         tombstones: bool,
     ) -> Result<Vec<Record>> {
+        self.read_each_record(subjects, tombstones)
+            .await?
+            .into_iter()
+            .collect()
+    }
+
+    /// [`read_records`](Self::read_records), with a record that does not
+    /// open failing its own subject only.
+    async fn read_each_record(
+        &self,
+        subjects: &[SubjectHash],
+        tombstones: bool,
+    ) -> Result<Vec<Result<Record>>> {
         let per_subject = if tombstones { 2 } else { 1 };
         let mut keys: Vec<String> = Vec::with_capacity(subjects.len() * per_subject);
         for subject in subjects {
@@ -254,7 +272,7 @@ impl StoreKeyVault {
         }
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let mut found = self.store.get_many(&keys).await?.into_iter();
-        subjects
+        Ok(subjects
             .iter()
             .map(|subject| {
                 let record = found.next().expect("one answer per key");
@@ -276,7 +294,7 @@ impl StoreKeyVault {
                 }
                 Ok(read)
             })
-            .collect()
+            .collect())
     }
 
     fn erased_at(&self, subject: &SubjectHash, fields: &Fields) -> Result<u64> {
@@ -347,42 +365,59 @@ impl StoreKeyVault {
         Ok(answers)
     }
 
-    async fn make_sealing_key(&self, subject: &SubjectHash) -> Result<DataKey> {
-        let record = self
-            .read_records(std::slice::from_ref(subject), true)
-            .await?
-            .pop()
-            .expect("one record per subject");
-        if let Some(key) = record.sealing_key() {
-            return Ok(key.clone());
+    /// The keys to seal with of `subjects` (read together): each one's
+    /// newest key made after its latest erasure, or a new key when it has
+    /// none. The new keys are stored (and listed in the index) with one
+    /// `put_many` before any is returned.
+    async fn make_sealing_keys(&self, subjects: Vec<SubjectHash>) -> Result<Vec<Result<DataKey>>> {
+        let records = self.read_each_record(&subjects, true).await?;
+        let mut keys = Vec::with_capacity(subjects.len());
+        let mut puts = Vec::new();
+        let mut listed: BTreeMap<String, Fields> = BTreeMap::new();
+        for (subject, record) in subjects.iter().zip(records) {
+            let record = match record {
+                Ok(record) => record,
+                Err(e) => {
+                    keys.push(Err(e));
+                    continue;
+                }
+            };
+            if let Some(key) = record.sealing_key() {
+                keys.push(Ok(key.clone()));
+                continue;
+            }
+            // After an erasure, made later than its tombstone whatever this
+            // machine's clock says.
+            let made = now_ms().max(record.erased_at_ms.map_or(0, |at| at + 1));
+            let key = DataKey::generate();
+            let mut fields = Fields::new();
+            fields.insert(
+                key.id().to_string(),
+                self.master.wrap_made_at(subject, &key, made).into(),
+            );
+            puts.push(PutItem {
+                key: self.record_key(subject),
+                fields,
+                ttl: None,
+            });
+            let subject_hex = subject.to_string();
+            listed
+                .entry(self.index_key(bucket_of(&subject_hex)))
+                .or_default()
+                .insert(subject_hex, Bytes::from_static(b"1"));
+            keys.push(Ok(key));
         }
-        // After an erasure, made later than its tombstone whatever this
-        // machine's clock says.
-        let made = now_ms().max(record.erased_at_ms.map_or(0, |at| at + 1));
-        let key = DataKey::generate();
-        let mut fields = Fields::new();
-        fields.insert(
-            key.id().to_string(),
-            self.master.wrap_made_at(subject, &key, made).into(),
-        );
-        let subject_hex = subject.to_string();
-        let mut listed = Fields::new();
-        listed.insert(subject_hex.clone(), Bytes::from_static(b"1"));
-        self.store
-            .put_many(&[
-                PutItem {
-                    key: self.record_key(subject),
-                    fields,
-                    ttl: None,
-                },
-                PutItem {
-                    key: self.index_key(bucket_of(&subject_hex)),
-                    fields: listed,
-                    ttl: None,
-                },
-            ])
-            .await?;
-        Ok(key)
+        if !puts.is_empty() {
+            // One item per index bucket: a store may refuse a key twice in
+            // one write.
+            puts.extend(listed.into_iter().map(|(key, fields)| PutItem {
+                key,
+                fields,
+                ttl: None,
+            }));
+            self.store.put_many(&puts).await?;
+        }
+        Ok(keys)
     }
 }
 
@@ -405,12 +440,24 @@ impl KeyVault for StoreKeyVault {
 
     async fn sealing_key(&self, subject: &SubjectHash) -> Result<DataKey> {
         self.cache
-            .get_or_make(subject, || self.make_sealing_key(subject))
+            .get_or_make(subject, || {
+                self.reads
+                    .key(subject, |subjects| self.make_sealing_keys(subjects))
+            })
             .await
     }
 
-    fn cached_sealing_key(&self, subject: &SubjectHash) -> Option<DataKey> {
+    fn cached_sealing_key(&self, subject: &SubjectHash) -> Option<CachedSealingKey> {
         self.cache.get(subject)
+    }
+
+    async fn refresh_sealing_key(&self, subject: &SubjectHash) -> Result<()> {
+        self.cache
+            .refresh(subject, || {
+                self.reads
+                    .key(subject, |subjects| self.make_sealing_keys(subjects))
+            })
+            .await
     }
 
     async fn opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<SubjectKeys>> {
@@ -562,6 +609,37 @@ mod tests {
                 .cache_ttl(Duration::from_millis(50))
                 .reader_cache_ttl(Duration::from_secs(3600)),
         )
+    }
+
+    /// A key read ahead of its expiry follows the vault: after an erasure
+    /// by another process, the read ahead finds the tombstone and the
+    /// sends after it seal with a new key, without waiting for the vault.
+    #[tokio::test]
+    async fn a_read_ahead_finds_an_erasure_made_elsewhere() {
+        let store = Gated::new();
+        let master = MasterKey::generate();
+        let ttl = Duration::from_millis(400);
+        let producer = StoreKeyVault::new(store.clone(), master.clone()).cache_ttl(ttl);
+        let elsewhere = StoreKeyVault::new(store.clone(), master)
+            .cache_ttl(Duration::ZERO)
+            .reader_cache_ttl(Duration::ZERO);
+        let ann = SubjectKey::generate().hash("ann");
+        let first = producer.sealing_key(&ann).await.unwrap();
+        assert!(elsewhere.erase(&ann).await.unwrap());
+        tokio::time::sleep(ttl / 2 + Duration::from_millis(20)).await;
+        let due = producer.cached_sealing_key(&ann).unwrap();
+        assert!(due.refresh_due, "not due past half the TTL");
+        producer.refresh_sealing_key(&ann).await.unwrap();
+        let after = producer
+            .cached_sealing_key(&ann)
+            .expect("the read ahead left no key at hand");
+        assert_ne!(after.key.id(), first.id(), "the erased key is still used");
+        assert!(!after.refresh_due);
+        let opened = &elsewhere.fresh_opening_keys(&[ann]).await.unwrap()[0];
+        assert!(
+            opened.key(after.key.id()).is_some(),
+            "the new key is not stored"
+        );
     }
 
     /// A reader's read that began before an erasure and ends after it does
