@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use event_backbone_core::envelope::{decode_metadata, encode_metadata, WIRE_VERSION};
+use event_backbone_core::privacy::{SubjectHash, SUBJECT_HEADER};
 use event_backbone_core::{
     Error, MessageId, Metadata, Origin, SegmentClass, SegmentLocation, SegmentRef,
 };
@@ -58,6 +59,7 @@ prop_compose! {
         traceparent in proptest::option::of(text()),
         headers in proptest::collection::btree_map(text(), text(), 0..5),
         segments in proptest::collection::vec(segment_ref(), 0..6),
+        subject in proptest::option::of(any::<[u8; 16]>()),
     ) -> Metadata {
         Metadata {
             message_id: MessageId::from(uuid::Uuid::from_u128(id)),
@@ -76,6 +78,7 @@ prop_compose! {
             traceparent,
             headers,
             segments,
+            subject: subject.map(SubjectHash::from_bytes),
         }
     }
 }
@@ -130,6 +133,7 @@ fn sample() -> Metadata {
         traceparent: None,
         headers: BTreeMap::new(),
         segments: vec![],
+        subject: None,
     }
 }
 
@@ -155,4 +159,76 @@ fn trailing_bytes_are_refused() {
     bytes.push(0);
     let err = decode_metadata(&bytes).unwrap_err().to_string();
     assert!(err.contains("trailing"), "{err}");
+}
+
+/// The bytes format 1 had for `m` (which names no subject): format 2
+/// without its last field.
+fn format_1(m: &Metadata) -> Vec<u8> {
+    assert!(m.subject.is_none());
+    let mut bytes = encode_metadata(m);
+    assert_eq!(bytes.pop(), Some(0), "the last field is the subject, None");
+    bytes[2] = 1;
+    bytes
+}
+
+#[test]
+fn format_1_is_still_read_with_its_subject_header_as_the_subject() {
+    let hash = SubjectHash::from_bytes([7; 16]);
+    let mut old = sample();
+    old.headers
+        .insert(SUBJECT_HEADER.to_owned(), hash.to_string());
+    old.headers.insert("tenant".to_owned(), "a".to_owned());
+    let read = decode_metadata(&format_1(&old)).unwrap();
+    assert_eq!(read.subject, Some(hash));
+    assert!(!read.headers.contains_key(SUBJECT_HEADER));
+    assert_eq!(read.headers["tenant"], "a");
+    assert_eq!(read.message_id, old.message_id);
+    // Without a subject header, no subject.
+    let plain = decode_metadata(&format_1(&sample())).unwrap();
+    assert_eq!(plain, sample_with_id(plain.message_id));
+}
+
+fn sample_with_id(id: MessageId) -> Metadata {
+    Metadata {
+        message_id: id,
+        ..sample()
+    }
+}
+
+#[test]
+fn format_1_with_a_bad_subject_header_names_the_header() {
+    let mut old = sample();
+    old.headers
+        .insert(SUBJECT_HEADER.to_owned(), "not-hex".to_owned());
+    let err = decode_metadata(&format_1(&old)).unwrap_err().to_string();
+    assert!(
+        err.contains(SUBJECT_HEADER) && err.contains("32 hex digits"),
+        "{err}"
+    );
+}
+
+#[test]
+fn format_1_with_bytes_after_its_last_field_is_refused() {
+    // 16 bytes that, with the 0 the reader appends for format 1's missing
+    // field, read as a subject.
+    let mut bytes = format_1(&sample());
+    bytes.push(1);
+    bytes.extend([9u8; 15]);
+    assert!(matches!(
+        decode_metadata(&bytes),
+        Err(Error::MalformedMetadata { .. })
+    ));
+}
+
+#[test]
+fn the_subject_is_a_field_of_format_2() {
+    let mut m = sample();
+    m.subject = Some(SubjectHash::from_bytes([3; 16]));
+    let bytes = encode_metadata(&m);
+    assert_eq!(bytes[2], 2);
+    assert_eq!(
+        &bytes[bytes.len() - 17..],
+        &[&[1u8][..], &[3u8; 16][..]].concat()[..]
+    );
+    assert_eq!(decode_metadata(&bytes).unwrap(), m);
 }

@@ -676,3 +676,66 @@ async fn a_partly_appended_batch_appends_the_rest_once() {
         assert_eq!(entry.body.unwrap().message_id, receipt.message_id);
     }
 }
+
+/// An interceptor that claims a data subject for every message.
+#[derive(Debug)]
+struct ClaimsSubject;
+
+#[async_trait]
+impl ProducerInterceptor for ClaimsSubject {
+    fn name(&self) -> &str {
+        "claims-subject"
+    }
+    async fn on_send(&self, metadata: &mut Metadata, _: &mut Segments) -> Result<(), BoxError> {
+        metadata.subject = Some(event_backbone_core::privacy::SubjectHash::from_bytes(
+            [1; 16],
+        ));
+        Ok(())
+    }
+}
+
+/// The subject is the producer's to set, from the message's own: an
+/// interceptor cannot make a message claim another (or any) subject.
+#[tokio::test]
+async fn an_interceptor_does_not_set_the_subject() {
+    use event_backbone_core::privacy::{MasterKey, PersonalData, SubjectKey};
+    let (channel, store) = memory();
+    let personal =
+        PersonalData::on_store(store.clone(), MasterKey::generate(), SubjectKey::generate());
+    for with_vault in [false, true] {
+        let builder = Producer::builder()
+            .channel(channel.clone())
+            .store(store.clone())
+            .uri("accounts")
+            .interceptor(Arc::new(ClaimsSubject));
+        let producer = if with_vault {
+            builder.personal_data(personal.clone())
+        } else {
+            builder
+        }
+        .build()
+        .unwrap();
+        producer.message("opened").send().await.unwrap();
+        if with_vault {
+            producer
+                .message("opened")
+                .subject("ann")
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let entries = channel
+        .read_range("accounts", &StreamPosition::Start, None, 10)
+        .await
+        .unwrap();
+    let subjects: Vec<_> = entries
+        .iter()
+        .map(|e| e.body.as_ref().unwrap().subject)
+        .collect();
+    assert_eq!(
+        subjects,
+        [None, None, Some(personal.subject_hash("ann"))],
+        "an interceptor's subject was kept"
+    );
+}

@@ -465,5 +465,6 @@ fn sample(stream: &str) -> event_backbone_core::Metadata {
         traceparent: None,
         headers: Default::default(),
         segments: Vec::new(),
+        subject: None,
     }
 }

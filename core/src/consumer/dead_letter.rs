@@ -173,6 +173,7 @@ impl DeadLetters<'_> {
                 class: SegmentClass::NORMAL,
                 location: SegmentLocation::Inline(raw),
             }],
+            subject: None,
         };
         self.append(metadata).await
     }
@@ -235,6 +236,7 @@ mod tests {
             traceparent: None,
             headers: BTreeMap::new(),
             segments: Vec::new(),
+            subject: None,
         }
     }
 

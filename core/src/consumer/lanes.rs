@@ -81,6 +81,7 @@ mod tests {
             traceparent: None,
             headers,
             segments: Vec::new(),
+            subject: None,
         }
     }
 

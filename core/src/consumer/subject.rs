@@ -13,7 +13,7 @@ use crate::interceptor::ConsumerInterceptor;
 use crate::privacy::opening::is_sealed_for;
 use crate::privacy::{
     AsSubject, Erasure, ExportedMessage, PersonalData, SubjectExport, SubjectHash,
-    UnreadableMessage, SUBJECT_HEADER,
+    UnreadableMessage,
 };
 use crate::{Error, Result};
 
@@ -126,7 +126,6 @@ pub(crate) async fn subject_entries(
     subject: &SubjectHash,
     page: usize,
 ) -> Result<Vec<(EntryId, Metadata)>> {
-    let wanted = subject.to_string();
     let mut found = Vec::new();
     let mut position = StreamPosition::Start;
     loop {
@@ -143,7 +142,7 @@ pub(crate) async fn subject_entries(
         };
         for entry in entries {
             match entry.body {
-                Ok(metadata) if metadata.headers.get(SUBJECT_HEADER) == Some(&wanted) => {
+                Ok(metadata) if metadata.subject.as_ref() == Some(subject) => {
                     found.push((entry.id, metadata));
                 }
                 Ok(_) => {}

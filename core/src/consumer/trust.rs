@@ -120,6 +120,7 @@ mod tests {
                 class: SegmentClass::PERSONAL,
                 location,
             }],
+            subject: None,
         }
     }
 

@@ -4,6 +4,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::{MessageId, SegmentClass};
+use crate::privacy::SubjectHash;
 
 /// Whether a message is an original or a copy of another one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -91,6 +92,13 @@ pub struct Metadata {
     pub headers: BTreeMap<String, String>,
     /// The segment index.
     pub segments: Vec<SegmentRef>,
+    /// The data subject whose personal data the message holds, as its
+    /// keyed hash (never the id): set by the producer from the message's
+    /// [`subject`](crate::MessageBuilder::subject), and only by it
+    /// ([`crate::privacy`]). Format 1 carried it in the header
+    /// [`SUBJECT_HEADER`](crate::privacy::SUBJECT_HEADER); such messages
+    /// are read with it here.
+    pub subject: Option<SubjectHash>,
 }
 
 /// The header holding a message's partition key: messages with the same

@@ -4,14 +4,22 @@
 //! postcard encoding of the metadata. A reader refuses any other magic, any
 //! version it does not know and any trailing byte, with an error and never a
 //! panic.
+//!
+//! Format 2 adds the data subject's hash as the last field
+//! ([`Metadata::subject`]); format 1, which carried it in the header
+//! [`SUBJECT_HEADER`], is still read.
 
 use super::Metadata;
+use crate::privacy::{SubjectHash, SUBJECT_HEADER};
 use crate::{Error, Result};
 
 const MAGIC: [u8; 2] = *b"EB";
 
 /// The metadata format version written by this build.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
+
+/// The first format, still read: no subject field.
+const WIRE_VERSION_1: u8 = 1;
 
 /// Encodes metadata for a stream entry.
 pub fn encode_metadata(metadata: &Metadata) -> Vec<u8> {
@@ -38,6 +46,7 @@ pub fn encode_metadata(metadata: &Metadata) -> Vec<u8> {
 ///     causation_id: None,
 ///     traceparent: None,
 ///     headers: Default::default(),
+///     subject: None,
 ///     segments: Vec::new(),
 /// };
 /// let mut buffer = b"kept".to_vec();
@@ -74,19 +83,44 @@ pub fn decode_metadata(bytes: &[u8]) -> Result<Metadata> {
             supported: WIRE_VERSION,
         });
     }
-    if bytes[2] != WIRE_VERSION {
-        return Err(malformed(format!(
-            "format version {} is not supported (this build reads version {WIRE_VERSION})",
-            bytes[2]
-        )));
+    match bytes[2] {
+        WIRE_VERSION => decode_fields(&bytes[3..]),
+        WIRE_VERSION_1 => decode_version_1(&bytes[3..]),
+        other => Err(malformed(format!(
+            "format version {other} is not supported (this build reads versions \
+             {WIRE_VERSION_1} to {WIRE_VERSION})"
+        ))),
     }
-    let (metadata, rest) = postcard::take_from_bytes::<Metadata>(&bytes[3..])
+}
+
+fn decode_fields(bytes: &[u8]) -> Result<Metadata> {
+    let malformed = |reason: String| Error::MalformedMetadata { reason };
+    let (metadata, rest) = postcard::take_from_bytes::<Metadata>(bytes)
         .map_err(|e| malformed(format!("postcard: {e}")))?;
     if !rest.is_empty() {
         return Err(malformed(format!(
             "{} unexpected trailing bytes",
             rest.len()
         )));
+    }
+    Ok(metadata)
+}
+
+/// Format 1 is format 2 without its last field, the subject (`None` is
+/// one 0 byte in postcard), which was in a header.
+fn decode_version_1(bytes: &[u8]) -> Result<Metadata> {
+    let mut fields = Vec::with_capacity(bytes.len() + 1);
+    fields.extend_from_slice(bytes);
+    fields.push(0);
+    let mut metadata = decode_fields(&fields)?;
+    if metadata.subject.is_some() {
+        // Bytes after the last field of format 1 that read as a subject.
+        return Err(Error::MalformedMetadata {
+            reason: "unexpected trailing bytes".to_owned(),
+        });
+    }
+    if let Some(subject) = metadata.headers.remove(SUBJECT_HEADER) {
+        metadata.subject = Some(subject.parse::<SubjectHash>()?);
     }
     Ok(metadata)
 }

@@ -6,7 +6,8 @@
 //! contract parameter). The producer then:
 //!
 //! * writes the subject's keyed hash ([`SubjectHash`], HMAC-SHA-256 under
-//!   the [`SubjectKey`]) into the header [`SUBJECT_HEADER`], never the id;
+//!   the [`SubjectKey`]) into the metadata
+//!   ([`Metadata::subject`](crate::Metadata::subject)), never the id;
 //! * seals every segment whose class is not `normal` (`#[personal]` and any
 //!   class of your own) with the subject's [`DataKey`]: AES-256-GCM,
 //!   a nonce of its own per segment, associated data binding it to the

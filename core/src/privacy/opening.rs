@@ -2,7 +2,7 @@
 //! each message's sealed segments opened, or left out as erased.
 
 use super::seal::{key_id_for, open, SealedFor};
-use super::subject::{SubjectHash, SUBJECT_HEADER};
+use super::subject::SubjectHash;
 use super::subject_keys::SubjectKeys;
 use super::PersonalData;
 use crate::envelope::{Metadata, SegmentClass, Segments};
@@ -34,9 +34,8 @@ const CLOCK_SKEW_MS: u64 = 60_000;
 /// message has.
 pub(crate) struct BatchSubjects {
     pub(crate) distinct: Vec<SubjectHash>,
-    /// Per message: no sealed segments, the index of its subject, or why
-    /// its subject header cannot be read.
-    per_message: Vec<Option<Result<usize, Error>>>,
+    /// Per message: no sealed segments, or the index of its subject.
+    per_message: Vec<Option<usize>>,
 }
 
 impl BatchSubjects {
@@ -44,19 +43,17 @@ impl BatchSubjects {
         let mut distinct: Vec<SubjectHash> = Vec::new();
         let per_message = metadata
             .map(|m| {
-                let header = m.headers.get(SUBJECT_HEADER)?;
+                let hash = m.subject?;
                 if !m.segments.iter().any(|s| s.class != SegmentClass::NORMAL) {
                     return None;
                 }
-                Some(header.parse::<SubjectHash>().map(|hash| {
-                    match distinct.iter().position(|d| *d == hash) {
-                        Some(i) => i,
-                        None => {
-                            distinct.push(hash);
-                            distinct.len() - 1
-                        }
+                Some(match distinct.iter().position(|d| *d == hash) {
+                    Some(i) => i,
+                    None => {
+                        distinct.push(hash);
+                        distinct.len() - 1
                     }
-                }))
+                })
             })
             .collect();
         Self {
@@ -97,7 +94,7 @@ impl BatchSubjects {
     ) -> Result<()> {
         let mut stale: Vec<usize> = Vec::new();
         for (message, segments) in self.per_message.iter().zip(assembled) {
-            let (Some(Ok(subject)), Ok(segments)) = (message, segments) else {
+            let (Some(subject), Ok(segments)) = (message, segments) else {
                 continue;
             };
             let hash = &self.distinct[*subject];
@@ -137,10 +134,8 @@ impl BatchSubjects {
         segments: &mut Segments,
         keys: Option<(&[SubjectKeys], &'static str)>,
     ) -> Result<Vec<String>> {
-        let subject = match self.per_message[index].take() {
-            None => return Ok(Vec::new()),
-            Some(Err(e)) => return Err(e),
-            Some(Ok(subject)) => subject,
+        let Some(subject) = self.per_message[index].take() else {
+            return Ok(Vec::new());
         };
         let hash = self.distinct[subject];
         let message_id = metadata.original_id();

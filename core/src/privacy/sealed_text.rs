@@ -5,7 +5,7 @@
 
 use super::seal::{key_id_for, open, seal, SealedFor};
 use super::secret::{decode_hex, encode_hex};
-use super::subject::{SubjectHash, SUBJECT_HEADER};
+use super::subject::SubjectHash;
 use super::PersonalData;
 use crate::envelope::{Metadata, SegmentClass};
 use crate::{Error, Result};
@@ -31,13 +31,9 @@ pub(crate) fn holds_personal_data(metadata: &Metadata) -> bool {
 
 /// The subject of a message that has sealed segments: text about it is
 /// sealed with its key.
-pub(crate) fn sealed_subject(metadata: &Metadata) -> Option<&str> {
-    let subject = metadata.headers.get(SUBJECT_HEADER)?;
-    metadata
-        .segments
-        .iter()
-        .any(|s| s.class != SegmentClass::NORMAL)
-        .then_some(subject.as_str())
+fn sealed_subject(metadata: &Metadata) -> Option<SubjectHash> {
+    let subject = metadata.subject?;
+    holds_personal_data(metadata).then_some(subject)
 }
 
 /// `text` sealed with a key of the message's subject, as hex; `None` when
@@ -48,7 +44,7 @@ pub(crate) async fn seal_text(
     metadata: &Metadata,
     text: &str,
 ) -> Option<String> {
-    let subject: SubjectHash = sealed_subject(metadata)?.parse().ok()?;
+    let subject = sealed_subject(metadata)?;
     let keys = personal.vault().opening_keys(&[subject]).await.ok()?;
     let key = keys.first()?.keys().first()?.clone();
     Some(bound_to(&subject, metadata, |to| {
@@ -100,11 +96,9 @@ impl PersonalData {
             message_id: metadata.message_id.to_string(),
             reason,
         };
-        let subject: SubjectHash = metadata
-            .headers
-            .get(SUBJECT_HEADER)
-            .ok_or_else(|| unsealable(format!("the message has no {SUBJECT_HEADER} header")))?
-            .parse()?;
+        let subject = metadata
+            .subject
+            .ok_or_else(|| unsealable("the message names no data subject".to_owned()))?;
         let mut bytes = vec![0u8; sealed.len() / 2];
         decode_hex(sealed, &mut bytes)
             .ok_or_else(|| unsealable("the header is not hex".to_owned()))?;

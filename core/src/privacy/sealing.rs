@@ -1,4 +1,4 @@
-//! The producer's side: hash the subject into the header and seal every
+//! The producer's side: hash the subject into the metadata and seal every
 //! segment that is not `normal` with the subject's key.
 
 use super::data_key::DataKey;
@@ -53,7 +53,7 @@ fn refresh_in_background(vault: &Arc<dyn KeyVault>, subject: SubjectHash) {
     });
 }
 
-/// Checks the message and writes its subject's hash into the header; the
+/// Checks the message and writes its subject's hash into the metadata; the
 /// subject's hash if it has segments to seal.
 fn prepare<'p>(
     personal: Option<&'p PersonalData>,
@@ -85,9 +85,7 @@ fn prepare<'p>(
         });
     };
     let hash = personal.subject_hash(subject.expose());
-    metadata
-        .headers
-        .insert(SUBJECT_HEADER.to_owned(), hash.to_string());
+    metadata.subject = Some(hash);
     if !segments.iter().any(|(_, s)| sealed_class(&s.class)) {
         return Ok(None);
     }

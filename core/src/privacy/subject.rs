@@ -35,8 +35,10 @@ impl std::hash::Hasher for SubjectHasher {
 pub(crate) type BySubject<K, V> =
     std::collections::HashMap<K, V, std::hash::BuildHasherDefault<SubjectHasher>>;
 
-/// The header that carries a message's [`SubjectHash`] (never the subject
-/// id itself).
+/// The header that carried a message's [`SubjectHash`] in wire format 1
+/// (format 2 has [`Metadata::subject`](crate::Metadata::subject)): reserved,
+/// a producer refuses it, and a reader of a format-1 entry takes it for
+/// the subject.
 pub const SUBJECT_HEADER: &str = "data-subject";
 
 /// The keyed hash of a data subject's id: HMAC-SHA-256 under the
@@ -45,7 +47,9 @@ pub const SUBJECT_HEADER: &str = "data-subject";
 /// The stream and the key vault hold this hash, never the id: whoever reads
 /// them can tell two messages of one person apart from those of another,
 /// but not who the person is without the subject key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct SubjectHash([u8; 16]);
 
 impl SubjectHash {

@@ -152,6 +152,8 @@ impl Target {
                 class: segment.class.to_string(),
             });
         }
+        // The subject is the producer's to set, from the message's own.
+        metadata.subject = None;
         if subject.is_some() || self.personal.is_some() {
             seal_message(
                 self.personal.as_ref(),
@@ -223,6 +225,7 @@ impl Target {
             traceparent,
             headers,
             segments: Vec::with_capacity(segments.len()),
+            subject: None,
         };
         (metadata, segments)
     }

@@ -110,6 +110,8 @@ pub(super) fn sample(stream: &str, n: u32) -> Metadata {
             class: SegmentClass::NORMAL,
             location: SegmentLocation::Inline(Bytes::from(n.to_le_bytes().to_vec())),
         }],
+        // Every other entry names a subject: the channel keeps the field.
+        subject: (n % 2 == 1).then(|| crate::privacy::SubjectHash::from_bytes([n as u8; 16])),
     }
 }
 
