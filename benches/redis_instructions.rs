@@ -8,10 +8,13 @@
 //! (the same commands by hand, 2 pipelines in flight), `consume`
 //! (event-backbone consumer), `consume-raw`, or `produce-personal` and
 //! `produce-subject` (the customer as a personal segment, without and with
-//! one of 1,000 data subjects named: the cost of sealing). Each round handles
-//! `EVENTS` events on a fresh stream; the consume workloads first write
-//! them with event-backbone (whose cost is then subtracted by the script,
-//! from a `produce` run of the same length).
+//! one of 1,000 data subjects named: the cost of sealing, with the vault's
+//! default cache times), `produce-subject-steady` (the same with keys
+//! trusted for an hour: the work per message), `consume-personal` and
+//! `consume-subject` (reading them back, the customer opened). Each round
+//! handles `EVENTS` events on a fresh stream; the consume workloads first
+//! write them with event-backbone (whose cost is then subtracted by the
+//! script, from a produce run of the same kind and length).
 
 mod workload;
 
@@ -31,7 +34,22 @@ fn main() {
             event_backbone::privacy::MasterKey::generate(),
             event_backbone::privacy::SubjectKey::generate(),
         );
-        let personal_producer = |stream: &str| {
+        // Keys trusted for an hour: under valgrind, 50 times slower, the
+        // default second would have every key read again many times a
+        // round, where at native speed a subject in use is read once per
+        // half second. This one counts the work per message.
+        let steady = event_backbone::privacy::PersonalData::new(
+            std::sync::Arc::new(
+                event_backbone::privacy::StoreKeyVault::new(
+                    std::sync::Arc::new(event_backbone::redis::RedisHashStore::new(&redis)),
+                    event_backbone::privacy::MasterKey::generate(),
+                )
+                .cache_ttl(std::time::Duration::from_secs(3600))
+                .reader_cache_ttl(std::time::Duration::from_secs(3600)),
+            ),
+            event_backbone::privacy::SubjectKey::generate(),
+        );
+        let producer_with = |stream: &str, personal: &event_backbone::privacy::PersonalData| {
             event_backbone::Producer::builder()
                 .redis(&redis)
                 .personal_data(personal.clone())
@@ -39,6 +57,7 @@ fn main() {
                 .build()
                 .unwrap()
         };
+        let personal_producer = |stream: &str| producer_with(stream, &personal);
         for _ in 0..rounds {
             let stream = unique("instructions");
             match which.as_str() {
@@ -47,6 +66,17 @@ fn main() {
                 "produce-personal" => produce_personal(&personal_producer(&stream), None).await,
                 "produce-subject" => {
                     produce_personal(&personal_producer(&stream), Some(1_000)).await
+                }
+                "produce-subject-steady" => {
+                    produce_personal(&producer_with(&stream, &steady), Some(1_000)).await
+                }
+                "consume-personal" => {
+                    produce_personal(&producer_with(&stream, &steady), None).await;
+                    consume_personal(&redis, &stream, &steady).await;
+                }
+                "consume-subject" => {
+                    produce_personal(&producer_with(&stream, &steady), Some(1_000)).await;
+                    consume_personal(&redis, &stream, &steady).await;
                 }
                 "consume" => {
                     produce_with_backbone(&producer(&redis, &stream), Some(512)).await;
@@ -59,7 +89,8 @@ fn main() {
                 other => {
                     panic!(
                         "unknown workload {other:?}: produce, produce-raw, consume, \
-                         consume-raw, produce-personal, produce-subject"
+                         consume-raw, produce-personal, produce-subject, \
+                         produce-subject-steady, consume-personal, consume-subject"
                     )
                 }
             }

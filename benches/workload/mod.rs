@@ -233,6 +233,34 @@ pub async fn consume_with_backbone(redis: &Redis, stream: &str) {
     assert_eq!(stats.handled, EVENTS as u64);
 }
 
+/// Consumes the 10,000 events of [`produce_personal`] with `personal`,
+/// reading the customer (opened when it was sealed).
+pub async fn consume_personal(
+    redis: &Redis,
+    stream: &str,
+    personal: &event_backbone::privacy::PersonalData,
+) {
+    let stats = Consumer::builder()
+        .redis(redis)
+        .personal_data(personal.clone())
+        .uri(stream)
+        .group("bench")
+        .group_start(event_backbone::GroupStart::Beginning)
+        .batch_size(256)
+        .concurrency(256)
+        .stop_after(EVENTS as u64)
+        .subscribe_fn(|ctx: ConsumerContext| async move {
+            let customer: String = ctx.segment("customer")?;
+            std::hint::black_box(customer);
+            Ok::<(), HandlerError>(())
+        })
+        .unwrap()
+        .completion()
+        .await
+        .unwrap();
+    assert_eq!(stats.handled, EVENTS as u64);
+}
+
 /// Raw consumption: XREADGROUP 256, HGETALL of each payload in one
 /// pipeline, XACK of the batch.
 pub async fn consume_raw(raw: &mut redis::aio::MultiplexedConnection, stream: &str) {

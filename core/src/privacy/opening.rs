@@ -152,7 +152,7 @@ impl BatchSubjects {
         };
         let (keys, vault) = keys;
         let subject_keys = &keys[subject];
-        let stream = metadata.stream_key();
+        let stream = super::seal::StreamKey::of(metadata);
         let mut erased: Vec<String> = Vec::new();
         for (name, segment) in segments.iter_mut() {
             if segment.class == SegmentClass::NORMAL {
@@ -181,7 +181,7 @@ impl BatchSubjects {
             let to = SealedFor {
                 subject: &hash,
                 message: &message_id,
-                stream: &stream,
+                stream,
                 segment: name,
             };
             segment.data = open(key, to, &segment.data).map_err(unsealable)?;

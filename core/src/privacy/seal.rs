@@ -38,32 +38,70 @@ pub(crate) struct SealedFor<'a> {
     pub(crate) subject: &'a SubjectHash,
     pub(crate) message: &'a MessageId,
     /// The stream key the message was produced to.
-    pub(crate) stream: &'a str,
+    pub(crate) stream: StreamKey<'a>,
     pub(crate) segment: &'a str,
+}
+
+/// A stream key, `{environment}:{uri}` or `{uri}`, in its parts: written
+/// into the associated data without being put together first.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StreamKey<'a> {
+    environment: Option<&'a str>,
+    uri: &'a str,
+}
+
+impl<'a> StreamKey<'a> {
+    /// The stream `metadata` was produced to.
+    pub(crate) fn of(metadata: &'a crate::envelope::Metadata) -> Self {
+        Self {
+            environment: metadata.environment.as_deref(),
+            uri: &metadata.uri,
+        }
+    }
+
+    /// A whole stream key.
+    pub(crate) fn whole(key: &'a str) -> Self {
+        Self {
+            environment: None,
+            uri: key,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.environment.map_or(0, |e| e.len() + 1) + self.uri.len()
+    }
+
+    /// Writes the key into `out`, exactly [`len`](Self::len) bytes.
+    fn write(&self, out: &mut [u8]) {
+        let mut at = 0;
+        if let Some(environment) = self.environment {
+            out[..environment.len()].copy_from_slice(environment.as_bytes());
+            out[environment.len()] = b':';
+            at = environment.len() + 1;
+        }
+        out[at..].copy_from_slice(self.uri.as_bytes());
+    }
 }
 
 impl SealedFor<'_> {
     /// Calls `f` with the associated data of `format`, built on the stack
     /// when the names are short (as they nearly always are).
     fn with_associated_data<T>(&self, format: u8, f: impl FnOnce(&[u8]) -> T) -> T {
-        let (prefix, stream) = match format {
-            FORMAT_V1 => (AD_V1, &b""[..]),
-            _ => (AD_V2, self.stream.as_bytes()),
+        let prefix = match format {
+            FORMAT_V1 => AD_V1,
+            _ => AD_V2,
         };
+        let stream = self.stream.len();
         let fixed = prefix.len() + 32;
         // The stream and a 0 byte (names have none), then the segment.
-        let tail = if format == FORMAT_V1 {
-            0
-        } else {
-            stream.len() + 1
-        };
+        let tail = if format == FORMAT_V1 { 0 } else { stream + 1 };
         let fill = |ad: &mut [u8]| {
             ad[..prefix.len()].copy_from_slice(prefix);
             ad[prefix.len()..prefix.len() + 16].copy_from_slice(self.subject.as_bytes());
             ad[prefix.len() + 16..fixed].copy_from_slice(self.message.as_uuid().as_bytes());
             if tail > 0 {
-                ad[fixed..fixed + stream.len()].copy_from_slice(stream);
-                ad[fixed + stream.len()] = 0;
+                self.stream.write(&mut ad[fixed..fixed + stream]);
+                ad[fixed + stream] = 0;
             }
             ad[fixed + tail..].copy_from_slice(self.segment.as_bytes());
         };
@@ -189,7 +227,7 @@ pub fn seal_segment(
         SealedFor {
             subject,
             message,
-            stream,
+            stream: StreamKey::whole(stream),
             segment,
         },
         plain,
@@ -214,7 +252,7 @@ pub fn open_segment(
     let to = SealedFor {
         subject,
         message,
-        stream,
+        stream: StreamKey::whole(stream),
         segment,
     };
     open(key, to, sealed).map_err(|reason| crate::Error::Unsealable {
@@ -234,6 +272,38 @@ mod tests {
     use super::*;
     use crate::privacy::SubjectKey;
 
+    /// A stream key in its parts binds the same bytes as the key put
+    /// together (`{environment}:{uri}`), which tooling passes whole.
+    #[test]
+    fn a_stream_in_parts_binds_the_whole_key() {
+        let key = DataKey::generate();
+        let subject = SubjectKey::generate().hash("ann");
+        let message = MessageId::new();
+        let to = SealedFor {
+            subject: &subject,
+            message: &message,
+            stream: StreamKey {
+                environment: Some("prod"),
+                uri: "accounts",
+            },
+            segment: "email",
+        };
+        let sealed = seal(&key, to, b"ann@example.com");
+        let opened = open_segment(&key, &subject, &message, "prod:accounts", "email", &sealed);
+        assert_eq!(opened.unwrap(), &b"ann@example.com"[..]);
+        for other in [
+            "accounts",
+            "prodaccounts",
+            "prod:accounts2",
+            "test:accounts",
+        ] {
+            assert!(
+                open_segment(&key, &subject, &message, other, "email", &sealed).is_err(),
+                "opened as stream {other:?}"
+            );
+        }
+    }
+
     #[test]
     fn a_sealed_segment_opens_only_where_it_was_sealed() {
         let key = DataKey::generate();
@@ -243,7 +313,7 @@ mod tests {
         let here = SealedFor {
             subject: &ann,
             message: &m1,
-            stream: "accounts",
+            stream: StreamKey::whole("accounts"),
             segment: "email",
         };
         let sealed = seal(&key, here, b"ann@example.com");
@@ -262,7 +332,7 @@ mod tests {
                 ..here
             },
             SealedFor {
-                stream: "accounts.mirror",
+                stream: StreamKey::whole("accounts.mirror"),
                 ..here
             },
         ] {
@@ -297,7 +367,7 @@ mod tests {
         let to = SealedFor {
             subject: &s,
             message: &m,
-            stream: "accounts",
+            stream: StreamKey::whole("accounts"),
             segment: "email",
         };
         assert_ne!(seal(&key, to, b"x"), seal(&key, to, b"x"));
@@ -312,7 +382,7 @@ mod tests {
         let to = SealedFor {
             subject: &s,
             message: &m,
-            stream: "accounts",
+            stream: StreamKey::whole("accounts"),
             segment: "email",
         };
         let nonce = [3u8; 12];
@@ -334,7 +404,7 @@ mod tests {
         .concat();
         assert_eq!(&open(&key, to, &old).unwrap()[..], b"ann@example.com");
         let elsewhere = SealedFor {
-            stream: "other",
+            stream: StreamKey::whole("other"),
             ..to
         };
         assert!(open(&key, elsewhere, &old).is_ok());

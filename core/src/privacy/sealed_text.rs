@@ -60,11 +60,11 @@ fn bound_to<T>(
     f: impl FnOnce(SealedFor<'_>) -> T,
 ) -> T {
     let message = metadata.original_id();
-    let stream = metadata.stream_key();
+    let stream = super::seal::StreamKey::of(metadata);
     f(SealedFor {
         subject,
         message: &message,
-        stream: &stream,
+        stream,
         segment: LABEL,
     })
 }

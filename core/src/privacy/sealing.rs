@@ -98,7 +98,7 @@ fn sealed_class(class: &SegmentClass) -> bool {
 
 fn seal_segments(key: &DataKey, hash: &SubjectHash, metadata: &Metadata, segments: &mut Segments) {
     let message = metadata.original_id();
-    let stream = metadata.stream_key();
+    let stream = super::seal::StreamKey::of(metadata);
     let mut nonces = Nonces::for_message();
     for (name, segment) in segments.iter_mut() {
         if !sealed_class(&segment.class) {
@@ -107,7 +107,7 @@ fn seal_segments(key: &DataKey, hash: &SubjectHash, metadata: &Metadata, segment
         let to = SealedFor {
             subject: hash,
             message: &message,
-            stream: &stream,
+            stream,
             segment: name,
         };
         segment.data = seal_with(key, to, &segment.data, &mut nonces);
