@@ -119,8 +119,15 @@ fn decode_version_1(bytes: &[u8]) -> Result<Metadata> {
             reason: "unexpected trailing bytes".to_owned(),
         });
     }
-    if let Some(subject) = metadata.headers.remove(SUBJECT_HEADER) {
-        metadata.subject = Some(subject.parse::<SubjectHash>()?);
+    // A header of that name that holds no hash (written before the header
+    // was reserved) stays an ordinary header.
+    let subject = metadata
+        .headers
+        .get(SUBJECT_HEADER)
+        .and_then(|header| header.parse::<SubjectHash>().ok());
+    if subject.is_some() {
+        metadata.headers.remove(SUBJECT_HEADER);
+        metadata.subject = subject;
     }
     Ok(metadata)
 }

@@ -12,7 +12,6 @@ use tokio::sync::OnceCell;
 
 use super::data_key::DataKey;
 use super::subject::{BySubject, SubjectHash};
-use super::vault::CachedSealingKey;
 use crate::Result;
 
 pub(crate) struct KeyCache {
@@ -40,6 +39,13 @@ struct Slot {
     generation: u64,
     /// A read ahead of the expiry was asked for.
     refreshing: bool,
+}
+
+/// A cached key, and whether it is due to be read again (past half its
+/// time in the cache; said once per key).
+pub(crate) struct Cached {
+    pub(crate) key: DataKey,
+    pub(crate) refresh_due: bool,
 }
 
 impl KeyCache {
@@ -95,7 +101,7 @@ impl KeyCache {
 
     /// The cached key of `subject`, if it is made and not too old; due for
     /// a read ahead of its expiry once past half its TTL (told once).
-    pub(crate) fn get(&self, subject: &SubjectHash) -> Option<CachedSealingKey> {
+    pub(crate) fn get(&self, subject: &SubjectHash) -> Option<Cached> {
         let mut state = self.state.lock().expect("key cache lock");
         let slot = state.slots.get_mut(subject)?;
         let age = slot.made.elapsed();
@@ -105,45 +111,60 @@ impl KeyCache {
         let key = slot.key.get()?.clone();
         let refresh_due = !slot.refreshing && age >= self.ttl / 2;
         slot.refreshing |= refresh_due;
-        Some(CachedSealingKey { key, refresh_due })
+        Some(Cached { key, refresh_due })
     }
 
-    /// Reads `subject`'s key again ahead of its expiry (after
-    /// [`get`](Self::get) said it was due): `make`'s key replaces the
-    /// cached one, trusted from when the read began, unless an erasure
-    /// came in between (the next send reads the vault itself) or a newer
-    /// read already replaced it.
-    pub(crate) async fn refresh<F, Fut>(&self, subject: &SubjectHash, make: F) -> Result<()>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<DataKey>>,
-    {
-        use std::sync::atomic::Ordering;
-        let forgets = self.forgets.load(Ordering::SeqCst);
-        let began = Instant::now();
-        let made = make().await;
+    /// How many subjects were forgotten so far: taken when a read ahead
+    /// begins, for [`install`](Self::install).
+    pub(crate) fn forgets(&self) -> u64 {
+        self.forgets.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Puts the key of a read ahead (after [`get`](Self::get) said one was
+    /// due) in the subject's slot, trusted from `began`, when the read
+    /// began; unless a subject was forgotten (erased) since `forgets` was
+    /// counted, or a newer read already filled the slot.
+    pub(crate) fn install(
+        &self,
+        subject: &SubjectHash,
+        key: DataKey,
+        began: Instant,
+        forgets: u64,
+    ) {
+        if self.capacity == 0 || self.ttl.is_zero() {
+            return;
+        }
         let mut state = self.state.lock().expect("key cache lock");
-        let key = match made {
-            Ok(key) => key,
-            Err(e) => {
-                // Asked again by a later send, while the key lasts.
-                if let Some(slot) = state.slots.get_mut(subject) {
-                    slot.refreshing = false;
-                }
-                return Err(e);
+        if self.forgets() != forgets {
+            // Perhaps this subject's erasure: the next send reads the vault.
+            if let Some(slot) = state.slots.get_mut(subject) {
+                slot.refreshing = false;
             }
-        };
-        if self.forgets.load(Ordering::SeqCst) != forgets
-            || state
-                .slots
-                .get(subject)
-                .is_some_and(|slot| slot.made >= began)
+            return;
+        }
+        if state
+            .slots
+            .get(subject)
+            .is_some_and(|slot| slot.made >= began)
         {
-            return Ok(());
+            return;
         }
         let cell = Arc::new(OnceCell::new_with(Some(key)));
         self.insert(&mut state, subject, cell, began);
-        Ok(())
+    }
+
+    /// A read ahead failed: the next send that finds the key due asks
+    /// again.
+    pub(crate) fn read_ahead_failed(&self, subject: &SubjectHash) {
+        if let Some(slot) = self
+            .state
+            .lock()
+            .expect("key cache lock")
+            .slots
+            .get_mut(subject)
+        {
+            slot.refreshing = false;
+        }
     }
 
     /// The key if it is made, else the cell to make it in.
@@ -368,13 +389,17 @@ mod tests {
         let due = cache.get(&ann).unwrap();
         assert!(due.refresh_due, "not due past half its TTL");
         assert!(!cache.get(&ann).unwrap().refresh_due, "said twice");
+        let (began, forgets) = (Instant::now(), cache.forgets());
         let second = DataKey::generate();
         let id = second.id();
-        cache.refresh(&ann, || async { Ok(second) }).await.unwrap();
+        cache.install(&ann, second, began, forgets);
         // Past the first key's expiry, the read ahead's key is there.
         tokio::time::sleep(ttl / 2 + Duration::from_millis(20)).await;
         let later = cache.get(&ann).expect("the read ahead renewed the key");
         assert_eq!(later.key.id(), id);
+        // A read that began before the slot was filled does not replace it.
+        cache.install(&ann, DataKey::generate(), began, forgets);
+        assert_eq!(cache.get(&ann).unwrap().key.id(), id);
     }
 
     #[tokio::test]
@@ -388,24 +413,22 @@ mod tests {
             .unwrap();
         tokio::time::sleep(ttl / 2).await;
         assert!(cache.get(&ann).unwrap().refresh_due);
-        let failed = cache
-            .refresh(&ann, || async {
-                Err(crate::Error::KeyVault {
-                    reason: "down".into(),
-                })
-            })
-            .await;
-        assert!(failed.is_err());
+        cache.read_ahead_failed(&ann);
         assert!(cache.get(&ann).unwrap().refresh_due, "not asked again");
-        // The subject is erased while the read is out: its key stays out.
-        let erased = DataKey::generate();
-        cache
-            .refresh(&ann, || async {
-                cache.forget(&ann);
-                Ok(erased)
-            })
-            .await
-            .unwrap();
+        // Another subject is erased while the read is out: its key is not
+        // trusted, but the next send asks again.
+        let (began, forgets) = (Instant::now(), cache.forgets());
+        cache.forget(&SubjectKey::generate().hash("bob"));
+        let kept = cache.get(&ann).unwrap().key.id();
+        cache.install(&ann, DataKey::generate(), began, forgets);
+        let after = cache.get(&ann).unwrap();
+        assert_eq!(after.key.id(), kept);
+        assert!(after.refresh_due, "a dropped read ahead is not asked again");
+        // The subject itself is erased while the read is out: its key stays
+        // out.
+        let (began, forgets) = (Instant::now(), cache.forgets());
+        cache.forget(&ann);
+        cache.install(&ann, DataKey::generate(), began, forgets);
         assert!(
             cache.get(&ann).is_none(),
             "a read overtaken by an erasure filled the cache"

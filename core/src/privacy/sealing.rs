@@ -5,10 +5,9 @@ use super::data_key::DataKey;
 use super::seal::{seal_with, SealedFor};
 use super::secret::Nonces;
 use super::subject::{SubjectHash, SUBJECT_HEADER};
-use super::{KeyVault, PersonalData, Subject};
+use super::{PersonalData, Subject};
 use crate::envelope::{Metadata, SegmentClass, Segments};
 use crate::{Error, Result};
-use std::sync::Arc;
 
 /// Seals a message on its way out (after the interceptors, before its
 /// payload is placed). Without a wait when the subject's key is cached.
@@ -22,35 +21,13 @@ pub(crate) async fn seal_message(
         return Ok(());
     };
     let key = match personal.vault().cached_sealing_key(&hash) {
-        Some(cached) => {
-            if cached.refresh_due {
-                refresh_in_background(personal.vault(), hash);
-            }
-            cached.key
-        }
+        Some(key) => key,
         // Boxed: the common case (a cached key) keeps the send's future
         // small.
         None => Box::pin(personal.vault().sealing_key(&hash)).await?,
     };
     seal_segments(&key, &hash, metadata, segments);
     Ok(())
-}
-
-/// Reads the subject's key again before its cached copy expires, so that
-/// no send of a subject in use waits for the vault. A failure is only
-/// logged: the copy lasts, and the next send asks again.
-fn refresh_in_background(vault: &Arc<dyn KeyVault>, subject: SubjectHash) {
-    let vault = vault.clone();
-    tokio::spawn(async move {
-        if let Err(e) = vault.refresh_sealing_key(&subject).await {
-            tracing::debug!(
-                subject = %subject,
-                backend = vault.backend(),
-                error = %e,
-                "reading a sealing key ahead of its expiry failed; the next send asks again"
-            );
-        }
-    });
 }
 
 /// Checks the message and writes its subject's hash into the metadata; the

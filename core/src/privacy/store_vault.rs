@@ -1,29 +1,26 @@
 //! [`StoreKeyVault`]: data keys on any [`KeyValueStore`], wrapped by the
 //! master key.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
-
-use bytes::Bytes;
 
 use async_trait::async_trait;
 
 use super::data_key::{DataKey, KeyId};
 use super::key_cache::KeyCache;
-use super::master_key::{MasterKey, MasterKeyId, Unwrapped};
+use super::master_key::{MasterKey, Unwrapped};
 use super::reader_cache::ReaderCache;
-use super::sealing_reads::SealingReads;
+use super::records::Records;
+use super::sealing_keys::SealingKeys;
 use super::subject::SubjectHash;
 use super::subject_keys::SubjectKeys;
 use super::unwrap_cache::UnwrapCache;
-use super::vault::{CachedSealingKey, KeyVault};
-use super::vault_index::bucket_of;
+use super::vault::KeyVault;
 use super::vault_record::Record;
 use crate::clock::now_ms;
 use crate::store::{Fields, KeyValueStore, PutItem};
-use crate::{Error, Result};
+use crate::Result;
 
 /// The key prefix of a vault's records unless set otherwise.
 pub const DEFAULT_VAULT_PREFIX: &str = "event-backbone.vault";
@@ -87,17 +84,11 @@ pub(super) const ERASED_AT: &str = "erased-at";
 /// # Ok(()) }
 /// ```
 pub struct StoreKeyVault {
-    store: Arc<dyn KeyValueStore>,
-    master: MasterKey,
-    /// Master keys that wrapped keys still held, opened but never used to
-    /// wrap.
-    previous: Vec<MasterKey>,
-    prefix: String,
-    cache: KeyCache,
-    /// The sealing side's misses, read together.
-    reads: SealingReads,
-    /// Keys unwrapped before, by the wrapped bytes they came from.
-    unwrapped: UnwrapCache,
+    /// Where the records are, and the master keys: shared with the
+    /// sealing side's background reads.
+    records: Arc<Records>,
+    /// The producers' cache of sealing keys, and its reads.
+    sealing: Arc<SealingKeys>,
     /// The readers' answers.
     readers: ReaderCache,
     cache_capacity: usize,
@@ -107,53 +98,79 @@ pub struct StoreKeyVault {
 impl StoreKeyVault {
     /// A vault on `store`, its keys wrapped by `master`.
     pub fn new(store: Arc<dyn KeyValueStore>, master: MasterKey) -> Self {
-        Self {
+        let records = Arc::new(Records {
             store,
             master,
             previous: Vec::new(),
             prefix: DEFAULT_VAULT_PREFIX.to_owned(),
-            cache: KeyCache::new(DEFAULT_CAPACITY, DEFAULT_SEALING_TTL),
-            reads: SealingReads::new(),
             unwrapped: UnwrapCache::new(DEFAULT_CAPACITY),
+        });
+        let sealing = Arc::new(SealingKeys::new(
+            records.clone(),
+            KeyCache::new(DEFAULT_CAPACITY, DEFAULT_SEALING_TTL),
+        ));
+        Self {
+            records,
+            sealing,
             readers: ReaderCache::new(DEFAULT_CAPACITY, DEFAULT_READER_TTL),
             cache_capacity: DEFAULT_CAPACITY,
             cache_ttl: DEFAULT_SEALING_TTL,
         }
     }
 
+    /// Changes the records' settings (the builder's), then starts the
+    /// sealing side afresh on them.
+    fn with_records(mut self, change: impl FnOnce(&mut Records)) -> Self {
+        if Arc::get_mut(&mut self.records).is_none() {
+            // A background read shares them: change a copy.
+            self.records = Arc::new(self.records.copy(self.cache_capacity));
+        }
+        change(Arc::get_mut(&mut self.records).expect("records of this vault alone"));
+        self.restart_sealing()
+    }
+
+    fn restart_sealing(mut self) -> Self {
+        self.sealing = Arc::new(SealingKeys::new(
+            self.records.clone(),
+            KeyCache::new(self.cache_capacity, self.cache_ttl),
+        ));
+        self
+    }
+
     /// Puts the records under another prefix (a name without `:`).
-    pub fn key_prefix(mut self, prefix: &str) -> Result<Self> {
-        self.prefix = crate::names::validate("vault key prefix", prefix)?;
-        Ok(self)
+    pub fn key_prefix(self, prefix: &str) -> Result<Self> {
+        let prefix = crate::names::validate("vault key prefix", prefix)?;
+        Ok(self.with_records(|records| records.prefix = prefix))
     }
 
     /// A master key that wrapped keys this vault still holds: they open
     /// with it until rewrapped. New keys are wrapped by the current one
     /// only.
-    pub fn previous_master_key(mut self, master: MasterKey) -> Self {
-        if master.id() != self.master.id() && !self.previous.iter().any(|m| m.id() == master.id()) {
-            self.previous.push(master);
-        }
-        self
+    pub fn previous_master_key(self, master: MasterKey) -> Self {
+        self.with_records(|records| {
+            if master.id() != records.master.id()
+                && !records.previous.iter().any(|m| m.id() == master.id())
+            {
+                records.previous.push(master);
+            }
+        })
     }
 
     /// How many subjects' keys are cached, on each side (0: none).
     pub fn cache_capacity(mut self, subjects: usize) -> Self {
         self.cache_capacity = subjects;
-        self.cache = KeyCache::new(subjects, self.cache_ttl);
         self.readers = ReaderCache::new(subjects, self.readers.ttl());
-        self.unwrapped = UnwrapCache::new(subjects);
-        self
+        self.with_records(|records| records.unwrapped = UnwrapCache::new(subjects))
     }
 
     /// How long a producer seals with a key before it reads the subject's
-    /// record again (1 s unless set; zero: every send reads it). An erasure
-    /// waits this long before it returns: give every process of a system
-    /// the same setting.
+    /// record again (1 s unless set; zero: every send reads it). A key in
+    /// use is read again in the background once half this time has passed,
+    /// so that its sends do not wait. An erasure waits this long before it
+    /// returns: give every process of a system the same setting.
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
-        self.cache = KeyCache::new(self.cache_capacity, ttl);
-        self
+        self.restart_sealing()
     }
 
     /// How long a reader trusts the keys it read (1 s unless set; zero:
@@ -185,161 +202,49 @@ impl StoreKeyVault {
 
     /// The key of a subject's record.
     pub fn record_key(&self, subject: &SubjectHash) -> String {
-        format!("{}:{subject}", self.prefix)
+        self.records.record_key(subject)
     }
 
     /// The key of a subject's tombstone.
     pub fn tombstone_key(&self, subject: &SubjectHash) -> String {
-        format!("{}.erased:{subject}", self.prefix)
+        self.records.tombstone_key(subject)
     }
 
     /// The store the records are on.
     pub(super) fn store(&self) -> &Arc<dyn KeyValueStore> {
-        &self.store
+        &self.records.store
     }
 
     /// The master key new keys are wrapped by.
     pub(super) fn master(&self) -> &MasterKey {
-        &self.master
+        &self.records.master
     }
 
     /// The key of the index record that lists the subjects of one bucket
     /// (what master-key rotation walks).
     pub(super) fn index_key(&self, bucket: &str) -> String {
-        format!("{}.index:{bucket}", self.prefix)
+        self.records.index_key(bucket)
     }
 
-    /// Opens a wrapped key with the master key it names; a key of the
-    /// first format (which names none) with the first master key it opens
-    /// with, the current one first.
+    /// Opens a wrapped key with the master key it names (see
+    /// [`Records::unwrap_any`]).
     pub(super) fn unwrap_any(
         &self,
         subject: &SubjectHash,
         id: KeyId,
         wrapped: &[u8],
     ) -> Result<Unwrapped> {
-        match MasterKey::wrapped_by(wrapped)? {
-            Some(named) if named == self.master.id() => {
-                self.master.unwrap_full(subject, id, wrapped)
-            }
-            Some(named) => self
-                .previous
-                .iter()
-                .find(|m| m.id() == named)
-                .ok_or_else(|| unknown_master(named, &self.master))?
-                .unwrap_full(subject, id, wrapped),
-            None => {
-                let first = self.master.unwrap_full(subject, id, wrapped);
-                if first.is_ok() {
-                    return first;
-                }
-                self.previous
-                    .iter()
-                    .find_map(|m| m.unwrap_full(subject, id, wrapped).ok())
-                    .map_or(first, Ok)
-            }
-        }
+        self.records.unwrap_any(subject, id, wrapped)
     }
 
-    /// The records of `subjects`, with their tombstones when asked: one
-    /// `get_many`. A record read while its subject is being erased holds
-    /// the tombstone's time too (field `erased-at`).
+    /// The records of `subjects`, with their tombstones when asked (see
+    /// [`Records::read_records`]).
     pub(super) async fn read_records(
         &self,
         subjects: &[SubjectHash],
         tombstones: bool,
     ) -> Result<Vec<Record>> {
-        self.read_each_record(subjects, tombstones)
-            .await?
-            .into_iter()
-            .collect()
-    }
-
-    /// [`read_records`](Self::read_records), with a record that does not
-    /// open failing its own subject only.
-    async fn read_each_record(
-        &self,
-        subjects: &[SubjectHash],
-        tombstones: bool,
-    ) -> Result<Vec<Result<Record>>> {
-        let per_subject = if tombstones { 2 } else { 1 };
-        let mut keys: Vec<String> = Vec::with_capacity(subjects.len() * per_subject);
-        for subject in subjects {
-            keys.push(self.record_key(subject));
-            if tombstones {
-                keys.push(self.tombstone_key(subject));
-            }
-        }
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let mut found = self.store.get_many(&keys).await?.into_iter();
-        Ok(subjects
-            .iter()
-            .map(|subject| {
-                let record = found.next().expect("one answer per key");
-                let tombstone = if tombstones {
-                    found.next().expect("one answer per key")
-                } else {
-                    None
-                };
-                let mut read = match record {
-                    Some(fields) => self.open_record(subject, &fields)?,
-                    None => Record {
-                        keys: Vec::new(),
-                        erased_at_ms: None,
-                    },
-                };
-                if let Some(fields) = tombstone {
-                    let at = self.erased_at(subject, &fields)?;
-                    read.erased_at_ms = Some(read.erased_at_ms.map_or(at, |seen| seen.max(at)));
-                }
-                Ok(read)
-            })
-            .collect())
-    }
-
-    fn erased_at(&self, subject: &SubjectHash, fields: &Fields) -> Result<u64> {
-        fields
-            .get(ERASED_AT)
-            .and_then(|at| std::str::from_utf8(at).ok()?.parse().ok())
-            .ok_or_else(|| Error::KeyVault {
-                reason: format!(
-                    "tombstone of {subject} has no field {ERASED_AT:?} holding a time in ms: \
-                     the key is used by something else; give the vault its own prefix"
-                ),
-            })
-    }
-
-    fn open_record(&self, subject: &SubjectHash, fields: &Fields) -> Result<Record> {
-        let mut record = Record {
-            keys: Vec::with_capacity(fields.len()),
-            erased_at_ms: None,
-        };
-        for (id, wrapped) in fields {
-            if id == ERASED_AT {
-                record.erased_at_ms = Some(self.erased_at(subject, fields)?);
-                continue;
-            }
-            let id: KeyId = id.parse().map_err(|_| Error::KeyVault {
-                reason: format!(
-                    "record {:?} has a field {id:?} that is not a data key id (16 hex digits): \
-                     the key is used by something else; give the vault its own prefix",
-                    self.record_key(subject)
-                ),
-            })?;
-            record.keys.push(self.unwrap_key(subject, id, wrapped)?);
-        }
-        Ok(record)
-    }
-
-    fn unwrap_key(
-        &self,
-        subject: &SubjectHash,
-        id: KeyId,
-        wrapped: &Bytes,
-    ) -> Result<(DataKey, u64)> {
-        self.unwrapped.get_or_unwrap(subject, id, wrapped, || {
-            self.unwrap_any(subject, id, wrapped)
-        })
+        self.records.read_records(subjects, tombstones).await
     }
 
     /// The readers' read of some subjects (with their tombstones when
@@ -364,100 +269,20 @@ impl StoreKeyVault {
         self.readers.fill(start, subjects, &answers);
         Ok(answers)
     }
-
-    /// The keys to seal with of `subjects` (read together): each one's
-    /// newest key made after its latest erasure, or a new key when it has
-    /// none. The new keys are stored (and listed in the index) with one
-    /// `put_many` before any is returned.
-    async fn make_sealing_keys(&self, subjects: Vec<SubjectHash>) -> Result<Vec<Result<DataKey>>> {
-        let records = self.read_each_record(&subjects, true).await?;
-        let mut keys = Vec::with_capacity(subjects.len());
-        let mut puts = Vec::new();
-        let mut listed: BTreeMap<String, Fields> = BTreeMap::new();
-        for (subject, record) in subjects.iter().zip(records) {
-            let record = match record {
-                Ok(record) => record,
-                Err(e) => {
-                    keys.push(Err(e));
-                    continue;
-                }
-            };
-            if let Some(key) = record.sealing_key() {
-                keys.push(Ok(key.clone()));
-                continue;
-            }
-            // After an erasure, made later than its tombstone whatever this
-            // machine's clock says.
-            let made = now_ms().max(record.erased_at_ms.map_or(0, |at| at + 1));
-            let key = DataKey::generate();
-            let mut fields = Fields::new();
-            fields.insert(
-                key.id().to_string(),
-                self.master.wrap_made_at(subject, &key, made).into(),
-            );
-            puts.push(PutItem {
-                key: self.record_key(subject),
-                fields,
-                ttl: None,
-            });
-            let subject_hex = subject.to_string();
-            listed
-                .entry(self.index_key(bucket_of(&subject_hex)))
-                .or_default()
-                .insert(subject_hex, Bytes::from_static(b"1"));
-            keys.push(Ok(key));
-        }
-        if !puts.is_empty() {
-            // One item per index bucket: a store may refuse a key twice in
-            // one write.
-            puts.extend(listed.into_iter().map(|(key, fields)| PutItem {
-                key,
-                fields,
-                ttl: None,
-            }));
-            self.store.put_many(&puts).await?;
-        }
-        Ok(keys)
-    }
-}
-
-fn unknown_master(id: MasterKeyId, current: &MasterKey) -> Error {
-    Error::KeyVault {
-        reason: format!(
-            "a data key is wrapped by master key {id}, which this vault does not have (its \
-             master key is {}): give it with `.previous_master_key(...)` until the keys are \
-             rewrapped",
-            current.id()
-        ),
-    }
 }
 
 #[async_trait]
 impl KeyVault for StoreKeyVault {
     fn backend(&self) -> &'static str {
-        self.store.backend()
+        self.records.store.backend()
     }
 
     async fn sealing_key(&self, subject: &SubjectHash) -> Result<DataKey> {
-        self.cache
-            .get_or_make(subject, || {
-                self.reads
-                    .key(subject, |subjects| self.make_sealing_keys(subjects))
-            })
-            .await
+        self.sealing.key(subject).await
     }
 
-    fn cached_sealing_key(&self, subject: &SubjectHash) -> Option<CachedSealingKey> {
-        self.cache.get(subject)
-    }
-
-    async fn refresh_sealing_key(&self, subject: &SubjectHash) -> Result<()> {
-        self.cache
-            .refresh(subject, || {
-                self.reads
-                    .key(subject, |subjects| self.make_sealing_keys(subjects))
-            })
-            .await
+    fn cached_sealing_key(&self, subject: &SubjectHash) -> Option<DataKey> {
+        self.sealing.cached(subject)
     }
 
     async fn opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<SubjectKeys>> {
@@ -482,10 +307,10 @@ impl KeyVault for StoreKeyVault {
     async fn erase(&self, subject: &SubjectHash) -> Result<bool> {
         // Forget first: a send racing the erasure makes (or reads) a key
         // anew, and finds the tombstone.
-        self.cache.forget(subject);
+        self.sealing.forget(subject);
         let record = self.record_key(subject);
         let existed = self
-            .store
+            .store()
             .get(&record)
             .await?
             .is_some_and(|fields| fields.keys().any(|f| f != ERASED_AT));
@@ -494,7 +319,7 @@ impl KeyVault for StoreKeyVault {
         // that failed) makes a new key.
         let mut tombstone = Fields::new();
         tombstone.insert(ERASED_AT.to_owned(), now_ms().to_string().into());
-        self.store
+        self.store()
             .put_many(&[
                 PutItem {
                     key: self.tombstone_key(subject),
@@ -508,10 +333,10 @@ impl KeyVault for StoreKeyVault {
                 },
             ])
             .await?;
-        self.store.delete(&record).await?;
+        self.records.store.delete(&record).await?;
         self.readers.erased(subject);
-        self.cache.forget(subject);
-        self.unwrapped.erased(subject);
+        self.sealing.forget(subject);
+        self.records.unwrapped.erased(subject);
         // Producers and readers elsewhere read the record again within
         // their cache times: after this, none seals or opens with the
         // erased keys.
@@ -523,13 +348,18 @@ impl KeyVault for StoreKeyVault {
 impl fmt::Debug for StoreKeyVault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoreKeyVault")
-            .field("store", &self.store.backend())
-            .field("prefix", &self.prefix)
-            .field("master", &self.master)
-            .field("master_key_id", &self.master.id())
+            .field("store", &self.records.store.backend())
+            .field("prefix", &self.records.prefix)
+            .field("master", &self.records.master)
+            .field("master_key_id", &self.records.master.id())
             .field(
                 "previous_masters",
-                &self.previous.iter().map(MasterKey::id).collect::<Vec<_>>(),
+                &self
+                    .records
+                    .previous
+                    .iter()
+                    .map(MasterKey::id)
+                    .collect::<Vec<_>>(),
             )
             .field("cache_capacity", &self.cache_capacity)
             .field("cache_ttl", &self.cache_ttl)
@@ -627,19 +457,124 @@ mod tests {
         let first = producer.sealing_key(&ann).await.unwrap();
         assert!(elsewhere.erase(&ann).await.unwrap());
         tokio::time::sleep(ttl / 2 + Duration::from_millis(20)).await;
+        // Still within its time (which the erasure waits out elsewhere):
+        // sealed with at once, and read again in the background.
         let due = producer.cached_sealing_key(&ann).unwrap();
-        assert!(due.refresh_due, "not due past half the TTL");
-        producer.refresh_sealing_key(&ann).await.unwrap();
-        let after = producer
-            .cached_sealing_key(&ann)
-            .expect("the read ahead left no key at hand");
-        assert_ne!(after.key.id(), first.id(), "the erased key is still used");
-        assert!(!after.refresh_due);
+        assert_eq!(due.id(), first.id());
+        let deadline = std::time::Instant::now() + ttl / 4;
+        let after = loop {
+            let key = producer.cached_sealing_key(&ann).expect("a key at hand");
+            if key.id() != first.id() {
+                break key;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the read ahead did not replace the erased key"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
         let opened = &elsewhere.fresh_opening_keys(&[ann]).await.unwrap()[0];
         assert!(
-            opened.key(after.key.id()).is_some(),
+            opened.key(after.id()).is_some(),
             "the new key is not stored"
         );
+    }
+
+    /// A store that counts its reads and fails them on demand.
+    #[derive(Debug, Default)]
+    struct Counted {
+        inner: MemoryStore,
+        reads: std::sync::atomic::AtomicUsize,
+        failing: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait]
+    impl KeyValueStore for Counted {
+        fn backend(&self) -> &'static str {
+            "counted"
+        }
+        fn capabilities(&self) -> StoreCapabilities {
+            self.inner.capabilities()
+        }
+        async fn put_many(&self, items: &[PutItem]) -> Result<()> {
+            self.inner.put_many(items).await
+        }
+        async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Fields>>> {
+            use std::sync::atomic::Ordering;
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(crate::Error::Backend {
+                    backend: "counted",
+                    action: "reading".into(),
+                    message: "down".into(),
+                    transient: true,
+                    source: None,
+                });
+            }
+            self.inner.get_many(keys).await
+        }
+        async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+            self.inner.delete_many(keys).await
+        }
+    }
+
+    /// The keys missed at one moment are read (and made) in a few reads,
+    /// one at a time; a send that is never polled again holds up no other.
+    #[tokio::test]
+    async fn misses_of_one_moment_are_read_together_and_a_parked_send_holds_up_none() {
+        use std::sync::atomic::Ordering;
+        let store = Arc::new(Counted::default());
+        let vault = StoreKeyVault::new(store.clone(), MasterKey::generate());
+        let subjects = SubjectKey::generate();
+        let hashes: Vec<SubjectHash> = (0..1200).map(|i| subjects.hash(&i.to_string())).collect();
+        let keys = futures_util::future::join_all(
+            hashes
+                .iter()
+                .flat_map(|h| [h, h])
+                .map(|h| vault.sealing_key(h)),
+        )
+        .await;
+        let keys: Vec<DataKey> = keys.into_iter().map(Result::unwrap).collect();
+        for pair in keys.chunks(2) {
+            assert_eq!(pair[0].id(), pair[1].id(), "two keys for one subject");
+        }
+        // One read per subject without gathering; with it, a read takes
+        // what the sends polled before it asked (Tokio's budget lets a
+        // task poll some hundred before it yields).
+        let reads = store.reads.load(Ordering::SeqCst);
+        assert!(reads <= 40, "{reads} reads for 1,200 subjects");
+        let opened = vault.fresh_opening_keys(&hashes).await.unwrap();
+        for (subject_keys, key) in opened.iter().zip(keys.iter().step_by(2)) {
+            assert!(subject_keys.key(key.id()).is_some(), "a key was not stored");
+        }
+
+        let (parked_subject, other) = (subjects.hash("parked"), subjects.hash("other"));
+        let mut parked = Box::pin(vault.sealing_key(&parked_subject));
+        assert!(futures_util::poll!(&mut parked).is_pending());
+        let answered =
+            tokio::time::timeout(Duration::from_secs(2), vault.sealing_key(&other)).await;
+        assert!(answered.expect("held up by a send never polled").is_ok());
+        assert!(parked.await.is_ok());
+    }
+
+    /// A failed read fails the sends that waited for it, each with the
+    /// store's error (still transient); the next send reads again.
+    #[tokio::test]
+    async fn a_failed_read_fails_its_sends_and_the_next_reads_again() {
+        use std::sync::atomic::Ordering;
+        let store = Arc::new(Counted::default());
+        let vault = StoreKeyVault::new(store.clone(), MasterKey::generate());
+        let subjects = SubjectKey::generate();
+        let hashes: Vec<SubjectHash> = (0..10).map(|i| subjects.hash(&i.to_string())).collect();
+        store.failing.store(true, Ordering::SeqCst);
+        let failed =
+            futures_util::future::join_all(hashes.iter().map(|h| vault.sealing_key(h))).await;
+        for e in failed {
+            let e = e.unwrap_err();
+            assert!(e.is_transient() && e.to_string().contains("down"), "{e}");
+        }
+        store.failing.store(false, Ordering::SeqCst);
+        assert!(vault.sealing_key(&hashes[0]).await.is_ok());
     }
 
     /// A reader's read that began before an erasure and ends after it does

@@ -84,8 +84,10 @@ impl FromStr for SubjectHash {
     fn from_str(text: &str) -> Result<Self> {
         let mut bytes = [0u8; 16];
         decode_hex(text, &mut bytes).ok_or_else(|| Error::MalformedMetadata {
+            // The text is not quoted: it may be a subject's id by mistake.
             reason: format!(
-                "header {SUBJECT_HEADER:?} holds {text:?}; expected 32 hex digits (a subject hash)"
+                "{} characters are not a subject hash: expected 32 hex digits",
+                text.chars().count()
             ),
         })?;
         Ok(Self(bytes))
@@ -238,9 +240,14 @@ mod tests {
         assert_eq!(h.to_string().parse::<SubjectHash>().unwrap(), h);
         let err = "not-hex".parse::<SubjectHash>().unwrap_err().to_string();
         assert!(
-            err.contains(SUBJECT_HEADER) && err.contains("32 hex digits"),
+            err.contains("7 characters") && err.contains("32 hex digits"),
             "{err}"
         );
+        let err = "ann@example.com"
+            .parse::<SubjectHash>()
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("ann"), "the text is quoted: {err}");
     }
 
     #[test]

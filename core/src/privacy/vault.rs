@@ -10,17 +10,6 @@ use super::subject::SubjectHash;
 use super::subject_keys::SubjectKeys;
 use crate::Result;
 
-/// A sealing key a vault has at hand ([`KeyVault::cached_sealing_key`]).
-#[derive(Clone, Debug)]
-pub struct CachedSealingKey {
-    /// The key to seal with now.
-    pub key: DataKey,
-    /// Whether the producer should read it again in the background
-    /// ([`KeyVault::refresh_sealing_key`]): the cached copy expires soon.
-    /// Said once per copy.
-    pub refresh_due: bool,
-}
-
 /// Holds the data keys of data subjects. Erasing a subject's keys makes
 /// every segment sealed with them unreadable, wherever its bytes are
 /// (crypto-shredding).
@@ -118,24 +107,12 @@ pub trait KeyVault: Send + Sync + fmt::Debug + 'static {
 
     /// The sealing key if the vault has it at hand, without waiting: the
     /// producer's fast path. The default is `None` (always ask
-    /// [`sealing_key`](Self::sealing_key)).
-    ///
-    /// When it says [`refresh_due`](CachedSealingKey::refresh_due), the
-    /// producer seals with the key and calls
-    /// [`refresh_sealing_key`](Self::refresh_sealing_key) in the
-    /// background, so that a subject in use has its key read again before
-    /// the cached copy expires, and its sends never wait for the vault.
-    fn cached_sealing_key(&self, _subject: &SubjectHash) -> Option<CachedSealingKey> {
+    /// [`sealing_key`](Self::sealing_key)). A vault may read a key in use
+    /// again in the background from here, before its cached copy expires,
+    /// so that the subject's sends never wait
+    /// ([`StoreKeyVault`](super::StoreKeyVault) does).
+    fn cached_sealing_key(&self, _subject: &SubjectHash) -> Option<DataKey> {
         None
-    }
-
-    /// Reads `subject`'s sealing key again into the cache, ahead of the
-    /// cached copy's expiry (see
-    /// [`cached_sealing_key`](Self::cached_sealing_key)); the same rules as
-    /// [`sealing_key`](Self::sealing_key) apply to the key read. The
-    /// default does nothing.
-    async fn refresh_sealing_key(&self, _subject: &SubjectHash) -> Result<()> {
-        Ok(())
     }
 
     /// Every key of each subject, in the order asked (with its tombstone,
