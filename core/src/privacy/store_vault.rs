@@ -89,8 +89,8 @@ pub struct StoreKeyVault {
     records: Arc<Records>,
     /// The producers' cache of sealing keys, and its reads.
     sealing: Arc<SealingKeys>,
-    /// The readers' answers.
-    readers: ReaderCache,
+    /// The readers' answers (shared with their reads ahead).
+    readers: Arc<ReaderCache>,
     cache_capacity: usize,
     cache_ttl: Duration,
 }
@@ -112,7 +112,7 @@ impl StoreKeyVault {
         Self {
             records,
             sealing,
-            readers: ReaderCache::new(DEFAULT_CAPACITY, DEFAULT_READER_TTL),
+            readers: Arc::new(ReaderCache::new(DEFAULT_CAPACITY, DEFAULT_READER_TTL)),
             cache_capacity: DEFAULT_CAPACITY,
             cache_ttl: DEFAULT_SEALING_TTL,
         }
@@ -159,7 +159,7 @@ impl StoreKeyVault {
     /// How many subjects' keys are cached, on each side (0: none).
     pub fn cache_capacity(mut self, subjects: usize) -> Self {
         self.cache_capacity = subjects;
-        self.readers = ReaderCache::new(subjects, self.readers.ttl());
+        self.readers = Arc::new(ReaderCache::new(subjects, self.readers.ttl()));
         self.with_records(|records| records.unwrapped = UnwrapCache::new(subjects))
     }
 
@@ -174,12 +174,13 @@ impl StoreKeyVault {
     }
 
     /// How long a reader trusts the keys it read (1 s unless set; zero:
-    /// the vault is read for every batch). An erasure waits this long
+    /// the vault is read for every batch). Keys a batch finds past half
+    /// this time are read again in the background. An erasure waits this long
     /// before it returns: give every process of a system the same setting.
     /// A key newer than the cached answer is always read fresh, so nothing
     /// new is taken for erased.
     pub fn reader_cache_ttl(mut self, ttl: Duration) -> Self {
-        self.readers = ReaderCache::new(self.cache_capacity, ttl);
+        self.readers = Arc::new(ReaderCache::new(self.cache_capacity, ttl));
         self
     }
 
@@ -249,6 +250,33 @@ impl StoreKeyVault {
 
     /// The readers' read of some subjects (with their tombstones when
     /// `fresh`: a reader asks for them when a key is missing), cached.
+    /// Reads `subjects` again in the background, their cached answers
+    /// past half their time, so that the batches after do not wait.
+    fn read_ahead_for_readers(&self, subjects: Vec<SubjectHash>) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            self.readers.read_ahead_failed(&subjects);
+            return;
+        }
+        let (records, readers) = (self.records.clone(), self.readers.clone());
+        tokio::spawn(async move {
+            let start = readers.start();
+            match records.read_records(&subjects, false).await {
+                Ok(read) => {
+                    let answers: Vec<SubjectKeys> =
+                        read.into_iter().map(Record::into_subject_keys).collect();
+                    readers.fill(start, &subjects, &answers);
+                }
+                Err(e) => {
+                    tracing::debug!(
+                        error = %e,
+                        "reading keys ahead of their expiry failed; the next batch asks again"
+                    );
+                    readers.read_ahead_failed(&subjects);
+                }
+            }
+        });
+    }
+
     async fn read_for_readers(
         &self,
         subjects: &[SubjectHash],
@@ -286,7 +314,11 @@ impl KeyVault for StoreKeyVault {
     }
 
     async fn opening_keys(&self, subjects: &[SubjectHash]) -> Result<Vec<SubjectKeys>> {
-        let answers = self.readers.cached(subjects);
+        let found = self.readers.cached(subjects);
+        if !found.due.is_empty() {
+            self.read_ahead_for_readers(found.due);
+        }
+        let answers = found.answers;
         let missing: Vec<SubjectHash> = subjects
             .iter()
             .zip(&answers)
@@ -555,6 +587,48 @@ mod tests {
             tokio::time::timeout(Duration::from_secs(2), vault.sealing_key(&other)).await;
         assert!(answered.expect("held up by a send never polled").is_ok());
         assert!(parked.await.is_ok());
+    }
+
+    /// The keys a batch finds past half their time are read again in the
+    /// background: the batches after find them at hand, past the first
+    /// answer's expiry, without reading the vault.
+    #[tokio::test]
+    async fn readers_read_their_keys_again_before_they_expire() {
+        use std::sync::atomic::Ordering;
+        let store = Arc::new(Counted::default());
+        let ttl = Duration::from_millis(300);
+        let vault = StoreKeyVault::new(store.clone(), MasterKey::generate()).reader_cache_ttl(ttl);
+        let ann = SubjectKey::generate().hash("ann");
+        let key = vault.sealing_key(&ann).await.unwrap();
+        let first = std::time::Instant::now();
+        assert!(vault.opening_keys(&[ann]).await.unwrap()[0]
+            .key(key.id())
+            .is_some());
+        tokio::time::sleep(ttl / 2 + Duration::from_millis(20)).await;
+        let reads = store.reads.load(Ordering::SeqCst);
+        // At hand, and read again in the background.
+        assert!(vault.opening_keys(&[ann]).await.unwrap()[0]
+            .key(key.id())
+            .is_some());
+        let deadline = std::time::Instant::now() + Duration::from_millis(100);
+        while store.reads.load(Ordering::SeqCst) == reads {
+            assert!(std::time::Instant::now() < deadline, "no read ahead");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tokio::time::sleep(
+            (first + ttl + Duration::from_millis(20))
+                .saturating_duration_since(std::time::Instant::now()),
+        )
+        .await;
+        let reads = store.reads.load(Ordering::SeqCst);
+        assert!(vault.opening_keys(&[ann]).await.unwrap()[0]
+            .key(key.id())
+            .is_some());
+        assert_eq!(
+            store.reads.load(Ordering::SeqCst),
+            reads,
+            "the batch after the first answer's expiry read the vault"
+        );
     }
 
     /// A failed read fails the sends that waited for it, each with the
