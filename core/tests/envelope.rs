@@ -205,6 +205,18 @@ fn format_1_with_another_subject_header_keeps_it_as_a_header() {
     let read = decode_metadata(&format_1(&old)).unwrap();
     assert_eq!(read.subject, None);
     assert_eq!(read.headers[SUBJECT_HEADER], "ann@example.com");
+    // With a sealed segment, it must name the subject: an error that does
+    // not quote it.
+    old.segments.push(SegmentRef {
+        name: "email".into(),
+        class: SegmentClass::PERSONAL,
+        location: SegmentLocation::Inline(Bytes::from_static(b"sealed")),
+    });
+    let err = decode_metadata(&format_1(&old)).unwrap_err().to_string();
+    assert!(
+        err.contains("32 hex digits") && !err.contains("ann"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@
 //! ([`Metadata::subject`]); format 1, which carried it in the header
 //! [`SUBJECT_HEADER`], is still read.
 
-use super::Metadata;
+use super::{Metadata, SegmentClass};
 use crate::privacy::{SubjectHash, SUBJECT_HEADER};
 use crate::{Error, Result};
 
@@ -119,15 +119,27 @@ fn decode_version_1(bytes: &[u8]) -> Result<Metadata> {
             reason: "unexpected trailing bytes".to_owned(),
         });
     }
-    // A header of that name that holds no hash (written before the header
-    // was reserved) stays an ordinary header.
-    let subject = metadata
-        .headers
-        .get(SUBJECT_HEADER)
-        .and_then(|header| header.parse::<SubjectHash>().ok());
-    if subject.is_some() {
-        metadata.headers.remove(SUBJECT_HEADER);
-        metadata.subject = subject;
+    let Some(header) = metadata.headers.get(SUBJECT_HEADER) else {
+        return Ok(metadata);
+    };
+    match header.parse::<SubjectHash>() {
+        Ok(subject) => {
+            metadata.headers.remove(SUBJECT_HEADER);
+            metadata.subject = Some(subject);
+        }
+        // Sealed segments need their subject: a header that holds none is
+        // an error (which does not quote it).
+        Err(e)
+            if metadata
+                .segments
+                .iter()
+                .any(|s| s.class != SegmentClass::NORMAL) =>
+        {
+            return Err(e)
+        }
+        // Without them, a header of that name written before it was
+        // reserved stays an ordinary header.
+        Err(_) => {}
     }
     Ok(metadata)
 }

@@ -1,18 +1,27 @@
-//! The sealing side's cache of data keys: bounded in size and in age, made
-//! once per subject however many sends ask at the same moment, and read
-//! again ahead of its expiry while sends use it (so that a subject in use
-//! never has its sends wait for the vault).
+//! The sealing side's cache of data keys: bounded in size and in age, asked
+//! for once per subject however many sends wait at the same moment (each
+//! waiting send drives the same answer, so one that is never polled again
+//! holds up none of the others), and read again ahead of its expiry while
+//! sends use it (so that a subject in use never has its sends wait for the
+//! vault).
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::OnceCell;
+use futures_util::future::{BoxFuture, FutureExt, Shared};
 
 use super::data_key::DataKey;
+use super::records::shared_copy;
 use super::subject::{BySubject, SubjectHash};
-use crate::Result;
+use crate::{Error, Result};
+
+/// What a cache miss asks the vault: a future of the key, run by whichever
+/// waiting send polls it.
+pub(crate) type Asking = BoxFuture<'static, Result<DataKey>>;
+
+/// An answer that every waiting send can poll and clone.
+type Answer = Shared<BoxFuture<'static, std::result::Result<DataKey, Arc<Error>>>>;
 
 pub(crate) struct KeyCache {
     state: Mutex<State>,
@@ -31,8 +40,14 @@ struct State {
     next_generation: u64,
 }
 
+/// A slot's key: known, or asked for.
+enum SlotKey {
+    Ready(DataKey),
+    Asked(Answer),
+}
+
 struct Slot {
-    key: Arc<OnceCell<DataKey>>,
+    key: SlotKey,
     /// When the vault read that gave the key began: the key is trusted for
     /// the TTL from then.
     made: Instant,
@@ -58,45 +73,61 @@ impl KeyCache {
         }
     }
 
-    /// The cached key of `subject`, or the one `make` gives (made once for
-    /// all callers waiting on this subject; a failure is not cached). A key
-    /// made while the subject was forgotten (erased) is not returned: it
-    /// is made again, after the erasure.
-    pub(crate) async fn get_or_make<F, Fut>(
+    /// The cached key of `subject`, or the one `ask` gives (asked once for
+    /// all callers waiting on this subject, each of which drives the same
+    /// answer; a failure is not cached). A key asked for while the subject
+    /// was forgotten (erased) is not returned: it is asked for again, after
+    /// the erasure.
+    pub(crate) async fn get_or_make(
         &self,
         subject: &SubjectHash,
-        make: F,
-    ) -> Result<DataKey>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<DataKey>>,
-    {
+        ask: impl Fn() -> Asking,
+    ) -> Result<DataKey> {
         if self.capacity == 0 || self.ttl.is_zero() {
-            return make().await;
+            return ask().await;
         }
-        use std::sync::atomic::Ordering;
         loop {
-            let forgets = self.forgets.load(Ordering::SeqCst);
-            let cell = match self.slot(subject) {
+            let forgets = self.forgets();
+            let (answer, generation) = match self.slot(subject, &ask) {
                 Ok(key) => return Ok(key),
-                Err(cell) => cell,
+                Err(asked) => asked,
             };
-            let key = cell.get_or_try_init(&make).await?.clone();
-            // Made again only when an erasure took the slot away: a slot
-            // replaced because it aged or was evicted keeps its key.
-            if self.forgets.load(Ordering::SeqCst) == forgets || self.holds(subject, &cell) {
-                return Ok(key);
+            match answer.await {
+                Ok(key) => {
+                    let held = self.settle(subject, generation, Some(&key));
+                    // Asked again only when an erasure took the slot away: a
+                    // slot replaced because it aged or was evicted keeps its
+                    // key.
+                    if self.forgets() == forgets || held {
+                        return Ok(key);
+                    }
+                }
+                Err(e) => {
+                    self.settle(subject, generation, None);
+                    return Err(shared_copy(&e));
+                }
             }
         }
     }
 
-    /// Whether `cell` is still the subject's slot (it was not forgotten).
-    fn holds(&self, subject: &SubjectHash, cell: &Arc<OnceCell<DataKey>>) -> bool {
-        let state = self.state.lock().expect("key cache lock");
-        state
-            .slots
-            .get(subject)
-            .is_some_and(|slot| Arc::ptr_eq(&slot.key, cell))
+    /// Puts the answer of generation `generation` in its slot (`None`: it
+    /// failed, the slot goes); whether the slot was still that one (it was
+    /// not forgotten).
+    fn settle(&self, subject: &SubjectHash, generation: u64, key: Option<&DataKey>) -> bool {
+        let mut state = self.state.lock().expect("key cache lock");
+        let Some(slot) = state.slots.get_mut(subject) else {
+            return false;
+        };
+        if slot.generation != generation {
+            return false;
+        }
+        match key {
+            Some(key) => slot.key = SlotKey::Ready(key.clone()),
+            None => {
+                state.slots.remove(subject);
+            }
+        }
+        true
     }
 
     /// The cached key of `subject`, if it is made and not too old; due for
@@ -108,7 +139,10 @@ impl KeyCache {
         if age >= self.ttl {
             return None;
         }
-        let key = slot.key.get()?.clone();
+        let SlotKey::Ready(key) = &slot.key else {
+            return None;
+        };
+        let key = key.clone();
         let refresh_due = !slot.refreshing && age >= self.ttl / 2;
         slot.refreshing |= refresh_due;
         Some(Cached { key, refresh_due })
@@ -149,8 +183,7 @@ impl KeyCache {
         {
             return;
         }
-        let cell = Arc::new(OnceCell::new_with(Some(key)));
-        self.insert(&mut state, subject, cell, began);
+        self.insert(&mut state, subject, SlotKey::Ready(key), began);
     }
 
     /// A read ahead failed: the next send that finds the key due asks
@@ -167,32 +200,32 @@ impl KeyCache {
         }
     }
 
-    /// The key if it is made, else the cell to make it in.
-    fn slot(&self, subject: &SubjectHash) -> Result<DataKey, Arc<OnceCell<DataKey>>> {
+    /// The key if it is known, else the answer to wait for (asked now if
+    /// the subject has no young slot) and its slot's generation.
+    fn slot(
+        &self,
+        subject: &SubjectHash,
+        ask: impl Fn() -> Asking,
+    ) -> Result<DataKey, (Answer, u64)> {
         let now = Instant::now();
         let mut state = self.state.lock().expect("key cache lock");
         if let Some(slot) = state.slots.get(subject) {
             if now.duration_since(slot.made) < self.ttl {
-                return match slot.key.get() {
-                    Some(key) => Ok(key.clone()),
-                    None => Err(slot.key.clone()),
+                return match &slot.key {
+                    SlotKey::Ready(key) => Ok(key.clone()),
+                    SlotKey::Asked(answer) => Err((answer.clone(), slot.generation)),
                 };
             }
         }
-        let key = Arc::new(OnceCell::new());
-        self.insert(&mut state, subject, key.clone(), now);
-        Err(key)
+        // Not polled here (under the lock): the first waiter runs it.
+        let answer: Answer = ask().map(|key| key.map_err(Arc::new)).boxed().shared();
+        let generation = self.insert(&mut state, subject, SlotKey::Asked(answer.clone()), now);
+        Err((answer, generation))
     }
 
     /// Puts `key` in `subject`'s slot (a new generation), evicting the
     /// oldest slots beyond the capacity.
-    fn insert(
-        &self,
-        state: &mut State,
-        subject: &SubjectHash,
-        key: Arc<OnceCell<DataKey>>,
-        made: Instant,
-    ) {
+    fn insert(&self, state: &mut State, subject: &SubjectHash, key: SlotKey, made: Instant) -> u64 {
         if !state.slots.contains_key(subject) {
             self.make_room(state);
         }
@@ -219,6 +252,7 @@ impl KeyCache {
                 .collect();
             state.order = live;
         }
+        generation
     }
 
     /// Evicts the oldest slots until one more fits.
@@ -271,10 +305,13 @@ mod tests {
             let (cache, made) = (cache.clone(), made.clone());
             async move {
                 cache
-                    .get_or_make(&ann, || async {
-                        made.fetch_add(1, Ordering::SeqCst);
-                        tokio::task::yield_now().await;
-                        Ok(DataKey::generate())
+                    .get_or_make(&ann, || {
+                        let made = made.clone();
+                        Box::pin(async move {
+                            made.fetch_add(1, Ordering::SeqCst);
+                            tokio::task::yield_now().await;
+                            Ok(DataKey::generate())
+                        })
                     })
                     .await
                     .unwrap()
@@ -288,13 +325,15 @@ mod tests {
         for name in ["b", "c", "d", "e"] {
             let s = subjects.hash(name);
             cache
-                .get_or_make(&s, || async { Ok(DataKey::generate()) })
+                .get_or_make(&s, || -> Asking {
+                    Box::pin(async { Ok(DataKey::generate()) })
+                })
                 .await
                 .unwrap();
         }
         assert_eq!(cache.len(), 3);
         // Ann was the oldest: evicted, she gets a key made anew.
-        let fresh = || async { Ok(DataKey::generate()) };
+        let fresh = || -> Asking { Box::pin(async { Ok(DataKey::generate()) }) };
         let remade = cache.get_or_make(&ann, fresh).await.unwrap();
         assert_ne!(remade.id(), ids[0]);
         assert_eq!(
@@ -311,25 +350,33 @@ mod tests {
         let cache = KeyCache::new(10, Duration::from_millis(30));
         let ann = SubjectKey::generate().hash("ann");
         let failed = cache
-            .get_or_make(&ann, || async {
-                Err(crate::Error::KeyVault {
-                    reason: "down".into(),
+            .get_or_make(&ann, || {
+                Box::pin(async {
+                    Err(crate::Error::KeyVault {
+                        reason: "down".into(),
+                    })
                 })
             })
             .await;
         assert!(failed.is_err());
         let first = cache
-            .get_or_make(&ann, || async { Ok(DataKey::generate()) })
+            .get_or_make(&ann, || -> Asking {
+                Box::pin(async { Ok(DataKey::generate()) })
+            })
             .await
             .unwrap();
         let cached = cache
-            .get_or_make(&ann, || async { Ok(DataKey::generate()) })
+            .get_or_make(&ann, || -> Asking {
+                Box::pin(async { Ok(DataKey::generate()) })
+            })
             .await
             .unwrap();
         assert_eq!(first.id(), cached.id());
         tokio::time::sleep(Duration::from_millis(40)).await;
         let later = cache
-            .get_or_make(&ann, || async { Ok(DataKey::generate()) })
+            .get_or_make(&ann, || -> Asking {
+                Box::pin(async { Ok(DataKey::generate()) })
+            })
             .await
             .unwrap();
         assert_ne!(first.id(), later.id());
@@ -341,11 +388,14 @@ mod tests {
     async fn a_slow_make_is_not_made_again_for_an_aged_slot() {
         let cache = Arc::new(KeyCache::new(10, Duration::from_millis(5)));
         let ann = SubjectKey::generate().hash("ann");
-        let made = AtomicUsize::new(0);
-        let make = || async {
-            made.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            Ok(DataKey::generate())
+        let made = Arc::new(AtomicUsize::new(0));
+        let make = || -> Asking {
+            let made = made.clone();
+            Box::pin(async move {
+                made.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok(DataKey::generate())
+            })
         };
         let again = {
             let cache = cache.clone();
@@ -355,9 +405,11 @@ mod tests {
                     tokio::time::sleep(Duration::from_millis(6)).await;
                     let cache = cache.clone();
                     tokio::spawn(async move {
-                        let slow = || async {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            Ok(DataKey::generate())
+                        let slow = || -> Asking {
+                            Box::pin(async {
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                                Ok(DataKey::generate())
+                            })
                         };
                         let _ = cache.get_or_make(&ann, slow).await;
                     });
@@ -379,7 +431,9 @@ mod tests {
         let cache = KeyCache::new(10, ttl);
         let ann = SubjectKey::generate().hash("ann");
         let first = cache
-            .get_or_make(&ann, || async { Ok(DataKey::generate()) })
+            .get_or_make(&ann, || -> Asking {
+                Box::pin(async { Ok(DataKey::generate()) })
+            })
             .await
             .unwrap();
         let young = cache.get(&ann).unwrap();
@@ -408,7 +462,9 @@ mod tests {
         let cache = KeyCache::new(10, ttl);
         let ann = SubjectKey::generate().hash("ann");
         cache
-            .get_or_make(&ann, || async { Ok(DataKey::generate()) })
+            .get_or_make(&ann, || -> Asking {
+                Box::pin(async { Ok(DataKey::generate()) })
+            })
             .await
             .unwrap();
         tokio::time::sleep(ttl / 2).await;

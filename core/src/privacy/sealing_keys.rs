@@ -11,18 +11,21 @@
 //! copy expires, so its sends never wait for the vault.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
 use super::data_key::DataKey;
-use super::key_cache::KeyCache;
+use super::key_cache::{Asking, KeyCache};
 use super::records::{shared_copy, Records};
 use super::subject::{BySubject, SubjectHash};
 use crate::{Error, Result};
 
 /// Most subjects read together.
 const MAX_SUBJECTS: usize = 512;
+
+/// How long one read of the vault may take before its batch fails.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(super) struct SealingKeys {
     records: Arc<Records>,
@@ -59,10 +62,11 @@ impl SealingKeys {
     /// The key to seal `subject`'s data with: the cached one, or one read
     /// (or made) by the read task.
     pub(super) async fn key(self: &Arc<Self>, subject: &SubjectHash) -> Result<DataKey> {
-        self.cache
-            .get_or_make(subject, || async {
+        let asking = || -> Asking {
+            let (keys, subject) = (self.clone(), *subject);
+            Box::pin(async move {
                 let (answer, answered) = oneshot::channel();
-                self.ask(*subject, Ask::Send(answer));
+                keys.ask(subject, Ask::Send(answer))?;
                 answered.await.unwrap_or_else(|_| {
                     Err(Error::KeyVault {
                         reason: "the vault's read task ended before it answered (the runtime \
@@ -71,7 +75,8 @@ impl SealingKeys {
                     })
                 })
             })
-            .await
+        };
+        self.cache.get_or_make(subject, asking).await
     }
 
     /// The cached key of `subject`, without waiting; a key past half its
@@ -84,7 +89,8 @@ impl SealingKeys {
                     began: Instant::now(),
                     forgets: self.cache.forgets(),
                 };
-                self.ask(*subject, ask);
+                // Cannot fail: there is a runtime.
+                let _ = self.ask(*subject, ask);
             } else {
                 // No runtime to read in: the next send asks again.
                 self.cache.read_ahead_failed(subject);
@@ -98,58 +104,87 @@ impl SealingKeys {
         self.cache.forget(subject);
     }
 
-    fn ask(self: &Arc<Self>, subject: SubjectHash, ask: Ask) {
+    /// Queues `ask`, and starts the read task if it is not running.
+    fn ask(self: &Arc<Self>, subject: SubjectHash, ask: Ask) -> Result<()> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Err(Error::KeyVault {
+                reason: "a data key is read in a background task: seal inside a Tokio runtime"
+                    .to_owned(),
+            });
+        };
         let start = {
             let mut queue = self.queue.lock().expect("sealing queue lock");
             queue.asks.push((subject, ask));
             !std::mem::replace(&mut queue.reading, true)
         };
         if start {
-            tokio::spawn(self.clone().read_all());
+            // Made before the task: should the task be dropped before it
+            // runs (a runtime shutting down), the guard still lets go.
+            let running = Running {
+                keys: self.clone(),
+                ended: false,
+            };
+            runtime.spawn(read_all(running));
         }
+        Ok(())
     }
 
-    /// Reads what is asked, a batch at a time, until nothing is.
-    async fn read_all(self: Arc<Self>) {
-        let mut running = Running {
-            keys: &self,
-            ended: false,
+    /// One read of the vault for `subjects`, bounded in time: a store that
+    /// never answers fails the batch (transient) instead of holding every
+    /// later miss.
+    async fn read(&self, subjects: &[SubjectHash]) -> Result<Vec<Result<DataKey>>> {
+        match tokio::time::timeout(READ_TIMEOUT, self.records.make_sealing_keys(subjects)).await {
+            Ok(keys) => keys,
+            Err(_) => Err(Error::Backend {
+                backend: self.records.store.backend(),
+                action: format!("reading the key vault for {} subjects", subjects.len()),
+                message: format!("no answer within {READ_TIMEOUT:?}"),
+                transient: true,
+                source: None,
+            }),
+        }
+    }
+}
+
+/// Reads what is asked, a batch at a time, until nothing is.
+async fn read_all(mut running: Running) {
+    let this = running.keys.clone();
+    loop {
+        // The sends polled with the first let it take them all.
+        tokio::task::yield_now().await;
+        let Some(batch) = this.next_batch() else {
+            running.ended = true;
+            return;
         };
-        loop {
-            // The sends polled with the first let it take them all.
-            tokio::task::yield_now().await;
-            let Some(batch) = self.next_batch() else {
-                running.ended = true;
-                return;
-            };
-            let subjects: Vec<SubjectHash> = batch.iter().map(|(s, _)| *s).collect();
-            match self.records.make_sealing_keys(&subjects).await {
-                Ok(keys) if keys.len() == subjects.len() => {
-                    for ((subject, asks), key) in batch.into_iter().zip(keys) {
-                        self.answer(&subject, asks, key);
-                    }
+        let subjects: Vec<SubjectHash> = batch.iter().map(|(s, _)| *s).collect();
+        match this.read(&subjects).await {
+            Ok(keys) if keys.len() == subjects.len() => {
+                for ((subject, asks), key) in batch.into_iter().zip(keys) {
+                    this.answer(&subject, asks, key);
                 }
-                Ok(keys) => {
-                    let e = Error::KeyVault {
-                        reason: format!(
-                            "the vault answered {} keys for {} subjects",
-                            keys.len(),
-                            subjects.len()
-                        ),
-                    };
-                    for (subject, asks) in batch {
-                        self.answer(&subject, asks, Err(shared_copy(&e)));
-                    }
+            }
+            Ok(keys) => {
+                let e = Error::KeyVault {
+                    reason: format!(
+                        "the vault answered {} keys for {} subjects",
+                        keys.len(),
+                        subjects.len()
+                    ),
+                };
+                for (subject, asks) in batch {
+                    this.answer(&subject, asks, Err(shared_copy(&e)));
                 }
-                Err(e) => {
-                    for (subject, asks) in batch {
-                        self.answer(&subject, asks, Err(shared_copy(&e)));
-                    }
+            }
+            Err(e) => {
+                for (subject, asks) in batch {
+                    this.answer(&subject, asks, Err(shared_copy(&e)));
                 }
             }
         }
     }
+}
 
+impl SealingKeys {
     /// Up to [`MAX_SUBJECTS`] subjects asked for, each with all who asked;
     /// `None` (and the task ends) when nothing is asked.
     fn next_batch(&self) -> Option<Vec<(SubjectHash, Vec<Ask>)>> {
@@ -204,12 +239,12 @@ impl SealingKeys {
 /// nothing asked (a panic, the runtime shutting down), what is asked is
 /// dropped (each waiting send gets an error, not a wait without end) and
 /// the next ask starts a new task.
-struct Running<'a> {
-    keys: &'a SealingKeys,
+struct Running {
+    keys: Arc<SealingKeys>,
     ended: bool,
 }
 
-impl Drop for Running<'_> {
+impl Drop for Running {
     fn drop(&mut self) {
         if self.ended {
             return;

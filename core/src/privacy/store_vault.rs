@@ -122,7 +122,8 @@ impl StoreKeyVault {
     /// sealing side afresh on them.
     fn with_records(mut self, change: impl FnOnce(&mut Records)) -> Self {
         if Arc::get_mut(&mut self.records).is_none() {
-            // A background read shares them: change a copy.
+            // The sealing side (and any read under way) shares them: change
+            // a copy, which the sealing side is started afresh on.
             self.records = Arc::new(self.records.copy(self.cache_capacity));
         }
         change(Arc::get_mut(&mut self.records).expect("records of this vault alone"));
@@ -518,6 +519,7 @@ mod tests {
         inner: MemoryStore,
         reads: std::sync::atomic::AtomicUsize,
         failing: std::sync::atomic::AtomicBool,
+        failing_puts: std::sync::atomic::AtomicBool,
     }
 
     #[async_trait]
@@ -529,6 +531,15 @@ mod tests {
             self.inner.capabilities()
         }
         async fn put_many(&self, items: &[PutItem]) -> Result<()> {
+            if self.failing_puts.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(crate::Error::Backend {
+                    backend: "counted",
+                    action: "writing".into(),
+                    message: "full".into(),
+                    transient: false,
+                    source: None,
+                });
+            }
             self.inner.put_many(items).await
         }
         async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Fields>>> {
@@ -583,9 +594,13 @@ mod tests {
         let (parked_subject, other) = (subjects.hash("parked"), subjects.hash("other"));
         let mut parked = Box::pin(vault.sealing_key(&parked_subject));
         assert!(futures_util::poll!(&mut parked).is_pending());
-        let answered =
-            tokio::time::timeout(Duration::from_secs(2), vault.sealing_key(&other)).await;
-        assert!(answered.expect("held up by a send never polled").is_ok());
+        // Neither another subject's send nor one of its own subject waits
+        // for the send polled once and then kept.
+        for subject in [other, parked_subject] {
+            let answered =
+                tokio::time::timeout(Duration::from_secs(2), vault.sealing_key(&subject)).await;
+            assert!(answered.expect("held up by a send never polled").is_ok());
+        }
         assert!(parked.await.is_ok());
     }
 
@@ -629,6 +644,43 @@ mod tests {
             reads,
             "the batch after the first answer's expiry read the vault"
         );
+    }
+
+    /// A key whose write failed is never handed out: the send fails with
+    /// the store's error, and the next one makes a key again.
+    #[tokio::test]
+    async fn a_key_not_stored_is_not_sealed_with() {
+        use std::sync::atomic::Ordering;
+        let store = Arc::new(Counted::default());
+        let vault = StoreKeyVault::new(store.clone(), MasterKey::generate());
+        let ann = SubjectKey::generate().hash("ann");
+        store.failing_puts.store(true, Ordering::SeqCst);
+        let err = vault.sealing_key(&ann).await.unwrap_err();
+        assert!(
+            err.to_string().contains("full") && !err.is_transient(),
+            "{err}"
+        );
+        store.failing_puts.store(false, Ordering::SeqCst);
+        let key = vault.sealing_key(&ann).await.unwrap();
+        let stored = &vault.fresh_opening_keys(&[ann]).await.unwrap()[0];
+        assert_eq!(stored.keys().len(), 1);
+        assert!(stored.key(key.id()).is_some());
+    }
+
+    /// A vault that never answers fails the send in bounded time (a
+    /// transient error), and holds up none of the sends after it.
+    #[tokio::test(start_paused = true)]
+    async fn a_vault_that_never_answers_fails_the_send_in_time() {
+        let store = Gated::new();
+        let vault = vault(&store, &MasterKey::generate());
+        let ann = SubjectKey::generate().hash("ann");
+        let _held = store.arm();
+        let err = vault.sealing_key(&ann).await.unwrap_err();
+        assert!(
+            err.is_transient() && err.to_string().contains("no answer"),
+            "{err}"
+        );
+        assert!(vault.sealing_key(&ann).await.is_ok());
     }
 
     /// A failed read fails the sends that waited for it, each with the
@@ -687,7 +739,13 @@ mod tests {
     async fn a_key_made_across_an_erasure_is_made_again() {
         let store = Gated::new();
         let master = MasterKey::generate();
-        let producer = vault(&store, &master);
+        // The erasure waits 1 s here, within the vault's read timeout: the
+        // read held across it is answered, not timed out.
+        let producer = Arc::new(
+            StoreKeyVault::new(store.clone(), master.clone())
+                .cache_ttl(Duration::from_millis(50))
+                .reader_cache_ttl(Duration::from_secs(1)),
+        );
         let ann = SubjectKey::generate().hash("ann");
         let erased = vault(&store, &master).sealing_key(&ann).await.unwrap();
         let has_read = store.arm();
