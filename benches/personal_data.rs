@@ -15,6 +15,12 @@
 //!   `with-subject` names the subject (header, sealing, the vault on the
 //!   same Redis), `no-subject` sends the same segments unsealed.
 //!   `raw-redis-rs` is the same commands as the Redis bench's baseline.
+//! * `paired` (printed after criterion's report, when no filter or a
+//!   filter matching `paired` is given): the same end-to-end run with and
+//!   without a subject, alternated in pairs (the order swapped every pair)
+//!   so that the machine's drift between two groups' measurement windows,
+//!   which moves these timings by ±30 % here, hits both alike; each pair's
+//!   ratio and their median.
 
 mod workload;
 
@@ -126,6 +132,66 @@ fn producer_with(redis: &Redis, stream: &str, personal: &PersonalData) -> Produc
         .unwrap()
 }
 
+/// One end-to-end run (10,000 events produced and consumed on a fresh
+/// stream): its time.
+async fn end_to_end_once(
+    redis: &Redis,
+    raw: &mut redis::aio::MultiplexedConnection,
+    personal: &PersonalData,
+    with_subject: bool,
+) -> Duration {
+    let stream = unique("personal-e2e");
+    let producer = producer_with(redis, &stream, personal);
+    let start = Instant::now();
+    let consuming = consume(redis, &stream, personal);
+    let ((), ()) = tokio::join!(produce(&producer, with_subject), consuming);
+    let took = start.elapsed();
+    cleanup(raw, &stream).await;
+    took
+}
+
+/// Pairs of end-to-end runs with and without a subject (see the module
+/// docs): prints each pair's ratio and the median.
+fn paired(pairs: usize) {
+    let rt = runtime();
+    let (redis, mut raw) = rt.block_on(connect());
+    let personal = personal(&redis);
+    let mut ratios: Vec<f64> = rt.block_on(async {
+        let mut ratios = Vec::with_capacity(pairs);
+        // The first pair warms up (makes the subjects' keys): not counted.
+        for pair in 0..=pairs {
+            let order = if pair % 2 == 0 {
+                [true, false]
+            } else {
+                [false, true]
+            };
+            let mut took = [Duration::ZERO; 2];
+            for with_subject in order {
+                took[usize::from(!with_subject)] =
+                    end_to_end_once(&redis, &mut raw, &personal, with_subject).await;
+            }
+            if pair > 0 {
+                let ratio = took[0].as_secs_f64() / took[1].as_secs_f64();
+                println!(
+                    "paired/end-to-end/{EVENTS}: with subject {:.1} ms, without {:.1} ms, ratio {ratio:.3}",
+                    took[0].as_secs_f64() * 1e3,
+                    took[1].as_secs_f64() * 1e3,
+                );
+                ratios.push(ratio);
+            }
+        }
+        cleanup(&mut raw, event_backbone::privacy::DEFAULT_VAULT_PREFIX).await;
+        ratios
+    });
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "paired/end-to-end/{EVENTS}: median ratio {:.3} over {pairs} pairs (lowest {:.3}, highest {:.3})",
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1],
+    );
+}
+
 fn end_to_end(c: &mut Criterion) {
     let rt = runtime();
     let (redis, mut raw) = rt.block_on(connect());
@@ -168,13 +234,7 @@ fn end_to_end(c: &mut Criterion) {
                 rt.block_on(async {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        let stream = unique("personal-e2e");
-                        let producer = producer_with(&redis, &stream, &personal);
-                        let start = Instant::now();
-                        let consuming = consume(&redis, &stream, &personal);
-                        let ((), ()) = tokio::join!(produce(&producer, with_subject), consuming);
-                        total += start.elapsed();
-                        cleanup(&mut raw, &stream).await;
+                        total += end_to_end_once(&redis, &mut raw, &personal, with_subject).await;
                     }
                     total
                 })
@@ -205,4 +265,12 @@ criterion_group!(personal_benches, seal, end_to_end);
 fn main() {
     personal_benches();
     Criterion::default().configure_from_args().final_summary();
+    // Only under `cargo bench` (which passes --bench), and when the filter
+    // asks for it or there is none.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let benching = args.iter().any(|a| a == "--bench");
+    let filter = args.iter().find(|a| !a.starts_with("--"));
+    if benching && filter.is_none_or(|f| "paired".contains(f.as_str()) || f.contains("paired")) {
+        paired(15);
+    }
 }

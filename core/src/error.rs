@@ -551,6 +551,36 @@ impl Error {
         matches!(self, Error::DataKeyMissing { .. })
     }
 
+    /// An error for each of the callers that shared one failed read or write:
+    /// the same text, kind and transience.
+    pub(crate) fn copied(&self) -> Error {
+        match self {
+            Error::Backend {
+                backend,
+                action,
+                message,
+                transient,
+                ..
+            } => Error::Backend {
+                backend,
+                action: action.clone(),
+                message: message.clone(),
+                transient: *transient,
+                source: None,
+            },
+            Error::KeyVault { reason } => Error::KeyVault {
+                reason: reason.clone(),
+            },
+            other => Error::Backend {
+                backend: "key vault",
+                action: "reading the vault".to_owned(),
+                message: other.to_string(),
+                transient: other.is_transient(),
+                source: None,
+            },
+        }
+    }
+
     /// A transient backend failure: retrying may succeed.
     pub fn transient(
         backend: &'static str,

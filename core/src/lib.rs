@@ -57,6 +57,7 @@ mod endpoint;
 mod entry_id;
 pub mod envelope;
 mod error;
+pub(crate) mod hex;
 pub mod interceptor;
 mod lease;
 pub mod memory;

@@ -3,8 +3,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::SubjectHash;
 use super::{MessageId, SegmentClass};
-use crate::privacy::SubjectHash;
 
 /// Whether a message is an original or a copy of another one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]

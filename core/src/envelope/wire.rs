@@ -10,7 +10,7 @@
 //! [`SUBJECT_HEADER`], is still read.
 
 use super::{Metadata, SegmentClass};
-use crate::privacy::{SubjectHash, SUBJECT_HEADER};
+use super::{SubjectHash, SUBJECT_HEADER};
 use crate::{Error, Result};
 
 const MAGIC: [u8; 2] = *b"EB";

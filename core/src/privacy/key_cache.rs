@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 
 use super::data_key::DataKey;
-use super::records::shared_copy;
 use super::subject::{BySubject, SubjectHash};
 use crate::{Error, Result};
 
@@ -104,7 +103,7 @@ impl KeyCache {
                 }
                 Err(e) => {
                     self.settle(subject, generation, None);
-                    return Err(shared_copy(&e));
+                    return Err(e.copied());
                 }
             }
         }

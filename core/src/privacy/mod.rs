@@ -106,6 +106,7 @@ mod vault;
 mod vault_index;
 mod vault_record;
 
+pub use crate::envelope::{SubjectHash, SUBJECT_HEADER};
 pub use data_key::{DataKey, KeyId};
 pub use erasure::Erasure;
 pub use export::{ExportedMessage, SubjectExport, UnreadableMessage};
@@ -114,7 +115,7 @@ pub use rotation::Rotation;
 pub use seal::{open_segment, seal_segment, sealing_key_id, SEAL_OVERHEAD};
 pub use sealed_text::SEALED_REASON_HEADER;
 pub use store_vault::{StoreKeyVault, DEFAULT_VAULT_PREFIX};
-pub use subject::{AsSubject, SubjectHash, SubjectKey, SUBJECT_HEADER};
+pub use subject::{AsSubject, SubjectKey};
 pub use subject_keys::SubjectKeys;
 pub use vault::KeyVault;
 

@@ -10,7 +10,6 @@ use bytes::Bytes;
 
 use super::data_key::{DataKey, KeyId};
 use super::master_key::{MasterKey, MasterKeyId, Unwrapped};
-use super::store_vault::ERASED_AT;
 use super::subject::SubjectHash;
 use super::unwrap_cache::UnwrapCache;
 use super::vault_index::bucket_of;
@@ -18,6 +17,10 @@ use super::vault_record::Record;
 use crate::clock::now_ms;
 use crate::store::{Fields, KeyValueStore, PutItem};
 use crate::{Error, Result};
+
+/// The field of a tombstone: when the subject was erased (decimal ms since
+/// the Unix epoch).
+pub(super) const ERASED_AT: &str = "erased-at";
 
 /// Where a vault's records are, and the master keys that open them.
 pub(super) struct Records {
@@ -259,41 +262,11 @@ impl Records {
             };
             if let Err(e) = stored {
                 for i in made {
-                    keys[i] = Err(shared_copy(&e));
+                    keys[i] = Err(e.copied());
                 }
             }
         }
         Ok(keys)
-    }
-}
-
-/// An error for each of the callers that shared one failed read or write:
-/// the same text, kind and transience.
-pub(super) fn shared_copy(e: &Error) -> Error {
-    match e {
-        Error::Backend {
-            backend,
-            action,
-            message,
-            transient,
-            ..
-        } => Error::Backend {
-            backend,
-            action: action.clone(),
-            message: message.clone(),
-            transient: *transient,
-            source: None,
-        },
-        Error::KeyVault { reason } => Error::KeyVault {
-            reason: reason.clone(),
-        },
-        other => Error::Backend {
-            backend: "key vault",
-            action: "reading the vault".to_owned(),
-            message: other.to_string(),
-            transient: other.is_transient(),
-            source: None,
-        },
     }
 }
 

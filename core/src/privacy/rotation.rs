@@ -4,7 +4,8 @@
 
 use super::data_key::KeyId;
 use super::master_key::MasterKey;
-use super::store_vault::{StoreKeyVault, ERASED_AT};
+use super::records::ERASED_AT;
+use super::store_vault::StoreKeyVault;
 use super::subject::SubjectHash;
 use super::vault_index::{bucket_name, INDEX_BUCKETS};
 use super::vault_record::Record;

@@ -4,10 +4,10 @@
 //! erases it too.
 
 use super::seal::{key_id_for, open, seal, SealedFor};
-use super::secret::{decode_hex, encode_hex};
 use super::subject::SubjectHash;
 use super::PersonalData;
 use crate::envelope::{Metadata, SegmentClass};
+use crate::hex::{decode_hex, encode_hex};
 use crate::{Error, Result};
 
 /// Header of a dead letter whose message holds personal data: the full

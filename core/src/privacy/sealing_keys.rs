@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 use super::data_key::DataKey;
 use super::key_cache::{Asking, KeyCache};
-use super::records::{shared_copy, Records};
+use super::records::Records;
 use super::subject::{BySubject, SubjectHash};
 use crate::{Error, Result};
 
@@ -172,12 +172,12 @@ async fn read_all(mut running: Running) {
                     ),
                 };
                 for (subject, asks) in batch {
-                    this.answer(&subject, asks, Err(shared_copy(&e)));
+                    this.answer(&subject, asks, Err(e.copied()));
                 }
             }
             Err(e) => {
                 for (subject, asks) in batch {
-                    this.answer(&subject, asks, Err(shared_copy(&e)));
+                    this.answer(&subject, asks, Err(e.copied()));
                 }
             }
         }
@@ -217,7 +217,7 @@ impl SealingKeys {
                     let _ = answer.send(Ok(key.clone()));
                 }
                 (Ask::Send(answer), Err(e)) => {
-                    let _ = answer.send(Err(shared_copy(e)));
+                    let _ = answer.send(Err(e.copied()));
                 }
                 (Ask::Cache { began, forgets }, Ok(key)) => {
                     self.cache.install(subject, key.clone(), began, forgets);

@@ -7,6 +7,7 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 use crate::config::MASK;
+use crate::hex::decode_hex;
 use crate::{Error, Result};
 
 /// 32 secret bytes, wiped from memory when dropped.
@@ -121,7 +122,7 @@ macro_rules! hex_id {
     ($id:ident, $what:literal) => {
         impl std::fmt::Display for $id {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(&$crate::privacy::secret::encode_hex(&self.0))
+                f.write_str(&$crate::hex::encode_hex(&self.0))
             }
         }
 
@@ -137,7 +138,7 @@ macro_rules! hex_id {
             /// Reads the 16 hex digits of `Display`.
             fn from_str(text: &str) -> $crate::Result<Self> {
                 let mut bytes = [0u8; 8];
-                $crate::privacy::secret::decode_hex(text, &mut bytes).ok_or_else(|| {
+                $crate::hex::decode_hex(text, &mut bytes).ok_or_else(|| {
                     $crate::Error::KeyVault {
                         reason: format!("{text:?} is not a {}; expected 16 hex digits", $what),
                     }
@@ -149,39 +150,10 @@ macro_rules! hex_id {
 }
 pub(crate) use hex_id;
 
-/// Lower-case hex of `bytes`.
-pub(crate) fn encode_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)]);
-        out.push(DIGITS[usize::from(b & 0xf)]);
-    }
-    String::from_utf8(out).expect("hex digits are ASCII")
-}
-
-/// Decodes `text` (2 digits per byte, either case) into `out`; `None` if
-/// its length or a digit is wrong.
-pub(crate) fn decode_hex(text: &str, out: &mut [u8]) -> Option<()> {
-    let text = text.as_bytes();
-    if text.len() != out.len() * 2 {
-        return None;
-    }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    };
-    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        *byte = (digit(pair[0])? << 4) | digit(pair[1])?;
-    }
-    Some(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hex::encode_hex;
 
     #[test]
     fn hex_round_trips_and_bad_text_is_refused_without_echo() {
