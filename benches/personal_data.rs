@@ -34,7 +34,7 @@ use event_backbone::privacy::{
     open_segment, seal_segment, DataKey, MasterKey, PersonalData, SubjectKey,
 };
 use event_backbone::redis::{Redis, RedisBuilderExt, RedisHashStore};
-use event_backbone::{Consumer, ConsumerContext, HandlerError, MessageId, Producer};
+use event_backbone::{MessageId, Producer};
 use workload::*;
 
 /// Distinct data subjects in the workload.
@@ -102,27 +102,6 @@ async fn produce(producer: &Producer, with_subject: bool) {
     }
 }
 
-async fn consume(redis: &Redis, stream: &str, personal: &PersonalData) {
-    let stats = Consumer::builder()
-        .redis(redis)
-        .personal_data(personal.clone())
-        .uri(stream)
-        .group("bench")
-        .batch_size(256)
-        .concurrency(256)
-        .stop_after(EVENTS as u64)
-        .subscribe_fn(|ctx: ConsumerContext| async move {
-            let customer: String = ctx.segment("customer")?;
-            std::hint::black_box(customer);
-            Ok::<(), HandlerError>(())
-        })
-        .unwrap()
-        .completion()
-        .await
-        .unwrap();
-    assert_eq!(stats.handled, EVENTS as u64);
-}
-
 fn producer_with(redis: &Redis, stream: &str, personal: &PersonalData) -> Producer {
     Producer::builder()
         .redis(redis)
@@ -143,7 +122,7 @@ async fn end_to_end_once(
     let stream = unique("personal-e2e");
     let producer = producer_with(redis, &stream, personal);
     let start = Instant::now();
-    let consuming = consume(redis, &stream, personal);
+    let consuming = consume_personal(redis, &stream, personal);
     let ((), ()) = tokio::join!(produce(&producer, with_subject), consuming);
     let took = start.elapsed();
     cleanup(raw, &stream).await;

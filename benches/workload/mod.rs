@@ -212,25 +212,10 @@ pub async fn metadata_blob(redis: &Redis, raw: &mut redis::aio::MultiplexedConne
     vec![0xEB; blob.len()]
 }
 
+/// Consumes the 10,000 events of [`produce_with_backbone`], reading the
+/// quantity.
 pub async fn consume_with_backbone(redis: &Redis, stream: &str) {
-    let stats = Consumer::builder()
-        .redis(redis)
-        .uri(stream)
-        .group("bench")
-        .group_start(event_backbone::GroupStart::Beginning)
-        .batch_size(256)
-        .concurrency(256)
-        .stop_after(EVENTS as u64)
-        .subscribe_fn(|ctx: ConsumerContext| async move {
-            let q: u64 = ctx.segment("quantity")?;
-            std::hint::black_box(q);
-            Ok::<(), HandlerError>(())
-        })
-        .unwrap()
-        .completion()
-        .await
-        .unwrap();
-    assert_eq!(stats.handled, EVENTS as u64);
+    consume_counted(redis, stream, None).await
 }
 
 /// Consumes the 10,000 events of [`produce_personal`] with `personal`,
@@ -240,18 +225,38 @@ pub async fn consume_personal(
     stream: &str,
     personal: &event_backbone::privacy::PersonalData,
 ) {
-    let stats = Consumer::builder()
-        .redis(redis)
-        .personal_data(personal.clone())
+    consume_counted(redis, stream, Some(personal)).await
+}
+
+/// Consumes `EVENTS` events from the beginning of `stream` (batches and
+/// concurrency of 256), reading one segment of each: the customer with
+/// `personal`, else the quantity.
+async fn consume_counted(
+    redis: &Redis,
+    stream: &str,
+    personal: Option<&event_backbone::privacy::PersonalData>,
+) {
+    let builder = Consumer::builder().redis(redis);
+    let builder = match personal {
+        Some(personal) => builder.personal_data(personal.clone()),
+        None => builder,
+    };
+    let read_customer = personal.is_some();
+    let stats = builder
         .uri(stream)
         .group("bench")
         .group_start(event_backbone::GroupStart::Beginning)
         .batch_size(256)
         .concurrency(256)
         .stop_after(EVENTS as u64)
-        .subscribe_fn(|ctx: ConsumerContext| async move {
-            let customer: String = ctx.segment("customer")?;
-            std::hint::black_box(customer);
+        .subscribe_fn(move |ctx: ConsumerContext| async move {
+            if read_customer {
+                let customer: String = ctx.segment("customer")?;
+                std::hint::black_box(customer);
+            } else {
+                let quantity: u64 = ctx.segment("quantity")?;
+                std::hint::black_box(quantity);
+            }
             Ok::<(), HandlerError>(())
         })
         .unwrap()
