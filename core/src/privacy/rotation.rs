@@ -62,11 +62,18 @@ impl StoreKeyVault {
         };
         for first in (0..INDEX_BUCKETS).step_by(STEP as usize) {
             let keys: Vec<String> = (first..(first + STEP).min(INDEX_BUCKETS))
-                .map(|n| self.index_key(&bucket_name(n)))
+                .map(|n| self.records().index_key(&bucket_name(n)))
                 .collect();
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             let mut subjects: Vec<SubjectHash> = Vec::new();
-            for fields in self.store().get_many(&keys).await?.into_iter().flatten() {
+            for fields in self
+                .records()
+                .store
+                .get_many(&keys)
+                .await?
+                .into_iter()
+                .flatten()
+            {
                 for hex in fields.keys() {
                     subjects.push(hex.parse().map_err(|_| Error::KeyVault {
                         reason: format!(
@@ -83,7 +90,7 @@ impl StoreKeyVault {
             progress(&done);
         }
         tracing::info!(
-            master_key = %self.master().id(), rewrapped = done.rewrapped, current = done.current,
+            master_key = %self.records().master.id(), rewrapped = done.rewrapped, current = done.current,
             "the vault's data keys are wrapped by the current master key"
         );
         Ok(done)
@@ -92,10 +99,10 @@ impl StoreKeyVault {
     /// Rewraps the keys of some subjects that another master key wrapped,
     /// and deletes the keys of an erased subject that are still there.
     async fn rewrap(&self, subjects: &[SubjectHash], done: &mut Rotation) -> Result<()> {
-        let records = self.read_records(subjects, true).await?;
+        let records = self.records().read_records(subjects, true).await?;
         let keys: Vec<String> = subjects.iter().map(|s| self.record_key(s)).collect();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let raw = self.store().get_many(&keys).await?;
+        let raw = self.records().store.get_many(&keys).await?;
         let mut writes: Vec<(SubjectHash, PutItem)> = Vec::new();
         for ((subject, record), raw) in subjects.iter().zip(&records).zip(raw) {
             done.subjects += 1;
@@ -113,15 +120,16 @@ impl StoreKeyVault {
                 if id == ERASED_AT {
                     continue;
                 }
-                if MasterKey::wrapped_by(wrapped)? == Some(self.master().id()) {
+                if MasterKey::wrapped_by(wrapped)? == Some(self.records().master.id()) {
                     done.current += 1;
                     continue;
                 }
                 let id: KeyId = id.parse()?;
-                let opened = self.unwrap_any(subject, id, wrapped)?;
+                let opened = self.records().unwrap_any(subject, id, wrapped)?;
                 fields.insert(
                     id.to_string(),
-                    self.master()
+                    self.records()
+                        .master
                         .wrap_made_at(subject, &opened.key, opened.made_at_ms)
                         .into(),
                 );
@@ -142,12 +150,12 @@ impl StoreKeyVault {
             return Ok(());
         }
         let items: Vec<PutItem> = writes.iter().map(|(_, item)| item.clone()).collect();
-        self.store().put_many(&items).await?;
+        self.records().store.put_many(&items).await?;
         // An erasure between the read and the write deleted the record
         // first, and the write brought its keys back: delete them again.
         // (A rotation stopped before this finds them on its next run.)
         let rewritten: Vec<SubjectHash> = writes.iter().map(|(s, _)| *s).collect();
-        let after = self.read_records(&rewritten, true).await?;
+        let after = self.records().read_records(&rewritten, true).await?;
         for (subject, now) in rewritten.iter().zip(&after) {
             if let Some(at) = now.erased_at_ms {
                 if now.keys.iter().any(|(_, made)| *made <= at) {
@@ -167,16 +175,23 @@ impl StoreKeyVault {
         done: &mut Rotation,
     ) -> Result<()> {
         let erased_at = record.erased_at_ms.unwrap_or(u64::MAX);
-        self.store().delete(&self.record_key(subject)).await?;
+        self.records()
+            .store
+            .delete(&self.record_key(subject))
+            .await?;
         let mut kept = Fields::new();
         for (key, made) in record.keys.iter().filter(|(_, made)| *made > erased_at) {
             kept.insert(
                 key.id().to_string(),
-                self.master().wrap_made_at(subject, key, *made).into(),
+                self.records()
+                    .master
+                    .wrap_made_at(subject, key, *made)
+                    .into(),
             );
         }
         if !kept.is_empty() {
-            self.store()
+            self.records()
+                .store
                 .put(&self.record_key(subject), &kept, None)
                 .await?;
         }

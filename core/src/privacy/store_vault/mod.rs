@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::data_key::{DataKey, KeyId};
+use super::data_key::DataKey;
 use super::key_cache::KeyCache;
-use super::master_key::{MasterKey, Unwrapped};
+use super::master_key::MasterKey;
 use super::reader_cache::ReaderCache;
 use super::records::{Records, ERASED_AT};
 use super::sealing_keys::SealingKeys;
@@ -118,12 +118,11 @@ impl StoreKeyVault {
     /// Changes the records' settings (the builder's), then starts the
     /// sealing side afresh on them.
     fn with_records(mut self, change: impl FnOnce(&mut Records)) -> Self {
-        if Arc::get_mut(&mut self.records).is_none() {
-            // The sealing side (and any read under way) shares them: change
-            // a copy, which the sealing side is started afresh on.
-            self.records = Arc::new(self.records.copy(self.cache_capacity));
-        }
-        change(Arc::get_mut(&mut self.records).expect("records of this vault alone"));
+        // The sealing side (and any read under way) shares the records:
+        // change a copy, and start the sealing side afresh on it.
+        let mut records = self.records.copy(self.cache_capacity);
+        change(&mut records);
+        self.records = Arc::new(records);
         self.restart_sealing()
     }
 
@@ -209,45 +208,11 @@ impl StoreKeyVault {
         self.records.tombstone_key(subject)
     }
 
-    /// The store the records are on.
-    pub(super) fn store(&self) -> &Arc<dyn KeyValueStore> {
-        &self.records.store
+    /// Where the records are, and the master keys (for rotation).
+    pub(super) fn records(&self) -> &Records {
+        &self.records
     }
 
-    /// The master key new keys are wrapped by.
-    pub(super) fn master(&self) -> &MasterKey {
-        &self.records.master
-    }
-
-    /// The key of the index record that lists the subjects of one bucket
-    /// (what master-key rotation walks).
-    pub(super) fn index_key(&self, bucket: &str) -> String {
-        self.records.index_key(bucket)
-    }
-
-    /// Opens a wrapped key with the master key it names (see
-    /// [`Records::unwrap_any`]).
-    pub(super) fn unwrap_any(
-        &self,
-        subject: &SubjectHash,
-        id: KeyId,
-        wrapped: &[u8],
-    ) -> Result<Unwrapped> {
-        self.records.unwrap_any(subject, id, wrapped)
-    }
-
-    /// The records of `subjects`, with their tombstones when asked (see
-    /// [`Records::read_records`]).
-    pub(super) async fn read_records(
-        &self,
-        subjects: &[SubjectHash],
-        tombstones: bool,
-    ) -> Result<Vec<Record>> {
-        self.records.read_records(subjects, tombstones).await
-    }
-
-    /// The readers' read of some subjects (with their tombstones when
-    /// `fresh`: a reader asks for them when a key is missing), cached.
     /// Reads `subjects` again in the background, their cached answers
     /// past half their time, so that the batches after do not wait.
     fn read_ahead_for_readers(&self, subjects: Vec<SubjectHash>) {
@@ -287,6 +252,7 @@ impl StoreKeyVault {
         // of the cache.
         let start = self.readers.start();
         let answers: Vec<SubjectKeys> = self
+            .records
             .read_records(subjects, tombstones)
             .await?
             .into_iter()
@@ -340,7 +306,8 @@ impl KeyVault for StoreKeyVault {
         self.sealing.forget(subject);
         let record = self.record_key(subject);
         let existed = self
-            .store()
+            .records
+            .store
             .get(&record)
             .await?
             .is_some_and(|fields| fields.keys().any(|f| f != ERASED_AT));
@@ -349,7 +316,8 @@ impl KeyVault for StoreKeyVault {
         // that failed) makes a new key.
         let mut tombstone = Fields::new();
         tombstone.insert(ERASED_AT.to_owned(), now_ms().to_string().into());
-        self.store()
+        self.records
+            .store
             .put_many(&[
                 PutItem {
                     key: self.tombstone_key(subject),
