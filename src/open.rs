@@ -5,6 +5,7 @@
 //! |---|---|---|---|
 //! | `memory:` | a new `MemoryChannel` | a new `MemoryStore` | none |
 //! | `redis://`, `rediss://` | `RedisStreamChannel` | `RedisHashStore` | `redis` (`rediss` also the `tls` feature of `event-backbone-redis`) |
+//! | `redis+cluster://h1:p1,h2:p2`, `rediss+cluster://` | the same, on a Redis Cluster | the same | `redis` |
 //! | `kafka://` | `KafkaStreamChannel` | none: Kafka is a stream | `kafka` |
 //!
 //! ```
@@ -34,7 +35,7 @@ struct Scheme {
     store: bool,
 }
 
-const SCHEMES: [Scheme; 7] = [
+const SCHEMES: [Scheme; 9] = [
     Scheme {
         name: "memory",
         feature: None,
@@ -51,6 +52,20 @@ const SCHEMES: [Scheme; 7] = [
     },
     Scheme {
         name: "rediss",
+        feature: Some("redis"),
+        enabled: cfg!(feature = "redis"),
+        channel: true,
+        store: true,
+    },
+    Scheme {
+        name: "redis+cluster",
+        feature: Some("redis"),
+        enabled: cfg!(feature = "redis"),
+        channel: true,
+        store: true,
+    },
+    Scheme {
+        name: "rediss+cluster",
         feature: Some("redis"),
         enabled: cfg!(feature = "redis"),
         channel: true,
@@ -92,6 +107,7 @@ const SCHEMES: [Scheme; 7] = [
 /// |---|---|---|---|
 /// | `memory:` | a new `MemoryChannel` | a new `MemoryStore` | none |
 /// | `redis://`, `rediss://` | `RedisStreamChannel` | `RedisHashStore` | `redis` (`rediss` also the `tls` feature of `event-backbone-redis`) |
+/// | `redis+cluster://h1:p1,h2:p2`, `rediss+cluster://` | the same, on a Redis Cluster (several seed nodes) | the same | `redis` |
 /// | `kafka://` | `KafkaStreamChannel` | none: Kafka is a stream | `kafka` |
 /// | `mongodb://`, `mongodb+srv://` | none: MongoDB is a store | `MongoStore` (the string's database, collection `payloads`) | `mongodb` |
 /// | `dynamodb://TABLE?region=…&endpoint=…` | none: DynamoDB is a store | `DynamoStore` (the table must exist; credentials from the AWS chain) | `dynamodb` |
@@ -102,7 +118,7 @@ pub async fn open_channel(url: &str) -> Result<Arc<dyn StreamChannel>> {
     match scheme(url, "channel")? {
         "memory" => Ok(Arc::new(MemoryChannel::new())),
         #[cfg(feature = "redis")]
-        "redis" | "rediss" => {
+        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => {
             let config = event_backbone_redis::RedisConfig::from_url(url)?;
             let redis = event_backbone_redis::Redis::connect(config).await?;
             Ok(Arc::new(event_backbone_redis::RedisStreamChannel::new(
@@ -128,7 +144,7 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn KeyValueStore>> {
     match scheme(url, "store")? {
         "memory" => Ok(Arc::new(MemoryStore::new())),
         #[cfg(feature = "redis")]
-        "redis" | "rediss" => {
+        "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => {
             let config = event_backbone_redis::RedisConfig::from_url(url)?;
             let redis = event_backbone_redis::Redis::connect(config).await?;
             Ok(Arc::new(event_backbone_redis::RedisHashStore::new(&redis)))

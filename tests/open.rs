@@ -71,6 +71,30 @@ async fn a_redis_url_opens_a_channel_and_a_store() {
     assert_eq!(round_trip(channel, store, &uri("redis")).await, "url");
 }
 
+/// The test Redis Cluster's seed nodes: `REDIS_CLUSTER_ENDPOINTS`, else
+/// those `scripts/start-redis-cluster` wrote down.
+#[cfg(feature = "redis")]
+fn redis_cluster_url() -> String {
+    let file = std::env::temp_dir().join("event-backbone-redis-cluster/endpoints");
+    let seeds = std::env::var("REDIS_CLUSTER_ENDPOINTS")
+        .or_else(|_| std::fs::read_to_string(&file))
+        .expect("no Redis Cluster: run scripts/start-redis-cluster");
+    format!("redis+cluster://{}", seeds.trim())
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_redis_cluster_url_opens_a_channel_and_a_store() {
+    let url = redis_cluster_url();
+    let channel = open_channel(&url).await.unwrap();
+    let store = open_store(&url).await.unwrap();
+    assert_eq!((channel.backend(), store.backend()), ("redis", "redis"));
+    assert_eq!(
+        round_trip(channel, store, &uri("redis-cluster")).await,
+        "url"
+    );
+}
+
 #[cfg(feature = "kafka")]
 #[tokio::test]
 async fn a_kafka_url_opens_a_channel() {

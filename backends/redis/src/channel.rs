@@ -13,7 +13,7 @@ use redis::{AsyncCommands, Value};
 use crate::connection::Redis;
 use crate::entry::{self, add_fields, check_id, fields_capacity, int, items, pairs, text};
 use crate::error::{backend, protocol};
-use crate::store::{add_put, check_sizes, RedisHashStore};
+use crate::store::{add_put, check_sizes, put, RedisHashStore};
 use crate::trim::Trimmer;
 use crate::BACKEND;
 
@@ -98,7 +98,7 @@ impl RedisStreamChannel {
                 .arg(1);
         }
         let replies: Vec<Value> = pipe
-            .query_async(&mut self.redis.manager())
+            .query_async(&mut self.redis.connection())
             .await
             .map_err(|e| backend(action(), e))?;
         Ok(replies
@@ -213,7 +213,7 @@ impl StreamChannel for RedisStreamChannel {
             pipe.add_command(self.xadd(stream, metadata));
         }
         let ids: Vec<String> = pipe
-            .query_async(&mut self.redis.manager())
+            .query_async(&mut self.redis.connection())
             .await
             .map_err(|e| backend(format!("appending to stream {stream:?}"), e))?;
         self.trimmer.appended(&self.redis, stream, ids.len()).await;
@@ -232,6 +232,20 @@ impl StreamChannel for RedisStreamChannel {
             }
             return self.append_many(stream, batch).await;
         };
+        if self.redis.is_cluster() {
+            // The payload keys live on other nodes than the stream: every
+            // payload is written and acknowledged before the first append
+            // (docs/ARCHITECTURE.md, "Payloads before entries on a cluster").
+            for items in &shared {
+                check_sizes(items)?;
+            }
+            put(&self.redis, shared.iter().flat_map(|items| items.iter()))
+                .await
+                .map_err(|e| {
+                    backend(format!("storing the payloads of a batch for {stream:?}"), e)
+                })?;
+            return self.append_many(stream, batch).await;
+        }
         for items in &shared {
             check_sizes(items)?;
         }
@@ -249,7 +263,7 @@ impl StreamChannel for RedisStreamChannel {
             pipe.add_command(self.xadd(stream, metadata));
         }
         let ids: Vec<String> = pipe
-            .query_async(&mut self.redis.manager())
+            .query_async(&mut self.redis.connection())
             .await
             .map_err(|e| backend(format!("storing payloads and appending to {stream:?}"), e))?;
         self.trimmer.appended(&self.redis, stream, ids.len()).await;
@@ -267,7 +281,7 @@ impl StreamChannel for RedisStreamChannel {
             .arg(group)
             .arg(from)
             .arg("MKSTREAM")
-            .query_async(&mut self.redis.manager())
+            .query_async(&mut self.redis.connection())
             .await;
         match result {
             Ok(()) => Ok(()),
@@ -296,7 +310,7 @@ impl StreamChannel for RedisStreamChannel {
             .arg(count.max(1));
         let reply: Value = if block.is_zero() {
             cmd.arg("STREAMS").arg(stream).arg(">");
-            cmd.query_async(&mut self.redis.manager())
+            cmd.query_async(&mut self.redis.connection())
                 .await
                 .map_err(|e| no_group_or(stream, group, action.clone(), e))?
         } else {
@@ -334,7 +348,7 @@ impl StreamChannel for RedisStreamChannel {
             .arg(group)
             .arg(consumer)
             .arg(count.max(1))
-            .query_async(&mut self.redis.manager())
+            .query_async(&mut self.redis.connection())
             .await
             .map_err(|e| no_group_or(stream, group, action.clone(), e))?;
         let mut parts = items(reply)
@@ -385,7 +399,7 @@ impl StreamChannel for RedisStreamChannel {
             .arg(group)
             .arg(consumer)
             .arg(id)
-            .query_async(&mut self.redis.manager())
+            .query_async(&mut self.redis.connection())
             .await
             .map_err(|e| no_group_or(stream, group, action.clone(), e))?;
         Ok(count.map(|n| n.clamp(1, i64::from(u32::MAX)) as u32))
@@ -400,7 +414,7 @@ impl StreamChannel for RedisStreamChannel {
             .arg(stream)
             .arg(group)
             .arg(&ids)
-            .query_async(&mut self.redis.manager())
+            .query_async(&mut self.redis.connection())
             .await
             .map_err(|e| no_group_or(stream, group, format!("acknowledging on {stream:?}"), e))?;
         Ok(())
@@ -427,7 +441,7 @@ impl StreamChannel for RedisStreamChannel {
                 .arg(&cursor)
                 .arg("COUNT")
                 .arg(count.saturating_sub(claimed.len()).max(1))
-                .query_async(&mut self.redis.manager())
+                .query_async(&mut self.redis.connection())
                 .await
                 .map_err(|e| no_group_or(stream, group, action.clone(), e))?;
             let mut parts = items(reply)
@@ -486,7 +500,7 @@ impl StreamChannel for RedisStreamChannel {
             cmd.arg(check_id(id)?);
         }
         let lost: Vec<String> = cmd
-            .query_async(&mut self.redis.manager())
+            .query_async(&mut self.redis.connection())
             .await
             .map_err(|e| no_group_or(stream, group, action.clone(), e))?;
         Ok(lost.into_iter().map(EntryId::new).collect())
@@ -511,7 +525,7 @@ impl StreamChannel for RedisStreamChannel {
             .arg(&end)
             .arg("COUNT")
             .arg(count.max(1))
-            .query_async(&mut self.redis.manager())
+            .query_async(&mut self.redis.connection())
             .await
             .map_err(|e| backend(action.clone(), e))?;
         entry::entries(reply, &action)
@@ -526,7 +540,7 @@ impl StreamChannel for RedisStreamChannel {
             .arg(id)
             .arg("COUNT")
             .arg(1)
-            .query_async(&mut self.redis.manager())
+            .query_async(&mut self.redis.connection())
             .await
             .map_err(|e| backend(action.clone(), e))?;
         Ok(entry::entries(reply, &action)?.into_iter().next())
@@ -538,7 +552,7 @@ impl StreamChannel for RedisStreamChannel {
 
     async fn info(&self, stream: &str) -> Result<StreamInfo> {
         let action = format!("reading the info of stream {stream:?}");
-        let mut manager = self.redis.manager();
+        let mut manager = self.redis.connection();
         let length: u64 = manager
             .xlen(stream)
             .await

@@ -1,24 +1,35 @@
 //! One Redis connection, shared by a channel and a store: a connection
 //! manager (multiplexed, reconnecting) for ordinary commands, and a pool of
 //! dedicated connections for blocking reads, so that an `XREADGROUP ...
-//! BLOCK` never holds up the commands of other tasks.
+//! BLOCK` never holds up the commands of other tasks. On a Redis Cluster
+//! both are cluster connections, which route each command to its slot's
+//! master.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::Slot;
+use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisFuture, Value};
 
 use crate::config::RedisConfig;
 use crate::error::{Error, Result};
 use crate::BACKEND;
 
-/// A connection to one Redis server. Cheap to clone; clones share it.
+/// A connection to one Redis server, or to a Redis Cluster. Cheap to clone;
+/// clones share it.
 ///
 /// A [`crate::RedisStreamChannel`] and a [`crate::RedisHashStore`] made from
 /// the same `Redis` recognise each other: a producer then writes a whole
-/// batch (every `HSET`, then every `XADD`) in one pipeline.
+/// batch (every `HSET`, then every `XADD`) in one pipeline. On a cluster,
+/// where the payload keys and the stream live on different nodes, it writes
+/// the payloads (one pipeline per slot, all at once), waits for every one
+/// of them, then appends (one pipeline: a stream is one key).
 #[derive(Clone)]
 pub struct Redis {
     pub(crate) inner: Arc<Inner>,
@@ -26,9 +37,57 @@ pub struct Redis {
 
 pub(crate) struct Inner {
     pub(crate) config: RedisConfig,
-    client: Client,
-    pub(crate) manager: ConnectionManager,
-    blocking: Mutex<Vec<MultiplexedConnection>>,
+    clients: Clients,
+    commands: Connection,
+    blocking: Mutex<Vec<Connection>>,
+}
+
+/// Where new connections come from.
+enum Clients {
+    Node(Box<Client>),
+    /// The blocking client has no response timeout of its own.
+    Cluster {
+        blocking: Box<ClusterClient>,
+    },
+}
+
+/// A connection of either kind, for redis-rs's `query_async`.
+#[derive(Clone)]
+pub(crate) enum Connection {
+    Manager(ConnectionManager),
+    Node(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Manager(c) => c.req_packed_command(cmd),
+            Self::Node(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Manager(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Node(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Manager(c) => c.get_db(),
+            Self::Node(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 impl Redis {
@@ -36,32 +95,46 @@ impl Redis {
     /// wrong address or password fails here, clearly; afterwards it keeps
     /// reconnecting when the connection drops.
     pub async fn connect(config: RedisConfig) -> Result<Self> {
-        let client = config.client()?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connection_timeout))
-            .set_response_timeout(Some(config.response_timeout))
-            .set_number_of_retries(3)
-            .set_max_delay(Duration::from_secs(2));
-        let manager = client
-            .get_connection_manager_with_config(manager_config)
-            .await
-            .map_err(|source| Error::Connect {
-                address: config.address(),
-                source,
-            })?;
-        let mut probe = manager.clone();
+        let failed = |source| Error::Connect {
+            address: config.address(),
+            source,
+        };
+        let (clients, commands) = if config.is_cluster() {
+            let client = config.cluster_client(Some(config.response_timeout))?;
+            let blocking = config.cluster_client(None)?;
+            let connection = client.get_async_connection().await.map_err(failed)?;
+            (
+                Clients::Cluster {
+                    blocking: Box::new(blocking),
+                },
+                Connection::Cluster(connection),
+            )
+        } else {
+            let client = config.client()?;
+            let manager_config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(config.connection_timeout))
+                .set_response_timeout(Some(config.response_timeout))
+                .set_number_of_retries(3)
+                .set_max_delay(Duration::from_secs(2));
+            let manager = client
+                .get_connection_manager_with_config(manager_config)
+                .await
+                .map_err(failed)?;
+            (
+                Clients::Node(Box::new(client)),
+                Connection::Manager(manager),
+            )
+        };
+        let mut probe = commands.clone();
         let _: String = redis::cmd("PING")
             .query_async(&mut probe)
             .await
-            .map_err(|source| Error::Connect {
-                address: config.address(),
-                source,
-            })?;
+            .map_err(failed)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
-                client,
-                manager,
+                clients,
+                commands,
                 blocking: Mutex::new(Vec::new()),
             }),
         })
@@ -78,9 +151,53 @@ impl Redis {
         &self.inner.config
     }
 
+    /// Whether it is connected to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.inner.clients, Clients::Cluster { .. })
+    }
+
     /// A connection for ordinary commands.
-    pub(crate) fn manager(&self) -> ConnectionManager {
-        self.inner.manager.clone()
+    pub(crate) fn connection(&self) -> Connection {
+        self.inner.commands.clone()
+    }
+
+    /// The positions of `keys` grouped so that each group can go in one
+    /// pipeline: all of them on a single server, those of one slot on a
+    /// cluster (a pipeline there goes to one node, and one node answers for
+    /// a slot), groups in the order their first key comes.
+    pub(crate) fn by_slot<'k>(
+        &self,
+        keys: impl ExactSizeIterator<Item = &'k str>,
+    ) -> Vec<Vec<usize>> {
+        if !self.is_cluster() {
+            return vec![(0..keys.len()).collect()];
+        }
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut slots: std::collections::HashMap<Slot, usize> = std::collections::HashMap::new();
+        for (i, key) in keys.enumerate() {
+            let group = *slots.entry(Slot::for_key(key)).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[group].push(i);
+        }
+        groups
+    }
+
+    /// Runs pipelines at once, each on its own slot's node, and gives
+    /// their replies in order.
+    pub(crate) async fn query_all<T: redis::FromRedisValue>(
+        &self,
+        pipelines: &[Pipeline],
+    ) -> redis::RedisResult<Vec<T>> {
+        if let [one] = pipelines {
+            return Ok(vec![one.query_async(&mut self.connection()).await?]);
+        }
+        futures_util::future::try_join_all(pipelines.iter().map(|pipe| {
+            let mut connection = self.connection();
+            async move { pipe.query_async::<T>(&mut connection).await }
+        }))
+        .await
     }
 
     /// Whether two handles share one connection.
@@ -107,16 +224,7 @@ impl Redis {
             .pop();
         let mut connection = match taken {
             Some(c) => c,
-            None => {
-                let config = AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(self.inner.config.connection_timeout))
-                    .set_response_timeout(None);
-                self.inner
-                    .client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await
-                    .map_err(&failed)?
-            }
+            None => self.blocking_connection().await.map_err(&failed)?,
         };
         let limit = block + self.inner.config.response_timeout;
         match tokio::time::timeout(limit, command.query_async::<T>(&mut connection)).await {
@@ -135,6 +243,28 @@ impl Redis {
                 format!("no reply within {limit:?}"),
             )),
         }
+    }
+}
+
+impl Redis {
+    /// A new dedicated connection for blocking commands, without a response
+    /// timeout of its own.
+    async fn blocking_connection(&self) -> redis::RedisResult<Connection> {
+        Ok(match &self.inner.clients {
+            Clients::Node(client) => {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(self.inner.config.connection_timeout))
+                    .set_response_timeout(None);
+                Connection::Node(
+                    client
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await?,
+                )
+            }
+            Clients::Cluster { blocking } => {
+                Connection::Cluster(blocking.get_async_connection().await?)
+            }
+        })
     }
 }
 

@@ -54,12 +54,16 @@ impl From<Error> for CoreError {
 }
 
 /// A driver error as a core error, transient when a retry may help
-/// (connection lost or refused, timeout, server loading or busy).
+/// (connection lost or refused, timeout, server loading or busy; on a
+/// cluster a redirection, a slot without a master or a node not reached
+/// yet, as during a failover).
 pub(crate) fn backend(action: impl Into<String>, e: redis::RedisError) -> CoreError {
     let transient = e.is_io_error()
         || e.is_timeout()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
+        || e.is_cluster_error()
+        || e.kind() == redis::ErrorKind::ClusterConnectionNotFound
         || matches!(
             e.code(),
             Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN" | "CLUSTERDOWN" | "READONLY")

@@ -67,6 +67,35 @@ pub(crate) fn add_put(pipe: &mut redis::Pipeline, item: &PutItem) {
     }
 }
 
+/// Writes payloads: one pipeline on a single server; on a cluster one per
+/// slot, all at once. Returns once every write is acknowledged.
+pub(crate) async fn put<'a>(
+    redis: &Redis,
+    items: impl Iterator<Item = &'a PutItem>,
+) -> redis::RedisResult<()> {
+    if !redis.is_cluster() {
+        let mut pipe = redis::pipe();
+        for item in items {
+            add_put(&mut pipe, item);
+        }
+        return pipe.query_async(&mut redis.connection()).await;
+    }
+    let all: Vec<&PutItem> = items.collect();
+    let groups = redis.by_slot(all.iter().map(|item| item.key.as_str()));
+    let pipelines: Vec<redis::Pipeline> = groups
+        .iter()
+        .map(|group| {
+            let mut pipe = redis::Pipeline::with_capacity(2 * group.len());
+            for &i in group {
+                add_put(&mut pipe, all[i]);
+            }
+            pipe
+        })
+        .collect();
+    let _: Vec<()> = redis.query_all(&pipelines).await?;
+    Ok(())
+}
+
 fn ttl_ms(ttl: Duration) -> u64 {
     (ttl.as_millis() as u64).max(1)
 }
@@ -102,44 +131,46 @@ impl KeyValueStore for RedisHashStore {
             return Ok(());
         }
         check_sizes(items)?;
-        let mut pipe = redis::pipe();
-        for item in items {
-            add_put(&mut pipe, item);
-        }
-        let () = pipe
-            .query_async(&mut self.redis.manager())
-            .await
-            .map_err(|e| {
-                backend(
-                    format!(
-                        "writing {} payload keys (first {:?})",
-                        items.len(),
-                        items[0].key
-                    ),
-                    e,
-                )
-            })?;
-        Ok(())
+        put(&self.redis, items.iter()).await.map_err(|e| {
+            backend(
+                format!(
+                    "writing {} payload keys (first {:?})",
+                    items.len(),
+                    items[0].key
+                ),
+                e,
+            )
+        })
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Fields>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for key in keys {
-            pipe.cmd("HGETALL").arg(*key);
+        let groups = self.redis.by_slot(keys.iter().copied());
+        let pipelines: Vec<redis::Pipeline> = groups
+            .iter()
+            .map(|group| {
+                let mut pipe = redis::Pipeline::with_capacity(group.len());
+                for &i in group {
+                    pipe.cmd("HGETALL").arg(keys[i]);
+                }
+                pipe
+            })
+            .collect();
+        let replies: Vec<Vec<Value>> = self.redis.query_all(&pipelines).await.map_err(|e| {
+            backend(
+                format!("reading {} payload keys (first {:?})", keys.len(), keys[0]),
+                e,
+            )
+        })?;
+        let mut found = vec![None; keys.len()];
+        for (group, replies) in groups.iter().zip(replies) {
+            for (&i, reply) in group.iter().zip(replies) {
+                found[i] = to_fields(reply);
+            }
         }
-        let replies: Vec<Value> =
-            pipe.query_async(&mut self.redis.manager())
-                .await
-                .map_err(|e| {
-                    backend(
-                        format!("reading {} payload keys (first {:?})", keys.len(), keys[0]),
-                        e,
-                    )
-                })?;
-        Ok(replies.into_iter().map(to_fields).collect())
+        Ok(found)
     }
 
     async fn get_fields(&self, key: &str, names: &[&str]) -> Result<Option<Fields>> {
@@ -147,7 +178,7 @@ impl KeyValueStore for RedisHashStore {
         pipe.cmd("EXISTS").arg(key);
         pipe.cmd("HMGET").arg(key).arg(names);
         let (exists, values): (i64, Vec<Option<Vec<u8>>>) = pipe
-            .query_async(&mut self.redis.manager())
+            .query_async(&mut self.redis.connection())
             .await
             .map_err(|e| backend(format!("reading fields of payload key {key:?}"), e))?;
         if exists == 0 {
@@ -168,7 +199,7 @@ impl KeyValueStore for RedisHashStore {
         }
         let deleted: u64 = redis::cmd("DEL")
             .arg(keys)
-            .query_async(&mut self.redis.manager())
+            .query_async(&mut self.redis.connection())
             .await
             .map_err(|e| {
                 backend(

@@ -47,7 +47,7 @@ impl Trimmer {
             .arg(1)
             .arg(stream)
             .arg(max)
-            .query_async(&mut redis.manager())
+            .query_async(&mut redis.connection())
             .await;
         match trimmed {
             Ok(n) => tracing::debug!(stream, trimmed = n, "stream trimmed"),

@@ -37,3 +37,45 @@ pub async fn raw() -> redis::aio::MultiplexedConnection {
     let client = redis::Client::open(url).unwrap();
     client.get_multiplexed_async_connection().await.unwrap()
 }
+
+/// Where `scripts/start-redis-cluster` writes the seed nodes of the
+/// cluster it starts.
+fn cluster_endpoints_file() -> std::path::PathBuf {
+    std::env::temp_dir()
+        .join("event-backbone-redis-cluster")
+        .join("endpoints")
+}
+
+/// The seed nodes of the test cluster, comma-separated:
+/// `REDIS_CLUSTER_ENDPOINTS`, else those `scripts/start-redis-cluster`
+/// wrote down. None is a failure, with how to start one.
+pub fn cluster_endpoints() -> String {
+    if let Ok(endpoints) = std::env::var("REDIS_CLUSTER_ENDPOINTS") {
+        return endpoints;
+    }
+    match std::fs::read_to_string(cluster_endpoints_file()) {
+        Ok(endpoints) if !endpoints.trim().is_empty() => endpoints.trim().to_owned(),
+        _ => panic!(
+            "no Redis Cluster: run scripts/start-redis-cluster (or set REDIS_CLUSTER_ENDPOINTS \
+             to its seed nodes, h1:p1,h2:p2)"
+        ),
+    }
+}
+
+/// The test cluster's configuration.
+pub fn cluster_config() -> RedisConfig {
+    RedisConfig::from_endpoint(&cluster_endpoints(), None).expect("valid cluster seed nodes")
+}
+
+/// A raw redis-rs cluster connection to the test cluster.
+pub async fn raw_cluster() -> redis::cluster_async::ClusterConnection {
+    let nodes: Vec<String> = cluster_endpoints()
+        .split(',')
+        .map(|n| format!("redis://{}", n.trim()))
+        .collect();
+    redis::cluster::ClusterClient::new(nodes)
+        .unwrap()
+        .get_async_connection()
+        .await
+        .unwrap()
+}

@@ -1,0 +1,53 @@
+//! The conformance suites against a real Redis Cluster (three masters,
+//! three replicas): every case, by name.
+//!
+//! The cluster is `REDIS_CLUSTER_ENDPOINTS` (comma-separated seed nodes),
+//! or the one `scripts/start-redis-cluster` started; `scripts/test` starts
+//! one. A cluster that cannot be reached fails every case.
+
+mod support;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use event_backbone_core::testkit::Conformance;
+use event_backbone_core::{KeyValueStore, StreamChannel};
+use event_backbone_redis::entry::FIELD_METADATA;
+use event_backbone_redis::{Redis, RedisHashStore, RedisStreamChannel, BACKEND};
+
+async fn redis() -> event_backbone_core::Result<Redis> {
+    Ok(Redis::connect(support::cluster_config()).await?)
+}
+
+async fn store() -> event_backbone_core::Result<Arc<dyn KeyValueStore>> {
+    Ok(Arc::new(RedisHashStore::new(&redis().await?)))
+}
+
+/// Writes bytes as an entry's `metadata` field, the way the channel keeps
+/// it, without the encoding.
+async fn append_raw(
+    _channel: Arc<dyn StreamChannel>,
+    stream: String,
+    bytes: Bytes,
+) -> event_backbone_core::Result<()> {
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg(FIELD_METADATA)
+        .arg(bytes.as_ref())
+        .query_async(&mut support::raw_cluster().await)
+        .await
+        .map_err(|e| event_backbone_core::Error::transient(BACKEND, "writing a raw entry", e))?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    Conformance::run_all([Conformance::new("redis-cluster")
+        .channel(|| async {
+            Ok(Arc::new(RedisStreamChannel::new(&redis().await?)) as Arc<dyn StreamChannel>)
+        })
+        .raw_entries(append_raw)
+        .store(store)
+        .channel_payloads_in(store)])
+}
