@@ -1,19 +1,21 @@
-//! [`RedisStreamChannel`]: a stream per stream key, consumer groups as
-//! Redis consumer groups.
+//! [`RedisStreamChannel`]: a stream per stream key (or one stream over
+//! several, [`RedisStreamChannel::partitions`]), consumer groups as Redis
+//! consumer groups.
 
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use event_backbone_core::{
-    ChannelCapabilities, Delivery, Entry, EntryId, Error, GroupInfo, GroupStart, KeyValueStore,
-    Metadata, PutItem, Result, StreamChannel, StreamInfo, StreamPosition,
+    ChannelCapabilities, Delivery, Entry, EntryId, GroupStart, KeyValueStore, Metadata, Ordering,
+    PutItem, Result, StreamChannel, StreamInfo, StreamPosition,
 };
-use redis::{AsyncCommands, Value};
 
 use crate::connection::Redis;
-use crate::entry::{self, add_fields, check_id, fields_capacity, int, items, pairs, text};
-use crate::error::{backend, protocol};
-use crate::store::{add_put, check_sizes, put, RedisHashStore};
+use crate::error::backend;
+use crate::partitions::{check_stream_name, partition_keys, MAX_PARTITIONS};
+use crate::store::{check_sizes, put, RedisHashStore};
 use crate::trim::Trimmer;
 use crate::BACKEND;
 
@@ -33,6 +35,11 @@ use crate::BACKEND;
 /// | replay, get | `XRANGE` (`(id` for "after", `ms-0` for a time) |
 /// | info | `XINFO STREAM`, `XINFO GROUPS` |
 ///
+/// With [`partitions(n)`](RedisStreamChannel::partitions) a stream is `n`
+/// stream keys, which a Redis Cluster places on different slots (and so
+/// different masters): each operation runs on the partitions it concerns,
+/// all at once.
+///
 /// ```no_run
 /// use std::sync::Arc;
 /// use event_backbone_redis::{Redis, RedisStreamChannel, RedisHashStore};
@@ -40,12 +47,19 @@ use crate::BACKEND;
 /// let redis = Redis::from_env().await?;
 /// let channel = Arc::new(RedisStreamChannel::new(&redis));
 /// let store = Arc::new(RedisHashStore::new(&redis));
+/// // One logical stream over four stream keys, spread over a cluster.
+/// let spread = Arc::new(RedisStreamChannel::new(&redis).partitions(4)?);
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
 pub struct RedisStreamChannel {
-    redis: Redis,
-    trimmer: Trimmer,
+    pub(crate) redis: Redis,
+    pub(crate) trimmer: Trimmer,
+    partitions: u16,
+    /// The partitions' stream keys, by stream.
+    keys: Arc<Mutex<std::collections::HashMap<String, Arc<[String]>>>>,
+    /// Which partition a read gives its extra share to, turned each read.
+    pub(crate) turn: Arc<AtomicUsize>,
 }
 
 impl RedisStreamChannel {
@@ -54,7 +68,70 @@ impl RedisStreamChannel {
         Self {
             redis: redis.clone(),
             trimmer: Trimmer::default(),
+            partitions: 1,
+            keys: Arc::default(),
+            turn: Arc::default(),
         }
+    }
+
+    /// Spreads every stream over `n` stream keys (partitions) whose hash
+    /// tags place them on slots evenly spaced round the cluster, so that a
+    /// busy stream grows past one master (default 1: a stream is one key).
+    ///
+    /// A message goes to the partition of its partition key (the producer's
+    /// `.partition_key(..)`: same key, same partition, so order holds per
+    /// key); one without a key to a partition picked by its message id. A
+    /// consumer group reads every partition: its members share them, and
+    /// what a member leaves pending is claimed by the others. Replay reads
+    /// partition after partition, each in order (as Kafka's does). Order
+    /// holds per key, not across the stream
+    /// ([`Ordering::PerKey`]).
+    ///
+    /// Every producer and consumer of a stream must use the same `n`: the
+    /// keys depend on it. Between 1 and
+    /// [`MAX_PARTITIONS`](crate::MAX_PARTITIONS); a stream name with a `{`
+    /// (a hash tag of its own) is refused when `n > 1`.
+    pub fn partitions(mut self, n: u16) -> Result<Self> {
+        if n == 0 || n > MAX_PARTITIONS {
+            return Err(event_backbone_core::Error::permanent(
+                BACKEND,
+                "configuring the channel",
+                format!("partitions({n}): expected 1 to {MAX_PARTITIONS}"),
+            ));
+        }
+        self.partitions = n;
+        self.keys = Arc::default();
+        Ok(self)
+    }
+
+    /// How many partitions each stream has.
+    pub fn partition_count(&self) -> u16 {
+        self.partitions
+    }
+
+    /// The stream keys that hold `stream`: the stream itself with one
+    /// partition, else one per partition.
+    ///
+    /// ```no_run
+    /// # use event_backbone_redis::{Redis, RedisStreamChannel};
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let redis = Redis::from_env().await?;
+    /// let channel = RedisStreamChannel::new(&redis).partitions(2)?;
+    /// assert_eq!(channel.stream_keys("orders")?.len(), 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn stream_keys(&self, stream: &str) -> Result<Arc<[String]>> {
+        if self.partitions == 1 {
+            return Ok(Arc::from([stream.to_owned()]));
+        }
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = keys.get(stream) {
+            return Ok(found.clone());
+        }
+        check_stream_name(stream)?;
+        let made: Arc<[String]> = partition_keys(stream, self.partitions).into();
+        keys.insert(stream.to_owned(), made.clone());
+        Ok(made)
     }
 
     /// The connection.
@@ -62,16 +139,13 @@ impl RedisStreamChannel {
         &self.redis
     }
 
-    fn xadd(&self, stream: &str, metadata: &Metadata) -> redis::Cmd {
-        let mut cmd = redis::Cmd::with_capacity(12, stream.len() + fields_capacity(metadata));
-        cmd.arg("XADD").arg(stream).arg("*");
-        add_fields(&mut cmd, metadata);
-        cmd
+    fn partitioned(&self) -> bool {
+        self.partitions > 1
     }
 
     /// The Redis stores among `payloads`, if all of them share this
     /// channel's connection.
-    fn shared_stores<'a>(
+    pub(crate) fn shared_stores<'a>(
         &self,
         payloads: &'a [(&dyn KeyValueStore, Vec<PutItem>)],
     ) -> Option<Vec<&'a [PutItem]>> {
@@ -85,116 +159,6 @@ impl RedisStreamChannel {
             })
             .collect()
     }
-
-    async fn claim_counts(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<Vec<u32>> {
-        let action = || format!("reading delivery counts of {stream:?}");
-        let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.cmd("XPENDING")
-                .arg(stream)
-                .arg(group)
-                .arg(id.as_str())
-                .arg(id.as_str())
-                .arg(1);
-        }
-        let replies: Vec<Value> = pipe
-            .query_async(&mut self.redis.connection())
-            .await
-            .map_err(|e| backend(action(), e))?;
-        Ok(replies
-            .into_iter()
-            .map(|reply| {
-                items(reply)
-                    .and_then(|rows| rows.into_iter().next())
-                    .and_then(items)
-                    .and_then(|row| row.get(3).and_then(int))
-                    .map_or(1, |n| n.max(1) as u32)
-            })
-            .collect())
-    }
-
-    async fn deliveries(
-        &self,
-        stream: &str,
-        group: &str,
-        entries: Vec<Entry>,
-        counts: Option<Vec<u32>>,
-    ) -> Result<Vec<Delivery>> {
-        let counts = match counts {
-            Some(c) => c,
-            None => {
-                let ids: Vec<EntryId> = entries.iter().map(|e| e.id.clone()).collect();
-                self.claim_counts(stream, group, &ids).await?
-            }
-        };
-        Ok(entries
-            .into_iter()
-            .zip(counts)
-            .map(|(entry, delivery_count)| Delivery::new(entry, delivery_count))
-            .collect())
-    }
-}
-
-/// Resets the idle time of the entries still pending for a consumer
-/// (`XCLAIM` to itself with `JUSTID`, which counts no delivery), and
-/// returns those that are not: one script, so that an entry another member
-/// claimed in between is never taken back.
-const TOUCH_SCRIPT: &str = r#"
-local lost = {}
-for i = 3, #ARGV do
-  local id = ARGV[i]
-  local row = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1, ARGV[2])
-  if #row == 0 then
-    lost[#lost + 1] = id
-  else
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
-  end
-end
-return lost
-"#;
-
-/// The entries pending for a consumer (up to a count), claimed to itself
-/// (which counts a delivery): `[entries, ids, delivery counts before]`.
-const OWN_PENDING_SCRIPT: &str = r#"
-local rows = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', tonumber(ARGV[3]), ARGV[2])
-if #rows == 0 then return {{}, {}, {}} end
-local ids, counts = {}, {}
-for i, row in ipairs(rows) do
-  ids[i] = row[1]
-  counts[i] = row[4]
-end
-local claimed = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, unpack(ids))
-return {claimed, ids, counts}
-"#;
-
-/// One more delivery of an entry still pending for a consumer: its new
-/// count, or nil when it is not pending for it.
-const REDELIVER_SCRIPT: &str = r#"
-local row = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
-if #row == 0 then return false end
-local count = row[1][4] + 1
-redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID', 'RETRYCOUNT', count)
-return count
-"#;
-
-fn no_group_or(stream: &str, group: &str, action: String, e: redis::RedisError) -> Error {
-    if e.code() == Some("NOGROUP") {
-        Error::NoSuchGroup {
-            stream: stream.to_owned(),
-            group: group.to_owned(),
-        }
-    } else {
-        backend(action, e)
-    }
-}
-
-fn start_id(from: &StreamPosition) -> Result<String> {
-    Ok(match from {
-        StreamPosition::Start => "-".to_owned(),
-        StreamPosition::From(id) => check_id(id)?.to_owned(),
-        StreamPosition::After(id) => format!("({}", check_id(id)?),
-        StreamPosition::Time(ms) => format!("{ms}-0"),
-    })
 }
 
 #[async_trait]
@@ -204,20 +168,18 @@ impl StreamChannel for RedisStreamChannel {
     }
 
     fn capabilities(&self) -> ChannelCapabilities {
-        ChannelCapabilities::all()
+        if self.partitioned() {
+            ChannelCapabilities::all().with_ordering(Ordering::PerKey)
+        } else {
+            ChannelCapabilities::all()
+        }
     }
 
     async fn append_many(&self, stream: &str, batch: &[Metadata]) -> Result<Vec<EntryId>> {
-        let mut pipe = redis::pipe();
-        for metadata in batch {
-            pipe.add_command(self.xadd(stream, metadata));
+        if self.partitioned() {
+            return self.append_partitioned(stream, batch).await;
         }
-        let ids: Vec<String> = pipe
-            .query_async(&mut self.redis.connection())
-            .await
-            .map_err(|e| backend(format!("appending to stream {stream:?}"), e))?;
-        self.trimmer.appended(&self.redis, stream, ids.len()).await;
-        Ok(ids.into_iter().map(EntryId::new).collect())
+        self.append_many_key(stream, batch).await
     }
 
     async fn store_and_append(
@@ -232,13 +194,13 @@ impl StreamChannel for RedisStreamChannel {
             }
             return self.append_many(stream, batch).await;
         };
+        for items in &shared {
+            check_sizes(items)?;
+        }
         if self.redis.is_cluster() {
             // The payload keys live on other nodes than the stream: every
             // payload is written and acknowledged before the first append
             // (docs/ARCHITECTURE.md, "Payloads before entries on a cluster").
-            for items in &shared {
-                check_sizes(items)?;
-            }
             put(&self.redis, shared.iter().flat_map(|items| items.iter()))
                 .await
                 .map_err(|e| {
@@ -246,51 +208,24 @@ impl StreamChannel for RedisStreamChannel {
                 })?;
             return self.append_many(stream, batch).await;
         }
-        for items in &shared {
-            check_sizes(items)?;
+        if self.partitioned() {
+            return self
+                .store_and_append_partitioned(stream, &shared, batch)
+                .await;
         }
-        // One pipeline: every HSET (and PEXPIRE), then every XADD. Redis
-        // runs a connection's commands in order, so no entry is visible
-        // before its payload.
-        let commands = batch.len() + shared.iter().map(|items| items.len()).sum::<usize>();
-        let mut pipe = redis::Pipeline::with_capacity(commands);
-        for items in &shared {
-            for item in *items {
-                add_put(&mut pipe, item);
-            }
-        }
-        for metadata in batch {
-            pipe.add_command(self.xadd(stream, metadata));
-        }
-        let ids: Vec<String> = pipe
-            .query_async(&mut self.redis.connection())
-            .await
-            .map_err(|e| backend(format!("storing payloads and appending to {stream:?}"), e))?;
+        let keys = vec![stream; batch.len()];
+        let ids = self
+            .store_and_append_pipelined(stream, &shared, batch, &keys)
+            .await?;
         self.trimmer.appended(&self.redis, stream, ids.len()).await;
         Ok(ids.into_iter().map(EntryId::new).collect())
     }
 
     async fn ensure_group(&self, stream: &str, group: &str, start: GroupStart) -> Result<()> {
-        let from = match start {
-            GroupStart::Beginning => "0",
-            GroupStart::Latest => "$",
-        };
-        let result: redis::RedisResult<()> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(stream)
-            .arg(group)
-            .arg(from)
-            .arg("MKSTREAM")
-            .query_async(&mut self.redis.connection())
-            .await;
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-            Err(e) => Err(backend(
-                format!("creating group {group:?} on stream {stream:?}"),
-                e,
-            )),
+        if self.partitioned() {
+            return self.ensure_group_partitioned(stream, group, start).await;
         }
+        self.ensure_group_key(stream, group, start).await
     }
 
     async fn read_group(
@@ -301,33 +236,12 @@ impl StreamChannel for RedisStreamChannel {
         count: usize,
         block: Duration,
     ) -> Result<Vec<Delivery>> {
-        let action = format!("reading stream {stream:?} as {group:?}/{consumer:?}");
-        let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP")
-            .arg(group)
-            .arg(consumer)
-            .arg("COUNT")
-            .arg(count.max(1));
-        let reply: Value = if block.is_zero() {
-            cmd.arg("STREAMS").arg(stream).arg(">");
-            cmd.query_async(&mut self.redis.connection())
-                .await
-                .map_err(|e| no_group_or(stream, group, action.clone(), e))?
-        } else {
-            cmd.arg("BLOCK")
-                .arg(block.as_millis().max(1) as u64)
-                .arg("STREAMS")
-                .arg(stream)
-                .arg(">");
-            self.redis
-                .blocking(&action, &cmd, block, |e| {
-                    no_group_or(stream, group, action.clone(), e)
-                })
-                .await?
-        };
-        let entries = entry::read_reply(reply, &action)?;
-        let n = entries.len();
-        self.deliveries(stream, group, entries, Some(vec![1; n]))
+        if self.partitioned() {
+            return self
+                .read_group_partitioned(stream, group, consumer, count, block)
+                .await;
+        }
+        self.read_group_key(stream, group, consumer, count, block)
             .await
     }
 
@@ -338,44 +252,12 @@ impl StreamChannel for RedisStreamChannel {
         consumer: &str,
         count: usize,
     ) -> Result<Vec<Delivery>> {
-        let action = format!("reading the pending entries of {consumer:?} on {stream:?}");
-        // One script: an entry another member claims between the look and
-        // the claim is not taken back.
-        let reply: Value = redis::cmd("EVAL")
-            .arg(OWN_PENDING_SCRIPT)
-            .arg(1)
-            .arg(stream)
-            .arg(group)
-            .arg(consumer)
-            .arg(count.max(1))
-            .query_async(&mut self.redis.connection())
-            .await
-            .map_err(|e| no_group_or(stream, group, action.clone(), e))?;
-        let mut parts = items(reply)
-            .filter(|p| p.len() == 3)
-            .ok_or_else(|| protocol(&action, "the pending-entries script replied oddly"))?;
-        let counts_reply = parts.pop().and_then(items).unwrap_or_default();
-        let ids_reply = parts.pop().and_then(items).unwrap_or_default();
-        let claimed = parts.pop().unwrap_or(Value::Nil);
-        let counts: std::collections::HashMap<String, u32> = ids_reply
-            .iter()
-            .filter_map(text)
-            .zip(
-                counts_reply
-                    .iter()
-                    .map(|n| int(n).unwrap_or(1).max(1) as u32),
-            )
-            .collect();
-        if counts.is_empty() {
-            return Ok(Vec::new());
+        if self.partitioned() {
+            return self
+                .read_pending_partitioned(stream, group, consumer, count)
+                .await;
         }
-        let entries = entry::entries(claimed, &action)?;
-        // Claiming to itself counted one more delivery.
-        let counts = entries
-            .iter()
-            .map(|e| counts.get(e.id.as_str()).map_or(1, |n| n + 1))
-            .collect();
-        self.deliveries(stream, group, entries, Some(counts)).await
+        self.read_pending_key(stream, group, consumer, count).await
     }
 
     async fn redeliver(
@@ -384,40 +266,23 @@ impl StreamChannel for RedisStreamChannel {
         group: &str,
         consumer: &str,
         id: &EntryId,
-        _delivered: u32,
+        delivered: u32,
     ) -> Result<Option<u32>> {
-        let id = check_id(id)?;
-        let action = format!("counting a redelivery of {id} on {stream:?} for {consumer:?}");
-        // Still pending for this consumer (not claimed by another member)?
-        // Then claiming it to itself counts the delivery in the group's
-        // pending list, where it outlives this consumer. One script, so
-        // that an entry another member claims in between is not taken back.
-        let count: Option<i64> = redis::cmd("EVAL")
-            .arg(REDELIVER_SCRIPT)
-            .arg(1)
-            .arg(stream)
-            .arg(group)
-            .arg(consumer)
-            .arg(id)
-            .query_async(&mut self.redis.connection())
+        if self.partitioned() {
+            let (key, id) = self.locate(stream, id)?;
+            return self
+                .redeliver_key(&key, group, consumer, &id, delivered)
+                .await;
+        }
+        self.redeliver_key(stream, group, consumer, id, delivered)
             .await
-            .map_err(|e| no_group_or(stream, group, action.clone(), e))?;
-        Ok(count.map(|n| n.clamp(1, i64::from(u32::MAX)) as u32))
     }
 
     async fn ack(&self, stream: &str, group: &str, ids: &[EntryId]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
+        if self.partitioned() {
+            return self.ack_partitioned(stream, group, ids).await;
         }
-        let ids = ids.iter().map(check_id).collect::<Result<Vec<_>>>()?;
-        let _: i64 = redis::cmd("XACK")
-            .arg(stream)
-            .arg(group)
-            .arg(&ids)
-            .query_async(&mut self.redis.connection())
-            .await
-            .map_err(|e| no_group_or(stream, group, format!("acknowledging on {stream:?}"), e))?;
-        Ok(())
+        self.ack_key(stream, group, ids).await
     }
 
     async fn claim_stale(
@@ -428,52 +293,13 @@ impl StreamChannel for RedisStreamChannel {
         min_idle: Duration,
         count: usize,
     ) -> Result<Vec<Delivery>> {
-        let action = format!("claiming stale entries of {stream:?} for {group:?}/{consumer:?}");
-        let mut cursor = "0-0".to_owned();
-        let mut claimed = Vec::new();
-        // XAUTOCLAIM scans a bounded part of the pending list per call.
-        for _ in 0..16 {
-            let reply: Value = redis::cmd("XAUTOCLAIM")
-                .arg(stream)
-                .arg(group)
-                .arg(consumer)
-                .arg(min_idle.as_millis() as u64)
-                .arg(&cursor)
-                .arg("COUNT")
-                .arg(count.saturating_sub(claimed.len()).max(1))
-                .query_async(&mut self.redis.connection())
-                .await
-                .map_err(|e| no_group_or(stream, group, action.clone(), e))?;
-            let mut parts = items(reply)
-                .ok_or_else(|| protocol(&action, "XAUTOCLAIM reply is not an array"))?;
-            if parts.len() < 2 {
-                return Err(protocol(&action, "XAUTOCLAIM reply is too short"));
-            }
-            if let Some(deleted) = parts.get(2).cloned().and_then(items) {
-                if !deleted.is_empty() {
-                    let ids: Vec<String> = deleted.iter().filter_map(text).collect();
-                    tracing::warn!(
-                        stream,
-                        group,
-                        count = ids.len(),
-                        ?ids,
-                        "entries pending in the group were deleted from the stream before they \
-                         were handled (trimmed or XDEL'd): they are lost"
-                    );
-                }
-            }
-            let found = parts.swap_remove(1);
-            cursor = text(&parts[0])
-                .ok_or_else(|| protocol(&action, "XAUTOCLAIM cursor is not text"))?;
-            claimed.extend(entry::entries(found, &action)?);
-            if cursor == "0-0" || claimed.len() >= count {
-                break;
-            }
+        if self.partitioned() {
+            return self
+                .claim_stale_partitioned(stream, group, consumer, min_idle, count)
+                .await;
         }
-        if claimed.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.deliveries(stream, group, claimed, None).await
+        self.claim_stale_key(stream, group, consumer, min_idle, count)
+            .await
     }
 
     async fn touch(
@@ -483,27 +309,10 @@ impl StreamChannel for RedisStreamChannel {
         consumer: &str,
         ids: &[EntryId],
     ) -> Result<Vec<EntryId>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
+        if self.partitioned() {
+            return self.touch_partitioned(stream, group, consumer, ids).await;
         }
-        let action = format!(
-            "touching {} entries of {consumer:?} on {stream:?}",
-            ids.len()
-        );
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(TOUCH_SCRIPT)
-            .arg(1)
-            .arg(stream)
-            .arg(group)
-            .arg(consumer);
-        for id in ids {
-            cmd.arg(check_id(id)?);
-        }
-        let lost: Vec<String> = cmd
-            .query_async(&mut self.redis.connection())
-            .await
-            .map_err(|e| no_group_or(stream, group, action.clone(), e))?;
-        Ok(lost.into_iter().map(EntryId::new).collect())
+        self.touch_key(stream, group, consumer, ids).await
     }
 
     async fn read_range(
@@ -513,37 +322,22 @@ impl StreamChannel for RedisStreamChannel {
         to: Option<&EntryId>,
         count: usize,
     ) -> Result<Vec<Entry>> {
-        let start = start_id(from)?;
-        let end = match to {
-            Some(id) => check_id(id)?.to_owned(),
-            None => "+".to_owned(),
-        };
-        let action = format!("reading stream {stream:?} from {start} to {end}");
-        let reply: Value = redis::cmd("XRANGE")
-            .arg(stream)
-            .arg(&start)
-            .arg(&end)
-            .arg("COUNT")
-            .arg(count.max(1))
-            .query_async(&mut self.redis.connection())
-            .await
-            .map_err(|e| backend(action.clone(), e))?;
-        entry::entries(reply, &action)
+        if self.partitioned() {
+            return self.read_range_partitioned(stream, from, to, count).await;
+        }
+        self.read_range_key(stream, from, to, count).await
     }
 
     async fn get(&self, stream: &str, id: &EntryId) -> Result<Option<Entry>> {
-        let id = check_id(id)?;
-        let action = format!("reading entry {id} of stream {stream:?}");
-        let reply: Value = redis::cmd("XRANGE")
-            .arg(stream)
-            .arg(id)
-            .arg(id)
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut self.redis.connection())
-            .await
-            .map_err(|e| backend(action.clone(), e))?;
-        Ok(entry::entries(reply, &action)?.into_iter().next())
+        if self.partitioned() {
+            let (key, redis_id) = self.locate(stream, id)?;
+            let found = self.get_key(&key, &redis_id).await?;
+            return Ok(found.map(|mut entry| {
+                entry.id = id.clone();
+                entry
+            }));
+        }
+        self.get_key(stream, id).await
     }
 
     fn as_any(&self) -> Option<&dyn std::any::Any> {
@@ -551,46 +345,9 @@ impl StreamChannel for RedisStreamChannel {
     }
 
     async fn info(&self, stream: &str) -> Result<StreamInfo> {
-        let action = format!("reading the info of stream {stream:?}");
-        let mut manager = self.redis.connection();
-        let length: u64 = manager
-            .xlen(stream)
-            .await
-            .map_err(|e| backend(action.clone(), e))?;
-        let groups: redis::RedisResult<Value> = redis::cmd("XINFO")
-            .arg("GROUPS")
-            .arg(stream)
-            .query_async(&mut manager)
-            .await;
-        let groups = match groups {
-            Ok(v) => v,
-            Err(e) if e.detail().is_some_and(|d| d.contains("no such key")) => {
-                return Ok(StreamInfo::default())
-            }
-            Err(e) => return Err(backend(action, e)),
-        };
-        let mut out = Vec::new();
-        for group in items(groups).unwrap_or_default() {
-            let fields =
-                pairs(group).ok_or_else(|| protocol(&action, "XINFO GROUPS row is not pairs"))?;
-            let get = |name: &str| {
-                fields
-                    .iter()
-                    .find(|(k, _)| entry::is_text(k, name))
-                    .map(|(_, v)| v)
-            };
-            out.push(GroupInfo {
-                name: get("name")
-                    .and_then(text)
-                    .ok_or_else(|| protocol(&action, "group without a name"))?,
-                pending: get("pending").and_then(int).unwrap_or(0).max(0) as u64,
-                lag: get("lag").and_then(int).map(|l| l.max(0) as u64),
-                consumers: get("consumers").and_then(int).unwrap_or(0).max(0) as u64,
-            });
+        if self.partitioned() {
+            return self.info_partitioned(stream).await;
         }
-        Ok(StreamInfo {
-            length,
-            groups: out,
-        })
+        self.info_key(stream).await
     }
 }

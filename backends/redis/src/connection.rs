@@ -14,7 +14,7 @@ use redis::aio::{
 };
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::Slot;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
 use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisFuture, Value};
 
 use crate::config::RedisConfig;
@@ -57,6 +57,27 @@ pub(crate) enum Connection {
     Manager(ConnectionManager),
     Node(MultiplexedConnection),
     Cluster(ClusterConnection),
+}
+
+impl Connection {
+    /// Runs a command on the node that serves `key` (on a cluster, the
+    /// command itself may name no key, as `CLIENT ID` does not).
+    pub(crate) async fn query_on_node_of<T: redis::FromRedisValue>(
+        &mut self,
+        key: &str,
+        cmd: &Cmd,
+    ) -> redis::RedisResult<T> {
+        match self {
+            Self::Cluster(c) => {
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    Route::with_key(key, SlotAddr::Master),
+                ));
+                let value = c.route_command(cmd.clone(), route).await?.extract_error()?;
+                Ok(redis::from_redis_value(value)?)
+            }
+            other => cmd.query_async(other).await,
+        }
+    }
 }
 
 impl ConnectionLike for Connection {
@@ -216,18 +237,41 @@ impl Redis {
         block: Duration,
         failed: impl Fn(redis::RedisError) -> event_backbone_core::Error,
     ) -> event_backbone_core::Result<T> {
-        let taken = self
-            .inner
-            .blocking
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop();
-        let mut connection = match taken {
-            Some(c) => c,
-            None => self.blocking_connection().await.map_err(&failed)?,
-        };
+        let connection = self.dedicated().await.map_err(&failed)?;
+        self.run_dedicated(connection, None, action, command, block, failed)
+            .await
+    }
+
+    /// A dedicated connection for a blocking command, with its client id
+    /// on the node that serves `key`, so that another task can wake it
+    /// ([`Redis::wake`]).
+    pub(crate) async fn wakeable(&self, key: &str) -> redis::RedisResult<(Connection, i64)> {
+        let mut connection = self.dedicated().await?;
+        let id = connection
+            .query_on_node_of(key, redis::cmd("CLIENT").arg("ID"))
+            .await?;
+        Ok((connection, id))
+    }
+
+    /// Runs a blocking command on a dedicated connection (on the node that
+    /// serves `key`, if given), as [`Redis::blocking`] does.
+    pub(crate) async fn run_dedicated<T: redis::FromRedisValue>(
+        &self,
+        mut connection: Connection,
+        key: Option<&str>,
+        action: &str,
+        command: &redis::Cmd,
+        block: Duration,
+        failed: impl Fn(redis::RedisError) -> event_backbone_core::Error,
+    ) -> event_backbone_core::Result<T> {
         let limit = block + self.inner.config.response_timeout;
-        match tokio::time::timeout(limit, command.query_async::<T>(&mut connection)).await {
+        let reply = match key {
+            Some(key) => {
+                tokio::time::timeout(limit, connection.query_on_node_of::<T>(key, command)).await
+            }
+            None => tokio::time::timeout(limit, command.query_async::<T>(&mut connection)).await,
+        };
+        match reply {
             Ok(Ok(value)) => {
                 self.inner
                     .blocking
@@ -242,6 +286,33 @@ impl Redis {
                 action,
                 format!("no reply within {limit:?}"),
             )),
+        }
+    }
+
+    /// Wakes a blocked command as if its time had run out (`CLIENT UNBLOCK`
+    /// on the node that serves `key`). One that is not blocked yet is not
+    /// woken: it waits its time.
+    pub(crate) async fn wake(&self, key: &str, client_id: i64) {
+        let woken: redis::RedisResult<i64> = self
+            .connection()
+            .query_on_node_of(key, redis::cmd("CLIENT").arg("UNBLOCK").arg(client_id))
+            .await;
+        if let Err(e) = woken {
+            tracing::debug!(key, error = %e, "waking a blocked read failed; it waits its time");
+        }
+    }
+
+    /// A dedicated connection from the pool, or a new one.
+    async fn dedicated(&self) -> redis::RedisResult<Connection> {
+        let taken = self
+            .inner
+            .blocking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+        match taken {
+            Some(c) => Ok(c),
+            None => self.blocking_connection().await,
         }
     }
 }

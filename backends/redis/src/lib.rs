@@ -7,14 +7,18 @@ mod config;
 mod connection;
 pub mod entry;
 mod error;
+mod partitioned;
+mod partitions;
 mod shortcuts;
 mod store;
+mod stream_ops;
 mod trim;
 
 pub use channel::RedisStreamChannel;
 pub use config::{RedisConfig, ENDPOINT_VAR, PASSWORD_VAR};
 pub use connection::Redis;
 pub use error::{Error, Result};
+pub use partitions::MAX_PARTITIONS;
 pub use shortcuts::RedisBuilderExt;
 pub use store::{RedisHashStore, MAX_VALUE_BYTES};
 

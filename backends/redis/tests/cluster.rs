@@ -1,5 +1,6 @@
 //! The conformance suites against a real Redis Cluster (three masters,
-//! three replicas): every case, by name.
+//! three replicas): every case, by name, on one stream key and on a stream
+//! spread over four partitions.
 //!
 //! The cluster is `REDIS_CLUSTER_ENDPOINTS` (comma-separated seed nodes),
 //! or the one `scripts/start-redis-cluster` started; `scripts/test` starts
@@ -27,12 +28,20 @@ async fn store() -> event_backbone_core::Result<Arc<dyn KeyValueStore>> {
 /// Writes bytes as an entry's `metadata` field, the way the channel keeps
 /// it, without the encoding.
 async fn append_raw(
-    _channel: Arc<dyn StreamChannel>,
+    channel: Arc<dyn StreamChannel>,
     stream: String,
     bytes: Bytes,
 ) -> event_backbone_core::Result<()> {
+    // On a partitioned stream, into its first partition.
+    let key = match channel
+        .as_any()
+        .and_then(|c| c.downcast_ref::<RedisStreamChannel>())
+    {
+        Some(redis_channel) => redis_channel.stream_keys(&stream)?[0].clone(),
+        None => stream,
+    };
     let _: String = redis::cmd("XADD")
-        .arg(&stream)
+        .arg(&key)
         .arg("*")
         .arg(FIELD_METADATA)
         .arg(bytes.as_ref())
@@ -42,12 +51,22 @@ async fn append_raw(
     Ok(())
 }
 
-fn main() -> ExitCode {
-    Conformance::run_all([Conformance::new("redis-cluster")
-        .channel(|| async {
-            Ok(Arc::new(RedisStreamChannel::new(&redis().await?)) as Arc<dyn StreamChannel>)
+/// The suites with channels of `partitions` partitions.
+fn suite(name: &str, partitions: u16) -> Conformance {
+    Conformance::new(name)
+        .channel(move || async move {
+            Ok(
+                Arc::new(RedisStreamChannel::new(&redis().await?).partitions(partitions)?)
+                    as Arc<dyn StreamChannel>,
+            )
         })
         .raw_entries(append_raw)
-        .store(store)
-        .channel_payloads_in(store)])
+        .channel_payloads_in(store)
+}
+
+fn main() -> ExitCode {
+    Conformance::run_all([
+        suite("redis-cluster", 1).store(store),
+        suite("redis-cluster-partitions4", 4),
+    ])
 }

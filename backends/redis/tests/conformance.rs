@@ -1,4 +1,5 @@
-//! The conformance suites against a real Redis server: every case, by name.
+//! The conformance suites against a real Redis server: every case, by name,
+//! on one stream key and on a stream spread over four partitions.
 //!
 //! The server is `REDIS_EVENT_SOURCE_ENDPOINT` (with
 //! `REDIS_EVENT_SOURCE_PASS`), or 127.0.0.1:6379; `scripts/test` starts one
@@ -26,12 +27,20 @@ async fn store() -> event_backbone_core::Result<Arc<dyn KeyValueStore>> {
 /// Writes bytes as an entry's `metadata` field, the way the channel keeps
 /// it, without the encoding.
 async fn append_raw(
-    _channel: Arc<dyn StreamChannel>,
+    channel: Arc<dyn StreamChannel>,
     stream: String,
     bytes: Bytes,
 ) -> event_backbone_core::Result<()> {
+    // On a partitioned stream, into its first partition.
+    let key = match channel
+        .as_any()
+        .and_then(|c| c.downcast_ref::<RedisStreamChannel>())
+    {
+        Some(redis_channel) => redis_channel.stream_keys(&stream)?[0].clone(),
+        None => stream,
+    };
     let _: String = redis::cmd("XADD")
-        .arg(&stream)
+        .arg(&key)
         .arg("*")
         .arg(FIELD_METADATA)
         .arg(bytes.as_ref())
@@ -42,12 +51,23 @@ async fn append_raw(
 }
 
 fn main() -> ExitCode {
-    Conformance::new(BACKEND)
-        .channel(|| async {
-            Ok(Arc::new(RedisStreamChannel::new(&redis().await?)) as Arc<dyn StreamChannel>)
-        })
-        .raw_entries(append_raw)
-        .store(store)
-        .channel_payloads_in(store)
-        .run()
+    Conformance::run_all([
+        Conformance::new(BACKEND)
+            .channel(|| async {
+                Ok(Arc::new(RedisStreamChannel::new(&redis().await?)) as Arc<dyn StreamChannel>)
+            })
+            .raw_entries(append_raw)
+            .store(store)
+            .channel_payloads_in(store),
+        // One stream over four stream keys, on one server.
+        Conformance::new("redis-partitions4")
+            .channel(|| async {
+                Ok(
+                    Arc::new(RedisStreamChannel::new(&redis().await?).partitions(4)?)
+                        as Arc<dyn StreamChannel>,
+                )
+            })
+            .raw_entries(append_raw)
+            .channel_payloads_in(store),
+    ])
 }

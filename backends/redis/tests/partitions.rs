@@ -1,0 +1,282 @@
+//! A stream spread over partitions on a real Redis Cluster (and one on a
+//! single server), checked with plain commands: where the partitions are,
+//! where messages go, how a blocked read wakes, and what replay sees.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use event_backbone_core::{GroupStart, Producer, Replay, StreamChannel, StreamPosition};
+use event_backbone_redis::{Redis, RedisHashStore, RedisStreamChannel};
+use futures_util::StreamExt;
+
+async fn cluster() -> Redis {
+    Redis::connect(support::cluster_config())
+        .await
+        .unwrap_or_else(|e| panic!("{e}; run scripts/start-redis-cluster"))
+}
+
+/// The address of the master that serves a key, as the cluster says.
+async fn master_of(raw: &mut redis::cluster_async::ClusterConnection, key: &str) -> String {
+    let slot: i64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query_async(raw)
+        .await
+        .unwrap();
+    let slots: Vec<redis::Value> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(raw)
+        .await
+        .unwrap();
+    for range in slots {
+        let range: Vec<redis::Value> = redis::from_redis_value(range).unwrap();
+        let lo: i64 = redis::from_redis_value(range[0].clone()).unwrap();
+        let hi: i64 = redis::from_redis_value(range[1].clone()).unwrap();
+        if (lo..=hi).contains(&slot) {
+            let master: Vec<redis::Value> = redis::from_redis_value(range[2].clone()).unwrap();
+            let port: i64 = redis::from_redis_value(master[1].clone()).unwrap();
+            return format!("port {port}");
+        }
+    }
+    panic!("no master serves slot {slot}")
+}
+
+#[tokio::test]
+async fn three_partitions_land_on_the_three_masters() {
+    let redis = cluster().await;
+    let channel = RedisStreamChannel::new(&redis).partitions(3).unwrap();
+    let mut raw = support::raw_cluster().await;
+    for stream in ["orders", "payments", &support::unique("spread")] {
+        let keys = channel.stream_keys(stream).unwrap();
+        let mut masters = BTreeSet::new();
+        for key in keys.iter() {
+            masters.insert(master_of(&mut raw, key).await);
+        }
+        assert_eq!(masters.len(), 3, "{stream}: {keys:?} on {masters:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_key_keeps_to_one_partition_and_keyless_messages_spread() {
+    let redis = cluster().await;
+    let channel = Arc::new(RedisStreamChannel::new(&redis).partitions(4).unwrap());
+    let uri = support::unique("routing");
+    let producer = Producer::builder()
+        .channel(channel.clone())
+        .store(Arc::new(RedisHashStore::new(&redis)))
+        .uri(&uri)
+        .build()
+        .unwrap();
+    let mut by_key: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut keyless = BTreeSet::new();
+    for i in 0..120u32 {
+        let key = format!("customer-{}", i % 6);
+        let receipt = producer
+            .message("placed")
+            .partition_key(&key)
+            .segment("i", &i)
+            .unwrap()
+            .send()
+            .await
+            .unwrap();
+        let partition = receipt.entry_id().as_str().split(':').next().unwrap();
+        by_key.entry(key).or_default().insert(partition.to_owned());
+        let receipt = producer.message("noted").send().await.unwrap();
+        keyless.insert(
+            receipt
+                .entry_id()
+                .as_str()
+                .split(':')
+                .next()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    for (key, partitions) in &by_key {
+        assert_eq!(partitions.len(), 1, "{key} went to {partitions:?}");
+    }
+    assert_eq!(keyless.len(), 4, "keyless messages went to {keyless:?}");
+    // The stream keys hold them: one stream for readers, four keys in Redis.
+    let info = channel.info(&uri).await.unwrap();
+    assert_eq!(info.length, 240);
+    let mut raw = support::raw_cluster().await;
+    let mut total = 0;
+    for key in channel.stream_keys(&uri).unwrap().iter() {
+        let length: u64 = redis::cmd("XLEN")
+            .arg(key)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        total += length;
+    }
+    assert_eq!(total, 240);
+}
+
+#[tokio::test]
+async fn a_blocked_read_wakes_when_any_partition_gets_an_entry() {
+    let redis = cluster().await;
+    let channel = Arc::new(RedisStreamChannel::new(&redis).partitions(4).unwrap());
+    let uri = support::unique("wake");
+    channel
+        .ensure_group(&uri, "g", GroupStart::Beginning)
+        .await
+        .unwrap();
+    for round in 0..3 {
+        let reader = {
+            let channel = channel.clone();
+            let uri = uri.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let read = channel
+                    .read_group(&uri, "g", "c", 10, Duration::from_secs(10))
+                    .await
+                    .unwrap();
+                (read, started.elapsed())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let producer = Producer::builder()
+            .channel(channel.clone())
+            .store(Arc::new(RedisHashStore::new(&redis)))
+            .uri(&uri)
+            .build()
+            .unwrap();
+        producer.message("ping").send().await.unwrap();
+        let (read, waited) = reader.await.unwrap();
+        // The read on the partition that got it answers; the three others
+        // are woken rather than left to their 10 s.
+        assert_eq!(read.len(), 1, "round {round}");
+        assert!(
+            waited < Duration::from_secs(3),
+            "round {round}: the read took {waited:?}"
+        );
+        channel
+            .ack(&uri, "g", &[read[0].entry.id.clone()])
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn replay_reads_partition_after_partition_and_pages_exactly() {
+    let redis = cluster().await;
+    let channel = Arc::new(RedisStreamChannel::new(&redis).partitions(4).unwrap());
+    let store = Arc::new(RedisHashStore::new(&redis));
+    let uri = support::unique("replay");
+    let producer = Producer::builder()
+        .channel(channel.clone())
+        .store(store.clone())
+        .uri(&uri)
+        .build()
+        .unwrap();
+    for i in 0..50u32 {
+        producer
+            .message("step")
+            .partition_key(format!("k{}", i % 5))
+            .segment("i", &i)
+            .unwrap()
+            .send()
+            .await
+            .unwrap();
+    }
+    let replayed: Vec<(String, u32)> = Replay::builder()
+        .channel(channel.clone())
+        .store(store)
+        .uri(&uri)
+        .page_size(7)
+        .messages()
+        .unwrap()
+        .map(|m| {
+            let m = m.unwrap();
+            let partition = m.entry_id().as_str().split(':').next().unwrap().to_owned();
+            (partition, m.segment::<u32>("i").unwrap())
+        })
+        .collect()
+        .await;
+    assert_eq!(replayed.len(), 50, "pages of 7 lost or repeated entries");
+    // Partition after partition: the partition numbers never go back.
+    let partitions: Vec<&String> = replayed.iter().map(|(p, _)| p).collect();
+    let mut sorted = partitions.clone();
+    sorted.sort();
+    assert_eq!(partitions, sorted);
+    // Within a partition (and so per key), in the order sent.
+    for p in ["0", "1", "2", "3"] {
+        let seq: Vec<u32> = replayed
+            .iter()
+            .filter(|(q, _)| q == p)
+            .map(|(_, i)| *i)
+            .collect();
+        assert!(
+            seq.windows(2).all(|w| w[0] < w[1]),
+            "partition {p}: {seq:?}"
+        );
+    }
+    // Up to an entry: the earlier partitions whole, its own up to it.
+    let all = channel
+        .read_range(&uri, &StreamPosition::Start, None, 100)
+        .await
+        .unwrap();
+    let middle = &all[25];
+    let upto = channel
+        .read_range(&uri, &StreamPosition::Start, Some(&middle.id), 100)
+        .await
+        .unwrap();
+    assert_eq!(upto.len(), 26);
+    assert_eq!(upto.last().unwrap().id, middle.id);
+    // One entry by its id.
+    let got = channel.get(&uri, &middle.id).await.unwrap().unwrap();
+    assert_eq!(got.id, middle.id);
+}
+
+#[tokio::test]
+async fn on_one_server_a_batch_writes_payloads_and_entries_of_every_partition_in_one_go() {
+    // The channel and the store share the connection: the producer's
+    // combined write (every payload, then every entry to its partition).
+    let redis = support::redis().await;
+    let channel = Arc::new(RedisStreamChannel::new(&redis).partitions(4).unwrap());
+    let store = Arc::new(RedisHashStore::new(&redis));
+    let uri = support::unique("one-server-partitions");
+    let producer = Producer::builder()
+        .channel(channel.clone())
+        .store(store.clone())
+        .uri(&uri)
+        .build()
+        .unwrap();
+    let sends = (0..80u32).map(|i| {
+        let producer = producer.clone();
+        async move {
+            producer
+                .message("step")
+                .partition_key(format!("k{}", i % 8))
+                .segment("i", &i)?
+                .send()
+                .await
+        }
+    });
+    futures_util::future::try_join_all(sends).await.unwrap();
+    let mut seen: Vec<u32> = Replay::builder()
+        .channel(channel.clone())
+        .store(store)
+        .uri(&uri)
+        .messages()
+        .unwrap()
+        .map(|m| m.unwrap().segment::<u32>("i").unwrap())
+        .collect()
+        .await;
+    seen.sort_unstable();
+    assert_eq!(seen, (0..80).collect::<Vec<_>>());
+    let mut raw = support::raw().await;
+    let mut used = 0;
+    for key in channel.stream_keys(&uri).unwrap().iter() {
+        let length: u64 = redis::cmd("XLEN")
+            .arg(key)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        used += usize::from(length > 0);
+    }
+    assert_eq!(used, 4, "the batch did not reach every partition");
+}
