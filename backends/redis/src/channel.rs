@@ -176,10 +176,15 @@ impl StreamChannel for RedisStreamChannel {
     }
 
     async fn append_many(&self, stream: &str, batch: &[Metadata]) -> Result<Vec<EntryId>> {
-        if self.partitioned() {
-            return self.append_partitioned(stream, batch).await;
-        }
-        self.append_many_key(stream, batch).await
+        let ids = if self.partitioned() {
+            self.append_partitioned(stream, batch).await?
+        } else {
+            self.append_many_key(stream, batch).await?
+        };
+        self.redis
+            .replicated(&format!("the entries appended to {stream:?}"))
+            .await?;
+        Ok(ids)
     }
 
     async fn store_and_append(

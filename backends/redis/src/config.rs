@@ -53,6 +53,7 @@ pub struct RedisConfig {
     pub(crate) connection_timeout: Duration,
     pub(crate) response_timeout: Duration,
     pub(crate) max_len: Option<u64>,
+    pub(crate) replicas: Option<(u32, Duration)>,
 }
 
 impl RedisConfig {
@@ -123,6 +124,7 @@ impl RedisConfig {
             connection_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(5),
             max_len: None,
+            replicas: None,
         })
     }
 
@@ -193,6 +195,23 @@ impl RedisConfig {
     /// Trim streams to about this many entries on append (`MAXLEN ~`).
     pub fn max_stream_length(mut self, entries: u64) -> Self {
         self.max_len = Some(entries);
+        self
+    }
+
+    /// Waits, after each write of payloads and after each append, until
+    /// `replicas` replicas (of every master written to) have it (`WAIT`),
+    /// at most `timeout`; fewer in that time is a transient error, and the
+    /// producer sends the batch again. Off by default.
+    ///
+    /// Redis replicates asynchronously: without this, a master that dies
+    /// right after it acknowledged a write may take it along, and the
+    /// replica that takes over never had it (an entry, or worse a payload
+    /// whose entry made it). With it, an acknowledged send is on
+    /// `replicas` replicas too. It costs a round trip per batch (two on a
+    /// cluster: the payloads are waited for before the entries are
+    /// appended).
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.replicas = (replicas > 0).then_some((replicas, timeout));
         self
     }
 
@@ -267,6 +286,7 @@ impl fmt::Debug for RedisConfig {
             .field("connection_timeout", &self.connection_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("max_len", &self.max_len)
+            .field("replicas", &self.replicas)
             .finish()
     }
 }

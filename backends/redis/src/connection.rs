@@ -302,6 +302,33 @@ impl Redis {
         }
     }
 
+    /// With [`RedisConfig::wait_for_replicas`], waits until the replicas
+    /// have every write this connection made (`WAIT`; on a cluster, on
+    /// every master): a transient error if too few have them in time.
+    pub(crate) async fn replicated(&self, what: &str) -> event_backbone_core::Result<()> {
+        let Some((replicas, timeout)) = self.inner.config.replicas else {
+            return Ok(());
+        };
+        let action = format!("waiting for {replicas} replicas to have {what}");
+        let acknowledged: i64 = redis::cmd("WAIT")
+            .arg(replicas)
+            .arg(timeout.as_millis().max(1) as u64)
+            .query_async(&mut self.connection())
+            .await
+            .map_err(|e| crate::error::backend(action.clone(), e))?;
+        if acknowledged < i64::from(replicas) {
+            return Err(event_backbone_core::Error::transient(
+                BACKEND,
+                action,
+                format!(
+                    "only {acknowledged} replicas had it within {timeout:?}: it is written \
+                     on the master, and is sent again"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// A dedicated connection from the pool, or a new one.
     async fn dedicated(&self) -> redis::RedisResult<Connection> {
         let taken = self

@@ -140,7 +140,10 @@ impl KeyValueStore for RedisHashStore {
                 ),
                 e,
             )
-        })
+        })?;
+        self.redis
+            .replicated(&format!("{} payload keys", items.len()))
+            .await
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Fields>>> {

@@ -248,3 +248,42 @@ async fn a_master_killed_mid_run_loses_nothing() {
     .await;
     consumer.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_send_waits_for_the_replicas_it_asks_for() {
+    // Every master of the test cluster has one replica: one is had...
+    let uri = support::unique("replicas");
+    let config = support::cluster_config().wait_for_replicas(1, Duration::from_secs(2));
+    let redis = Redis::connect(config).await.unwrap();
+    let producer = Producer::builder().redis(&redis).uri(&uri).build().unwrap();
+    producer
+        .message("kept")
+        .segment("i", &1u32)
+        .unwrap()
+        .send()
+        .await
+        .expect("one replica of each master has it");
+
+    // ...two are not: the send fails, transient, and says why.
+    let config = support::cluster_config().wait_for_replicas(2, Duration::from_millis(200));
+    let redis = Redis::connect(config).await.unwrap();
+    let producer = Producer::builder()
+        .redis(&redis)
+        .uri(&uri)
+        .backend_retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let err = producer
+        .message("short")
+        .segment("i", &2u32)
+        .unwrap()
+        .send()
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(err.is_transient(), "{text}");
+    assert!(
+        text.contains("only 1 replicas had it") && text.contains("2 replicas"),
+        "{text}"
+    );
+}
