@@ -13,7 +13,6 @@ use event_backbone_core::{
 };
 
 use crate::connection::Redis;
-use crate::error::backend;
 use crate::partitions::{check_stream_name, partition_keys, MAX_PARTITIONS};
 use crate::store::{check_sizes, put, RedisHashStore};
 use crate::trim::Trimmer;
@@ -82,10 +81,10 @@ impl RedisStreamChannel {
     /// `.partition_key(..)`: same key, same partition, so order holds per
     /// key); one without a key to a partition picked by its message id. A
     /// consumer group reads every partition: its members share them, and
-    /// what a member leaves pending is claimed by the others. Replay reads
-    /// partition after partition, each in order (as Kafka's does). Order
-    /// holds per key, not across the stream
-    /// ([`Ordering::PerKey`]).
+    /// what a member leaves pending is claimed by the others. Replay merges
+    /// the partitions in the order of their entries' ids (time, sequence,
+    /// partition), each partition in its own order. Order holds per key,
+    /// not across the stream ([`Ordering::PerKey`]).
     ///
     /// Every producer and consumer of a stream must use the same `n`: the
     /// keys depend on it. Between 1 and
@@ -176,15 +175,10 @@ impl StreamChannel for RedisStreamChannel {
     }
 
     async fn append_many(&self, stream: &str, batch: &[Metadata]) -> Result<Vec<EntryId>> {
-        let ids = if self.partitioned() {
-            self.append_partitioned(stream, batch).await?
-        } else {
-            self.append_many_key(stream, batch).await?
-        };
-        self.redis
-            .replicated(&format!("the entries appended to {stream:?}"))
-            .await?;
-        Ok(ids)
+        if self.partitioned() {
+            return self.append_partitioned(stream, batch).await;
+        }
+        self.append_many_key(stream, batch).await
     }
 
     async fn store_and_append(
@@ -205,12 +199,14 @@ impl StreamChannel for RedisStreamChannel {
         if self.redis.is_cluster() {
             // The payload keys live on other nodes than the stream: every
             // payload is written and acknowledged before the first append
-            // (docs/ARCHITECTURE.md, "Payloads before entries on a cluster").
-            put(&self.redis, shared.iter().flat_map(|items| items.iter()))
-                .await
-                .map_err(|e| {
-                    backend(format!("storing the payloads of a batch for {stream:?}"), e)
-                })?;
+            // (docs/ARCHITECTURE.md, "Payloads before entries on a cluster"),
+            // and with `wait_for_replicas`, has reached the replicas.
+            put(
+                &self.redis,
+                shared.iter().flat_map(|items| items.iter()),
+                || format!("the payloads of a batch for {stream:?}"),
+            )
+            .await?;
             return self.append_many(stream, batch).await;
         }
         if self.partitioned() {

@@ -93,9 +93,14 @@ impl RedisConfig {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
         };
-        let (hosts, path) = match location.find(['/', '?']) {
+        let (hosts, tail) = match location.find(['/', '?']) {
             Some(i) => location.split_at(i),
             None => (location, ""),
+        };
+        // Options after `?` (TLS ones, say) go to every node.
+        let (path, options) = match tail.split_once('?') {
+            Some((path, query)) => (path, format!("?{query}")),
+            None => (tail, String::new()),
         };
         let hosts: Vec<&str> = hosts.split(',').map(str::trim).collect();
         if hosts.iter().any(|h| h.is_empty()) {
@@ -109,8 +114,8 @@ impl RedisConfig {
             hosts
                 .iter()
                 .map(|host| match credentials {
-                    Some(c) => format!("{node_scheme}://{c}@{host}"),
-                    None => format!("{node_scheme}://{host}"),
+                    Some(c) => format!("{node_scheme}://{c}@{host}{options}"),
+                    None => format!("{node_scheme}://{host}{options}"),
                 })
                 .collect()
         } else {
@@ -199,17 +204,20 @@ impl RedisConfig {
     }
 
     /// Waits, after each write of payloads and after each append, until
-    /// `replicas` replicas (of every master written to) have it (`WAIT`),
-    /// at most `timeout`; fewer in that time is a transient error, and the
-    /// producer sends the batch again. Off by default.
+    /// `replicas` replicas of the master written to have it (a `WAIT` at
+    /// the end of each pipeline that writes, on the node and connection
+    /// that took the writes), at most `timeout`; fewer in that time is a
+    /// transient error, and the producer sends the batch again (an entry
+    /// may then be there twice). A master with fewer replicas refuses
+    /// writes this way until it has them. Off by default.
     ///
     /// Redis replicates asynchronously: without this, a master that dies
     /// right after it acknowledged a write may take it along, and the
     /// replica that takes over never had it (an entry, or worse a payload
     /// whose entry made it). With it, an acknowledged send is on
-    /// `replicas` replicas too. It costs a round trip per batch (two on a
-    /// cluster: the payloads are waited for before the entries are
-    /// appended).
+    /// `replicas` replicas too. It costs each batch the time its writes take
+    /// to reach the replicas (twice on a cluster: the payloads are waited
+    /// for before the entries are appended), not a round trip of its own.
     pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
         self.replicas = (replicas > 0).then_some((replicas, timeout));
         self
@@ -360,6 +368,17 @@ mod tests {
         assert!(c.is_cluster());
         assert_eq!(c.nodes.len(), 3);
         assert!(!format!("{c:?}").contains("pw"));
+        // Options go to every node; database 0 may be named.
+        let c = RedisConfig::from_url("redis+cluster://h1:7000,h2:7001/0?protocol=resp3").unwrap();
+        assert_eq!(
+            c.nodes,
+            [
+                "redis://h1:7000?protocol=resp3",
+                "redis://h2:7001?protocol=resp3"
+            ]
+        );
+        let c = RedisConfig::from_url("redis+cluster://h1:7000/?protocol=resp3").unwrap();
+        assert_eq!(c.nodes, ["redis://h1:7000?protocol=resp3"]);
     }
 
     #[test]

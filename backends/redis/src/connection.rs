@@ -247,9 +247,20 @@ impl Redis {
     /// ([`Redis::wake`]).
     pub(crate) async fn wakeable(&self, key: &str) -> redis::RedisResult<(Connection, i64)> {
         let mut connection = self.dedicated().await?;
-        let id = connection
-            .query_on_node_of(key, redis::cmd("CLIENT").arg("ID"))
-            .await?;
+        // The connection has no response timeout of its own (it blocks):
+        // bound this one, so that a node gone silent fails the read.
+        let limit = self.inner.config.response_timeout;
+        let id = tokio::time::timeout(
+            limit,
+            connection.query_on_node_of(key, redis::cmd("CLIENT").arg("ID")),
+        )
+        .await
+        .map_err(|_| {
+            redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no reply to CLIENT ID within {limit:?}"),
+            ))
+        })??;
         Ok((connection, id))
     }
 
@@ -300,33 +311,6 @@ impl Redis {
         if let Err(e) = woken {
             tracing::debug!(key, error = %e, "waking a blocked read failed; it waits its time");
         }
-    }
-
-    /// With [`RedisConfig::wait_for_replicas`], waits until the replicas
-    /// have every write this connection made (`WAIT`; on a cluster, on
-    /// every master): a transient error if too few have them in time.
-    pub(crate) async fn replicated(&self, what: &str) -> event_backbone_core::Result<()> {
-        let Some((replicas, timeout)) = self.inner.config.replicas else {
-            return Ok(());
-        };
-        let action = format!("waiting for {replicas} replicas to have {what}");
-        let acknowledged: i64 = redis::cmd("WAIT")
-            .arg(replicas)
-            .arg(timeout.as_millis().max(1) as u64)
-            .query_async(&mut self.connection())
-            .await
-            .map_err(|e| crate::error::backend(action.clone(), e))?;
-        if acknowledged < i64::from(replicas) {
-            return Err(event_backbone_core::Error::transient(
-                BACKEND,
-                action,
-                format!(
-                    "only {acknowledged} replicas had it within {timeout:?}: it is written \
-                     on the master, and is sent again"
-                ),
-            ));
-        }
-        Ok(())
     }
 
     /// A dedicated connection from the pool, or a new one.

@@ -56,7 +56,8 @@ impl From<Error> for CoreError {
 /// A driver error as a core error, transient when a retry may help
 /// (connection lost or refused, timeout, server loading or busy; on a
 /// cluster a redirection, a slot without a master or a node not reached
-/// yet, as during a failover).
+/// yet, as during a failover; a read unblocked because its master became a
+/// replica; too few replicas for `min-replicas-to-write`).
 pub(crate) fn backend(action: impl Into<String>, e: redis::RedisError) -> CoreError {
     let transient = e.is_io_error()
         || e.is_timeout()
@@ -66,7 +67,16 @@ pub(crate) fn backend(action: impl Into<String>, e: redis::RedisError) -> CoreEr
         || e.kind() == redis::ErrorKind::ClusterConnectionNotFound
         || matches!(
             e.code(),
-            Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN" | "CLUSTERDOWN" | "READONLY")
+            Some(
+                "LOADING"
+                    | "BUSY"
+                    | "TRYAGAIN"
+                    | "MASTERDOWN"
+                    | "CLUSTERDOWN"
+                    | "READONLY"
+                    | "NOREPLICAS"
+                    | "UNBLOCKED"
+            )
         );
     if transient {
         CoreError::transient(BACKEND, action, e)

@@ -9,6 +9,7 @@ pub mod entry;
 mod error;
 mod partitioned;
 mod partitions;
+mod replicas;
 mod shortcuts;
 mod store;
 mod stream_ops;

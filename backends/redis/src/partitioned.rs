@@ -4,7 +4,7 @@
 //! ([`crate::stream_ops`]); entry ids carry their partition
 //! ([`crate::partitions`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering as AtomicOrdering;
 use std::time::Duration;
 
@@ -22,20 +22,30 @@ use crate::error::backend;
 use crate::partitions::{entry_id, partition_of, shares, split_id};
 use crate::stream_ops::{no_group_or, xreadgroup};
 
+/// How long a woken read may take before it is woken again.
+const REWAKE: Duration = Duration::from_millis(50);
+
+/// The time and sequence of a Redis stream id (checked by the channel).
+fn id_parts(id: &EntryId) -> (u64, u64) {
+    let (ms, seq) = id.as_str().split_once('-').unwrap_or((id.as_str(), "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
+/// The Redis id just before `id`, none before `0-0`.
+fn before(id: &EntryId) -> Option<EntryId> {
+    match id_parts(id) {
+        (0, 0) => None,
+        (ms, 0) => Some(EntryId::new(format!("{}-{}", ms - 1, u64::MAX))),
+        (ms, seq) => Some(EntryId::new(format!("{ms}-{}", seq - 1))),
+    }
+}
+
 /// Gives deliveries of partition `p` their partitioned ids.
 fn tag_deliveries(p: usize, mut deliveries: Vec<Delivery>) -> Vec<Delivery> {
     for d in &mut deliveries {
         d.entry.id = entry_id(p, d.entry.id.as_str());
     }
     deliveries
-}
-
-/// Gives entries of partition `p` their partitioned ids.
-fn tag_entries(p: usize, mut entries: Vec<Entry>) -> Vec<Entry> {
-    for e in &mut entries {
-        e.id = entry_id(p, e.id.as_str());
-    }
-    entries
 }
 
 impl RedisStreamChannel {
@@ -145,11 +155,13 @@ impl RedisStreamChannel {
         Ok(())
     }
 
-    /// A look at every partition (each reads its share of `count`, then
-    /// those that may hold more, one after the other, for the rest); when
-    /// none has anything and the read may block, a blocking read on each
-    /// partition with a share (all of them when `count` is at least the
-    /// number of partitions), the first to answer waking the others.
+    /// A look at every partition (in rounds of reads at once, each reading
+    /// its share of what is left of `count`); when none has anything and
+    /// the read may block, a blocking read on each partition with a share
+    /// (all of them when `count` is at least the number of partitions), the
+    /// first to answer waking the others. Any read that fails fails the
+    /// whole read: what the others delivered stays pending for this
+    /// consumer, which takes it back (`read_pending`) once reads work.
     pub(crate) async fn read_group_partitioned(
         &self,
         stream: &str,
@@ -160,64 +172,48 @@ impl RedisStreamChannel {
     ) -> Result<Vec<Delivery>> {
         let keys = self.stream_keys(stream)?;
         let n = keys.len();
+        let count = count.max(1);
         let from = self.turn.fetch_add(1, AtomicOrdering::Relaxed) % n;
-        let shares = shares(count.max(1), n, from);
-        let looked = try_join_all(
-            shares
-                .iter()
-                .enumerate()
-                .filter(|(_, share)| **share > 0)
-                .map(|(p, share)| {
-                    let key = &keys[p];
-                    async move {
-                        let found = self
-                            .read_group_key(key, group, consumer, *share, Duration::ZERO)
-                            .await?;
-                        Ok::<_, event_backbone_core::Error>((p, tag_deliveries(p, found)))
-                    }
-                }),
-        )
-        .await?;
-        // Partitions that gave less than their share are drained; the
-        // others (and those without a share) may hold more: a second look,
-        // one after the other, for what is left of `count`.
-        let mut more: Vec<usize> = (0..n)
-            .map(|j| (from + j) % n)
-            .filter(|&p| shares[p] == 0)
-            .collect();
+        // Rounds of reads at once: each partition in the round reads its
+        // share of what is left of `count`; one that gave its whole share
+        // may hold more and goes round again, one that gave less is drained.
+        let mut queue: VecDeque<usize> = (0..n).map(|j| (from + j) % n).collect();
         let mut found = Vec::new();
-        for (p, got) in looked {
-            if got.len() == shares[p] {
-                more.push(p);
+        while found.len() < count && !queue.is_empty() {
+            let want = count - found.len();
+            let round: Vec<usize> = queue.drain(..queue.len().min(want)).collect();
+            let round_shares = shares(want, round.len(), 0);
+            let looked = try_join_all(round.iter().zip(round_shares).map(|(&p, share)| {
+                let key = &keys[p];
+                async move {
+                    let got = self
+                        .read_group_key(key, group, consumer, share, Duration::ZERO)
+                        .await?;
+                    Ok::<_, event_backbone_core::Error>((p, share, got))
+                }
+            }))
+            .await?;
+            for (p, share, got) in looked {
+                if got.len() == share {
+                    queue.push_back(p);
+                }
+                found.extend(tag_deliveries(p, got));
             }
-            found.extend(got);
-        }
-        for p in more {
-            if found.len() >= count {
-                break;
-            }
-            let got = self
-                .read_group_key(
-                    &keys[p],
-                    group,
-                    consumer,
-                    count - found.len(),
-                    Duration::ZERO,
-                )
-                .await?;
-            found.extend(tag_deliveries(p, got));
         }
         if !found.is_empty() || block.is_zero() {
             return Ok(found);
         }
+        let shares = shares(count, n, from);
         self.wait_on_partitions(stream, &keys, group, consumer, &shares, block)
             .await
     }
 
     /// Blocks on every partition with a share, each on a dedicated
     /// connection. The first to answer with entries (or an error) wakes the
-    /// others (`CLIENT UNBLOCK`); every read is awaited, and whatever they
-    /// delivered is returned, so that nothing is left delivered and unseen.
+    /// others (`CLIENT UNBLOCK`, again until they answer); every read is
+    /// awaited, and whatever they delivered is returned (or, if one failed,
+    /// an error, and the consumer takes back what it has pending), so that
+    /// nothing is left delivered and unseen.
     async fn wait_on_partitions(
         &self,
         stream: &str,
@@ -252,7 +248,21 @@ impl RedisStreamChannel {
         let mut found = Vec::new();
         let mut failed = None;
         let mut woken = false;
-        while let Some((p, read)) = reads.next().await {
+        loop {
+            let next = if woken {
+                // A wake that reached a node before its read blocked did
+                // nothing: wake what still waits again, every 50 ms.
+                match tokio::time::timeout(REWAKE, reads.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        join_all(ids.iter().map(|(&q, &id)| self.redis.wake(&keys[q], id))).await;
+                        continue;
+                    }
+                }
+            } else {
+                reads.next().await
+            };
+            let Some((p, read)) = next else { break };
             ids.remove(&p);
             match read {
                 Ok(entries) => {
@@ -277,9 +287,11 @@ impl RedisStreamChannel {
                 join_all(ids.iter().map(|(&q, &id)| self.redis.wake(&keys[q], id))).await;
             }
         }
+        // A read that failed may have delivered entries whose reply was
+        // lost: fail, and the consumer takes back all it has pending.
         match failed {
-            Some(e) if found.is_empty() => Err(e),
-            _ => Ok(found),
+            Some(e) => Err(e),
+            None => Ok(found),
         }
     }
 
@@ -339,9 +351,20 @@ impl RedisStreamChannel {
         let mut out = Vec::new();
         for j in 0..n {
             let p = (from + j) % n;
-            let claimed = self
+            let claimed = match self
                 .claim_stale_key(&keys[p], group, consumer, min_idle, count - out.len())
-                .await?;
+                .await
+            {
+                Ok(claimed) => claimed,
+                // What is claimed already is returned (claiming it again
+                // would count another delivery); the rest waits for the
+                // next claim.
+                Err(e) if out.is_empty() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(stream, group, error = %e, "claiming on one partition failed; the next claim tries again");
+                    break;
+                }
+            };
             out.extend(tag_deliveries(p, claimed));
             if out.len() >= count {
                 break;
@@ -359,7 +382,9 @@ impl RedisStreamChannel {
     ) -> Result<Vec<EntryId>> {
         let keys = self.stream_keys(stream)?;
         let by = self.ids_by_partition(keys.len(), ids)?;
-        let lost = try_join_all(by.iter().map(|(p, ids)| {
+        // Each partition on its own: one that fails (its master failing
+        // over) hides neither the others' answers nor their lost entries.
+        let answers = join_all(by.iter().map(|(p, ids)| {
             let key = &keys[*p];
             async move {
                 let lost = self.touch_key(key, group, consumer, ids).await?;
@@ -370,14 +395,32 @@ impl RedisStreamChannel {
                 )
             }
         }))
-        .await?;
-        Ok(lost.into_iter().flatten().collect())
+        .await;
+        let mut lost = Vec::new();
+        let mut failed = None;
+        let mut answered = false;
+        for answer in answers {
+            match answer {
+                Ok(found) => {
+                    answered = true;
+                    lost.extend(found);
+                }
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        match failed {
+            Some(e) if !answered => Err(e),
+            _ => Ok(lost),
+        }
     }
 
-    /// Partition after partition, each in order, as Kafka's replay: from
-    /// an entry, the rest of its partition and the later partitions from
-    /// their start; from a time, every partition from that time; up to an
-    /// entry, the earlier partitions whole and its own up to it.
+    /// The partitions merged in the order of their entries' ids (time,
+    /// sequence, then partition), each partition in its own order: a page
+    /// that goes on after its last entry is exact, and a read from a time
+    /// starts every partition there. Each page reads up to `count` entries
+    /// of every partition.
     pub(crate) async fn read_range_partitioned(
         &self,
         stream: &str,
@@ -387,39 +430,69 @@ impl RedisStreamChannel {
     ) -> Result<Vec<Entry>> {
         let keys = self.stream_keys(stream)?;
         let n = keys.len();
-        let (first, start) = match from {
-            StreamPosition::Start => (0, StreamPosition::Start),
-            StreamPosition::Time(ms) => (0, StreamPosition::Time(*ms)),
-            StreamPosition::From(id) => {
+        let starts: Vec<StreamPosition> = match from {
+            StreamPosition::Start | StreamPosition::Time(_) => vec![from.clone(); n],
+            StreamPosition::From(id) | StreamPosition::After(id) => {
                 let (p, redis_id) = split_id(id, n as u16)?;
-                (p, StreamPosition::From(redis_id))
-            }
-            StreamPosition::After(id) => {
-                let (p, redis_id) = split_id(id, n as u16)?;
-                (p, StreamPosition::After(redis_id))
+                let inclusive = matches!(from, StreamPosition::From(_));
+                // At one Redis id, a lower partition comes first.
+                (0..n)
+                    .map(|q| {
+                        if q > p || (q == p && inclusive) {
+                            StreamPosition::From(redis_id.clone())
+                        } else {
+                            StreamPosition::After(redis_id.clone())
+                        }
+                    })
+                    .collect()
             }
         };
-        let to = to.map(|id| split_id(id, n as u16)).transpose()?;
-        let mut out = Vec::new();
-        for p in first..n {
-            if out.len() >= count || to.as_ref().is_some_and(|(tp, _)| p > *tp) {
-                break;
+        let ends: Vec<Option<Option<EntryId>>> = match to {
+            None => vec![None; n],
+            Some(id) => {
+                let (tp, redis_id) = split_id(id, n as u16)?;
+                (0..n)
+                    .map(|q| {
+                        Some(if q <= tp {
+                            Some(redis_id.clone())
+                        } else {
+                            before(&redis_id)
+                        })
+                    })
+                    .collect()
             }
-            let position = match (p == first, from) {
-                (true, _) => start.clone(),
-                (false, StreamPosition::Time(ms)) => StreamPosition::Time(*ms),
-                (false, _) => StreamPosition::Start,
-            };
-            let until = to
-                .as_ref()
-                .filter(|(tp, _)| *tp == p)
-                .map(|(_, redis_id)| redis_id);
-            let entries = self
-                .read_range_key(&keys[p], &position, until, count - out.len())
-                .await?;
-            out.extend(tag_entries(p, entries));
-        }
-        Ok(out)
+        };
+        let read = try_join_all((0..n).map(|q| {
+            let (key, start, end) = (&keys[q], &starts[q], &ends[q]);
+            async move {
+                let entries = match end {
+                    // Nothing of this partition is early enough.
+                    Some(None) => Vec::new(),
+                    Some(Some(end)) => self.read_range_key(key, start, Some(end), count).await?,
+                    None => self.read_range_key(key, start, None, count).await?,
+                };
+                Ok::<_, event_backbone_core::Error>((q, entries))
+            }
+        }))
+        .await?;
+        let mut merged: Vec<((u64, u64, usize), Entry)> = read
+            .into_iter()
+            .flat_map(|(q, entries)| {
+                entries.into_iter().map(move |entry| {
+                    let (ms, seq) = id_parts(&entry.id);
+                    ((ms, seq, q), entry)
+                })
+            })
+            .collect();
+        merged.sort_by_key(|(order, _)| *order);
+        merged.truncate(count);
+        Ok(merged
+            .into_iter()
+            .map(|((_, _, q), mut entry)| {
+                entry.id = entry_id(q, entry.id.as_str());
+                entry
+            })
+            .collect())
     }
 
     /// The partitions' lengths summed; per group, pending and lag summed

@@ -121,9 +121,10 @@ pub(crate) fn split_id(id: &EntryId, n: u16) -> Result<(usize, EntryId)> {
         expected: "a partitioned stream's id, the partition and a Redis stream id: \
                    2:1700000000000-0",
     };
-    let (p, rest) = id.as_str().split_once(':').ok_or_else(invalid)?;
-    let p: usize = p.parse().map_err(|_| invalid())?;
-    if p >= usize::from(n) {
+    let (text, rest) = id.as_str().split_once(':').ok_or_else(invalid)?;
+    let p: usize = text.parse().map_err(|_| invalid())?;
+    // One spelling per partition: `03` or `+3` is not `3`.
+    if p >= usize::from(n) || p.to_string() != text {
         return Err(invalid());
     }
     let redis_id = EntryId::new(rest);
@@ -159,7 +160,7 @@ mod tests {
         );
         assert_eq!(slot("foo{{bar}}zap"), slot("{bar"));
         // The same as the driver's, which routes the commands.
-        for key in ["orders", "orders:p1-4{2270}", "a{b}c", "{", "}{x}", "x{}"] {
+        for key in ["orders", "orders:p1-4{9126}", "a{b}c", "{", "}{x}", "x{}"] {
             assert_eq!(
                 format!("Slot({})", slot(key)),
                 format!("{:?}", redis::cluster_routing::Slot::for_key(key)),
@@ -199,7 +200,22 @@ mod tests {
             thirds.sort_unstable();
             assert_eq!(thirds, [0, 1, 2], "{stream}");
         }
-        assert_eq!(partition_keys("orders", 4), partition_keys("orders", 4));
+        // The layout is data: these keys hold streams; a change to the
+        // formula or the tags would leave them behind.
+        assert_eq!(
+            partition_keys("orders", 4),
+            [
+                "orders:p0-4{24569}",
+                "orders:p1-4{9126}",
+                "orders:p2-4{5206}",
+                "orders:p3-4{28649}"
+            ]
+        );
+        let slots: Vec<u16> = partition_keys("orders", 4)
+            .iter()
+            .map(|k| slot(k))
+            .collect();
+        assert_eq!(slots, [2153, 6249, 10345, 14441]);
         assert_ne!(partition_keys("orders", 4), partition_keys("payments", 4));
     }
 
@@ -209,7 +225,14 @@ mod tests {
         assert_eq!(id.as_str(), "3:1700000000000-7");
         let (p, redis_id) = split_id(&id, 4).unwrap();
         assert_eq!((p, redis_id.as_str()), (3, "1700000000000-7"));
-        for bad in ["1700000000000-7", "4:1700000000000-7", "x:1-0", "1:nope"] {
+        for bad in [
+            "1700000000000-7",
+            "4:1700000000000-7",
+            "x:1-0",
+            "1:nope",
+            "03:1-0",
+            "+3:1-0",
+        ] {
             let err = split_id(&EntryId::new(bad), 4).unwrap_err().to_string();
             assert!(
                 err.contains(bad) && err.contains("2:1700000000000-0"),

@@ -11,6 +11,7 @@ use redis::Value;
 
 use crate::connection::Redis;
 use crate::error::backend;
+use crate::replicas::{add_wait, check_wait};
 use crate::BACKEND;
 
 /// The largest value Redis takes by default (`proto-max-bulk-len`, 512 MiB).
@@ -68,31 +69,44 @@ pub(crate) fn add_put(pipe: &mut redis::Pipeline, item: &PutItem) {
 }
 
 /// Writes payloads: one pipeline on a single server; on a cluster one per
-/// slot, all at once. Returns once every write is acknowledged.
+/// slot, all at once. Returns once every write is acknowledged (and, with
+/// `wait_for_replicas`, on the replicas: each pipeline ends with a `WAIT`).
+/// `what` names the payloads in errors.
 pub(crate) async fn put<'a>(
     redis: &Redis,
     items: impl Iterator<Item = &'a PutItem>,
-) -> redis::RedisResult<()> {
-    if !redis.is_cluster() {
+    what: impl Fn() -> String,
+) -> Result<()> {
+    let config = redis.config();
+    let pipelines: Vec<redis::Pipeline> = if redis.is_cluster() {
+        let all: Vec<&PutItem> = items.collect();
+        let groups = redis.by_slot(all.iter().map(|item| item.key.as_str()));
+        groups
+            .iter()
+            .map(|group| {
+                let mut pipe = redis::Pipeline::with_capacity(2 * group.len() + 1);
+                for &i in group {
+                    add_put(&mut pipe, all[i]);
+                }
+                add_wait(&mut pipe, config);
+                pipe
+            })
+            .collect()
+    } else {
         let mut pipe = redis::pipe();
         for item in items {
             add_put(&mut pipe, item);
         }
-        return pipe.query_async(&mut redis.connection()).await;
+        add_wait(&mut pipe, config);
+        vec![pipe]
+    };
+    let replies: Vec<Vec<Value>> = redis
+        .query_all(&pipelines)
+        .await
+        .map_err(|e| backend(format!("writing {}", what()), e))?;
+    for mut reply in replies {
+        check_wait(config, &mut reply, &what)?;
     }
-    let all: Vec<&PutItem> = items.collect();
-    let groups = redis.by_slot(all.iter().map(|item| item.key.as_str()));
-    let pipelines: Vec<redis::Pipeline> = groups
-        .iter()
-        .map(|group| {
-            let mut pipe = redis::Pipeline::with_capacity(2 * group.len());
-            for &i in group {
-                add_put(&mut pipe, all[i]);
-            }
-            pipe
-        })
-        .collect();
-    let _: Vec<()> = redis.query_all(&pipelines).await?;
     Ok(())
 }
 
@@ -131,19 +145,10 @@ impl KeyValueStore for RedisHashStore {
             return Ok(());
         }
         check_sizes(items)?;
-        put(&self.redis, items.iter()).await.map_err(|e| {
-            backend(
-                format!(
-                    "writing {} payload keys (first {:?})",
-                    items.len(),
-                    items[0].key
-                ),
-                e,
-            )
-        })?;
-        self.redis
-            .replicated(&format!("{} payload keys", items.len()))
-            .await
+        put(&self.redis, items.iter(), || {
+            format!("{} payload keys (first {:?})", items.len(), items[0].key)
+        })
+        .await
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Fields>>> {

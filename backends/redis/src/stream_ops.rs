@@ -13,6 +13,7 @@ use redis::{AsyncCommands, Value};
 use crate::channel::RedisStreamChannel;
 use crate::entry::{self, add_fields, check_id, fields_capacity, int, items, pairs, text};
 use crate::error::{backend, protocol};
+use crate::replicas::{add_wait, check_wait};
 use crate::store::{add_put, check_sizes};
 
 impl RedisStreamChannel {
@@ -170,12 +171,35 @@ impl RedisStreamChannel {
         for metadata in batch {
             pipe.add_command(self.xadd(stream, metadata));
         }
-        let ids: Vec<String> = pipe
-            .query_async(&mut self.redis.connection())
-            .await
-            .map_err(|e| backend(format!("appending to stream {stream:?}"), e))?;
+        let ids = self
+            .query_ids(pipe, || format!("appending to stream {stream:?}"))
+            .await?;
         self.trimmer.appended(&self.redis, stream, ids.len()).await;
         Ok(ids.into_iter().map(EntryId::new).collect())
+    }
+
+    /// Runs a pipeline whose replies are the ids of `XADD`s (ended by a
+    /// `WAIT` with `wait_for_replicas`, checked here).
+    async fn query_ids(
+        &self,
+        mut pipe: redis::Pipeline,
+        action: impl Fn() -> String,
+    ) -> Result<Vec<String>> {
+        if !add_wait(&mut pipe, self.redis.config()) {
+            return pipe
+                .query_async(&mut self.redis.connection())
+                .await
+                .map_err(|e| backend(action(), e));
+        }
+        let mut replies: Vec<Value> = pipe
+            .query_async(&mut self.redis.connection())
+            .await
+            .map_err(|e| backend(action(), e))?;
+        check_wait(self.redis.config(), &mut replies, &action)?;
+        replies
+            .iter()
+            .map(|v| text(v).ok_or_else(|| protocol(action(), "an XADD reply is not an id")))
+            .collect()
     }
 
     /// On a single server, with the stores on this connection: one
@@ -202,9 +226,13 @@ impl RedisStreamChannel {
         for (metadata, key) in batch.iter().zip(keys) {
             pipe.add_command(self.xadd(key, metadata));
         }
-        pipe.query_async(&mut self.redis.connection())
-            .await
-            .map_err(|e| backend(format!("storing payloads and appending to {stream:?}"), e))
+        // With `wait_for_replicas`, one `WAIT` at the end: a server
+        // replicates in the order it ran the commands, so a replica that
+        // has an entry has its payloads.
+        self.query_ids(pipe, || {
+            format!("storing payloads and appending to {stream:?}")
+        })
+        .await
     }
 
     pub(crate) async fn ensure_group_key(

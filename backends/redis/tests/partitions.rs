@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use event_backbone_core::{GroupStart, Producer, Replay, StreamChannel, StreamPosition};
+use event_backbone_core::{GroupStart, Producer, Receiver, Replay, StreamChannel, StreamPosition};
 use event_backbone_redis::{Redis, RedisHashStore, RedisStreamChannel};
 use futures_util::StreamExt;
 
@@ -160,8 +160,19 @@ async fn a_blocked_read_wakes_when_any_partition_gets_an_entry() {
     }
 }
 
+/// The (time, sequence, partition) of a partitioned entry id.
+fn order(id: &str) -> (u64, u64, u32) {
+    let (p, redis_id) = id.split_once(':').unwrap();
+    let (ms, seq) = redis_id.split_once('-').unwrap();
+    (
+        ms.parse().unwrap(),
+        seq.parse().unwrap(),
+        p.parse().unwrap(),
+    )
+}
+
 #[tokio::test]
-async fn replay_reads_partition_after_partition_and_pages_exactly() {
+async fn replay_merges_the_partitions_by_time_and_pages_exactly() {
     let redis = cluster().await;
     let channel = Arc::new(RedisStreamChannel::new(&redis).partitions(4).unwrap());
     let store = Arc::new(RedisHashStore::new(&redis));
@@ -172,63 +183,126 @@ async fn replay_reads_partition_after_partition_and_pages_exactly() {
         .uri(&uri)
         .build()
         .unwrap();
+    let mut receipts = Vec::new();
     for i in 0..50u32 {
-        producer
-            .message("step")
-            .partition_key(format!("k{}", i % 5))
-            .segment("i", &i)
+        receipts.push(
+            producer
+                .message("step")
+                .partition_key(format!("k{}", i % 5))
+                .segment("i", &i)
+                .unwrap()
+                .send()
+                .await
+                .unwrap(),
+        );
+        if i == 24 {
+            // A time between the halves (ids are in milliseconds).
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let replay = |from: StreamPosition| {
+        Replay::builder()
+            .channel(channel.clone())
+            .store(store.clone())
+            .uri(&uri)
+            .from(from)
+            .page_size(7)
+            .messages()
             .unwrap()
+            .map(|m| {
+                let m = m.unwrap();
+                (m.entry_id().to_string(), m.segment::<u32>("i").unwrap())
+            })
+            .collect::<Vec<_>>()
+    };
+    let replayed = replay(StreamPosition::Start).await;
+    assert_eq!(replayed.len(), 50, "pages of 7 lost or repeated entries");
+    // In the order of the entries' ids across partitions (time, then the
+    // partition within a millisecond), every message once.
+    let orders: Vec<_> = replayed.iter().map(|(id, _)| order(id)).collect();
+    assert!(orders.windows(2).all(|w| w[0] < w[1]), "{orders:?}");
+    let mut numbers: Vec<u32> = replayed.iter().map(|(_, i)| *i).collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (0..50).collect::<Vec<_>>());
+
+    // From a time: every partition from there, over every page.
+    let half = receipts[25].entry_id().as_str();
+    let (ms, _, _) = order(half);
+    let later = replay(StreamPosition::Time(ms)).await;
+    let mut numbers: Vec<u32> = later.iter().map(|(_, i)| *i).collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (25..50).collect::<Vec<_>>());
+
+    // A message found by its id, whatever its partition.
+    let receiver = Receiver::builder()
+        .channel(channel.clone())
+        .store(store.clone())
+        .uri(&uri)
+        .build()
+        .unwrap();
+    for receipt in [&receipts[3], &receipts[41], &receipts[49]] {
+        let found = receiver.find(receipt.message_id).await.unwrap();
+        assert_eq!(
+            found.map(|m| m.entry_id().clone()),
+            Some(receipt.entry_id().clone())
+        );
+    }
+
+    // Up to an entry: all that come before it, and it.
+    let middle = receipts[30].entry_id();
+    let upto = channel
+        .read_range(&uri, &StreamPosition::Start, Some(middle), 100)
+        .await
+        .unwrap();
+    let before = orders
+        .iter()
+        .filter(|o| **o <= order(middle.as_str()))
+        .count();
+    assert_eq!(upto.len(), before);
+    assert_eq!(&upto.last().unwrap().id, middle);
+    // One entry by its id.
+    let got = channel.get(&uri, middle).await.unwrap().unwrap();
+    assert_eq!(&got.id, middle);
+}
+
+#[tokio::test]
+async fn a_read_smaller_than_the_partitions_still_reaches_every_one() {
+    let redis = support::redis().await;
+    let channel = Arc::new(RedisStreamChannel::new(&redis).partitions(4).unwrap());
+    let uri = support::unique("small-reads");
+    channel
+        .ensure_group(&uri, "g", GroupStart::Beginning)
+        .await
+        .unwrap();
+    let producer = Producer::builder()
+        .channel(channel.clone())
+        .store(Arc::new(RedisHashStore::new(&redis)))
+        .uri(&uri)
+        .build()
+        .unwrap();
+    for i in 0..12u32 {
+        producer
+            .message("one")
+            .partition_key(format!("k{i}"))
             .send()
             .await
             .unwrap();
     }
-    let replayed: Vec<(String, u32)> = Replay::builder()
-        .channel(channel.clone())
-        .store(store)
-        .uri(&uri)
-        .page_size(7)
-        .messages()
-        .unwrap()
-        .map(|m| {
-            let m = m.unwrap();
-            let partition = m.entry_id().as_str().split(':').next().unwrap().to_owned();
-            (partition, m.segment::<u32>("i").unwrap())
-        })
-        .collect()
-        .await;
-    assert_eq!(replayed.len(), 50, "pages of 7 lost or repeated entries");
-    // Partition after partition: the partition numbers never go back.
-    let partitions: Vec<&String> = replayed.iter().map(|(p, _)| p).collect();
-    let mut sorted = partitions.clone();
-    sorted.sort();
-    assert_eq!(partitions, sorted);
-    // Within a partition (and so per key), in the order sent.
-    for p in ["0", "1", "2", "3"] {
-        let seq: Vec<u32> = replayed
-            .iter()
-            .filter(|(q, _)| q == p)
-            .map(|(_, i)| *i)
-            .collect();
-        assert!(
-            seq.windows(2).all(|w| w[0] < w[1]),
-            "partition {p}: {seq:?}"
-        );
+    let mut read = BTreeSet::new();
+    for _ in 0..12 {
+        let got = channel
+            .read_group(&uri, "g", "c", 1, Duration::from_millis(50))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1, "a read of one returned {}", got.len());
+        read.insert(got[0].entry.id.to_string());
     }
-    // Up to an entry: the earlier partitions whole, its own up to it.
-    let all = channel
-        .read_range(&uri, &StreamPosition::Start, None, 100)
-        .await
-        .unwrap();
-    let middle = &all[25];
-    let upto = channel
-        .read_range(&uri, &StreamPosition::Start, Some(&middle.id), 100)
-        .await
-        .unwrap();
-    assert_eq!(upto.len(), 26);
-    assert_eq!(upto.last().unwrap().id, middle.id);
-    // One entry by its id.
-    let got = channel.get(&uri, &middle.id).await.unwrap().unwrap();
-    assert_eq!(got.id, middle.id);
+    assert_eq!(read.len(), 12);
+    let partitions: BTreeSet<&str> = read
+        .iter()
+        .map(|id| id.split(':').next().unwrap())
+        .collect();
+    assert!(partitions.len() > 1, "{partitions:?}");
 }
 
 #[tokio::test]
