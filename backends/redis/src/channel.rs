@@ -59,7 +59,15 @@ pub struct RedisStreamChannel {
     keys: Arc<Mutex<std::collections::HashMap<String, Arc<[String]>>>>,
     /// Which partition a read gives its extra share to, turned each read.
     pub(crate) turn: Arc<AtomicUsize>,
+    /// Partitions whose pending entries a consumer has still to take back
+    /// (a failed or unfinished `read_pending`), by stream, group and
+    /// consumer.
+    pub(crate) unrecovered: Arc<Mutex<std::collections::HashSet<Owed>>>,
 }
+
+/// A partition a consumer has still to take back its pending entries of:
+/// stream, group, consumer, partition.
+pub(crate) type Owed = (String, String, String, usize);
 
 impl RedisStreamChannel {
     /// A channel on this connection.
@@ -70,6 +78,7 @@ impl RedisStreamChannel {
             partitions: 1,
             keys: Arc::default(),
             turn: Arc::default(),
+            unrecovered: Arc::default(),
         }
     }
 

@@ -221,6 +221,88 @@ impl Redis {
         .await
     }
 
+    /// Runs a pipeline of writes ended by a `WAIT`
+    /// ([`crate::replicas`]) on a dedicated connection: a client blocked in
+    /// `WAIT` runs none of its later commands, which on the shared
+    /// connection would be every other task's. Bounded by the wait's
+    /// timeout plus the response timeout (twice); the dedicated connection
+    /// has no response timeout of its own, so nothing is sent again behind
+    /// the caller's back.
+    pub(crate) async fn query_waiting<T: redis::FromRedisValue>(
+        &self,
+        pipe: &Pipeline,
+    ) -> redis::RedisResult<T> {
+        let mut connection = self.dedicated().await?;
+        let limit = self.wait_limit();
+        match tokio::time::timeout(limit, pipe.query_async::<T>(&mut connection)).await {
+            Ok(Ok(value)) => {
+                self.give_back(connection);
+                Ok(value)
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(timed_out(format!("no reply within {limit:?}"))),
+        }
+    }
+
+    /// On a cluster: the pipelines of writes (one per slot) at once, then,
+    /// once all are acknowledged, a `WAIT` on the node of each (`keys[i]`
+    /// is a key of pipeline `i`), all on one dedicated connection, so that
+    /// each `WAIT` counts the writes before it (the first on a node waits;
+    /// the others find them there). Returns each `WAIT`'s count.
+    pub(crate) async fn write_then_wait(
+        &self,
+        pipelines: &[Pipeline],
+        keys: &[&str],
+    ) -> redis::RedisResult<Vec<i64>> {
+        let Some((replicas, timeout)) = self.inner.config.replicas else {
+            return Ok(Vec::new());
+        };
+        let connection = self.dedicated().await?;
+        let limit = self.wait_limit();
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(timeout.as_millis().max(1) as u64);
+        let work = async {
+            futures_util::future::try_join_all(pipelines.iter().map(|pipe| {
+                let mut connection = connection.clone();
+                async move { pipe.query_async::<()>(&mut connection).await }
+            }))
+            .await?;
+            futures_util::future::try_join_all(keys.iter().map(|key| {
+                let mut connection = connection.clone();
+                let wait = &wait;
+                async move { connection.query_on_node_of::<i64>(key, wait).await }
+            }))
+            .await
+        };
+        match tokio::time::timeout(limit, work).await {
+            Ok(Ok(counts)) => {
+                self.give_back(connection);
+                Ok(counts)
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(timed_out(format!("no reply within {limit:?}"))),
+        }
+    }
+
+    /// How long a pipeline that waits for replicas may take.
+    fn wait_limit(&self) -> Duration {
+        let wait = self
+            .inner
+            .config
+            .replicas
+            .map_or(Duration::ZERO, |(_, t)| t);
+        wait + 2 * self.inner.config.response_timeout
+    }
+
+    /// Puts a dedicated connection that answered back in the pool.
+    fn give_back(&self, connection: Connection) {
+        self.inner
+            .blocking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(connection);
+    }
+
     /// Whether two handles share one connection.
     pub(crate) fn same(&self, other: &Redis) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
@@ -255,12 +337,7 @@ impl Redis {
             connection.query_on_node_of(key, redis::cmd("CLIENT").arg("ID")),
         )
         .await
-        .map_err(|_| {
-            redis::RedisError::from(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no reply to CLIENT ID within {limit:?}"),
-            ))
-        })??;
+        .map_err(|_| timed_out(format!("no reply to CLIENT ID within {limit:?}")))??;
         Ok((connection, id))
     }
 
@@ -284,11 +361,7 @@ impl Redis {
         };
         match reply {
             Ok(Ok(value)) => {
-                self.inner
-                    .blocking
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(connection);
+                self.give_back(connection);
                 Ok(value)
             }
             Ok(Err(e)) => Err(failed(e)),
@@ -348,6 +421,11 @@ impl Redis {
             }
         })
     }
+}
+
+/// A timeout as the driver's error (transient, like its own).
+fn timed_out(what: String) -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, what))
 }
 
 impl fmt::Debug for Redis {

@@ -173,6 +173,12 @@ impl RedisStreamChannel {
         let keys = self.stream_keys(stream)?;
         let n = keys.len();
         let count = count.max(1);
+        let owed = self
+            .take_back_owed(stream, &keys, group, consumer, count)
+            .await?;
+        if !owed.is_empty() {
+            return Ok(owed);
+        }
         let from = self.turn.fetch_add(1, AtomicOrdering::Relaxed) % n;
         // Rounds of reads at once: each partition in the round reads its
         // share of what is left of `count`; one that gave its whole share
@@ -295,7 +301,13 @@ impl RedisStreamChannel {
         }
     }
 
-    /// Partition after partition (from a turning start) until `count`.
+    /// Partition after partition (from a turning start) until `count`. A
+    /// partition that fails, or that `count` did not reach, is owed: the
+    /// next reads of new entries take its pending entries back first
+    /// ([`RedisStreamChannel::take_back_owed`]). What was taken back is
+    /// returned even when a partition failed: failing the whole would have
+    /// the consumer take it back again, counting another delivery each
+    /// time (and, while a master is down, again and again).
     pub(crate) async fn read_pending_partitioned(
         &self,
         stream: &str,
@@ -307,17 +319,85 @@ impl RedisStreamChannel {
         let n = keys.len();
         let from = self.turn.fetch_add(1, AtomicOrdering::Relaxed) % n;
         let mut out = Vec::new();
+        let mut failed = None;
         for j in 0..n {
             let p = (from + j) % n;
-            let found = self
+            if out.len() >= count {
+                self.owe(stream, group, consumer, p);
+                continue;
+            }
+            match self
                 .read_pending_key(&keys[p], group, consumer, count - out.len())
-                .await?;
-            out.extend(tag_deliveries(p, found));
+                .await
+            {
+                Ok(found) => {
+                    self.paid(stream, group, consumer, p);
+                    out.extend(tag_deliveries(p, found));
+                }
+                Err(e) => {
+                    self.owe(stream, group, consumer, p);
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        match failed {
+            Some(e) if out.is_empty() => Err(e),
+            _ => Ok(out),
+        }
+    }
+
+    /// Takes back, once, the pending entries of the partitions owed to this
+    /// consumer (up to `count`): a partition whose `read_pending` failed
+    /// or was not reached. Entries it holds come back too, and are skipped
+    /// by the consumer as held.
+    pub(crate) async fn take_back_owed(
+        &self,
+        stream: &str,
+        keys: &[String],
+        group: &str,
+        consumer: &str,
+        count: usize,
+    ) -> Result<Vec<Delivery>> {
+        let owed: Vec<usize> = self
+            .unrecovered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(s, g, c, _)| s == stream && g == group && c == consumer)
+            .map(|(.., p)| *p)
+            .collect();
+        let mut out = Vec::new();
+        for p in owed {
             if out.len() >= count {
                 break;
             }
+            match self
+                .read_pending_key(&keys[p], group, consumer, count - out.len())
+                .await
+            {
+                Ok(found) => {
+                    self.paid(stream, group, consumer, p);
+                    out.extend(tag_deliveries(p, found));
+                }
+                Err(e) if out.is_empty() => return Err(e),
+                Err(_) => break,
+            }
         }
         Ok(out)
+    }
+
+    fn owe(&self, stream: &str, group: &str, consumer: &str, p: usize) {
+        self.unrecovered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((stream.to_owned(), group.to_owned(), consumer.to_owned(), p));
+    }
+
+    fn paid(&self, stream: &str, group: &str, consumer: &str, p: usize) {
+        let mut owed = self.unrecovered.lock().unwrap_or_else(|p| p.into_inner());
+        if !owed.is_empty() {
+            owed.remove(&(stream.to_owned(), group.to_owned(), consumer.to_owned(), p));
+        }
     }
 
     pub(crate) async fn ack_partitioned(

@@ -127,7 +127,14 @@ pub(crate) fn split_id(id: &EntryId, n: u16) -> Result<(usize, EntryId)> {
     if p >= usize::from(n) || p.to_string() != text {
         return Err(invalid());
     }
+    // A Redis id is two 64-bit numbers.
+    let fits = rest
+        .split_once('-')
+        .is_some_and(|(ms, seq)| ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok());
     let redis_id = EntryId::new(rest);
+    if !fits {
+        return Err(invalid());
+    }
     crate::entry::check_id(&redis_id).map_err(|_| invalid())?;
     Ok((p, redis_id))
 }
@@ -232,6 +239,7 @@ mod tests {
             "1:nope",
             "03:1-0",
             "+3:1-0",
+            "1:99999999999999999999-0",
         ] {
             let err = split_id(&EntryId::new(bad), 4).unwrap_err().to_string();
             assert!(

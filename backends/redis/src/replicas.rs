@@ -1,8 +1,11 @@
 //! Waiting for replicas
 //! ([`RedisConfig::wait_for_replicas`](crate::RedisConfig::wait_for_replicas)):
-//! a `WAIT` at the end of each pipeline that writes, so that it runs on the
-//! node, and the connection, that took the writes (a `WAIT` counts the
-//! writes of its own connection), and only there.
+//! a `WAIT` after the writes, on the node and the connection that took
+//! them (a `WAIT` counts the writes of its own connection), and only there:
+//! at the end of a pipeline that goes to one node, or, for payloads spread
+//! over a cluster's slots, once per slot after all of them
+//! ([`crate::Redis`]'s `write_then_wait`). A client in `WAIT` runs none of
+//! its later commands, so these run on dedicated connections.
 
 use event_backbone_core::{Error, Result};
 use redis::{Pipeline, Value};

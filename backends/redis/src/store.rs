@@ -70,42 +70,53 @@ pub(crate) fn add_put(pipe: &mut redis::Pipeline, item: &PutItem) {
 
 /// Writes payloads: one pipeline on a single server; on a cluster one per
 /// slot, all at once. Returns once every write is acknowledged (and, with
-/// `wait_for_replicas`, on the replicas: each pipeline ends with a `WAIT`).
-/// `what` names the payloads in errors.
+/// `wait_for_replicas`, on the replicas: a `WAIT` after the writes, on a
+/// dedicated connection, see [`crate::replicas`]). `what` names the
+/// payloads in errors.
 pub(crate) async fn put<'a>(
     redis: &Redis,
     items: impl Iterator<Item = &'a PutItem>,
     what: impl Fn() -> String,
 ) -> Result<()> {
     let config = redis.config();
-    let pipelines: Vec<redis::Pipeline> = if redis.is_cluster() {
-        let all: Vec<&PutItem> = items.collect();
-        let groups = redis.by_slot(all.iter().map(|item| item.key.as_str()));
-        groups
-            .iter()
-            .map(|group| {
-                let mut pipe = redis::Pipeline::with_capacity(2 * group.len() + 1);
-                for &i in group {
-                    add_put(&mut pipe, all[i]);
-                }
-                add_wait(&mut pipe, config);
-                pipe
-            })
-            .collect()
-    } else {
+    let failed = |e| backend(format!("writing {}", what()), e);
+    if !redis.is_cluster() {
         let mut pipe = redis::pipe();
         for item in items {
             add_put(&mut pipe, item);
         }
-        add_wait(&mut pipe, config);
-        vec![pipe]
-    };
-    let replies: Vec<Vec<Value>> = redis
-        .query_all(&pipelines)
+        if !add_wait(&mut pipe, config) {
+            return pipe
+                .query_async(&mut redis.connection())
+                .await
+                .map_err(failed);
+        }
+        let mut replies: Vec<Value> = redis.query_waiting(&pipe).await.map_err(failed)?;
+        return check_wait(config, &mut replies, &what);
+    }
+    let all: Vec<&PutItem> = items.collect();
+    let groups = redis.by_slot(all.iter().map(|item| item.key.as_str()));
+    let pipelines: Vec<redis::Pipeline> = groups
+        .iter()
+        .map(|group| {
+            let mut pipe = redis::Pipeline::with_capacity(2 * group.len());
+            for &i in group {
+                add_put(&mut pipe, all[i]);
+            }
+            pipe
+        })
+        .collect();
+    if config.replicas.is_none() {
+        let _: Vec<()> = redis.query_all(&pipelines).await.map_err(failed)?;
+        return Ok(());
+    }
+    let keys: Vec<&str> = groups.iter().map(|g| all[g[0]].key.as_str()).collect();
+    let counts = redis
+        .write_then_wait(&pipelines, &keys)
         .await
-        .map_err(|e| backend(format!("writing {}", what()), e))?;
-    for mut reply in replies {
-        check_wait(config, &mut reply, &what)?;
+        .map_err(failed)?;
+    for count in counts {
+        check_wait(config, &mut vec![Value::Int(count)], &what)?;
     }
     Ok(())
 }

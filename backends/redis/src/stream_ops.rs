@@ -191,8 +191,9 @@ impl RedisStreamChannel {
                 .await
                 .map_err(|e| backend(action(), e));
         }
-        let mut replies: Vec<Value> = pipe
-            .query_async(&mut self.redis.connection())
+        let mut replies: Vec<Value> = self
+            .redis
+            .query_waiting(&pipe)
             .await
             .map_err(|e| backend(action(), e))?;
         check_wait(self.redis.config(), &mut replies, &action)?;

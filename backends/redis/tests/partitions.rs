@@ -354,3 +354,87 @@ async fn on_one_server_a_batch_writes_payloads_and_entries_of_every_partition_in
     }
     assert_eq!(used, 4, "the batch did not reach every partition");
 }
+
+#[tokio::test]
+async fn a_partition_that_fails_its_recovery_is_taken_back_later_once() {
+    let redis = support::redis().await;
+    let channel = Arc::new(RedisStreamChannel::new(&redis).partitions(4).unwrap());
+    let uri = support::unique("owed");
+    let keys = channel.stream_keys(&uri).unwrap();
+    channel
+        .ensure_group(&uri, "g", GroupStart::Beginning)
+        .await
+        .unwrap();
+    let producer = Producer::builder()
+        .channel(channel.clone())
+        .store(Arc::new(RedisHashStore::new(&redis)))
+        .uri(&uri)
+        .build()
+        .unwrap();
+    for i in 0..16u32 {
+        producer
+            .message("one")
+            .partition_key(format!("k{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let read = channel
+        .read_group(&uri, "g", "c", 100, Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 16);
+    let in_2 = read
+        .iter()
+        .filter(|d| d.entry.id.as_str().starts_with("2:"))
+        .count();
+    assert!(in_2 > 0, "no entry in partition 2");
+
+    // Partition 2 fails (its group is gone): the others' pending entries
+    // are taken back all the same.
+    let mut raw = support::raw().await;
+    let _: i64 = redis::cmd("XGROUP")
+        .arg("DESTROY")
+        .arg(&keys[2])
+        .arg("g")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let back = channel.read_pending(&uri, "g", "c", 100).await.unwrap();
+    assert_eq!(back.len(), 16 - in_2, "the healthy partitions' entries");
+    assert!(back.iter().all(|d| d.delivery_count == 2));
+
+    // Partition 2 works again, with entries pending for the consumer whose
+    // reply it never saw: the next read takes them back first, once.
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&keys[2])
+        .arg("g")
+        .arg("0")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("g")
+        .arg("c")
+        .arg("STREAMS")
+        .arg(&keys[2])
+        .arg(">")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let owed = channel
+        .read_group(&uri, "g", "c", 100, Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert_eq!(owed.len(), in_2);
+    assert!(owed.iter().all(|d| d.entry.id.as_str().starts_with("2:")));
+    assert!(owed.iter().all(|d| d.delivery_count == 2));
+    // Once: the next read has nothing.
+    let next = channel
+        .read_group(&uri, "g", "c", 100, Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert!(next.is_empty(), "{} more", next.len());
+}
