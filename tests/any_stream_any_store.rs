@@ -273,6 +273,13 @@ impl KeyValueStore for Noting {
             .extend(items.iter().map(|i| i.key.clone()));
         self.inner.put_many(items).await
     }
+    async fn insert_many(&self, items: &[PutItem]) -> event_backbone::Result<()> {
+        self.keys
+            .lock()
+            .unwrap()
+            .extend(items.iter().map(|i| i.key.clone()));
+        self.inner.insert_many(items).await
+    }
     async fn get_many(&self, keys: &[&str]) -> event_backbone::Result<Vec<Option<Fields>>> {
         self.inner.get_many(keys).await
     }

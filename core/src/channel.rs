@@ -216,7 +216,7 @@ pub trait StreamChannel: Send + Sync + fmt::Debug + 'static {
     /// batch. Every payload must be stored before any entry is appended, so
     /// that no consumer sees an entry whose payload is missing.
     ///
-    /// The default runs `put_many` on every store (concurrently), then
+    /// The default runs `insert_many` on every store (concurrently), then
     /// [`Self::append_many`]. A channel that shares a connection with the
     /// stores (recognised through [`KeyValueStore::as_any`]) may do all of it
     /// in one pipeline, in that order.
@@ -229,7 +229,7 @@ pub trait StreamChannel: Send + Sync + fmt::Debug + 'static {
         let writes = payloads
             .iter()
             .filter(|(_, items)| !items.is_empty())
-            .map(|(store, items)| store.put_many(items));
+            .map(|(store, items)| store.insert_many(items));
         futures_util::future::try_join_all(writes).await?;
         self.append_many(stream, batch).await
     }

@@ -107,6 +107,18 @@ pub trait KeyValueStore: Send + Sync + fmt::Debug + 'static {
     /// Writes several keys, in as few round trips as the backend allows.
     async fn put_many(&self, items: &[PutItem]) -> Result<()>;
 
+    /// Writes keys that are new, whole: what a producer does with a
+    /// message's payload keys, which are named after its fresh message id,
+    /// so that there is nothing to merge with. A store implements it with
+    /// its fastest batch write (no read, no condition). Writing the same
+    /// batch again (a retry after a failure that hid its success) must
+    /// succeed and leave the same values; a key that holds other fields is
+    /// left as the store's plain write leaves it (replaced or merged), so
+    /// use [`Self::put_many`] to merge. The default is [`Self::put_many`].
+    async fn insert_many(&self, items: &[PutItem]) -> Result<()> {
+        self.put_many(items).await
+    }
+
     /// All fields of a key; `None` if the key does not exist.
     async fn get(&self, key: &str) -> Result<Option<Fields>> {
         Ok(self.get_many(&[key]).await?.pop().flatten())

@@ -739,3 +739,73 @@ async fn an_interceptor_does_not_set_the_subject() {
         "an interceptor's subject was kept"
     );
 }
+
+/// A store whose merging write is refused: only the write of new keys
+/// works.
+#[derive(Debug)]
+struct InsertOnly(MemoryStore);
+
+#[async_trait]
+impl KeyValueStore for InsertOnly {
+    fn backend(&self) -> &'static str {
+        "insert-only"
+    }
+    fn capabilities(&self) -> event_backbone_core::StoreCapabilities {
+        self.0.capabilities()
+    }
+    async fn put_many(
+        &self,
+        _: &[event_backbone_core::PutItem],
+    ) -> event_backbone_core::Result<()> {
+        Err(Error::permanent(
+            "insert-only",
+            "merging",
+            "the producer merged",
+        ))
+    }
+    async fn insert_many(
+        &self,
+        items: &[event_backbone_core::PutItem],
+    ) -> event_backbone_core::Result<()> {
+        self.0.insert_many(items).await
+    }
+    async fn get_many(
+        &self,
+        keys: &[&str],
+    ) -> event_backbone_core::Result<Vec<Option<event_backbone_core::Fields>>> {
+        self.0.get_many(keys).await
+    }
+    async fn delete_many(&self, keys: &[&str]) -> event_backbone_core::Result<u64> {
+        self.0.delete_many(keys).await
+    }
+}
+
+#[tokio::test]
+async fn payloads_are_written_as_new_keys() {
+    let channel = Arc::new(MemoryChannel::new());
+    let store = Arc::new(InsertOnly(MemoryStore::new()));
+    let producer = Producer::builder()
+        .channel(channel.clone())
+        .store(store.clone())
+        .uri("inserts")
+        .build()
+        .unwrap();
+    let receipt = producer
+        .message("placed")
+        .segment("amount", &7u32)
+        .unwrap()
+        .send()
+        .await
+        .expect("the producer writes payloads with insert_many, never a merge");
+    let message = Receiver::builder()
+        .channel(channel)
+        .store(store)
+        .uri("inserts")
+        .build()
+        .unwrap()
+        .get(receipt.entry_id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(message.segment::<u32>("amount").unwrap(), 7);
+}

@@ -198,7 +198,7 @@ impl StreamChannel for RedisStreamChannel {
     ) -> Result<Vec<EntryId>> {
         let Some(shared) = self.shared_stores(payloads) else {
             for (store, items) in payloads {
-                store.put_many(items).await?;
+                store.insert_many(items).await?;
             }
             return self.append_many(stream, batch).await;
         };

@@ -124,6 +124,23 @@ impl KeyValueStore for MemoryStore {
         Ok(())
     }
 
+    /// A plain insert: each key's value replaced whole.
+    async fn insert_many(&self, items: &[PutItem]) -> Result<()> {
+        check_value_sizes(BACKEND, self.max_value_bytes, items)?;
+        let now = Instant::now();
+        let mut data = self.lock();
+        for item in items {
+            data.insert(
+                item.key.clone(),
+                Value {
+                    fields: item.fields.clone(),
+                    expires_at: item.ttl.map(|ttl| now + ttl),
+                },
+            );
+        }
+        Ok(())
+    }
+
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Fields>>> {
         let now = Instant::now();
         let mut data = self.lock();

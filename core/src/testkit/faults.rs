@@ -161,6 +161,10 @@ impl KeyValueStore for FaultyStore {
         self.inner.put_many(items).await
     }
 
+    async fn insert_many(&self, items: &[PutItem]) -> Result<()> {
+        self.inner.insert_many(items).await
+    }
+
     async fn get_fields(&self, key: &str, names: &[&str]) -> Result<Option<Fields>> {
         self.check(&[key])?;
         self.inner.get_fields(key, names).await

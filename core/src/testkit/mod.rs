@@ -31,6 +31,7 @@ mod case;
 mod channel_cases;
 mod faults;
 mod harness;
+mod insert_cases;
 mod libtest;
 mod report;
 mod store_cases;
@@ -40,6 +41,7 @@ pub use case::{ensure, CaseFailure, CaseResult, ChannelCase, StoreCase};
 pub use channel_cases::*;
 pub use faults::{Fault, FaultyChannel, FaultyStore};
 pub use harness::{ChannelFactory, ChannelHarness, RawEntryWriter, StoreFactory, StoreHarness};
+pub use insert_cases::*;
 pub use libtest::Conformance;
 pub use report::{
     run_channel_cases, run_channel_suite, run_channel_suite_with, run_store_suite, CaseOutcome,

@@ -6,6 +6,10 @@ use bytes::Bytes;
 
 use super::case::{ensure, CaseFailure, CaseResult, StoreCase};
 use super::harness::StoreHarness;
+use super::insert_cases::{
+    insert_many_again_is_harmless, insert_many_refuses_a_value_over_the_limit,
+    insert_many_then_get_many,
+};
 use crate::capabilities::StoreCapabilities;
 use crate::store::{Fields, PutItem};
 
@@ -91,6 +95,9 @@ pub fn store_cases() -> Vec<StoreCase> {
         store_case!(delete_many_counts_existing, always),
         store_case!(concurrent_writers, always),
         store_case!(key_vault_on_the_store, always),
+        store_case!(insert_many_then_get_many, always),
+        store_case!(insert_many_again_is_harmless, always),
+        store_case!(insert_many_refuses_a_value_over_the_limit, has_value_limit),
     ]
 }
 
