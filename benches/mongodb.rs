@@ -11,6 +11,10 @@
 //!   `put_many` (one `update` command of pipeline upserts) against the
 //!   driver sending one `update` command of plain `$set` upserts, and of the
 //!   store's pipeline upserts written by hand.
+//! * `insert-many/*`: 256 new keys each time (fresh names, made outside
+//!   the timing); the store's `insert_many` (the producer's write: one
+//!   unordered `insert` of whole documents) against the driver's unordered
+//!   `insert` of the same documents.
 //! * `get-many/*`: the same 256 keys; the store's `get_many` (one `find`
 //!   with `$in`, expired documents filtered) against the driver's `find`
 //!   with `$in`.
@@ -92,6 +96,77 @@ async fn raw_put_many(mongo: &Mongo, collection: &str, items: &[PutItem], pipeli
     assert!(reply.get("writeErrors").is_none(), "{reply}");
 }
 
+/// The batch under fresh key names.
+fn fresh(batch: &[PutItem]) -> Vec<PutItem> {
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    batch
+        .iter()
+        .map(|item| PutItem {
+            key: format!("{}:{run}", item.key),
+            ..item.clone()
+        })
+        .collect()
+}
+
+/// New documents by hand: one unordered `insert`.
+async fn raw_insert_many(mongo: &Mongo, collection: &str, items: &[PutItem]) {
+    let documents: Vec<Document> = items
+        .iter()
+        .map(|item| {
+            let mut f = Document::new();
+            for (name, bytes) in &item.fields {
+                f.insert(
+                    name.clone(),
+                    Binary {
+                        subtype: BinarySubtype::Generic,
+                        bytes: bytes.to_vec(),
+                    },
+                );
+            }
+            doc! { "_id": &item.key, "f": f }
+        })
+        .collect();
+    let reply = mongo
+        .database()
+        .run_command(doc! { "insert": collection, "documents": documents, "ordered": false })
+        .await
+        .unwrap();
+    assert!(reply.get("writeErrors").is_none(), "{reply}");
+}
+
+/// Runs `write` on `iters` fresh batches, timing the writes only, and
+/// deletes each batch from `collection` after (an in-memory server would
+/// fill up).
+fn timed_fresh<F>(
+    rt: &tokio::runtime::Runtime,
+    iters: u64,
+    batch: &[PutItem],
+    mongo: &Mongo,
+    collection: &str,
+    write: impl Fn(Vec<PutItem>) -> F,
+) -> std::time::Duration
+where
+    F: std::future::Future<Output = ()>,
+{
+    rt.block_on(async {
+        let mut total = std::time::Duration::ZERO;
+        for _ in 0..iters {
+            let items = fresh(batch);
+            let keys: Vec<String> = items.iter().map(|i| i.key.clone()).collect();
+            let start = std::time::Instant::now();
+            write(items).await;
+            total += start.elapsed();
+            mongo
+                .database()
+                .collection::<Document>(collection)
+                .delete_many(doc! { "_id": { "$in": keys } })
+                .await
+                .unwrap();
+        }
+        total
+    })
+}
+
 /// The same read, by hand: one `find` with `$in`, documents collected.
 async fn raw_get_many(mongo: &Mongo, collection: &str, keys: &[&str]) -> usize {
     let docs: Vec<Document> = mongo
@@ -120,6 +195,17 @@ fn benches(c: &mut Criterion) {
     let batch = Arc::new(items());
     rt.block_on(store.put_many(&batch)).unwrap();
     rt.block_on(raw_put_many(&mongo, &raw_collection, &batch, false));
+    // The same TTL index as the store's, so that both maintain one.
+    rt.block_on(async {
+        mongo
+            .database()
+            .run_command(doc! {
+                "createIndexes": &raw_collection,
+                "indexes": [{ "key": { "expires_at": 1 }, "name": "expires_at_ttl", "expireAfterSeconds": 0 }],
+            })
+            .await
+            .unwrap();
+    });
 
     let mut group = sampled(c, "put-many", 20, BATCH);
     stores::store_put_many(&mut group, &rt, &store, &batch);
@@ -133,6 +219,25 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+
+    let mut group = sampled(c, "insert-many", 20, BATCH);
+    group.bench_function("event-backbone", |b| {
+        b.iter_custom(|iters| {
+            timed_fresh(&rt, iters, &batch, &mongo, &collection, |items| {
+                let store = store.clone();
+                async move { store.insert_many(&items).await.unwrap() }
+            })
+        })
+    });
+    group.bench_function("raw-mongodb", |b| {
+        b.iter_custom(|iters| {
+            timed_fresh(&rt, iters, &batch, &mongo, &raw_collection, |items| {
+                let (mongo, c) = (mongo.clone(), raw_collection.clone());
+                async move { raw_insert_many(&mongo, &c, &items).await }
+            })
+        })
+    });
     group.finish();
 
     let keys: Arc<Vec<String>> = Arc::new(batch.iter().map(|i| i.key.clone()).collect());

@@ -74,6 +74,32 @@ pub fn decode_name(encoded: &str) -> Option<String> {
     Some(out)
 }
 
+/// The whole document of a key written new: `_id`, the fields, and the
+/// expiry date `expires_at` when it has one.
+pub(crate) fn whole(
+    key: &str,
+    fields: &Fields,
+    expires_at: Option<mongodb::bson::DateTime>,
+) -> Document {
+    let mut stored = Document::new();
+    for (name, bytes) in fields {
+        stored.insert(
+            encode_name(name),
+            mongodb::bson::Binary {
+                subtype: mongodb::bson::spec::BinarySubtype::Generic,
+                bytes: bytes.to_vec(),
+            },
+        );
+    }
+    let mut doc = Document::new();
+    doc.insert("_id", key);
+    doc.insert(FIELDS, stored);
+    if let Some(at) = expires_at {
+        doc.insert(EXPIRES_AT, at);
+    }
+    doc
+}
+
 /// The path of a field inside the document: `f.<encoded name>`.
 pub(crate) fn field_path(name: &str) -> String {
     format!("{FIELDS}.{}", encode_name(name))

@@ -16,7 +16,7 @@ use mongodb::{Collection, Database};
 use tokio::sync::OnceCell;
 
 use crate::connection::Mongo;
-use crate::document::{field_path, fields_of, EXPIRES_AT, TTL_INDEX};
+use crate::document::{field_path, fields_of, whole, EXPIRES_AT, TTL_INDEX};
 use crate::error::{backend, is_transient_code, protocol};
 use crate::BACKEND;
 
@@ -40,6 +40,10 @@ const UPSERT_ATTEMPTS: usize = 3;
 /// * `put_many`: one `update` command of upserts for the whole batch (an
 ///   aggregation-pipeline update that first resets an expired document,
 ///   then sets the fields), split only past 8 MiB of writes;
+/// * `insert_many` (the producer's new payload keys): one unordered
+///   `insert` command of whole documents, split only past 8 MiB; a key
+///   already there (the same batch sent again, or an expired document the
+///   server has not removed yet) is written again with the upsert;
 /// * `get_many`: one `find` with `$in` per 1,000 keys, expired documents
 ///   left out, answers in input order;
 /// * `get_fields`: a projection of the named fields;
@@ -198,6 +202,64 @@ impl MongoStore {
         unreachable!("the last attempt returns")
     }
 
+    /// One unordered `insert` of whole documents. A key already there
+    /// (duplicate key 11000) goes through the upsert instead: the same
+    /// message's bytes again leave the same values, and an expired document
+    /// is reset rather than taken for the new one.
+    async fn insert(&self, items: &[PutItem], now: DateTime) -> Result<()> {
+        let documents: Vec<Document> = items
+            .iter()
+            .map(|item| {
+                whole(
+                    &item.key,
+                    &item.fields,
+                    item.ttl.map(|ttl| expiry(now, ttl)),
+                )
+            })
+            .collect();
+        let command = doc! {
+            "insert": &self.name,
+            "documents": documents,
+            "ordered": false,
+        };
+        let action = || {
+            format!(
+                "inserting {} keys into collection {:?}",
+                items.len(),
+                self.name
+            )
+        };
+        let reply = self
+            .database
+            .run_command(command)
+            .await
+            .map_err(|e| backend(action(), e))?;
+        let mut again = Vec::new();
+        for (index, code, message) in write_errors(&reply) {
+            let key = items.get(index).map_or("?", |i| i.key.as_str());
+            if code == 11000 {
+                if let Some(item) = items.get(index) {
+                    again.push(item.clone());
+                }
+                continue;
+            }
+            let action = format!("inserting key {key:?} into collection {:?}", self.name);
+            let what = format!("server error {code}: {message}");
+            return Err(if is_transient_code(code) {
+                CoreError::transient(BACKEND, action, what)
+            } else {
+                protocol(action, what)
+            });
+        }
+        write_concern(&reply, action)?;
+        if again.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<&str> = again.iter().map(|i| i.key.as_str()).collect();
+        let statements = again.iter().map(|item| self.upsert(item, now)).collect();
+        self.update(&keys, statements).await
+    }
+
     /// The filter of `keys`: `_id` only, so that every server reads it
     /// from the `_id` index (SecantusDB scans the collection for `_id`
     /// with an `$or` beside it); expired documents are left out on the
@@ -218,6 +280,24 @@ fn is_live(doc: &Document, now: DateTime) -> bool {
 fn expiry(now: DateTime, ttl: Duration) -> DateTime {
     let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     DateTime::from_millis(now.timestamp_millis().saturating_add(ms))
+}
+
+/// Every entry of `writeErrors`: (index, code, message).
+fn write_errors(reply: &Document) -> Vec<(usize, i32, String)> {
+    let Ok(errors) = reply.get_array("writeErrors") else {
+        return Vec::new();
+    };
+    errors
+        .iter()
+        .map(|error| match error {
+            Bson::Document(e) => (
+                e.get_i32("index").unwrap_or(0).max(0) as usize,
+                e.get_i32("code").unwrap_or(-1),
+                e.get_str("errmsg").unwrap_or_default().to_owned(),
+            ),
+            _ => (0, -1, "a write error of unknown shape".to_owned()),
+        })
+        .collect()
 }
 
 /// The first entry of `writeErrors`: (index, code, message).
@@ -314,6 +394,28 @@ impl KeyValueStore for MongoStore {
             bytes += size;
         }
         self.update(&keys, statements).await
+    }
+
+    async fn insert_many(&self, items: &[PutItem]) -> Result<()> {
+        check_value_sizes(BACKEND, Some(MAX_VALUE_BYTES), items)?;
+        check_document_sizes(items)?;
+        if items.is_empty() {
+            return Ok(());
+        }
+        self.ensure_indexes().await?;
+        let now = DateTime::now();
+        let mut start = 0;
+        let mut bytes = 0;
+        for (i, item) in items.iter().enumerate() {
+            let size: usize = item.fields.values().map(|b| b.len()).sum();
+            if i > start && bytes + size > BYTES_PER_COMMAND {
+                self.insert(&items[start..i], now).await?;
+                start = i;
+                bytes = 0;
+            }
+            bytes += size;
+        }
+        self.insert(&items[start..], now).await
     }
 
     async fn get_fields(&self, key: &str, names: &[&str]) -> Result<Option<Fields>> {

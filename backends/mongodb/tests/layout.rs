@@ -157,3 +157,51 @@ async fn bad_addresses_and_unreachable_servers_are_clear_errors() {
     let core: CoreError = err.into();
     assert!(core.is_transient(), "{core}");
 }
+
+#[tokio::test]
+async fn insert_many_writes_the_same_documents_and_starts_an_expired_key_afresh() {
+    use event_backbone_core::PutItem;
+    let mongo = connect(config()).await;
+    let store = store(&mongo, "insert").await;
+    let item = |key: &str, pairs: &[(&str, &[u8])], ttl: Option<Duration>| PutItem {
+        key: key.to_owned(),
+        fields: fields(pairs),
+        ttl,
+    };
+    // The layout of a put.
+    store
+        .insert_many(&[item(
+            "order:2",
+            &[("a.b$c", b"\x00\x01")],
+            Some(Duration::from_secs(60)),
+        )])
+        .await
+        .unwrap();
+    let d = raw(&mongo, &store, "order:2").await;
+    let f = d.get_document(FIELDS).unwrap();
+    assert!(
+        matches!(f.get("a%2Eb%24c"), Some(Bson::Binary(b)) if b.bytes == b"\x00\x01"),
+        "{d}"
+    );
+    assert!(matches!(d.get(EXPIRES_AT), Some(Bson::DateTime(_))), "{d}");
+
+    // An expired document the server has not removed yet: the insert
+    // meets its key, and the key starts again with only the new fields.
+    store
+        .insert_many(&[item(
+            "order:3",
+            &[("old", b"1")],
+            Some(Duration::from_millis(1)),
+        )])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    store
+        .insert_many(&[item("order:3", &[("new", b"2")], None)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("order:3").await.unwrap(),
+        Some(fields(&[("new", b"2")]))
+    );
+}
