@@ -65,6 +65,9 @@ pub(crate) fn backend(action: impl Into<String>, e: redis::RedisError) -> CoreEr
         || e.is_connection_refusal()
         || e.is_cluster_error()
         || e.kind() == redis::ErrorKind::ClusterConnectionNotFound
+        // A WAIT that reached a node turned replica by a failover (the
+        // slot map not yet refreshed): the batch goes again, to its master.
+        || e.detail().is_some_and(|d| d.contains("cannot be used with replica instances"))
         || matches!(
             e.code(),
             Some(
