@@ -12,6 +12,9 @@
 //!   `put_many` (per key a get, then an insert or a CAS replace, 64 keys at
 //!   once) against the SDK sending the same documents as 256 upserts, and
 //!   as the store's get-then-replace written by hand, 64 at once.
+//! * `insert-many/*`: the same 256 payloads; the store's `insert_many`
+//!   (the producer's write of new keys: an upsert of the whole document
+//!   per key, 64 at once) against the SDK's 256 upserts as above.
 //! * `get-many/*`: the same 256 keys; the store's `get_many` against 256
 //!   SDK gets, 64 at once.
 //! * `end-to-end/*`: 2,000 events produced and consumed on the Redis
@@ -145,6 +148,19 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+
+    let mut group = sampled(c, "insert-many", 20, BATCH);
+    stores::store_insert_many(&mut group, &rt, &store, &batch);
+    group.bench_function("raw-couchbase-upsert", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, || {
+                let (couchbase, batch, prefix) =
+                    (couchbase.clone(), batch.clone(), raw_prefix.clone());
+                Box::pin(async move { raw_put_many(&couchbase, &batch, &prefix, false).await })
+            })
+        })
+    });
     group.finish();
 
     let keys: Arc<Vec<String>> = Arc::new(batch.iter().map(|i| i.key.clone()).collect());

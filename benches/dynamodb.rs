@@ -14,6 +14,9 @@
 //!   against the SDK's `UpdateItem` per key, 16 at once (the store's
 //!   semantics, by hand), plain and with the store's condition and
 //!   `ReturnValues`.
+//! * `insert-many/*`: the same 256 payloads; the store's `insert_many`
+//!   (the producer's write of new keys: whole items, `BatchWriteItem`, 25
+//!   per request, 16 at once) against the SDK's `BatchWriteItem` as above.
 //! * `get-many/*`: the same 256 keys; the store's `get_many` against the
 //!   SDK's `BatchGetItem` (100 keys per request, consistent reads).
 //! * `end-to-end/*`: 2,000 events produced and consumed (group, batch 256,
@@ -212,6 +215,7 @@ fn benches(c: &mut Criterion) {
         let keys: Vec<&str> = batch.iter().map(|i| i.key.as_str()).collect();
         for _ in 0..20 {
             store.put_many(&batch).await.unwrap();
+            store.insert_many(&batch).await.unwrap();
             raw_batch_write(&dynamo, &raw_table, &batch).await;
             raw_update(&dynamo, &raw_table, &batch, true).await;
             store.get_many(&keys).await.unwrap();
@@ -242,6 +246,18 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+
+    let mut group = sampled(c, "insert-many", 20, BATCH);
+    stores::store_insert_many(&mut group, &rt, &store, &batch);
+    group.bench_function("raw-batch-write-item", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, || {
+                let (dynamo, t, batch) = (dynamo.clone(), raw_table.clone(), batch.clone());
+                Box::pin(async move { raw_batch_write(&dynamo, &t, &batch).await })
+            })
+        })
+    });
     group.finish();
 
     let keys: Arc<Vec<String>> = Arc::new(batch.iter().map(|i| i.key.clone()).collect());

@@ -164,6 +164,24 @@ pub fn store_put_many<S: KeyValueStore + ?Sized>(
     });
 }
 
+/// The store's row of an `insert-many` group: `insert_many` of the batch
+/// (the same keys each time: for stores whose insert replaces).
+pub fn store_insert_many<S: KeyValueStore + ?Sized>(
+    group: &mut Group<'_>,
+    rt: &tokio::runtime::Runtime,
+    store: &Arc<S>,
+    batch: &Arc<Vec<PutItem>>,
+) {
+    group.bench_function("event-backbone", |b| {
+        b.iter_custom(|iters| {
+            timed(rt, iters, || {
+                let (store, batch) = (store.clone(), batch.clone());
+                Box::pin(async move { store.insert_many(&batch).await.unwrap() })
+            })
+        })
+    });
+}
+
 /// The store's row of a `get-many` group: `get_many` of `keys`, every one
 /// found.
 pub fn store_get_many<S: KeyValueStore + ?Sized>(

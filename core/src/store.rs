@@ -1,7 +1,8 @@
 //! The payload side of the claim check: the [`KeyValueStore`] trait that
 //! every store backend (in-memory, Redis Hash, MongoDB, ...) implements.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
@@ -60,6 +61,49 @@ pub fn check_value_sizes(
         }
     }
     Ok(())
+}
+
+/// The items with each key once, for a batch write that refuses a key
+/// twice (DynamoDB's `BatchWriteItem`) or writes whole values: a key's puts
+/// merged in their order (later fields win; the last put's TTL), keys in
+/// first-seen order. Borrowed when no key repeats, the usual case.
+///
+/// ```
+/// use event_backbone_core::store::merge_repeated_keys;
+/// use event_backbone_core::{Fields, PutItem};
+/// let put = |key: &str, field: &str, value: &'static str| PutItem {
+///     key: key.into(),
+///     fields: Fields::from([(field.to_owned(), value.into())]),
+///     ttl: None,
+/// };
+/// let items = [put("a", "x", "1"), put("b", "x", "2"), put("a", "y", "3")];
+/// let once = merge_repeated_keys(&items);
+/// assert_eq!(once.len(), 2);
+/// assert_eq!(once[0].fields.len(), 2);
+/// assert!(matches!(merge_repeated_keys(&items[..2]), std::borrow::Cow::Borrowed(_)));
+/// ```
+pub fn merge_repeated_keys(items: &[PutItem]) -> Cow<'_, [PutItem]> {
+    let mut at: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+    if items.iter().all(|item| at.insert(&item.key, 0).is_none()) {
+        return Cow::Borrowed(items);
+    }
+    at.clear();
+    let mut out: Vec<PutItem> = Vec::new();
+    for item in items {
+        match at.get(item.key.as_str()) {
+            Some(&i) => {
+                let kept = &mut out[i];
+                kept.fields
+                    .extend(item.fields.iter().map(|(n, v)| (n.clone(), v.clone())));
+                kept.ttl = item.ttl;
+            }
+            None => {
+                at.insert(&item.key, out.len());
+                out.push(item.clone());
+            }
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// A key-value store holding payloads: several named fields under one key.

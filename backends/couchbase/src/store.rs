@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use couchbase::collection::Collection;
 use couchbase::error::ErrorKind;
-use couchbase::options::kv_options::{InsertOptions, ReplaceOptions};
+use couchbase::options::kv_options::{InsertOptions, ReplaceOptions, UpsertOptions};
+use event_backbone_core::store::merge_repeated_keys;
 use event_backbone_core::{
     Error as CoreError, Fields, KeyValueStore, PutItem, Result, StoreCapabilities,
 };
@@ -35,6 +36,10 @@ const WRITE_ATTEMPTS: u32 = 16;
 ///   CAS it read (fields a put does not name stay), retried when another
 ///   writer got in between; keys run concurrently (the configured
 ///   concurrency), the puts of one key in their order.
+/// * `insert_many` (the producer's new payload keys): one `upsert` of the
+///   whole document per key, no read, concurrently (a key named twice is
+///   written once, its puts merged in order). A key that was there is
+///   replaced, not merged; a retry writes the same bytes.
 /// * `get_many`: one get per key, concurrently, answers in input order;
 ///   `get_fields` selects the fields on the client (a binary document has
 ///   no paths for the server to select).
@@ -164,6 +169,35 @@ impl CouchbaseStore {
         ))
     }
 
+    /// One new key, whole: an `upsert`, no read (a retry writes the same
+    /// bytes again).
+    async fn insert_one(&self, item: &PutItem) -> Result<()> {
+        let key = item.key.as_str();
+        let now = now_ms();
+        let payload = Payload {
+            fields: item.fields.clone(),
+            expires_at_ms: item.ttl.map(|ttl| now.saturating_add(millis(ttl))),
+        };
+        let mut options = UpsertOptions::new();
+        if let Some(e) = server_expiry(payload.expires_at_ms, now) {
+            options = options.expiry(e);
+        }
+        match self
+            .collection()
+            .upsert_raw(key, &payload.encode(), BINARY_FLAGS, options)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.kind(), ErrorKind::ValueTooLarge) => {
+                Err(too_large(key, &payload.fields))
+            }
+            Err(e) => Err(backend(
+                format!("writing key {key:?} in {}", self.keyspace()),
+                e,
+            )),
+        }
+    }
+
     async fn delete_one(&self, key: &str) -> Result<u64> {
         check_key(key)?;
         match self.collection().remove(key, None).await {
@@ -218,6 +252,18 @@ impl KeyValueStore for CouchbaseStore {
             Ok(())
         })
         .await
+    }
+
+    async fn insert_many(&self, items: &[PutItem]) -> Result<()> {
+        let items = merge_repeated_keys(items);
+        for item in items.iter() {
+            check_key(&item.key)?;
+            check_size(&item.key, &item.fields)?;
+        }
+        futures_util::stream::iter(items.iter())
+            .map(Ok)
+            .try_for_each_concurrent(self.concurrency(), |item| self.insert_one(item))
+            .await
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Fields>>> {

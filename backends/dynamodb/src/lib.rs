@@ -6,6 +6,7 @@ pub mod batch;
 mod config;
 mod connection;
 mod error;
+mod insert;
 pub mod item;
 pub mod piece;
 mod store;

@@ -26,7 +26,7 @@ pub const ITEM_LIMIT: usize = 400 * 1024;
 pub const PIECE_BYTES: usize = ITEM_LIMIT - 8 * 1024;
 /// What the fields of one put may take in the payload item before the
 /// largest ones go to pieces (room is left for the fields already there).
-const INLINE_BUDGET: usize = 256 * 1024;
+pub(crate) const INLINE_BUDGET: usize = 256 * 1024;
 /// What one field's manifest takes in the payload item, at most.
 const MANIFEST_BYTES: usize = 96;
 
@@ -97,6 +97,9 @@ impl Manifest {
 pub(crate) struct Plan<'a> {
     pub(crate) inline: Vec<(&'a str, &'a Bytes)>,
     pub(crate) spilled: Vec<(&'a str, &'a Bytes, Manifest)>,
+    /// What the payload item's key and fields take, about: the inline
+    /// values and names, and a manifest per spilled field.
+    pub(crate) bytes: usize,
 }
 
 /// Splits a put's fields: the largest go to pieces until the rest fit the
@@ -126,6 +129,7 @@ pub(crate) fn plan<'a>(key: &str, fields: &'a Fields, spill_all: bool) -> Plan<'
     Plan {
         inline: rest.collect(),
         spilled,
+        bytes: total,
     }
 }
 

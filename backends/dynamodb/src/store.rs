@@ -44,6 +44,10 @@ const PUT_ATTEMPTS: usize = 4;
 ///   is replaced (`PutItem`) instead, so that expired fields do not come
 ///   back. Pieces are written first (`BatchWriteItem`), replaced pieces
 ///   removed after.
+/// * `insert_many` (the producer's new payload keys): `BatchWriteItem` of
+///   whole items, 25 per request, `concurrency` requests at once,
+///   `UnprocessedItems` sent again with backoff; large values' pieces in
+///   the same batch. A key that was there is replaced, not merged.
 /// * `get_many`: `BatchGetItem` of 100 keys per request, concurrently,
 ///   `UnprocessedKeys` sent again with backoff; then the pieces of large
 ///   values. Answers in input order; expired items left out.
@@ -100,7 +104,7 @@ impl DynamoStore {
         self.dynamo.client()
     }
 
-    fn batch(&self) -> Batch<'_> {
+    pub(crate) fn batch(&self) -> Batch<'_> {
         let c = self.dynamo.config();
         Batch {
             client: self.dynamo.client(),
@@ -176,6 +180,24 @@ impl DynamoStore {
             self.action("writing", key),
             format!("the key turned between expired and live {PUT_ATTEMPTS} times under the put"),
         ))
+    }
+
+    /// The merging puts of `items` (checked): the puts of one key in their
+    /// order, keys `concurrency` at once.
+    pub(crate) async fn put_checked(&self, items: &[PutItem]) -> Result<()> {
+        let mut by_key: BTreeMap<&str, Vec<&PutItem>> = BTreeMap::new();
+        for item in items {
+            by_key.entry(&item.key).or_default().push(item);
+        }
+        let concurrency = self.dynamo.config().concurrency;
+        let puts: Vec<_> = by_key
+            .into_iter()
+            .map(|(key, puts)| self.put_key(key, puts))
+            .collect();
+        stream::iter(puts)
+            .buffer_unordered(concurrency)
+            .try_collect::<()>()
+            .await
     }
 
     /// The puts of one key, in order; then the pieces of the values they
@@ -466,20 +488,13 @@ impl KeyValueStore for DynamoStore {
     async fn put_many(&self, items: &[PutItem]) -> Result<()> {
         check_value_sizes(BACKEND, Some(MAX_VALUE_BYTES), items)?;
         check_keys(items.iter().map(|i| i.key.as_str()))?;
-        // The puts of one key in their order; keys at once.
-        let mut by_key: BTreeMap<&str, Vec<&PutItem>> = BTreeMap::new();
-        for item in items {
-            by_key.entry(&item.key).or_default().push(item);
-        }
-        let concurrency = self.dynamo.config().concurrency;
-        let puts: Vec<_> = by_key
-            .into_iter()
-            .map(|(key, puts)| self.put_key(key, puts))
-            .collect();
-        stream::iter(puts)
-            .buffer_unordered(concurrency)
-            .try_collect::<()>()
-            .await
+        self.put_checked(items).await
+    }
+
+    async fn insert_many(&self, items: &[PutItem]) -> Result<()> {
+        check_value_sizes(BACKEND, Some(MAX_VALUE_BYTES), items)?;
+        check_keys(items.iter().map(|i| i.key.as_str()))?;
+        self.insert(items).await
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Fields>>> {

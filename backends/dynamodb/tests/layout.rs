@@ -200,6 +200,102 @@ async fn large_values_go_to_pieces_round_trip_and_leave_no_pieces_behind() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn insert_many_writes_the_same_layout_whole() {
+    let t = Table::new("insert").await;
+    let store = &t.store;
+    let before = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let one = pattern(1024 * 1024, 3);
+    // Thousands of small fields: over the item even with nothing in
+    // pieces, so this key goes through the merging put (which refuses it,
+    // naming it) and nothing of the batch's other keys is lost.
+    let mut crowded = Fields::new();
+    for i in 0..6000 {
+        crowded.insert(format!("field-{i:05}"), Bytes::from(vec![7u8; 90]));
+    }
+    let items = [
+        PutItem {
+            key: "new:1".into(),
+            fields: fields(&[("email", b"ann@example.com"), ("big", &one)]),
+            ttl: Some(Duration::from_secs(3600)),
+        },
+        PutItem {
+            key: "new:2".into(),
+            fields: fields(&[("n", b"2")]),
+            ttl: None,
+        },
+    ];
+    store.insert_many(&items).await.unwrap();
+    let item = t.raw_item("new:1", PAYLOAD).await.expect("the item");
+    let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(names, ["expires_at", "f:big", "f:email", "pk", "sk"]);
+    assert_eq!(item["f:email"].as_b().unwrap().as_ref(), b"ann@example.com");
+    let manifest = item["f:big"]
+        .as_m()
+        .expect("a manifest for the 1 MiB value");
+    assert_eq!(
+        manifest["bytes"].as_n().unwrap(),
+        &(1024 * 1024).to_string()
+    );
+    let at: i64 = item[EXPIRES_AT].as_n().unwrap().parse().unwrap();
+    assert!(
+        (before + 3600..=before + 3602).contains(&at),
+        "expires_at {at}"
+    );
+    let pieces = (1024 * 1024usize).div_ceil(PIECE_BYTES);
+    let sorts = t.sort_keys("new:1").await;
+    assert_eq!(sorts.len(), 1 + pieces, "{sorts:?}");
+    for sort in sorts.iter().filter(|s| *s != PAYLOAD) {
+        let piece = t.raw_item("new:1", sort).await.unwrap();
+        let at: i64 = piece[EXPIRES_AT].as_n().unwrap().parse().unwrap();
+        assert!(
+            (before + 3600..=before + 3602).contains(&at),
+            "a piece's expires_at {at}"
+        );
+    }
+    assert!(store.get("new:1").await.unwrap().unwrap()["big"] == one);
+    let without_ttl = t.raw_item("new:2", PAYLOAD).await.unwrap();
+    assert!(!without_ttl.contains_key(EXPIRES_AT));
+
+    // An insert replaces what a key held (no merge).
+    store
+        .put("new:2", &fields(&[("old", b"o")]), None)
+        .await
+        .unwrap();
+    store.insert_many(&items[1..]).await.unwrap();
+    assert_eq!(
+        store.get("new:2").await.unwrap().unwrap(),
+        fields(&[("n", b"2")])
+    );
+
+    let crowded = [
+        PutItem {
+            key: "new:3".into(),
+            fields: fields(&[("n", b"3")]),
+            ttl: None,
+        },
+        PutItem {
+            key: "crowded".into(),
+            fields: crowded,
+            ttl: None,
+        },
+    ];
+    let error = store.insert_many(&crowded).await.unwrap_err().to_string();
+    assert!(
+        error.contains("\"crowded\"") && error.contains("do not fit one item"),
+        "{error}"
+    );
+    assert!(
+        store.get("new:3").await.unwrap().is_some(),
+        "the batch's other key is lost"
+    );
+    t.drop().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_value_with_a_missing_piece_is_an_error_never_a_corrupt_value() {
     let t = Table::new("torn").await;
     let (store, client) = (&t.store, &t.client);

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::case::{ensure, CaseFailure, CaseResult};
 use super::harness::StoreHarness;
+use super::store_cases::MIB;
 use crate::store::{Fields, PutItem};
 
 fn batch(h: &StoreHarness, name: &str, n: usize) -> Vec<PutItem> {
@@ -104,4 +105,79 @@ pub async fn insert_many_refuses_a_value_over_the_limit(h: &StoreHarness) -> Cas
         "a refused batch was written (in part)"
     );
     Ok(())
+}
+
+/// Large values (1 MiB and a byte, over what many stores keep inline) among
+/// small ones, in a batch of more than one request's worth, read back whole.
+pub async fn insert_many_takes_large_values(h: &StoreHarness) -> CaseResult {
+    let mut items = batch(h, "insert-large", 40);
+    for (i, size) in [(3, MIB + 1), (31, 300 * 1024)] {
+        let value: Vec<u8> = (0..size).map(|b| (b % 253) as u8).collect();
+        items[i]
+            .fields
+            .insert("scan".to_owned(), Bytes::from(value));
+    }
+    h.store.insert_many(&items).await?;
+    read_back(h, &items, "after insert_many with large values").await?;
+    h.store.insert_many(&items).await?;
+    read_back(h, &items, "after the same batch again").await
+}
+
+/// A key inserted with a TTL reads as missing once it has passed (give or
+/// take a second); one without stays.
+pub async fn insert_many_ttl_expires_the_key(h: &StoreHarness) -> CaseResult {
+    let mut items = batch(h, "insert-ttl", 2);
+    items[0].ttl = Some(Duration::from_millis(400));
+    items[1].ttl = None;
+    h.store.insert_many(&items).await?;
+    let keys = [items[0].key.as_str(), items[1].key.as_str()];
+    let read = h.store.get_many(&keys).await?;
+    ensure!(
+        read.iter().all(Option::is_some),
+        "a key inserted with a TTL of 400 ms expired at once: {:?}",
+        read.iter().map(Option::is_some).collect::<Vec<_>>()
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let read = h.store.get_many(&keys).await?;
+    ensure!(
+        read[0].is_none(),
+        "the key outlived its 400 ms TTL by 1.1 s"
+    );
+    ensure!(
+        read[1].as_ref() == Some(&items[1].fields),
+        "the key without a TTL did not stay: {:?}",
+        read[1].as_ref().map(|f| f.keys().collect::<Vec<_>>())
+    );
+    Ok(())
+}
+
+/// A key named twice in one batch holds the later put's values afterwards
+/// (whether the store merges the two or the later replaces the first), and
+/// the other keys of the batch are written.
+pub async fn insert_many_names_a_key_twice(h: &StoreHarness) -> CaseResult {
+    let mut items = batch(h, "insert-twice", 30);
+    let mut later = items[4].clone();
+    later.fields = Fields::from([
+        ("n".to_owned(), Bytes::from_static(b"later")),
+        ("extra".to_owned(), Bytes::from_static(b"x")),
+    ]);
+    // Next to the first: in the same request of a store that sends a few.
+    items.insert(5, later.clone());
+    h.store.insert_many(&items).await?;
+    let read = h.store.get(&later.key).await?.unwrap_or_default();
+    for (name, value) in &later.fields {
+        ensure!(
+            read.get(name) == Some(value),
+            "field {name:?} of key {:?}, named twice in one batch, reads {:?}: not the later \
+             put's value",
+            later.key,
+            read.get(name)
+        );
+    }
+    let others: Vec<PutItem> = items
+        .iter()
+        .filter(|i| i.key != later.key)
+        .cloned()
+        .collect();
+    read_back(h, &others, "the other keys of the batch").await
 }

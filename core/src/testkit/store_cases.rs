@@ -7,8 +7,9 @@ use bytes::Bytes;
 use super::case::{ensure, CaseFailure, CaseResult, StoreCase};
 use super::harness::StoreHarness;
 use super::insert_cases::{
-    insert_many_again_is_harmless, insert_many_refuses_a_value_over_the_limit,
-    insert_many_then_get_many,
+    insert_many_again_is_harmless, insert_many_names_a_key_twice,
+    insert_many_refuses_a_value_over_the_limit, insert_many_takes_large_values,
+    insert_many_then_get_many, insert_many_ttl_expires_the_key,
 };
 use crate::capabilities::StoreCapabilities;
 use crate::store::{Fields, PutItem};
@@ -24,7 +25,7 @@ fn always(_: &StoreCapabilities) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn needs_ttl(c: &StoreCapabilities) -> Result<(), &'static str> {
+pub(super) fn needs_ttl(c: &StoreCapabilities) -> Result<(), &'static str> {
     if c.ttl {
         Ok(())
     } else {
@@ -33,7 +34,7 @@ fn needs_ttl(c: &StoreCapabilities) -> Result<(), &'static str> {
 }
 
 /// 1 MiB.
-const MIB: usize = 1024 * 1024;
+pub(super) const MIB: usize = 1024 * 1024;
 
 /// The largest value the kit writes and reads back (a store may accept
 /// more).
@@ -43,7 +44,7 @@ pub const LARGEST_VALUE_TESTED: usize = 16 * MIB;
 /// it is allocated, not filled: a store checks its size before it sends it).
 pub const LARGEST_LIMIT_TESTED: usize = 1024 * MIB;
 
-fn takes_one_mib(c: &StoreCapabilities) -> Result<(), &'static str> {
+pub(super) fn takes_one_mib(c: &StoreCapabilities) -> Result<(), &'static str> {
     match c.max_value_bytes {
         Some(max) if max < MIB => Err("the store declares a value limit under 1 MiB"),
         _ => Ok(()),
@@ -98,6 +99,9 @@ pub fn store_cases() -> Vec<StoreCase> {
         store_case!(insert_many_then_get_many, always),
         store_case!(insert_many_again_is_harmless, always),
         store_case!(insert_many_refuses_a_value_over_the_limit, has_value_limit),
+        store_case!(insert_many_takes_large_values, takes_one_mib),
+        store_case!(insert_many_ttl_expires_the_key, needs_ttl),
+        store_case!(insert_many_names_a_key_twice, always),
     ]
 }
 
