@@ -64,6 +64,15 @@ impl From<uuid::Uuid> for MessageId {
     }
 }
 
+impl MessageId {
+    /// Appends the id as [`Display`](fmt::Display) shows it (hyphenated,
+    /// lower case), without the formatter.
+    pub(crate) fn push_to(&self, out: &mut String) {
+        let mut buf = uuid::Uuid::encode_buffer();
+        out.push_str(self.0.hyphenated().encode_lower(&mut buf));
+    }
+}
+
 impl fmt::Display for MessageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.0.hyphenated(), f)

@@ -116,8 +116,9 @@ impl<'p> MessageBuilder<'p> {
         self.message
     }
 
-    /// Sends it.
-    pub async fn send(self) -> Result<Receipt> {
-        self.producer.send_message(self.message).await
+    /// Sends it. (The future is the producer's own, not wrapped in
+    /// another: a send's future is moved and polled as it is.)
+    pub fn send(self) -> impl std::future::Future<Output = Result<Receipt>> + Send + 'p {
+        self.producer.send_message(self.message)
     }
 }

@@ -245,35 +245,42 @@ impl Target {
 
     /// Routes each segment: into the payload of its class (one key per
     /// class, in the store routed for that class), or inline when no store
-    /// takes it.
+    /// takes it. Each class is routed once per message.
     fn place(&self, mut metadata: Metadata, segments: Segments) -> batcher::Prepared {
-        let mut puts: Vec<(usize, PutItem)> = Vec::new();
-        // (class, index in puts); a message has one or two classes.
-        let mut classes: Vec<(SegmentClass, usize)> = Vec::new();
+        // A message has one or two classes: one write, usually.
+        let mut puts: Vec<(usize, PutItem)> = Vec::with_capacity(1);
+        // (class, index in puts, or None: inline).
+        let mut classes: Classes = Classes::default();
         for (name, segment) in segments {
-            let location = match self.destination.stores.route_class(&segment.class) {
-                Some((store, _)) => {
-                    let slot = match classes.iter().find(|(c, _)| *c == segment.class) {
-                        Some((_, slot)) => *slot,
-                        None => {
-                            let key = self.address.payload_key(
-                                &metadata.operation,
-                                metadata.version,
-                                &segment.class,
-                                &metadata.message_id,
-                            );
-                            puts.push((
-                                store,
-                                PutItem {
-                                    key,
-                                    fields: Fields::new(),
-                                    ttl: self.payload_ttl,
-                                },
-                            ));
-                            classes.push((segment.class.clone(), puts.len() - 1));
-                            puts.len() - 1
-                        }
-                    };
+            let slot =
+                match classes.find(&segment.class) {
+                    Some(slot) => slot,
+                    None => {
+                        let slot = self.destination.stores.route_class(&segment.class).map(
+                            |(store, _)| {
+                                let key = self.address.payload_key(
+                                    &metadata.operation,
+                                    metadata.version,
+                                    &segment.class,
+                                    &metadata.message_id,
+                                );
+                                puts.push((
+                                    store,
+                                    PutItem {
+                                        key,
+                                        fields: Fields::new(),
+                                        ttl: self.payload_ttl,
+                                    },
+                                ));
+                                puts.len() - 1
+                            },
+                        );
+                        classes.add(&segment.class, slot);
+                        slot
+                    }
+                };
+            let location = match slot {
+                Some(slot) => {
                     puts[slot].1.fields.insert(name.clone(), segment.data);
                     SegmentLocation::Standard
                 }
@@ -286,6 +293,33 @@ impl Target {
             });
         }
         batcher::Prepared { metadata, puts }
+    }
+}
+
+/// The classes of one message met so far and where their segments go (an
+/// index in its writes, or `None`: inline): the first without an
+/// allocation.
+#[derive(Default)]
+struct Classes {
+    first: Option<(SegmentClass, Option<usize>)>,
+    more: Vec<(SegmentClass, Option<usize>)>,
+}
+
+impl Classes {
+    fn find(&self, class: &SegmentClass) -> Option<Option<usize>> {
+        self.first
+            .iter()
+            .chain(&self.more)
+            .find(|(c, _)| c == class)
+            .map(|(_, slot)| *slot)
+    }
+
+    fn add(&mut self, class: &SegmentClass, slot: Option<usize>) {
+        if self.first.is_none() {
+            self.first = Some((class.clone(), slot));
+        } else {
+            self.more.push((class.clone(), slot));
+        }
     }
 }
 

@@ -7,8 +7,11 @@ use bytes::Bytes;
 
 use super::case::{ensure, CaseFailure, CaseResult};
 use super::harness::StoreHarness;
-use super::store_cases::MIB;
 use crate::store::{Fields, PutItem};
+
+/// 1 MiB: the large value of [`insert_many_takes_large_values`], which
+/// runs on stores that take one (as the store suite's `one_mib_value`).
+const MIB: usize = 1024 * 1024;
 
 fn batch(h: &StoreHarness, name: &str, n: usize) -> Vec<PutItem> {
     (0..n)

@@ -25,7 +25,7 @@ fn always(_: &StoreCapabilities) -> Result<(), &'static str> {
     Ok(())
 }
 
-pub(super) fn needs_ttl(c: &StoreCapabilities) -> Result<(), &'static str> {
+fn needs_ttl(c: &StoreCapabilities) -> Result<(), &'static str> {
     if c.ttl {
         Ok(())
     } else {
@@ -34,7 +34,7 @@ pub(super) fn needs_ttl(c: &StoreCapabilities) -> Result<(), &'static str> {
 }
 
 /// 1 MiB.
-pub(super) const MIB: usize = 1024 * 1024;
+const MIB: usize = 1024 * 1024;
 
 /// The largest value the kit writes and reads back (a store may accept
 /// more).
@@ -44,7 +44,7 @@ pub const LARGEST_VALUE_TESTED: usize = 16 * MIB;
 /// it is allocated, not filled: a store checks its size before it sends it).
 pub const LARGEST_LIMIT_TESTED: usize = 1024 * MIB;
 
-pub(super) fn takes_one_mib(c: &StoreCapabilities) -> Result<(), &'static str> {
+fn takes_one_mib(c: &StoreCapabilities) -> Result<(), &'static str> {
     match c.max_value_bytes {
         Some(max) if max < MIB => Err("the store declares a value limit under 1 MiB"),
         _ => Ok(()),
