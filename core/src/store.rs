@@ -65,8 +65,8 @@ pub fn check_value_sizes(
 
 /// The items with each key once, for a batch write that refuses a key
 /// twice (DynamoDB's `BatchWriteItem`) or writes whole values: a key's puts
-/// merged in their order (later fields win; the last put's TTL), keys in
-/// first-seen order. Borrowed when no key repeats, the usual case.
+/// merged in their order (later fields win; the last TTL given, as a put
+/// without one keeps the key's), keys in first-seen order. Borrowed when no key repeats, the usual case.
 ///
 /// ```
 /// use event_backbone_core::store::merge_repeated_keys;
@@ -76,10 +76,12 @@ pub fn check_value_sizes(
 ///     fields: Fields::from([(field.to_owned(), value.into())]),
 ///     ttl: None,
 /// };
-/// let items = [put("a", "x", "1"), put("b", "x", "2"), put("a", "y", "3")];
+/// let mut items = [put("a", "x", "1"), put("b", "x", "2"), put("a", "y", "3")];
+/// items[0].ttl = Some(std::time::Duration::from_secs(60));
 /// let once = merge_repeated_keys(&items);
 /// assert_eq!(once.len(), 2);
 /// assert_eq!(once[0].fields.len(), 2);
+/// assert_eq!(once[0].ttl, Some(std::time::Duration::from_secs(60)));
 /// assert!(matches!(merge_repeated_keys(&items[..2]), std::borrow::Cow::Borrowed(_)));
 /// ```
 pub fn merge_repeated_keys(items: &[PutItem]) -> Cow<'_, [PutItem]> {
@@ -95,7 +97,10 @@ pub fn merge_repeated_keys(items: &[PutItem]) -> Cow<'_, [PutItem]> {
                 let kept = &mut out[i];
                 kept.fields
                     .extend(item.fields.iter().map(|(n, v)| (n.clone(), v.clone())));
-                kept.ttl = item.ttl;
+                // As a put does: a later put without a TTL keeps the key's.
+                if item.ttl.is_some() {
+                    kept.ttl = item.ttl;
+                }
             }
             None => {
                 at.insert(&item.key, out.len());

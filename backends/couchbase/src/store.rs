@@ -39,7 +39,8 @@ const WRITE_ATTEMPTS: u32 = 16;
 /// * `insert_many` (the producer's new payload keys): one `upsert` of the
 ///   whole document per key, no read, concurrently (a key named twice is
 ///   written once, its puts merged in order). A key that was there is
-///   replaced, not merged; a retry writes the same bytes.
+///   replaced, not merged; a retry writes the same fields again (its
+///   expiry counted from the retry).
 /// * `get_many`: one get per key, concurrently, answers in input order;
 ///   `get_fields` selects the fields on the client (a binary document has
 ///   no paths for the server to select).
@@ -170,7 +171,7 @@ impl CouchbaseStore {
     }
 
     /// One new key, whole: an `upsert`, no read (a retry writes the same
-    /// bytes again).
+    /// fields again).
     async fn insert_one(&self, item: &PutItem) -> Result<()> {
         let key = item.key.as_str();
         let now = now_ms();

@@ -20,20 +20,22 @@ use crate::piece::{piece_items, plan, INLINE_BUDGET};
 use crate::store::DynamoStore;
 
 impl DynamoStore {
-    /// Writes `items` (checked) as whole items: each large value's pieces
-    /// and its payload item in the same batch (nobody reads a new key
-    /// before the write returns: the producer appends its entry after).
-    /// An item whose fields do not fit one item even with its large values
-    /// in pieces (thousands of small fields) goes through the merging put,
-    /// which says so. A key named twice is written once, its puts merged
-    /// in order.
+    /// Writes `items` (checked) as whole items. Large values' pieces go
+    /// first, under write ids made from the key and the field (a retry
+    /// writes the same pieces again, and leaves none behind), then the
+    /// payload items that name them: an item is never there without its
+    /// pieces. An item whose fields do not fit one item even with its
+    /// large values in pieces (thousands of small fields) goes through the
+    /// merging put, which says so. A key named twice is written once, its
+    /// puts merged in order.
     pub(crate) async fn insert(&self, items: &[PutItem]) -> Result<()> {
         let now = now_ms();
+        let mut pieces = Vec::new();
         let mut writes = Vec::with_capacity(items.len());
         let mut too_many_fields = Vec::new();
         for item in merge_repeated_keys(items).iter() {
             let expires_at = item.ttl.map(|ttl| expiry(now, ttl));
-            let plan = plan(&item.key, &item.fields, false);
+            let mut plan = plan(&item.key, &item.fields, false);
             if plan.bytes > INLINE_BUDGET {
                 too_many_fields.push(item.clone());
                 continue;
@@ -46,9 +48,10 @@ impl DynamoStore {
                     AttributeValue::B(Blob::new(value.to_vec())),
                 );
             }
-            for (name, value, manifest) in &plan.spilled {
+            for (name, value, manifest) in &mut plan.spilled {
+                manifest.write = insert_write_id(&item.key, name);
                 whole.insert(field_attribute(name), manifest.attribute());
-                writes.extend(
+                pieces.extend(
                     piece_items(&item.key, manifest, value, expires_at)
                         .into_iter()
                         .map(Write::Put),
@@ -59,6 +62,9 @@ impl DynamoStore {
             }
             writes.push(Write::Put(whole));
         }
+        if !pieces.is_empty() {
+            self.batch().write(pieces).await?;
+        }
         if !writes.is_empty() {
             self.batch().write(writes).await?;
         }
@@ -66,5 +72,30 @@ impl DynamoStore {
             self.put_checked(&too_many_fields).await?;
         }
         Ok(())
+    }
+}
+
+/// The write id of an inserted large value: the same for the same key and
+/// field (FNV-1a of both), so that a retried insert writes the same piece
+/// items again instead of new ones beside them.
+fn insert_write_id(key: &str, field: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.bytes().chain([0xff]).chain(field.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::insert_write_id;
+
+    #[test]
+    fn write_ids_are_the_same_for_a_key_and_field_and_differ_otherwise() {
+        assert_eq!(insert_write_id("k", "f"), insert_write_id("k", "f"));
+        assert_ne!(insert_write_id("k", "f"), insert_write_id("k", "g"));
+        assert_ne!(insert_write_id("kf", ""), insert_write_id("k", "f"));
+        assert_eq!(insert_write_id("k", "f").len(), 16);
     }
 }

@@ -46,8 +46,8 @@ const PUT_ATTEMPTS: usize = 4;
 ///   removed after.
 /// * `insert_many` (the producer's new payload keys): `BatchWriteItem` of
 ///   whole items, 25 per request, `concurrency` requests at once,
-///   `UnprocessedItems` sent again with backoff; large values' pieces in
-///   the same batch. A key that was there is replaced, not merged.
+///   `UnprocessedItems` sent again with backoff; large values' pieces
+///   first. A key that was there is replaced, not merged.
 /// * `get_many`: `BatchGetItem` of 100 keys per request, concurrently,
 ///   `UnprocessedKeys` sent again with backoff; then the pieces of large
 ///   values. Answers in input order; expired items left out.

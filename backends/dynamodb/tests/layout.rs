@@ -257,6 +257,15 @@ async fn insert_many_writes_the_same_layout_whole() {
         );
     }
     assert!(store.get("new:1").await.unwrap().unwrap()["big"] == one);
+    // The same batch again (a retry) writes the same pieces: none left
+    // behind.
+    store.insert_many(&items).await.unwrap();
+    assert_eq!(
+        t.sort_keys("new:1").await,
+        sorts,
+        "a retry left pieces behind"
+    );
+    assert!(store.get("new:1").await.unwrap().unwrap()["big"] == one);
     let without_ttl = t.raw_item("new:2", PAYLOAD).await.unwrap();
     assert!(!without_ttl.contains_key(EXPIRES_AT));
 

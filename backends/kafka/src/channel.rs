@@ -14,7 +14,6 @@ use futures_util::FutureExt;
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::FutureRecord;
 
 use crate::config::KafkaConfig;
 use crate::connection::Kafka;
@@ -338,22 +337,15 @@ impl StreamChannel for KafkaStreamChannel {
         self.ensure_topic(&topic).await?;
         let records: Vec<entry::Record> = batch.iter().map(entry::record).collect();
         let timeout = self.config().timeout;
-        let sends = records.iter().map(|r| {
-            let mut record = FutureRecord::to(&topic)
-                .payload(&r.value)
-                .headers(r.headers.clone());
-            if let Some(key) = &r.key {
-                record = record.key(key);
-            }
-            self.inner.kafka.producer().send(record, timeout)
-        });
-        let delivered = futures_util::future::join_all(sends).await;
+        let delivered =
+            crate::produce::send_records(self.inner.kafka.producer(), &topic, records, timeout)
+                .await;
         let mut ids = Vec::with_capacity(delivered.len());
         let mut failure = None;
         for d in delivered {
             match d {
-                Ok(d) => ids.push(Some(entry::entry_id(d.partition, d.offset))),
-                Err((e, _)) => {
+                Ok((partition, offset)) => ids.push(Some(entry::entry_id(partition, offset))),
+                Err(e) => {
                     ids.push(None);
                     failure
                         .get_or_insert_with(|| backend(format!("appending to topic {topic:?}"), e));

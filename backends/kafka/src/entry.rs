@@ -31,11 +31,16 @@ pub(crate) struct Record {
 }
 
 pub(crate) fn record(metadata: &Metadata) -> Record {
-    let id = metadata.message_id.to_string();
+    let mut buf = uuid::Uuid::encode_buffer();
+    let id: &str = metadata
+        .message_id
+        .as_uuid()
+        .hyphenated()
+        .encode_lower(&mut buf);
     let mut headers = OwnedHeaders::new_with_capacity(4)
         .insert(Header {
             key: HEADER_MESSAGE_ID,
-            value: Some(&id),
+            value: Some(id),
         })
         .insert(Header {
             key: HEADER_OPERATION,

@@ -11,6 +11,7 @@ mod error;
 mod group;
 mod member;
 mod members;
+mod produce;
 mod reader;
 mod topic;
 mod tracker;

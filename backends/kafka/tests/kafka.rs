@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use event_backbone_core::memory::MemoryStore;
 use event_backbone_core::{
-    Consumer, ConsumerContext, GroupStart, HandlerError, KeyValueStore, Producer, StreamChannel,
+    Consumer, ConsumerContext, Error, GroupStart, HandlerError, KeyValueStore, Producer,
+    StreamChannel,
 };
 use event_backbone_kafka::entry::PARTITION_KEY;
 use event_backbone_kafka::KafkaStreamChannel;
@@ -467,4 +468,40 @@ fn sample(stream: &str) -> event_backbone_core::Metadata {
         segments: Vec::new(),
         subject: None,
     }
+}
+
+/// A record librdkafka refuses to enqueue (over `message.max.bytes`) fails
+/// with the records after it, none of which is sent: sent again later, by
+/// the producer's retry, they keep their order.
+#[tokio::test]
+async fn a_record_refused_at_enqueue_fails_the_rest_of_its_batch_unsent() {
+    let channel = support::channel(config()).await;
+    let stream = unique("refused");
+    let mut big = sample(&stream);
+    big.headers
+        .insert("blob".into(), "x".repeat(2 * 1024 * 1024));
+    let batch = [sample(&stream), big, sample(&stream), sample(&stream)];
+    let appended = match channel.append_many(&stream, &batch).await {
+        Err(Error::PartlyAppended { appended, .. }) => appended,
+        other => panic!("expected a partly appended batch, got {other:?}"),
+    };
+    assert!(appended[0].is_some(), "the record before was not appended");
+    assert!(
+        appended[1..].iter().all(Option::is_none),
+        "records after the refused one were appended: {appended:?}"
+    );
+    let read = channel
+        .read_range(
+            &stream,
+            &event_backbone_core::StreamPosition::Start,
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 1, "only the first record is in the topic");
+    assert_eq!(
+        read[0].body.as_ref().unwrap().message_id,
+        batch[0].message_id
+    );
 }

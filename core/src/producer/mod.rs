@@ -10,6 +10,7 @@ mod builder;
 mod message;
 mod outgoing;
 mod receipt;
+mod sending;
 mod specialize;
 mod target;
 
@@ -19,13 +20,14 @@ pub use outgoing::OutgoingMessage;
 pub use receipt::{Receipt, SentEntry};
 pub use specialize::Specialize;
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::codec::Codec;
 use crate::envelope::{MessageId, Segments};
 use crate::message::Message;
 use crate::{Error, Result};
+use sending::{MessageSend, Sends, TargetSend};
 use target::Target;
 
 /// Sends messages to one stream (or several, after [`Producer::merge`]).
@@ -82,11 +84,16 @@ impl Producer {
     }
 
     /// Sends already-encoded segments: the untyped API, usable with no macro.
-    pub async fn send(&self, operation: &str, version: u32, segments: Segments) -> Result<Receipt> {
+    pub fn send(
+        &self,
+        operation: &str,
+        version: u32,
+        segments: Segments,
+    ) -> impl Future<Output = Result<Receipt>> + Send + '_ {
         let mut message = OutgoingMessage::new(operation);
         message.version = version;
         message.segments = segments;
-        self.send_message(message).await
+        self.send_message(message)
     }
 
     /// A producer whose messages continue the conversation of `message`:
@@ -114,46 +121,42 @@ impl Producer {
     }
 
     /// Sends a message to every target; all copies share one message id.
-    pub async fn send_message(&self, mut message: OutgoingMessage) -> Result<Receipt> {
-        crate::names::check("operation", &message.operation)?;
-        if let Some(cause) = &self.cause {
-            message
-                .correlation_id
-                .get_or_insert_with(|| cause.correlation_id.clone());
-            message
-                .causation_id
-                .get_or_insert_with(|| cause.causation_id.clone());
-        }
-        let cause_traceparent = self.cause.as_ref().and_then(|c| c.traceparent.as_deref());
+    ///
+    /// The message is checked, stamped and placed when the future is made
+    /// (unless interceptors or personal data need awaiting); nothing is
+    /// queued before the future is first polled.
+    pub fn send_message(
+        &self,
+        mut message: OutgoingMessage,
+    ) -> impl Future<Output = Result<Receipt>> + Send + '_ {
         let message_id = MessageId::new();
-        let mut entries = Vec::with_capacity(self.targets.len());
-        if let [target] = &self.targets[..] {
-            let started = Instant::now();
-            let span = target.span(&message_id, &message);
-            let sent = target
-                .send(message_id, message, cause_traceparent, &span)
-                .await;
-            target.sent(&span, started, &sent);
-            entries.push(sent?);
-        } else {
-            let sends = self.targets.iter().map(|t| {
-                let message = message.clone();
-                async move {
-                    let started = Instant::now();
-                    let span = t.span(&message_id, &message);
-                    let sent = t.send(message_id, message, cause_traceparent, &span).await;
-                    t.sent(&span, started, &sent);
-                    sent
+        let sends = match crate::names::check("operation", &message.operation) {
+            Err(e) => Sends::Refused(Some(e)),
+            Ok(()) => {
+                if let Some(cause) = &self.cause {
+                    message
+                        .correlation_id
+                        .get_or_insert_with(|| cause.correlation_id.clone());
+                    message
+                        .causation_id
+                        .get_or_insert_with(|| cause.causation_id.clone());
                 }
-            });
-            for sent in futures_util::future::join_all(sends).await {
-                entries.push(sent?);
+                let cause_traceparent = self.cause.as_ref().and_then(|c| c.traceparent.as_deref());
+                if let [target] = &self.targets[..] {
+                    Sends::One(TargetSend::new(
+                        target,
+                        message_id,
+                        message,
+                        cause_traceparent,
+                    ))
+                } else {
+                    Sends::Many(futures_util::future::join_all(self.targets.iter().map(
+                        |t| TargetSend::new(t, message_id, message.clone(), cause_traceparent),
+                    )))
+                }
             }
-        }
-        Ok(Receipt {
-            message_id,
-            entries,
-        })
+        };
+        MessageSend::new(message_id, sends)
     }
 
     /// One producer that sends every message to all of the given producers'

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tracing::{Instrument, Span};
 
 use super::batcher::{self, Destination, Job};
@@ -17,7 +17,7 @@ use crate::codec::Codec;
 use crate::envelope::{MessageId, Metadata, SegmentClass, SegmentLocation, SegmentRef, Segments};
 use crate::interceptor::ProducerInterceptor;
 use crate::privacy::sealing::seal_message;
-use crate::privacy::{PersonalData, SUBJECT_HEADER};
+use crate::privacy::{PersonalData, Subject, SUBJECT_HEADER};
 use crate::retry::RetryPolicy;
 use crate::store::{Fields, PutItem};
 use crate::store_set::StoreSet;
@@ -84,7 +84,7 @@ impl Target {
     }
 
     /// The `send` span of one message to this target.
-    pub(crate) fn span(&self, message_id: &MessageId, message: &OutgoingMessage) -> Span {
+    fn span(&self, message_id: &MessageId, message: &OutgoingMessage) -> Span {
         spans::send(
             self.destination.channel.backend(),
             &self.destination.stream,
@@ -103,21 +103,89 @@ impl Target {
         self.destination.metrics.sent(started.elapsed(), error);
     }
 
-    /// Sends one message under its `send` span; `cause_traceparent` is the
-    /// trace context of the message that caused it
-    /// ([`super::Producer::caused_by`]), used when the message sets none
-    /// and no OpenTelemetry span is current. The span is current where
-    /// other code runs (interceptors, the vault); waiting for the batch is
-    /// not instrumented, the batch's span links to it instead.
-    pub(crate) async fn send(
+    /// What the first poll of a send does: its span, and its job or the
+    /// boxed future that makes it.
+    pub(crate) fn start(
+        &self,
+        message_id: MessageId,
+        message: OutgoingMessage,
+        cause_traceparent: Option<&str>,
+    ) -> (Span, Preparing<'_>) {
+        let span = self.span(&message_id, &message);
+        if self.interceptors.is_empty() && self.personal.is_none() && message.subject.is_none() {
+            let job = self.prepare_plain(message_id, message, cause_traceparent, &span);
+            (span, Preparing::Ready(job))
+        } else {
+            let job = Box::pin(self.prepare_with_hooks(
+                message_id,
+                message,
+                cause_traceparent.map(str::to_owned),
+                span.clone(),
+            ));
+            (span, Preparing::Hooks(job))
+        }
+    }
+
+    /// The job of a message with no interceptor and no personal data.
+    fn prepare_plain(
+        &self,
+        message_id: MessageId,
+        message: OutgoingMessage,
+        cause_traceparent: Option<&str>,
+        span: &Span,
+    ) -> Result<batcher::Prepared> {
+        let (mut metadata, segments, _) = self.begin(message_id, message, cause_traceparent, span);
+        self.check_routes(&metadata, &segments)?;
+        metadata.subject = None;
+        check_subject_header(&metadata)?;
+        Ok(self.place(metadata, segments))
+    }
+
+    /// The job of a message through the interceptors and the sealing of
+    /// personal data, under the message's span.
+    async fn prepare_with_hooks(
+        &self,
+        message_id: MessageId,
+        message: OutgoingMessage,
+        cause_traceparent: Option<String>,
+        span: Span,
+    ) -> Result<batcher::Prepared> {
+        let (mut metadata, mut segments, subject) =
+            self.begin(message_id, message, cause_traceparent.as_deref(), &span);
+        if !self.interceptors.is_empty() {
+            self.intercept(&mut metadata, &mut segments)
+                .instrument(span.clone())
+                .await?;
+        }
+        self.check_routes(&metadata, &segments)?;
+        // The subject is the producer's to set, from the message's own.
+        metadata.subject = None;
+        if subject.is_some() || self.personal.is_some() {
+            seal_message(
+                self.personal.as_ref(),
+                subject.as_ref(),
+                &mut metadata,
+                &mut segments,
+            )
+            .instrument(span)
+            .await?;
+        } else {
+            check_subject_header(&metadata)?;
+        }
+        Ok(self.place(metadata, segments))
+    }
+
+    /// The message's metadata and segments (its subject apart), with its
+    /// trace context.
+    fn begin(
         &self,
         message_id: MessageId,
         mut message: OutgoingMessage,
         cause_traceparent: Option<&str>,
         span: &Span,
-    ) -> Result<SentEntry> {
+    ) -> (Metadata, Segments, Option<Subject>) {
         let subject = message.subject.take();
-        let (mut metadata, mut segments) = self.envelope(message_id, message);
+        let (mut metadata, segments) = self.envelope(message_id, message);
         if metadata.traceparent.is_none() {
             #[cfg(feature = "opentelemetry")]
             let traced = {
@@ -128,67 +196,46 @@ impl Target {
                 trace_context::inject(span, &mut metadata)
             };
             #[cfg(not(feature = "opentelemetry"))]
-            let traced = false;
+            let traced = {
+                let _ = span;
+                false
+            };
             if !traced {
                 metadata.traceparent = cause_traceparent.map(str::to_owned);
             }
         }
-        if !self.interceptors.is_empty() {
-            // Boxed: a producer without interceptors keeps a small future.
-            Box::pin(
-                self.intercept(&mut metadata, &mut segments)
-                    .instrument(span.clone()),
-            )
-            .await?;
-        }
-        if let Some((name, segment)) = segments.iter().find(|(_, s)| {
+        (metadata, segments, subject)
+    }
+
+    /// Refuses a segment of a class no store takes (other than `normal`):
+    /// inline, it would be in the append-only stream for good.
+    fn check_routes(&self, metadata: &Metadata, segments: &Segments) -> Result<()> {
+        match segments.iter().find(|(_, s)| {
             s.class != SegmentClass::NORMAL
                 && self.destination.stores.route_class(&s.class).is_none()
         }) {
-            // Inline, it would be in the append-only stream for good.
-            return Err(Error::PersonalDataInline {
-                operation: metadata.operation,
+            Some((name, segment)) => Err(Error::PersonalDataInline {
+                operation: metadata.operation.clone(),
                 segment: name.to_owned(),
                 class: segment.class.to_string(),
-            });
+            }),
+            None => Ok(()),
         }
-        // The subject is the producer's to set, from the message's own.
-        metadata.subject = None;
-        if subject.is_some() || self.personal.is_some() {
-            seal_message(
-                self.personal.as_ref(),
-                subject.as_ref(),
-                &mut metadata,
-                &mut segments,
-            )
-            .instrument(span.clone())
-            .await?;
-        } else if metadata.headers.contains_key(SUBJECT_HEADER) {
-            return Err(Error::ReservedHeader {
-                header: SUBJECT_HEADER,
-                operation: metadata.operation,
-            });
-        }
-        let job = self.place(metadata, segments);
-        let (reply, answer) = oneshot::channel();
-        let closed = || Error::Closed {
-            stream: self.address.stream_key().to_owned(),
-        };
-        // A slot first, then the job: the waiting future does not hold it.
-        let slot = self.queue().reserve().await.map_err(|_| closed())?;
-        slot.send(Job {
-            job,
-            reply,
-            span: span.clone(),
-        });
-        let entry_id = answer.await.map_err(|_| closed())??;
-        Ok(SentEntry {
-            stream: self.destination.stream.clone(),
-            entry_id,
-        })
     }
 
-    fn queue(&self) -> &mpsc::Sender<Job> {
+    /// The stream's key, shared.
+    pub(crate) fn stream(&self) -> std::sync::Arc<str> {
+        self.destination.stream.clone()
+    }
+
+    /// The error of a send that found the batching task gone.
+    pub(crate) fn closed(&self) -> Error {
+        Error::Closed {
+            stream: self.address.stream_key().to_owned(),
+        }
+    }
+
+    pub(crate) fn queue(&self) -> &mpsc::Sender<Job> {
         self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::channel(self.destination.max_batch * 4);
             // The task holds a weak reference: it ends when the last clone of
@@ -321,6 +368,27 @@ impl Classes {
             self.more.push((class.clone(), slot));
         }
     }
+}
+
+/// A send's job, made at its first poll (or why it could not be), or still
+/// to make through interceptors and sealing.
+// A ready job is the common case: boxing it would allocate per message.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Preparing<'a> {
+    Ready(Result<batcher::Prepared>),
+    Hooks(futures_util::future::BoxFuture<'a, Result<batcher::Prepared>>),
+}
+
+/// The data subject is a field of the metadata; the header that carried it
+/// in wire format 1 is refused on a message with no subject.
+fn check_subject_header(metadata: &Metadata) -> Result<()> {
+    if metadata.headers.contains_key(SUBJECT_HEADER) {
+        return Err(Error::ReservedHeader {
+            header: SUBJECT_HEADER,
+            operation: metadata.operation.clone(),
+        });
+    }
+    Ok(())
 }
 
 impl fmt::Debug for Target {
