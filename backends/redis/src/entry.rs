@@ -93,10 +93,7 @@ impl ToRedisArgs for MetadataArg<'_> {
 /// Checks that an id has the form Redis gives stream entries.
 pub(crate) fn check_id(id: &EntryId) -> Result<&str> {
     let s = id.as_str();
-    let valid = s
-        .split_once('-')
-        .is_some_and(|(ms, seq)| is_number(ms) && is_number(seq));
-    if valid {
+    if is_stream_id(s) {
         Ok(s)
     } else {
         Err(Error::InvalidEntryId {
@@ -105,6 +102,12 @@ pub(crate) fn check_id(id: &EntryId) -> Result<&str> {
             expected: "a Redis stream id such as 1700000000000-0",
         })
     }
+}
+
+/// Whether `s` is a Redis stream id: `{ms}-{seq}`, both decimal.
+pub(crate) fn is_stream_id(s: &str) -> bool {
+    s.split_once('-')
+        .is_some_and(|(ms, seq)| is_number(ms) && is_number(seq))
 }
 
 fn is_number(s: &str) -> bool {

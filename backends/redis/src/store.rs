@@ -47,6 +47,18 @@ pub(crate) fn check_sizes(items: &[PutItem]) -> Result<()> {
 /// Adds one write to a pipeline: `HSET key f v ...`, then `PEXPIRE` if a TTL
 /// is set. Their replies are ignored.
 pub(crate) fn add_put(pipe: &mut redis::Pipeline, item: &PutItem) {
+    add_put_commands(pipe, item, true);
+}
+
+/// [`add_put`] with the replies kept, for a caller that skips them itself
+/// (cheaper than the pipeline's set of ignored commands): returns how many
+/// commands it added.
+pub(crate) fn add_put_kept(pipe: &mut redis::Pipeline, item: &PutItem) -> usize {
+    add_put_commands(pipe, item, false)
+}
+
+fn add_put_commands(pipe: &mut redis::Pipeline, item: &PutItem, ignore: bool) -> usize {
+    let mut added = 0;
     if !item.fields.is_empty() {
         // Sized once: "HSET", the key, every field name and value.
         let data = 4
@@ -61,11 +73,20 @@ pub(crate) fn add_put(pipe: &mut redis::Pipeline, item: &PutItem) {
         for (field, value) in &item.fields {
             cmd.arg(field).arg(value.as_ref());
         }
-        pipe.add_command(cmd).ignore();
+        pipe.add_command(cmd);
+        if ignore {
+            pipe.ignore();
+        }
+        added += 1;
     }
     if let Some(ttl) = item.ttl {
-        pipe.cmd("PEXPIRE").arg(&item.key).arg(ttl_ms(ttl)).ignore();
+        pipe.cmd("PEXPIRE").arg(&item.key).arg(ttl_ms(ttl));
+        if ignore {
+            pipe.ignore();
+        }
+        added += 1;
     }
+    added
 }
 
 /// Writes payloads: one pipeline on a single server; on a cluster one per

@@ -14,7 +14,7 @@ use crate::channel::RedisStreamChannel;
 use crate::entry::{self, add_fields, check_id, fields_capacity, int, items, pairs, text};
 use crate::error::{backend, protocol};
 use crate::replicas::{add_wait, check_wait};
-use crate::store::{add_put, check_sizes};
+use crate::store::{add_put_kept, check_sizes};
 
 impl RedisStreamChannel {
     pub(crate) fn xadd(&self, stream: &str, metadata: &Metadata) -> redis::Cmd {
@@ -172,34 +172,47 @@ impl RedisStreamChannel {
             pipe.add_command(self.xadd(stream, metadata));
         }
         let ids = self
-            .query_ids(pipe, || format!("appending to stream {stream:?}"))
+            .query_ids(pipe, 0, || format!("appending to stream {stream:?}"))
             .await?;
         self.trimmer.appended(&self.redis, stream, ids.len()).await;
         Ok(ids.into_iter().map(EntryId::new).collect())
     }
 
-    /// Runs a pipeline whose replies are the ids of `XADD`s (ended by a
-    /// `WAIT` with `wait_for_replicas`, checked here).
+    /// Runs a pipeline whose replies are `skip` replies to ignore, then the
+    /// ids of `XADD`s (ended by a `WAIT` with `wait_for_replicas`, checked
+    /// here).
     async fn query_ids(
         &self,
         mut pipe: redis::Pipeline,
+        skip: usize,
         action: impl Fn() -> String,
     ) -> Result<Vec<String>> {
-        if !add_wait(&mut pipe, self.redis.config()) {
-            return pipe
-                .query_async(&mut self.redis.connection())
+        let mut replies: Vec<Value> = if add_wait(&mut pipe, self.redis.config()) {
+            let mut replies = self
+                .redis
+                .query_waiting(&pipe)
                 .await
-                .map_err(|e| backend(action(), e));
+                .map_err(|e| backend(action(), e))?;
+            check_wait(self.redis.config(), &mut replies, &action)?;
+            replies
+        } else {
+            pipe.query_async(&mut self.redis.connection())
+                .await
+                .map_err(|e| backend(action(), e))?
+        };
+        if replies.len() < skip {
+            return Err(protocol(
+                action(),
+                format!("{} replies to a pipeline of more commands", replies.len()),
+            ));
         }
-        let mut replies: Vec<Value> = self
-            .redis
-            .query_waiting(&pipe)
-            .await
-            .map_err(|e| backend(action(), e))?;
-        check_wait(self.redis.config(), &mut replies, &action)?;
         replies
-            .iter()
-            .map(|v| text(v).ok_or_else(|| protocol(action(), "an XADD reply is not an id")))
+            .drain(skip..)
+            .map(|v| {
+                entry::into_text(v)
+                    .filter(|id| entry::is_stream_id(id))
+                    .ok_or_else(|| protocol(action(), "an XADD reply is not a stream id"))
+            })
             .collect()
     }
 
@@ -219,9 +232,12 @@ impl RedisStreamChannel {
         }
         let commands = batch.len() + shared.iter().map(|items| items.len()).sum::<usize>();
         let mut pipe = redis::Pipeline::with_capacity(commands);
+        // The payloads' replies are skipped here rather than ignored by
+        // the pipeline (a set of their indexes, hashed on both sides).
+        let mut payload_commands = 0;
         for items in shared {
             for item in *items {
-                add_put(&mut pipe, item);
+                payload_commands += add_put_kept(&mut pipe, item);
             }
         }
         for (metadata, key) in batch.iter().zip(keys) {
@@ -230,7 +246,7 @@ impl RedisStreamChannel {
         // With `wait_for_replicas`, one `WAIT` at the end: a server
         // replicates in the order it ran the commands, so a replica that
         // has an entry has its payloads.
-        self.query_ids(pipe, || {
+        self.query_ids(pipe, payload_commands, || {
             format!("storing payloads and appending to {stream:?}")
         })
         .await

@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use futures_util::future::{BoxFuture, JoinAll};
@@ -112,6 +112,38 @@ impl<'a> TargetSend<'a> {
 
     fn step(&mut self, cx: &mut Context<'_>) -> Poll<Result<SentEntry>> {
         loop {
+            // The waiting states are polled in place: nothing moves while
+            // they wait.
+            match &mut self.state {
+                State::Queued(answer) => {
+                    let answer = ready!(Pin::new(answer).poll(cx));
+                    self.state = State::Done;
+                    return Poll::Ready(match answer {
+                        Ok(Ok(entry_id)) => Ok(SentEntry {
+                            stream: self.target.stream(),
+                            entry_id,
+                        }),
+                        Ok(Err(e)) => Err(e),
+                        Err(_) => Err(self.target.closed()),
+                    });
+                }
+                State::Preparing(job) => {
+                    let job = ready!(job.as_mut().poll(cx));
+                    self.state = State::Ready(job);
+                    continue;
+                }
+                State::Queueing(waiting, _) => {
+                    let queued = ready!(waiting.as_mut().poll(cx));
+                    self.state = match (queued, std::mem::replace(&mut self.state, State::Done)) {
+                        (Ok(()), State::Queueing(_, answer)) => State::Queued(answer),
+                        (Err(e), _) => return Poll::Ready(Err(e)),
+                        (Ok(()), other) => other,
+                    };
+                    continue;
+                }
+                _ => {}
+            }
+            // The steps that move the state on.
             self.state = match std::mem::replace(&mut self.state, State::Done) {
                 State::Unpolled {
                     message_id,
@@ -132,37 +164,8 @@ impl<'a> TargetSend<'a> {
                     Err(e) => return Poll::Ready(Err(e)),
                 },
                 State::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                State::Preparing(mut job) => match job.as_mut().poll(cx) {
-                    Poll::Pending => {
-                        self.state = State::Preparing(job);
-                        return Poll::Pending;
-                    }
-                    Poll::Ready(Ok(job)) => State::Ready(Ok(job)),
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                },
-                State::Queueing(mut waiting, answer) => match waiting.as_mut().poll(cx) {
-                    Poll::Pending => {
-                        self.state = State::Queueing(waiting, answer);
-                        return Poll::Pending;
-                    }
-                    Poll::Ready(Ok(())) => State::Queued(answer),
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                },
-                State::Queued(mut answer) => match Pin::new(&mut answer).poll(cx) {
-                    Poll::Pending => {
-                        self.state = State::Queued(answer);
-                        return Poll::Pending;
-                    }
-                    Poll::Ready(Ok(Ok(entry_id))) => {
-                        return Poll::Ready(Ok(SentEntry {
-                            stream: self.target.stream(),
-                            entry_id,
-                        }))
-                    }
-                    Poll::Ready(Ok(Err(e))) => return Poll::Ready(Err(e)),
-                    Poll::Ready(Err(_)) => return Poll::Ready(Err(self.target.closed())),
-                },
                 State::Done => panic!("a send's future was polled after it completed"),
+                waiting => waiting,
             };
         }
     }
