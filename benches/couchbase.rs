@@ -31,7 +31,7 @@ use event_backbone::couchbase::sdk::options::kv_options::ReplaceOptions;
 use event_backbone::couchbase::{Couchbase, CouchbaseConfig, CouchbaseStore, CONNSTR_VAR};
 use event_backbone::{KeyValueStore, PutItem};
 use futures_util::{StreamExt, TryStreamExt};
-use stores::{items, sampled, timed, BATCH};
+use stores::{items, sampled, timed, Write, BATCH};
 
 /// Operations in flight, the store's default concurrency.
 const IN_FLIGHT: usize = 64;
@@ -133,7 +133,7 @@ fn benches(c: &mut Criterion) {
     rt.block_on(raw_put_many(&couchbase, &batch, &raw_prefix, false));
 
     let mut group = sampled(c, "put-many", 20, BATCH);
-    stores::store_put_many(&mut group, &rt, &store, &batch);
+    stores::store_write(&mut group, &rt, &store, &batch, Write::Put);
     for (name, cas) in [
         ("raw-couchbase-upsert", false),
         ("raw-couchbase-get-replace", true),
@@ -151,7 +151,7 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     let mut group = sampled(c, "insert-many", 20, BATCH);
-    stores::store_insert_many(&mut group, &rt, &store, &batch);
+    stores::store_write(&mut group, &rt, &store, &batch, Write::Insert);
     group.bench_function("raw-couchbase-upsert", |b| {
         b.iter_custom(|iters| {
             timed(&rt, iters, || {

@@ -38,7 +38,7 @@ use event_backbone::dynamodb::sdk::types::{
 use event_backbone::dynamodb::{Dynamo, DynamoConfig, DynamoStore, ENDPOINT_VAR};
 use event_backbone::{KeyValueStore, PutItem};
 use futures_util::{stream, StreamExt};
-use stores::{items, sampled, timed, BATCH};
+use stores::{items, sampled, timed, Write, BATCH};
 use workload::unique;
 
 const CONCURRENCY: usize = 16;
@@ -224,7 +224,7 @@ fn benches(c: &mut Criterion) {
     });
 
     let mut group = sampled(c, "put-many", 20, BATCH);
-    stores::store_put_many(&mut group, &rt, &store, &batch);
+    stores::store_write(&mut group, &rt, &store, &batch, Write::Put);
     group.bench_function("raw-batch-write-item", |b| {
         b.iter_custom(|iters| {
             timed(&rt, iters, || {
@@ -249,7 +249,7 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     let mut group = sampled(c, "insert-many", 20, BATCH);
-    stores::store_insert_many(&mut group, &rt, &store, &batch);
+    stores::store_write(&mut group, &rt, &store, &batch, Write::Insert);
     group.bench_function("raw-batch-write-item", |b| {
         b.iter_custom(|iters| {
             timed(&rt, iters, || {

@@ -32,7 +32,7 @@ use event_backbone::mongodb::driver::bson::{doc, Binary, Bson, Document};
 use event_backbone::mongodb::{Mongo, MongoConfig, MongoStore, URI_VAR};
 use event_backbone::{KeyValueStore, PutItem};
 use futures_util::TryStreamExt;
-use stores::{items, sampled, timed, BATCH};
+use stores::{items, sampled, timed, Write, BATCH};
 use workload::unique;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -208,7 +208,7 @@ fn benches(c: &mut Criterion) {
     });
 
     let mut group = sampled(c, "put-many", 20, BATCH);
-    stores::store_put_many(&mut group, &rt, &store, &batch);
+    stores::store_write(&mut group, &rt, &store, &batch, Write::Put);
     for (name, pipeline) in [("raw-mongodb", false), ("raw-mongodb-pipeline", true)] {
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {

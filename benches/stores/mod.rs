@@ -147,36 +147,35 @@ pub fn end_to_end_on_redis(
 /// A criterion group of this module's kind.
 pub type Group<'c> = criterion::BenchmarkGroup<'c, criterion::measurement::WallTime>;
 
-/// The store's row of a `put-many` group: `put_many` of `batch`.
-pub fn store_put_many<S: KeyValueStore + ?Sized>(
-    group: &mut Group<'_>,
-    rt: &tokio::runtime::Runtime,
-    store: &Arc<S>,
-    batch: &Arc<Vec<PutItem>>,
-) {
-    group.bench_function("event-backbone", |b| {
-        b.iter_custom(|iters| {
-            timed(rt, iters, || {
-                let (store, batch) = (store.clone(), batch.clone());
-                Box::pin(async move { store.put_many(&batch).await.unwrap() })
-            })
-        })
-    });
+/// Which write a store's row times.
+#[derive(Clone, Copy)]
+pub enum Write {
+    /// `put_many`: the merging write.
+    Put,
+    /// `insert_many`: the producer's write of new keys (the same keys each
+    /// time: for stores whose insert replaces).
+    Insert,
 }
 
-/// The store's row of an `insert-many` group: `insert_many` of the batch
-/// (the same keys each time: for stores whose insert replaces).
-pub fn store_insert_many<S: KeyValueStore + ?Sized>(
+/// The store's row of a `put-many` or `insert-many` group: that write of
+/// `batch`.
+pub fn store_write<S: KeyValueStore + ?Sized>(
     group: &mut Group<'_>,
     rt: &tokio::runtime::Runtime,
     store: &Arc<S>,
     batch: &Arc<Vec<PutItem>>,
+    write: Write,
 ) {
     group.bench_function("event-backbone", |b| {
         b.iter_custom(|iters| {
             timed(rt, iters, || {
                 let (store, batch) = (store.clone(), batch.clone());
-                Box::pin(async move { store.insert_many(&batch).await.unwrap() })
+                Box::pin(async move {
+                    match write {
+                        Write::Put => store.put_many(&batch).await.unwrap(),
+                        Write::Insert => store.insert_many(&batch).await.unwrap(),
+                    }
+                })
             })
         })
     });
