@@ -1,17 +1,20 @@
 //! Observability: the Redis produce and end-to-end workloads with no
-//! `tracing` subscriber, then with an OpenTelemetry layer recording every
-//! span (a batch span processor, as in production, into an in-memory
-//! exporter emptied after each run), then with one trace in ten sampled,
-//! against the raw redis-rs baseline, in the same run.
+//! `tracing` subscriber, then under an OpenTelemetry layer (a batch span
+//! processor, as in production, into an in-memory exporter emptied after
+//! each run), against the raw redis-rs baseline, in the same run.
+//! `EB_BENCH_TRACE` picks the layer's sampling: `tenth` (the default, one
+//! trace in ten), `tenth-untimed` (the same, the layer keeping no busy and
+//! idle times) or `everything`.
 //!
-//! Run with `scripts/bench` (or `cargo bench --features redis,opentelemetry
-//! --bench observability`). The server is `REDIS_EVENT_SOURCE_ENDPOINT` or
-//! 127.0.0.1:6379.
+//! Run with `scripts/bench` (or `EB_BENCH_TRACE=everything cargo bench
+//! --features redis,opentelemetry --bench observability`). The server is
+//! `REDIS_EVENT_SOURCE_ENDPOINT` or 127.0.0.1:6379.
 //!
 //! The runs without a subscriber come first: once a dispatcher exists
 //! anywhere in the process, every span callsite asks it, which is not the
-//! "nobody listens" case. The observed runs use a runtime whose threads
-//! (workers and the caller) have the layer as their default subscriber.
+//! "nobody listens" case. Then the layer is the global default subscriber,
+//! as a service installs it (a scoped one, per thread, costs more at every
+//! span).
 
 mod workload;
 
@@ -19,49 +22,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use event_backbone::redis::Redis;
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider};
-use tracing::Dispatch;
-use tracing_subscriber::layer::SubscriberExt;
+use workload::traced::Traced;
 use workload::*;
-
-/// The OpenTelemetry pipeline of the observed runs.
-struct Observed {
-    dispatch: Dispatch,
-    spans: InMemorySpanExporter,
-    _provider: SdkTracerProvider,
-}
-
-impl Observed {
-    fn new(sampler: Sampler) -> Self {
-        let spans = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder()
-            .with_sampler(sampler)
-            .with_batch_exporter(spans.clone())
-            .build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
-        Self {
-            dispatch: Dispatch::new(subscriber),
-            spans,
-            _provider: provider,
-        }
-    }
-
-    /// A runtime like `workload::runtime`, every worker traced.
-    fn runtime(&self) -> tokio::runtime::Runtime {
-        let dispatch = self.dispatch.clone();
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .on_thread_start(move || {
-                // For the thread's whole life.
-                std::mem::forget(tracing::dispatcher::set_default(&dispatch));
-            })
-            .build()
-            .unwrap()
-    }
-}
 
 /// One run, timed: 10,000 sends, or 10,000 sends with a consumer reading
 /// them at once.
@@ -129,36 +91,41 @@ fn overhead(c: &mut Criterion) {
         group.finish();
     }
 
-    // Then every message traced, and one trace in ten (each send is the
-    // root of its trace here).
-    let everything = Sampler::AlwaysOn;
-    let tenth = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(0.1)));
-    for (label, sampler) in [("opentelemetry-layer", everything), ("sampled-10%", tenth)] {
-        let pipeline = Observed::new(sampler);
-        let traced = pipeline.runtime();
-        let (redis, mut raw) = traced.block_on(connect());
-        for (name, consume, seconds) in WORKLOADS {
-            let mut group = c.benchmark_group(format!("observability/{name}"));
-            group
-                .sample_size(10)
-                .measurement_time(Duration::from_secs(seconds));
-            group.throughput(Throughput::Elements(EVENTS as u64));
-            group.bench_function(BenchmarkId::new(label, EVENTS), |b| {
-                b.iter_custom(|iters| {
-                    tracing::dispatcher::with_default(&pipeline.dispatch, || {
-                        traced.block_on(async {
-                            let mut total = Duration::ZERO;
-                            for _ in 0..iters {
-                                total += run(&redis, &mut raw, consume).await;
-                                pipeline.spans.reset();
-                            }
-                            total
-                        })
-                    })
+    // Then the pipeline `EB_BENCH_TRACE` names, as a service installs
+    // one: the process's global default subscriber from here on.
+    let (label, traced) = pipeline_from_env();
+    tracing::dispatcher::set_global_default(traced.dispatch.clone())
+        .expect("no subscriber before this one");
+    for (name, consume, seconds) in WORKLOADS {
+        let mut group = c.benchmark_group(format!("observability/{name}"));
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(seconds));
+        group.throughput(Throughput::Elements(EVENTS as u64));
+        group.bench_function(BenchmarkId::new(label, EVENTS), |b| {
+            b.iter_custom(|iters| {
+                plain.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total += run(&redis, &mut raw, consume).await;
+                        traced.spans.reset();
+                    }
+                    total
                 })
-            });
-            group.finish();
-        }
+            })
+        });
+        group.finish();
+    }
+}
+
+/// The OpenTelemetry pipeline `EB_BENCH_TRACE` names (`tenth` unless
+/// set), and its benchmark label.
+fn pipeline_from_env() -> (&'static str, Traced) {
+    match std::env::var("EB_BENCH_TRACE").as_deref() {
+        Err(_) | Ok("" | "tenth") => ("sampled-10%", Traced::tenth()),
+        Ok("tenth-untimed") => ("sampled-10%-untimed", Traced::tenth_untimed()),
+        Ok("everything") => ("opentelemetry-layer", Traced::everything()),
+        Ok(other) => panic!("EB_BENCH_TRACE={other:?}: tenth, tenth-untimed or everything"),
     }
 }
 

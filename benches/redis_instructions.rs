@@ -15,6 +15,12 @@
 //! handles `EVENTS` events on a fresh stream; the consume workloads first
 //! write them with event-backbone (whose cost is then subtracted by the
 //! script, from a produce run of the same kind and length).
+//!
+//! Built with the `opentelemetry` feature, `EB_BENCH_TRACE=everything`,
+//! `tenth` or `tenth-untimed` runs the workload under an OpenTelemetry
+//! layer (every span sampled, or one trace in ten, with and without the
+//! layer's busy and idle times), the process's default subscriber, its
+//! batch exporter's thread counted too.
 
 mod workload;
 
@@ -25,6 +31,8 @@ fn main() {
     let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
     let which = args.next().unwrap_or_else(|| "produce".to_owned());
     let rounds: usize = args.next().map_or(3, |r| r.parse().expect("rounds"));
+    #[cfg(feature = "opentelemetry")]
+    let _traced = traced_from_env();
     let rt = runtime();
     rt.block_on(async {
         let (redis, mut raw) = connect().await;
@@ -95,7 +103,27 @@ fn main() {
                 }
             }
             cleanup_on_server(&mut raw, &stream).await;
+            #[cfg(feature = "opentelemetry")]
+            if let Some(traced) = &_traced {
+                traced.spans.reset();
+            }
         }
         let _ = blob;
     });
+}
+
+/// The OpenTelemetry pipeline `EB_BENCH_TRACE` names, the default
+/// subscriber of every thread from here on.
+#[cfg(feature = "opentelemetry")]
+fn traced_from_env() -> Option<workload::traced::Traced> {
+    let traced = match std::env::var("EB_BENCH_TRACE").as_deref() {
+        Err(_) | Ok("" | "off") => return None,
+        Ok("everything") => workload::traced::Traced::everything(),
+        Ok("tenth") => workload::traced::Traced::tenth(),
+        Ok("tenth-untimed") => workload::traced::Traced::tenth_untimed(),
+        Ok(other) => panic!("EB_BENCH_TRACE={other:?}: everything, tenth, tenth-untimed or off"),
+    };
+    tracing::dispatcher::set_global_default(traced.dispatch.clone())
+        .expect("no subscriber before this one");
+    Some(traced)
 }

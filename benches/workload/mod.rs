@@ -4,6 +4,9 @@
 
 #![allow(dead_code)] // each benchmark program uses a part
 
+#[cfg(feature = "opentelemetry")]
+pub mod traced;
+
 use event_backbone::redis::{Redis, RedisBuilderExt};
 use event_backbone::{Consumer, ConsumerContext, HandlerError, Producer};
 use redis::AsyncCommands;

@@ -319,9 +319,11 @@ impl EndpointBuilder<Consuming> {
             held: held.clone(),
             interval: keep_alive_interval(self.role.claim),
         });
+        let process_span = crate::telemetry::spans::name("process", source.stream());
         let settler = Arc::new(Settler {
             source,
             group: group.clone(),
+            process_span,
             consumer,
             handling: Handling {
                 handler: Arc::new(handler),

@@ -62,6 +62,8 @@ pub(crate) struct Settler {
     pub(crate) source: Arc<Source>,
     pub(crate) group: String,
     pub(crate) consumer: String,
+    /// The name of the stream's `process` spans.
+    pub(crate) process_span: Box<str>,
     pub(crate) handling: Handling,
     pub(crate) ack_mode: AckMode,
     pub(crate) max_deliveries: u32,
@@ -559,6 +561,7 @@ impl Settler {
     /// The `process` span of one delivery.
     fn process_span(&self, message: &Message, delivery_count: u32) -> tracing::Span {
         spans::process(
+            &self.process_span,
             self.source.channel.backend(),
             self.source.stream(),
             &self.group,

@@ -22,6 +22,8 @@ pub(crate) struct Destination {
     pub(crate) channel: Arc<dyn StreamChannel>,
     pub(crate) stores: StoreSet,
     pub(crate) stream: Arc<str>,
+    /// The name of the stream's `send` spans.
+    pub(crate) send_span: Box<str>,
     pub(crate) retry: RetryPolicy,
     /// Most messages per batch.
     pub(crate) max_batch: usize,
@@ -75,12 +77,8 @@ pub(crate) async fn run(destination: Weak<Destination>, mut queue: mpsc::Receive
 
 async fn flush(destination: &Destination, jobs: Vec<Job>) {
     let stream = &*destination.stream;
-    let span = spans::send_batch(destination.channel.backend(), stream, jobs.len());
-    if !span.is_disabled() {
-        for job in &jobs {
-            span.follows_from(&job.span);
-        }
-    }
+    let sends = jobs.iter().map(|job| &job.span);
+    let span = spans::send_batch(destination.channel.backend(), stream, sends);
     destination.metrics.batch(jobs.len());
     let mut per_store: Vec<Vec<PutItem>> = vec![Vec::new(); destination.stores.len()];
     let mut metadata = Vec::with_capacity(jobs.len());

@@ -55,6 +55,7 @@ impl Target {
                 channel,
                 stores,
                 stream: address.stream_key().into(),
+                send_span: spans::name("send", address.stream_key()),
                 retry,
                 max_batch: max_batch.max(1),
             }),
@@ -84,14 +85,8 @@ impl Target {
     }
 
     /// The `send` span of one message to this target.
-    fn span(&self, message_id: &MessageId, message: &OutgoingMessage) -> Span {
-        spans::send(
-            self.destination.channel.backend(),
-            &self.destination.stream,
-            message_id,
-            (&message.operation, message.version),
-            message.correlation_id.as_deref(),
-        )
+    fn span(&self) -> Span {
+        spans::send(&self.destination.send_span)
     }
 
     /// Records a send's outcome on its span and in the metrics.
@@ -111,7 +106,7 @@ impl Target {
         message: OutgoingMessage,
         cause_traceparent: Option<&str>,
     ) -> (Span, Preparing<'_>) {
-        let span = self.span(&message_id, &message);
+        let span = self.span();
         if self.interceptors.is_empty() && self.personal.is_none() && message.subject.is_none() {
             let job = self.prepare_plain(message_id, message, cause_traceparent, &span);
             (span, Preparing::Ready(job))
@@ -186,9 +181,13 @@ impl Target {
     ) -> (Metadata, Segments, Option<Subject>) {
         let subject = message.subject.take();
         let (mut metadata, segments) = self.envelope(message_id, message);
-        if metadata.traceparent.is_none() {
+        // Whether the sampler keeps the span, when writing its context
+        // asked it.
+        let written = if metadata.traceparent.is_some() {
+            None
+        } else {
             #[cfg(feature = "opentelemetry")]
-            let traced = {
+            let written = {
                 use crate::telemetry::trace_context;
                 if let (Some(cause), false) = (cause_traceparent, span.is_disabled()) {
                     trace_context::continue_cause(span, cause);
@@ -196,13 +195,20 @@ impl Target {
                 trace_context::inject(span, &mut metadata)
             };
             #[cfg(not(feature = "opentelemetry"))]
-            let traced = {
-                let _ = span;
-                false
-            };
-            if !traced {
+            let written = None;
+            if written.is_none() {
                 metadata.traceparent = cause_traceparent.map(str::to_owned);
             }
+            written
+        };
+        if written.unwrap_or_else(|| spans::kept(span)) {
+            let destination = &self.destination;
+            spans::describe_send(
+                span,
+                destination.channel.backend(),
+                &destination.stream,
+                &metadata,
+            );
         }
         (metadata, segments, subject)
     }

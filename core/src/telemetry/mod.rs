@@ -7,6 +7,12 @@
 //!   `dead_letter` per dead letter on the consumer. Their attributes follow
 //!   the OpenTelemetry messaging conventions ([`names`]); none carries
 //!   payload bytes or personal data.
+//! * **Sampling** decides what spans cost: a span's attributes are
+//!   recorded only when no OpenTelemetry sampler decides about it or the
+//!   sampler keeps it, so with one trace in ten sampled, nine messages in
+//!   ten build no attributes (the span itself, its name and its context
+//!   are still made). A `fmt` layer beside an OpenTelemetry one sees the
+//!   attributes of sampled spans only.
 //! * **Trace context**, behind the `opentelemetry` feature (with a
 //!   [`tracing-opentelemetry`](https://docs.rs/tracing-opentelemetry)
 //!   layer): a send writes the context of its span into the message's

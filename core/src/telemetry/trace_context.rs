@@ -7,41 +7,63 @@ use std::str::FromStr;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry::Context;
 use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_opentelemetry::{OpenTelemetrySpanExt, SetParentError};
 
 use crate::envelope::Metadata;
+use crate::hex::push_hex;
 
 /// The header that carries the W3C `tracestate` beside the `traceparent`.
 pub const TRACESTATE_HEADER: &str = "tracestate";
 
-/// Writes the context of `span` into the metadata; false when the span has
-/// none (no OpenTelemetry layer listens).
-pub(crate) fn inject(span: &Span, metadata: &mut Metadata) -> bool {
+/// Writes the context of `span` into the metadata, and says whether its
+/// sampler keeps the span recording; `None` when the span has no context (no
+/// OpenTelemetry layer listens), and nothing is written.
+pub(crate) fn inject(span: &Span, metadata: &mut Metadata) -> Option<bool> {
     let cx = span.context();
     let span = cx.span();
     let context = span.span_context();
     if !context.is_valid() {
-        return false;
+        return None;
     }
     metadata.traceparent = Some(traceparent(context));
     let state = context.trace_state().header();
     if !state.is_empty() {
         metadata.headers.insert(TRACESTATE_HEADER.to_owned(), state);
     }
-    true
+    Some(span.is_recording())
+}
+
+/// Whether an OpenTelemetry sampler keeps `span` recording, or none
+/// decides (no OpenTelemetry layer listens to it). Makes the sampler decide
+/// now, with the parent the span has.
+pub(crate) fn recording_or_untraced(span: &Span) -> bool {
+    let cx = span.context();
+    let span = cx.span();
+    !span.span_context().is_valid() || span.is_recording()
+}
+
+/// Sets the parent of a span not yet started (a started span keeps its
+/// own: that would be a bug here, the parent set after the sampler ran).
+fn set_parent(span: &Span, parent: SpanContext) {
+    let set = span.set_parent(Context::new().with_remote_span_context(parent));
+    debug_assert!(
+        !matches!(set, Err(SetParentError::AlreadyStarted)),
+        "a span's parent set after it started"
+    );
+    // Any other error: no OpenTelemetry layer listens, nothing to do.
 }
 
 /// Makes the producer's context (from the metadata) the parent of `span`.
 pub(crate) fn adopt(span: &Span, metadata: &Metadata) {
     if let Some(remote) = remote_context(metadata) {
-        // Fails only when no OpenTelemetry layer listens: nothing to do.
-        let _ = span.set_parent(Context::new().with_remote_span_context(remote));
+        set_parent(span, remote);
     }
 }
 
-/// Links `span` to the producer's context of a message.
+/// Links `span` to the producer's context of a message, if its producer's
+/// span was sampled (a link to a span never exported leads nowhere).
 pub(crate) fn link(span: &Span, metadata: &Metadata) {
-    if let Some(remote) = remote_context(metadata) {
+    if let Some(remote) = remote_context(metadata).filter(SpanContext::is_sampled) {
         span.add_link(remote);
     }
 }
@@ -64,7 +86,7 @@ pub(crate) fn continue_cause(span: &Span, cause_traceparent: &str) {
         return;
     }
     if let Some(cause) = parse(cause_traceparent, None) {
-        let _ = span.set_parent(Context::new().with_remote_span_context(cause));
+        set_parent(span, cause);
     }
 }
 
@@ -76,40 +98,55 @@ fn parse(traceparent: &str, tracestate: Option<&str>) -> Option<SpanContext> {
     Some(SpanContext::new(trace_id, span_id, flags, true, state))
 }
 
+/// `00-{trace-id}-{span-id}-{flags}`, in lower-case hex.
 fn traceparent(context: &SpanContext) -> String {
-    format!(
-        "00-{}-{}-{:02x}",
-        context.trace_id(),
-        context.span_id(),
-        context.trace_flags().to_u8()
-    )
+    let mut out = String::with_capacity(55);
+    out.push_str("00-");
+    push_hex(&mut out, &context.trace_id().to_bytes());
+    out.push('-');
+    push_hex(&mut out, &context.span_id().to_bytes());
+    out.push('-');
+    push_hex(&mut out, &[context.trace_flags().to_u8()]);
+    out
 }
 
 /// `{version}-{trace-id}-{parent-id}-{flags}`, after W3C Trace Context:
 /// version `00` has exactly these four fields; a later version may add
-/// more, which are ignored; `ff` is invalid, as are all-zero ids.
+/// more, which are ignored; `ff` is invalid, as are all-zero ids. Read by
+/// position (a message's context is read once per delivery).
 fn parse_traceparent(value: &str) -> Option<(TraceId, SpanId, TraceFlags)> {
-    let mut parts = value.split('-');
-    let version = parts.next()?;
-    let (trace_id, span_id, flags) = (parts.next()?, parts.next()?, parts.next()?);
-    let lower_hex = |s: &str, len: usize| {
-        s.len() == len
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    if !lower_hex(version, 2) || version == "ff" || (version == "00" && parts.next().is_some()) {
+    let text = value.as_bytes();
+    if text.len() < 55 || text[2] != b'-' || text[35] != b'-' || text[52] != b'-' {
         return None;
     }
-    if !lower_hex(trace_id, 32) || !lower_hex(span_id, 16) || !lower_hex(flags, 2) {
+    let mut version = [0u8; 1];
+    lower_hex(&text[..2], &mut version)?;
+    let more = text.len() > 55;
+    if version[0] == 0xff || (more && (version[0] == 0 || text[55] != b'-')) {
         return None;
     }
-    let trace_id = TraceId::from_hex(trace_id).ok()?;
-    let span_id = SpanId::from_hex(span_id).ok()?;
+    let (mut trace_id, mut span_id, mut flags) = ([0u8; 16], [0u8; 8], [0u8; 1]);
+    lower_hex(&text[3..35], &mut trace_id)?;
+    lower_hex(&text[36..52], &mut span_id)?;
+    lower_hex(&text[53..55], &mut flags)?;
+    let (trace_id, span_id) = (TraceId::from_bytes(trace_id), SpanId::from_bytes(span_id));
     if trace_id == TraceId::INVALID || span_id == SpanId::INVALID {
         return None;
     }
-    let flags = u8::from_str_radix(flags, 16).ok()?;
-    Some((trace_id, span_id, TraceFlags::new(flags)))
+    Some((trace_id, span_id, TraceFlags::new(flags[0])))
+}
+
+/// Decodes lower-case hex (as W3C Trace Context writes it) into `out`.
+fn lower_hex(text: &[u8], out: &mut [u8]) -> Option<()> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = (digit(pair[0])? << 4) | digit(pair[1])?;
+    }
+    Some(())
 }
 
 #[cfg(test)]
