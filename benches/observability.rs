@@ -20,7 +20,8 @@ mod workload;
 
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use event_backbone::redis::Redis;
 use workload::traced::Traced;
 use workload::*;
@@ -48,6 +49,36 @@ async fn run(
     took
 }
 
+/// `iters` runs, timed, `after_each` (untimed) after each.
+async fn runs(
+    redis: &Redis,
+    raw: &mut redis::aio::MultiplexedConnection,
+    consume: bool,
+    iters: u64,
+    after_each: impl Fn(),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        total += run(redis, raw, consume).await;
+        after_each();
+    }
+    total
+}
+
+/// A workload's benchmark group: 10 samples of `EVENTS` events.
+fn workload_group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+    seconds: u64,
+) -> BenchmarkGroup<'a, WallTime> {
+    let mut group = c.benchmark_group(format!("observability/{name}"));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(seconds))
+        .throughput(Throughput::Elements(EVENTS as u64));
+    group
+}
+
 const WORKLOADS: [(&str, bool, u64); 2] = [("produce", false, 20), ("end-to-end", true, 30)];
 
 fn overhead(c: &mut Criterion) {
@@ -57,11 +88,7 @@ fn overhead(c: &mut Criterion) {
 
     // Raw and unobserved first, before any dispatcher exists.
     for (name, consume, seconds) in WORKLOADS {
-        let mut group = c.benchmark_group(format!("observability/{name}"));
-        group
-            .sample_size(10)
-            .measurement_time(Duration::from_secs(seconds));
-        group.throughput(Throughput::Elements(EVENTS as u64));
+        let mut group = workload_group(c, name, seconds);
         group.bench_function(BenchmarkId::new("raw-redis-rs", EVENTS), |b| {
             b.iter_custom(|iters| {
                 plain.block_on(async {
@@ -78,15 +105,7 @@ fn overhead(c: &mut Criterion) {
             })
         });
         group.bench_function(BenchmarkId::new("no-subscriber", EVENTS), |b| {
-            b.iter_custom(|iters| {
-                plain.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        total += run(&redis, &mut raw, consume).await;
-                    }
-                    total
-                })
-            })
+            b.iter_custom(|iters| plain.block_on(runs(&redis, &mut raw, consume, iters, || ())))
         });
         group.finish();
     }
@@ -97,21 +116,11 @@ fn overhead(c: &mut Criterion) {
     tracing::dispatcher::set_global_default(traced.dispatch.clone())
         .expect("no subscriber before this one");
     for (name, consume, seconds) in WORKLOADS {
-        let mut group = c.benchmark_group(format!("observability/{name}"));
-        group
-            .sample_size(10)
-            .measurement_time(Duration::from_secs(seconds));
-        group.throughput(Throughput::Elements(EVENTS as u64));
+        let mut group = workload_group(c, name, seconds);
         group.bench_function(BenchmarkId::new(label, EVENTS), |b| {
             b.iter_custom(|iters| {
-                plain.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        total += run(&redis, &mut raw, consume).await;
-                        traced.spans.reset();
-                    }
-                    total
-                })
+                let emptied = || traced.spans.reset();
+                plain.block_on(runs(&redis, &mut raw, consume, iters, emptied))
             })
         });
         group.finish();
