@@ -7,6 +7,9 @@
 //! | `redis://`, `rediss://` | `RedisStreamChannel` | `RedisHashStore` | `redis` (`rediss` also the `tls` feature of `event-backbone-redis`) |
 //! | `redis+cluster://h1:p1,h2:p2`, `rediss+cluster://` | the same, on a Redis Cluster | the same | `redis` |
 //! | `kafka://` | `KafkaStreamChannel` | none: Kafka is a stream | `kafka` |
+//! | `mongodb://`, `mongodb+srv://` | none | `MongoStore` | `mongodb` |
+//! | `dynamodb://TABLE` | none | `DynamoStore` | `dynamodb` |
+//! | `couchbase://HOST/BUCKET`, `couchbases://` | none | `CouchbaseStore` | `couchbase` |
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> event_backbone::Result<()> {
@@ -35,7 +38,7 @@ struct Scheme {
     store: bool,
 }
 
-const SCHEMES: [Scheme; 9] = [
+const SCHEMES: [Scheme; 11] = [
     Scheme {
         name: "memory",
         feature: None,
@@ -99,6 +102,20 @@ const SCHEMES: [Scheme; 9] = [
         channel: false,
         store: true,
     },
+    Scheme {
+        name: "couchbase",
+        feature: Some("couchbase"),
+        enabled: cfg!(feature = "couchbase"),
+        channel: false,
+        store: true,
+    },
+    Scheme {
+        name: "couchbases",
+        feature: Some("couchbase"),
+        enabled: cfg!(feature = "couchbase"),
+        channel: false,
+        store: true,
+    },
 ];
 
 /// Opens (connects to) the stream channel a URL names, by its scheme:
@@ -111,6 +128,7 @@ const SCHEMES: [Scheme; 9] = [
 /// | `kafka://` | `KafkaStreamChannel` | none: Kafka is a stream | `kafka` |
 /// | `mongodb://`, `mongodb+srv://` | none: MongoDB is a store | `MongoStore` (the string's database, collection `payloads`) | `mongodb` |
 /// | `dynamodb://TABLE?region=…&endpoint=…` | none: DynamoDB is a store | `DynamoStore` (the table must exist; credentials from the AWS chain) | `dynamodb` |
+/// | `couchbase://HOST/BUCKET[/SCOPE/COLLECTION]`, `couchbases://` | none: Couchbase is a store | `CouchbaseStore` (user and password from `COUCHBASE_EVENT_SOURCE_USER` and `_PASS`) | `couchbase` |
 ///
 /// A backend whose feature is not enabled, or a scheme that names no
 /// stream, is an [`Error::Config`] that says which.
@@ -160,6 +178,14 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn KeyValueStore>> {
             let config = event_backbone_dynamodb::DynamoConfig::from_url(url)?;
             let dynamo = event_backbone_dynamodb::Dynamo::connect(config).await?;
             Ok(Arc::new(event_backbone_dynamodb::DynamoStore::new(&dynamo)))
+        }
+        #[cfg(feature = "couchbase")]
+        "couchbase" | "couchbases" => {
+            let config = event_backbone_couchbase::CouchbaseConfig::from_store_url(url)?;
+            let couchbase = event_backbone_couchbase::Couchbase::connect(config).await?;
+            Ok(Arc::new(event_backbone_couchbase::CouchbaseStore::new(
+                &couchbase,
+            )))
         }
         other => Err(cannot_open("store", other, |s| s.store)),
     }

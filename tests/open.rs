@@ -1,6 +1,12 @@
 //! Channels and stores opened by URL from the facade, against the real
 //! servers (`scripts/test` starts them): the scheme picks the backend.
-#![cfg(any(feature = "redis", feature = "kafka", feature = "dynamodb"))]
+#![cfg(any(
+    feature = "redis",
+    feature = "kafka",
+    feature = "dynamodb",
+    feature = "mongodb",
+    feature = "couchbase"
+))]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -141,4 +147,56 @@ async fn a_dynamodb_url_opens_a_store_on_an_existing_table() {
         .send()
         .await;
     assert!(refused.contains("dynamodb"), "{refused}");
+}
+
+/// A store opened by URL under the memory channel: its backend and a round
+/// trip; and `open_channel` refuses the same URL, naming the scheme.
+#[cfg(any(feature = "mongodb", feature = "couchbase"))]
+async fn a_store_only_url_round_trips(url: &str, backend: &str) {
+    let store = open_store(url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}; run scripts/start-{backend}"));
+    assert_eq!(store.backend(), backend);
+    let channel: Arc<dyn event_backbone::StreamChannel> =
+        Arc::new(event_backbone::memory::MemoryChannel::new());
+    assert_eq!(round_trip(channel, store, &uri(backend)).await, "url");
+    let refused = open_channel(url).await.unwrap_err().to_string();
+    assert!(
+        refused.contains("names a store, not a channel"),
+        "{refused}"
+    );
+}
+
+#[cfg(feature = "mongodb")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mongodb_url_opens_a_store() {
+    let url = std::env::var(event_backbone::mongodb::URI_VAR)
+        .unwrap_or_else(|_| "mongodb://127.0.0.1:27017/?directConnection=true".to_owned());
+    a_store_only_url_round_trips(&url, "mongodb").await;
+}
+
+#[cfg(feature = "couchbase")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_couchbase_url_opens_a_store_with_credentials_from_the_environment() {
+    use event_backbone::couchbase::{BUCKET_VAR, CONNSTR_VAR, PASSWORD_VAR, USER_VAR};
+    // The server of COUCHBASE_EVENT_SOURCE_*, else the project's test
+    // server with the credentials scripts/start-couchbase gives it.
+    let (connstr, bucket) = match std::env::var(CONNSTR_VAR) {
+        Ok(connstr) => (connstr, std::env::var(BUCKET_VAR).unwrap()),
+        Err(_) => {
+            std::env::set_var(USER_VAR, "event-backbone");
+            std::env::set_var(PASSWORD_VAR, "event-backbone-test");
+            (
+                "couchbase://127.0.0.1".to_owned(),
+                "event-backbone".to_owned(),
+            )
+        }
+    };
+    let url = match connstr.split_once('?') {
+        Some((hosts, options)) => format!("{hosts}/{bucket}/app/payloads?{options}"),
+        None => format!("{connstr}/{bucket}/app/payloads"),
+    };
+    a_store_only_url_round_trips(&url, "couchbase").await;
+    let no_bucket = open_store(&connstr).await.unwrap_err().to_string();
+    assert!(no_bucket.contains("no bucket"), "{no_bucket}");
 }

@@ -45,6 +45,9 @@ pub struct ChannelCapabilities {
     pub ordering: Ordering,
     /// Largest metadata entry it accepts, in bytes, if bounded.
     pub max_entry_bytes: Option<usize>,
+    /// Listing the streams it holds
+    /// ([`streams`](crate::StreamChannel::streams)).
+    pub list_streams: bool,
 }
 
 impl ChannelCapabilities {
@@ -59,6 +62,7 @@ impl ChannelCapabilities {
             durable_delivery_counts: true,
             ordering: Ordering::Stream,
             max_entry_bytes: None,
+            list_streams: true,
         }
     }
 
@@ -101,6 +105,12 @@ impl ChannelCapabilities {
     /// Sets `ordering`.
     pub const fn with_ordering(mut self, ordering: Ordering) -> Self {
         self.ordering = ordering;
+        self
+    }
+
+    /// Sets `list_streams`.
+    pub const fn with_list_streams(mut self, yes: bool) -> Self {
+        self.list_streams = yes;
         self
     }
 

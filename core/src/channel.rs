@@ -163,6 +163,9 @@ pub struct GroupInfo {
 pub struct StreamInfo {
     /// Entries in the stream.
     pub length: u64,
+    /// Its newest entry, when the backend knows it in one question (`None`
+    /// for an empty stream, and on backends that do not say).
+    pub last: Option<EntryId>,
     /// Its consumer groups.
     pub groups: Vec<GroupInfo>,
 }
@@ -349,8 +352,28 @@ pub trait StreamChannel: Send + Sync + fmt::Debug + 'static {
     /// One entry by id; `None` if there is no such entry.
     async fn get(&self, stream: &str, id: &EntryId) -> Result<Option<Entry>>;
 
-    /// Length, groups, pending and lag.
+    /// Length, newest entry, groups, pending and lag.
     async fn info(&self, stream: &str) -> Result<StreamInfo>;
+
+    /// One group's info, `None` if the backend knows no such group. The
+    /// default finds it in [`Self::info`]; a backend whose `info` may leave
+    /// out groups it can find by name (Kafka: groups with no member in
+    /// this process, when the broker does not list its groups) answers
+    /// for them here.
+    async fn group_info(&self, stream: &str, group: &str) -> Result<Option<GroupInfo>> {
+        Ok(self.info(stream).await?.group(group).cloned())
+    }
+
+    /// The streams this channel holds (their keys, dead-letter streams
+    /// included), sorted, for tooling. The default says the backend cannot
+    /// list them.
+    async fn streams(&self) -> Result<Vec<String>> {
+        Err(crate::Error::permanent(
+            self.backend(),
+            "listing the streams",
+            "this backend cannot list its streams: name the stream instead",
+        ))
+    }
 
     /// The channel as `Any`, for code that knows its concrete type (a test
     /// that writes raw entries). The default is `None`.

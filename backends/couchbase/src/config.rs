@@ -87,16 +87,88 @@ impl CouchbaseConfig {
     /// From `COUCHBASE_EVENT_SOURCE_CONNSTR`, `_USER`, `_PASS` and
     /// `_BUCKET`, all four required: the library never guesses a server.
     pub fn from_env() -> Result<Self> {
-        let var = |name: &'static str, expected: &'static str| {
-            env_var(name).ok_or(Error::MissingVariable { name, expected })
-        };
-        let connstr = var(CONNSTR_VAR, "a connection string such as couchbase://host")?;
-        let user = var(USER_VAR, "the user name")?;
-        let password = var(PASSWORD_VAR, "the user's password")?;
-        let bucket = var(BUCKET_VAR, "the bucket of the payloads")?;
+        let connstr = required_var(CONNSTR_VAR, "a connection string such as couchbase://host")?;
+        let user = required_var(USER_VAR, "the user name")?;
+        let password = required_var(PASSWORD_VAR, "the user's password")?;
+        let bucket = required_var(BUCKET_VAR, "the bucket of the payloads")?;
         Ok(Self::from_url(&connstr)?
             .credentials(&user, password)
             .bucket(&bucket))
+    }
+
+    /// From a store URL, as the facade's `open_store` takes it: the
+    /// connection string with the keyspace as its path,
+    /// `couchbase://host[:port][,host...]/BUCKET[/SCOPE/COLLECTION][?sdk-options]`
+    /// (`_default._default` when no collection is named). A URL never
+    /// carries credentials: the user and password come from
+    /// `COUCHBASE_EVENT_SOURCE_USER` and `_PASS`, both required.
+    ///
+    /// ```
+    /// # use event_backbone_couchbase::CouchbaseConfig;
+    /// let error = CouchbaseConfig::from_store_url("couchbase://127.0.0.1").unwrap_err();
+    /// assert!(error.to_string().contains("no bucket"));
+    /// ```
+    pub fn from_store_url(url: &str) -> Result<Self> {
+        let config = Self::keyspace_from_url(url)?;
+        let user = required_var(
+            USER_VAR,
+            "the user name (a couchbase:// URL carries no credentials)",
+        )?;
+        let password = required_var(
+            PASSWORD_VAR,
+            "the user's password (a couchbase:// URL carries no credentials)",
+        )?;
+        Ok(config.credentials(&user, password))
+    }
+
+    /// [`Self::from_store_url`] without the credentials.
+    fn keyspace_from_url(url: &str) -> Result<Self> {
+        let (address, options) = match url.split_once('?') {
+            Some((address, options)) => (address, Some(options)),
+            None => (url, None),
+        };
+        let (hosts, keyspace) = match address.split_once("://") {
+            Some((scheme, rest)) => match rest.split_once('/') {
+                Some((hosts, keyspace)) => (format!("{scheme}://{hosts}"), keyspace),
+                None => (address.to_owned(), ""),
+            },
+            None => (address.to_owned(), ""),
+        };
+        let connstr = match options {
+            Some(options) => format!("{hosts}?{options}"),
+            None => hosts,
+        };
+        let config = Self::from_url(&connstr)?;
+        let invalid = |reason: &str| Error::InvalidAddress {
+            address: address
+                .split('@')
+                .next_back()
+                .unwrap_or_default()
+                .to_owned(),
+            reason: reason.to_owned(),
+        };
+        let parts: Vec<&str> = keyspace.split('/').collect();
+        let (bucket, collection) =
+            match parts.as_slice() {
+                [""] => {
+                    return Err(invalid(
+                        "no bucket: expected couchbase://host/BUCKET[/SCOPE/COLLECTION]",
+                    ))
+                }
+                [bucket] => (*bucket, None),
+                [bucket, scope, collection] => (*bucket, Some((*scope, *collection))),
+                _ => return Err(invalid(
+                    "expected couchbase://host/BUCKET or couchbase://host/BUCKET/SCOPE/COLLECTION",
+                )),
+            };
+        if bucket.is_empty() || collection.is_some_and(|(s, c)| s.is_empty() || c.is_empty()) {
+            return Err(invalid("an empty bucket, scope or collection name"));
+        }
+        let config = config.bucket(bucket);
+        Ok(match collection {
+            Some((scope, collection)) => config.collection(scope, collection),
+            None => config,
+        })
     }
 
     /// The user and password (role-based access).
@@ -145,6 +217,11 @@ impl CouchbaseConfig {
     }
 }
 
+/// A variable the configuration cannot do without.
+fn required_var(name: &'static str, expected: &'static str) -> Result<String> {
+    env_var(name).ok_or(Error::MissingVariable { name, expected })
+}
+
 impl fmt::Debug for CouchbaseConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CouchbaseConfig")
@@ -180,6 +257,40 @@ mod tests {
             .to_string();
         assert!(e.contains("no host"), "{e}");
         assert!(CouchbaseConfig::from_url("couchbases://a,b:11207?network=external").is_ok());
+    }
+
+    #[test]
+    fn a_store_url_names_the_keyspace_and_never_credentials() {
+        let e = CouchbaseConfig::from_store_url("couchbase://h")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no bucket"), "{e}");
+        let e = CouchbaseConfig::from_store_url("couchbase://h/b/s")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("BUCKET/SCOPE/COLLECTION"), "{e}");
+        let e = CouchbaseConfig::from_store_url("couchbase://u:s3cret@h/b")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not in the connection string") && !e.contains("s3cret"),
+            "{e}"
+        );
+        let e = CouchbaseConfig::from_store_url("couchbase://h/b//c")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("empty"), "{e}");
+        let c = CouchbaseConfig::keyspace_from_url(
+            "couchbases://a,b:11207/events/app/payloads?network=external",
+        )
+        .unwrap();
+        assert_eq!(c.keyspace(), "events.app.payloads");
+        assert_eq!(c.connstr(), "couchbases://a,b:11207?network=external");
+        let c = CouchbaseConfig::keyspace_from_url("couchbase://h:11210/events").unwrap();
+        assert_eq!(
+            (c.keyspace().as_str(), c.connstr()),
+            ("events._default._default", "couchbase://h:11210")
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::group::{committed_offsets, start_at_end};
 use crate::member::{Member, Received};
 use crate::members::Members;
 use crate::reader::{lookup, partitions, replay, watermarks, ReplayStart};
-use crate::topic::topic_of;
+use crate::topic::{topic_of, topics};
 use crate::BACKEND;
 
 /// A [`StreamChannel`] on Kafka: each stream is a topic (see
@@ -572,6 +572,52 @@ impl StreamChannel for KafkaStreamChannel {
             .await
     }
 
+    /// A group with a member in this process as [`Self::info`] shows it
+    /// (`info` lists only those); any other by its committed offsets, read
+    /// without joining it. Kafka tells no more of a group from outside:
+    /// what its members read and did not commit yet counts in its lag, not
+    /// in `pending`, and `consumers` is 0. `None` when the group has
+    /// committed nothing.
+    async fn group_info(&self, stream: &str, group: &str) -> Result<Option<GroupInfo>> {
+        if let Some(known) = self.info(stream).await?.group(group) {
+            return Ok(Some(known.clone()));
+        }
+        let topic = topic_of(stream)?;
+        let group = group.to_owned();
+        self.inner
+            .kafka
+            .with_reader(move |reader, config| {
+                let Some(ps) = partitions(reader, config, &topic)? else {
+                    return Ok(None);
+                };
+                let marks = watermarks(reader, config, &topic, &ps)?;
+                let committed = committed_offsets(config, &topic, &group, &marks)?;
+                if committed.is_empty() {
+                    return Ok(None);
+                }
+                let lag = marks
+                    .iter()
+                    .map(|&(p, low, high)| {
+                        let position = committed.get(&p).map_or(low, |&c| c.max(low));
+                        (high - position).max(0) as u64
+                    })
+                    .sum();
+                Ok(Some(GroupInfo {
+                    name: group,
+                    pending: 0,
+                    lag: Some(lag),
+                    consumers: 0,
+                }))
+            })
+            .await
+    }
+
+    /// The topics (a stream key's topic is [`topic_of`] it): Kafka keeps
+    /// no stream keys, and a topic name opens the same stream.
+    async fn streams(&self) -> Result<Vec<String>> {
+        self.inner.kafka.with_reader(topics).await
+    }
+
     async fn info(&self, stream: &str) -> Result<StreamInfo> {
         let topic = topic_of(stream)?;
         let members: Vec<(String, Vec<Arc<Member>>)> = self
@@ -626,8 +672,16 @@ impl StreamChannel for KafkaStreamChannel {
                         consumers: members.len() as u64,
                     });
                 }
+                // The newest entry is known when one partition holds them
+                // all; across partitions there is no one newest offset.
+                let mut filled = marks.iter().filter(|&&(_, low, high)| high > low);
+                let last = match (filled.next(), filled.next()) {
+                    (Some(&(p, _, high)), None) => Some(entry::entry_id(p, high - 1)),
+                    _ => None,
+                };
                 Ok(StreamInfo {
                     length,
+                    last,
                     groups: infos,
                 })
             })

@@ -44,8 +44,11 @@ pub const DELIVERY_COUNT_GROUP_HEADER: &str = "group";
 /// );
 /// ```
 pub fn delivery_counts_topic(topic: &str) -> String {
-    format!("{topic}.delivery-counts")
+    format!("{topic}{DELIVERY_COUNTS_SUFFIX}")
 }
+
+/// What [`delivery_counts_topic`] appends to a stream's topic.
+pub(crate) const DELIVERY_COUNTS_SUFFIX: &str = ".delivery-counts";
 
 /// The counts topic's partition for an entry's partition.
 fn partition_for(entry_partition: i32, partitions: i32) -> i32 {

@@ -8,7 +8,11 @@
 //! in such characters share a topic; choose uris that stay distinct.
 
 use event_backbone_core::{Error, Result};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 
+use crate::config::KafkaConfig;
+use crate::counts::DELIVERY_COUNTS_SUFFIX;
+use crate::error::backend;
 use crate::BACKEND;
 
 /// The longest topic name Kafka accepts.
@@ -43,6 +47,23 @@ pub fn topic_of(stream: &str) -> Result<String> {
         ));
     }
     Ok(topic)
+}
+
+/// Every topic of the cluster but Kafka's own (`__...`) and the delivery
+/// counts' (`*.delivery-counts`), sorted.
+pub(crate) fn topics(reader: &BaseConsumer, config: &KafkaConfig) -> Result<Vec<String>> {
+    let metadata = reader
+        .fetch_metadata(None, config.timeout)
+        .map_err(|e| backend("listing the topics", e))?;
+    let mut topics: Vec<String> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name())
+        .filter(|name| !name.starts_with("__") && !name.ends_with(DELIVERY_COUNTS_SUFFIX))
+        .map(str::to_owned)
+        .collect();
+    topics.sort_unstable();
+    Ok(topics)
 }
 
 #[cfg(test)]

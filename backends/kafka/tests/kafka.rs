@@ -236,17 +236,7 @@ async fn the_commit_never_passes_an_unfinished_entry() {
 #[tokio::test]
 async fn acknowledgements_are_committed_while_the_member_runs() {
     let every = Duration::from_millis(300);
-    let channel = support::channel(config().commit_interval(every)).await;
-    let stream = unique("commit-interval");
-    channel
-        .ensure_group(&stream, "g", GroupStart::Beginning)
-        .await
-        .unwrap();
-    let batch: Vec<_> = (0..10).map(|_| sample(&stream)).collect();
-    channel.append_many(&stream, &batch).await.unwrap();
-    let read = read_n(&channel, &stream, "worker", 6).await;
-    let ids: Vec<_> = read.iter().map(|d| d.entry.id.clone()).collect();
-    channel.ack(&stream, "g", &ids).await.unwrap();
+    let (channel, stream) = ten_in_group_g(every, "commit-interval", 6, 6).await;
 
     // A second client, with no member of its own, sees only what the
     // broker has: the committed offset.
@@ -270,6 +260,34 @@ async fn acknowledgements_are_committed_while_the_member_runs() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(lag, Some(4), "6 of 10 acknowledged: the broker's lag");
+    channel.leave_group(&stream, "g", "worker").await.unwrap();
+}
+
+/// A client with no member of a group finds it by name, from the offsets
+/// it committed; a group that committed nothing is unknown.
+#[tokio::test]
+async fn a_group_is_found_by_name_from_another_client() {
+    let (channel, stream) = ten_in_group_g(Duration::from_millis(100), "group-info", 7, 3).await;
+
+    let observer = support::channel(config()).await;
+    let mut found = None;
+    for _ in 0..50 {
+        found = observer.group_info(&stream, "g").await.unwrap();
+        if found.as_ref().and_then(|g| g.lag) == Some(7) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let found = found.expect("the group committed: it is found by name");
+    assert_eq!(
+        (found.name.as_str(), found.lag, found.pending),
+        ("g", Some(7), 0),
+        "3 of 10 committed: the rest is lag as the broker sees it"
+    );
+    assert_eq!(observer.group_info(&stream, "other").await.unwrap(), None);
+    // The member's own client knows its pending entries.
+    let own = channel.group_info(&stream, "g").await.unwrap().unwrap();
+    assert_eq!((own.pending, own.lag), (4, Some(3)), "{own:?}");
     channel.leave_group(&stream, "g", "worker").await.unwrap();
 }
 
@@ -423,6 +441,29 @@ async fn a_rebalance_does_not_stall_the_runtime() {
 
 /// Reads exactly `n` entries in group "g" as `consumer`, in as many reads
 /// as it takes.
+/// A channel committing every `every`, and a stream of 10 entries of
+/// which group `g`'s member `worker` read `read` and acknowledged the
+/// first `acked`.
+async fn ten_in_group_g(
+    every: Duration,
+    name: &str,
+    read: usize,
+    acked: usize,
+) -> (Arc<KafkaStreamChannel>, String) {
+    let channel = support::channel(config().commit_interval(every)).await;
+    let stream = unique(name);
+    channel
+        .ensure_group(&stream, "g", GroupStart::Beginning)
+        .await
+        .unwrap();
+    let batch: Vec<_> = (0..10).map(|_| sample(&stream)).collect();
+    channel.append_many(&stream, &batch).await.unwrap();
+    let delivered = read_n(&channel, &stream, "worker", read).await;
+    let ids: Vec<_> = delivered.iter().map(|d| d.entry.id.clone()).collect();
+    channel.ack(&stream, "g", &ids[..acked]).await.unwrap();
+    (channel, stream)
+}
+
 async fn read_n(
     channel: &KafkaStreamChannel,
     stream: &str,

@@ -360,4 +360,8 @@ impl StreamChannel for RedisStreamChannel {
         }
         self.info_key(stream).await
     }
+
+    async fn streams(&self) -> Result<Vec<String>> {
+        self.stream_names().await
+    }
 }

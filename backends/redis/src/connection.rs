@@ -78,6 +78,83 @@ impl Connection {
             other => cmd.query_async(other).await,
         }
     }
+
+    /// Every key of a type (`SCAN 0 ... TYPE kind`, to the end): on the
+    /// server, or on every master of a cluster in turn.
+    pub(crate) async fn keys_of_type(&mut self, kind: &str) -> redis::RedisResult<Vec<String>> {
+        let mut keys = Vec::new();
+        match self {
+            Self::Cluster(c) => {
+                let random = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+                let nodes = c
+                    .route_command(redis::cmd("CLUSTER").arg("NODES").clone(), random)
+                    .await?
+                    .extract_error()?;
+                let nodes: String = redis::from_redis_value(nodes)?;
+                for (host, port) in masters(&nodes) {
+                    let mut cursor = 0u64;
+                    loop {
+                        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                            host: host.clone(),
+                            port,
+                        });
+                        let reply = c
+                            .route_command(scan(cursor, kind), route)
+                            .await?
+                            .extract_error()?;
+                        let (next, page): (u64, Vec<String>) = redis::from_redis_value(reply)?;
+                        keys.extend(page);
+                        if next == 0 {
+                            break;
+                        }
+                        cursor = next;
+                    }
+                }
+            }
+            other => {
+                let mut cursor = 0u64;
+                loop {
+                    let (next, page): (u64, Vec<String>) =
+                        scan(cursor, kind).query_async(other).await?;
+                    keys.extend(page);
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+            }
+        }
+        Ok(keys)
+    }
+}
+
+/// `SCAN cursor COUNT 1000 TYPE kind`.
+fn scan(cursor: u64, kind: &str) -> Cmd {
+    let mut cmd = redis::cmd("SCAN");
+    cmd.arg(cursor).arg("COUNT").arg(1000).arg("TYPE").arg(kind);
+    cmd
+}
+
+/// The host and port of each live master in a `CLUSTER NODES` reply
+/// (`id host:port@cport[,hostname] flags master ...`).
+fn masters(nodes: &str) -> Vec<(String, u16)> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let address = fields.nth(1)?;
+            let flags = fields.next()?;
+            let is_master = flags.split(',').any(|f| f == "master");
+            let failed = flags
+                .split(',')
+                .any(|f| f == "fail" || f == "handshake" || f == "noaddr");
+            if !is_master || failed {
+                return None;
+            }
+            let (host, port) = address.split('@').next()?.rsplit_once(':')?;
+            Some((host.to_owned(), port.parse().ok()?))
+        })
+        .collect()
 }
 
 impl ConnectionLike for Connection {

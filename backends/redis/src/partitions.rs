@@ -65,6 +65,16 @@ pub(crate) fn partition_keys(stream: &str, n: u16) -> Vec<String> {
         .collect()
 }
 
+/// The stream a partition key belongs to (`{stream}:p{i}-{n}{tag}`), or
+/// `None` for a key that is not one.
+pub(crate) fn stream_of_partition_key(key: &str) -> Option<&str> {
+    let (head, tag) = key.strip_suffix('}')?.rsplit_once('{')?;
+    let (stream, partition) = head.rsplit_once(":p")?;
+    let (i, n) = partition.split_once('-')?;
+    let numeric = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    (numeric(i) && numeric(n) && numeric(tag)).then_some(stream)
+}
+
 /// For every slot, the smallest number whose decimal text hashes to it
 /// (about 170,000 hashes, once per process).
 fn tags() -> &'static [u32] {
@@ -265,5 +275,15 @@ mod tests {
             "{err}"
         );
         assert!(check_stream_name("orders").is_ok());
+    }
+
+    #[test]
+    fn partition_keys_name_their_stream() {
+        for key in partition_keys("prod:orders", 4) {
+            assert_eq!(stream_of_partition_key(&key), Some("prod:orders"), "{key}");
+        }
+        for key in ["prod:orders", "a:p1-2", "a:p1-2{x}", "a:px-2{1}", "{1}"] {
+            assert_eq!(stream_of_partition_key(key), None, "{key}");
+        }
     }
 }

@@ -8,7 +8,7 @@ use event_backbone_core::{
     Delivery, Entry, EntryId, Error, GroupInfo, GroupStart, Metadata, PutItem, Result, StreamInfo,
     StreamPosition,
 };
-use redis::{AsyncCommands, Value};
+use redis::Value;
 
 use crate::channel::RedisStreamChannel;
 use crate::entry::{self, add_fields, check_id, fields_capacity, int, items, pairs, text};
@@ -526,10 +526,19 @@ impl RedisStreamChannel {
     pub(crate) async fn info_key(&self, stream: &str) -> Result<StreamInfo> {
         let action = format!("reading the info of stream {stream:?}");
         let mut manager = self.redis.connection();
-        let length: u64 = manager
-            .xlen(stream)
+        let (length, newest): (u64, Value) = redis::pipe()
+            .cmd("XLEN")
+            .arg(stream)
+            .cmd("XREVRANGE")
+            .arg(stream)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut manager)
             .await
             .map_err(|e| backend(action.clone(), e))?;
+        let last = entry::entries(newest, &action)?.pop().map(|e| e.id);
         let groups: redis::RedisResult<Value> = redis::cmd("XINFO")
             .arg("GROUPS")
             .arg(stream)
@@ -563,7 +572,30 @@ impl RedisStreamChannel {
         }
         Ok(StreamInfo {
             length,
+            last,
             groups: out,
         })
+    }
+
+    /// Every stream key on the server, or on every master of a cluster
+    /// (`SCAN ... TYPE stream`), a partitioned stream's keys named once by
+    /// their stream, sorted.
+    pub(crate) async fn stream_names(&self) -> Result<Vec<String>> {
+        let keys = self
+            .redis
+            .connection()
+            .keys_of_type("stream")
+            .await
+            .map_err(|e| backend("listing the streams (SCAN TYPE stream)", e))?;
+        let names: std::collections::BTreeSet<String> = keys
+            .into_iter()
+            .map(
+                |key| match crate::partitions::stream_of_partition_key(&key) {
+                    Some(stream) => stream.to_owned(),
+                    None => key,
+                },
+            )
+            .collect();
+        Ok(names.into_iter().collect())
     }
 }

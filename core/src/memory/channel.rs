@@ -395,6 +395,11 @@ impl StreamChannel for MemoryChannel {
         };
         Ok(StreamInfo {
             length: state.entries.len() as u64,
+            last: state
+                .entries
+                .keys()
+                .next_back()
+                .map(|seq| EntryId::new(seq.to_string())),
             groups: state
                 .groups
                 .iter()
@@ -406,6 +411,12 @@ impl StreamChannel for MemoryChannel {
                 })
                 .collect(),
         })
+    }
+
+    async fn streams(&self) -> Result<Vec<String>> {
+        let mut streams: Vec<String> = self.lock().keys().cloned().collect();
+        streams.sort_unstable();
+        Ok(streams)
     }
 
     fn as_any(&self) -> Option<&dyn std::any::Any> {

@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use crate::address::DEAD_LETTER_SUFFIX;
 use crate::capabilities::{ChannelCapabilities, StoreCapabilities};
 use crate::channel::{
-    Delivery, Entry, EntryId, GroupStart, StreamChannel, StreamInfo, StreamPosition,
+    Delivery, Entry, EntryId, GroupInfo, GroupStart, StreamChannel, StreamInfo, StreamPosition,
 };
 use crate::envelope::Metadata;
 use crate::store::{Fields, KeyValueStore, PutItem};
@@ -389,5 +389,13 @@ impl StreamChannel for FaultyChannel {
 
     async fn info(&self, stream: &str) -> Result<StreamInfo> {
         self.inner.info(stream).await
+    }
+
+    async fn streams(&self) -> Result<Vec<String>> {
+        self.inner.streams().await
+    }
+
+    async fn group_info(&self, stream: &str, group: &str) -> Result<Option<GroupInfo>> {
+        self.inner.group_info(stream, group).await
     }
 }

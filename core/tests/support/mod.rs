@@ -9,9 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use event_backbone_core::memory::{MemoryChannel, MemoryStore};
 use event_backbone_core::{
-    ChannelCapabilities, Delivery, Entry, EntryId, Error, Fields, GroupStart, KeyValueStore,
-    Metadata, PutItem, Result, SegmentLocation, StoreCapabilities, StreamChannel, StreamInfo,
-    StreamPosition,
+    ChannelCapabilities, Delivery, Entry, EntryId, Error, Fields, GroupInfo, GroupStart,
+    KeyValueStore, Metadata, PutItem, Result, SegmentLocation, StoreCapabilities, StreamChannel,
+    StreamInfo, StreamPosition,
 };
 
 /// A memory store whose next `fail_puts` writes fail.
@@ -224,6 +224,12 @@ impl StreamChannel for WatchedChannel {
     }
     async fn info(&self, stream: &str) -> Result<StreamInfo> {
         self.inner.info(stream).await
+    }
+    async fn streams(&self) -> Result<Vec<String>> {
+        self.inner.streams().await
+    }
+    async fn group_info(&self, stream: &str, group: &str) -> Result<Option<GroupInfo>> {
+        self.inner.group_info(stream, group).await
     }
     /// The memory channel inside, for writing raw entries.
     fn as_any(&self) -> Option<&dyn std::any::Any> {

@@ -59,6 +59,14 @@ pub(super) fn needs_parallel_members(c: &ChannelCapabilities) -> Result<(), &'st
     }
 }
 
+pub(super) fn needs_list_streams(c: &ChannelCapabilities) -> Result<(), &'static str> {
+    if c.list_streams {
+        Ok(())
+    } else {
+        Err("the channel does not declare list_streams")
+    }
+}
+
 pub(super) fn needs_replay(c: &ChannelCapabilities) -> Result<(), &'static str> {
     if c.replay {
         Ok(())

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::fixture::{
     append_samples, channel_case, delivered_ns, grouped, header_n, in_channel_order, needs_groups,
-    needs_parallel_members, pending, poll_until, read_n, sample, send_numbered, stream_ordered,
-    Ledger, SHORT_BLOCK,
+    needs_list_streams, needs_parallel_members, pending, poll_until, read_n, sample, send_numbered,
+    stream_ordered, Ledger, SHORT_BLOCK,
 };
 use crate::channel::GroupStart;
 use crate::consumer::{ConsumerContext, HandlerError};
@@ -24,6 +24,7 @@ pub fn groups_cases() -> Vec<ChannelCase> {
         channel_case!(group_from_beginning_vs_latest, needs_groups),
         channel_case!(ensure_group_is_idempotent, needs_groups),
         channel_case!(info_reports_length_and_pending, needs_groups),
+        channel_case!(streams_lists_every_written_stream, needs_list_streams),
     ]
 }
 
@@ -170,10 +171,10 @@ pub async fn ensure_group_is_idempotent(h: &ChannelHarness) -> CaseResult {
     Ok(())
 }
 
-/// `info` reports the length, and per group the pending count (and lag,
-/// when known).
+/// `info` reports the length, the newest entry (when known), and per group
+/// the pending count (and lag, when known).
 pub async fn info_reports_length_and_pending(h: &ChannelHarness) -> CaseResult {
-    let (stream, _) = grouped(h, "info", 5).await?;
+    let (stream, ids) = grouped(h, "info", 5).await?;
     let read = read_n(h, &stream, "g", "c", 3).await?;
     ensure!(read.len() == 3, "read {} of 3", read.len());
     h.channel
@@ -181,6 +182,13 @@ pub async fn info_reports_length_and_pending(h: &ChannelHarness) -> CaseResult {
         .await?;
     let info = h.channel.info(&stream).await?;
     ensure!(info.length == 5, "length {} after 5 appends", info.length);
+    if let Some(last) = &info.last {
+        ensure!(
+            Some(last) == ids.last(),
+            "newest entry {last}, expected the last appended {:?}",
+            ids.last()
+        );
+    }
     let g = info
         .group("g")
         .ok_or_else(|| CaseFailure::new(format!("group g missing from {info:?}")))?;
@@ -194,8 +202,45 @@ pub async fn info_reports_length_and_pending(h: &ChannelHarness) -> CaseResult {
     }
     let empty = h.channel.info(&h.uri("info-none")).await?;
     ensure!(
-        empty.length == 0 && empty.groups.is_empty(),
+        empty.length == 0 && empty.groups.is_empty() && empty.last.is_none(),
         "a stream never written reports {empty:?}"
     );
+    Ok(())
+}
+
+/// `streams` lists the streams written to, each once, sorted, and not a
+/// stream never written.
+pub async fn streams_lists_every_written_stream(h: &ChannelHarness) -> CaseResult {
+    let written = [h.uri("listed-b"), h.uri("listed-a")];
+    for stream in &written {
+        append_samples(h, stream, 2).await?;
+    }
+    let never = h.uri("listed-never");
+    let listed = h.channel.streams().await?;
+    // The server holds other tests' streams too: name only this case's.
+    let ours = |listed: &[String]| -> Vec<String> {
+        let prefix = h.uri("listed");
+        let prefix = &prefix[..prefix.len() - "listed".len()];
+        listed
+            .iter()
+            .filter(|s| s.contains(prefix))
+            .cloned()
+            .collect()
+    };
+    for stream in &written {
+        let found = listed.iter().filter(|s| *s == stream).count();
+        ensure!(
+            found == 1,
+            "{stream:?} listed {found} times, among {:?}",
+            ours(&listed)
+        );
+    }
+    ensure!(!listed.contains(&never), "{never:?} listed, never written");
+    if let Some(w) = listed.windows(2).find(|w| w[0] >= w[1]) {
+        return Err(CaseFailure::new(format!(
+            "streams not sorted and distinct: {:?} before {:?}",
+            w[0], w[1]
+        )));
+    }
     Ok(())
 }

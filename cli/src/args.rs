@@ -1,0 +1,98 @@
+//! The command line: global connection options, then one subcommand.
+
+use clap::{Args, Parser, Subcommand};
+
+/// eb: look into the streams event-backbone writes.
+///
+/// Connects with --channel and --store URLs (memory:, redis://, kafka://,
+/// mongodb://, dynamodb://TABLE, couchbase://HOST/BUCKET), the same the
+/// library's `open_channel` and `open_store` take. Exit codes: 0 ok, 1 a
+/// failure, 2 a usage error.
+#[derive(Debug, Parser)]
+#[command(name = "eb", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the streams and payloads are.
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// The channel's URL; default: EB_CHANNEL, else redis:// of
+    /// REDIS_EVENT_SOURCE_ENDPOINT, else kafka:// of
+    /// KAFKA_EVENT_SOURCE_BROKERS.
+    #[arg(long, global = true, env = "EB_CHANNEL", value_name = "URL")]
+    pub channel: Option<String>,
+    /// The payload store's URL; default: EB_STORE, else the channel's URL
+    /// when it is also a store (Redis).
+    #[arg(long, global = true, env = "EB_STORE", value_name = "URL")]
+    pub store: Option<String>,
+    /// The stream's uri, as producers name it.
+    #[arg(long, global = true, value_name = "URI")]
+    pub uri: Option<String>,
+    /// The stream's environment (its key is ENV:URI).
+    #[arg(long, global = true, value_name = "ENV")]
+    pub environment: Option<String>,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The streams there are, with their length and groups.
+    Streams {
+        /// JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One stream: length, first and last entry, per group pending, lag and
+    /// consumers; its dead letters.
+    Info {
+        /// JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+        /// A group to show even when the channel does not list it (a Kafka
+        /// group with no member in this process, on a broker that does not
+        /// list its groups); repeat for several.
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+    },
+    /// The stream's entries, one line each: time, entry id, message id,
+    /// operation and version, segments, correlation id.
+    Tail(Tail),
+    /// One message with its metadata and payload.
+    Get {
+        /// The entry id.
+        entry: String,
+    },
+    /// A completion script for a shell (bash, zsh, fish, elvish,
+    /// powershell), to source.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// What `eb tail` shows.
+#[derive(Debug, Args)]
+pub struct Tail {
+    /// Where to start: start, now, an entry id, or t=MILLISECONDS since
+    /// the Unix epoch.
+    #[arg(long, default_value = "start", value_name = "POSITION")]
+    pub from: String,
+    /// Only entries of this operation.
+    #[arg(long, value_name = "OP")]
+    pub operation: Option<String>,
+    /// At most this many entries (default: all, or none when following).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Keep waiting for new entries.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Show each message's payload too. JSON-codec segments are shown as
+    /// JSON; postcard is not self-describing, so its segments are shown as
+    /// hex with their length; sealed (personal) segments as sealed.
+    #[arg(long)]
+    pub payload: bool,
+}

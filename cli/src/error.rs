@@ -1,0 +1,55 @@
+//! What can go wrong in `eb`, each with what to do about it.
+
+/// Why an `eb` command failed. Printed as one line, never with a backtrace;
+/// URLs in it have their passwords masked.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No channel URL given and none in the environment.
+    #[error(
+        "no channel to read: pass --channel URL (redis://host:6379, kafka://host:9092, ...) \
+         or set EB_CHANNEL, REDIS_EVENT_SOURCE_ENDPOINT or KAFKA_EVENT_SOURCE_BROKERS"
+    )]
+    NoChannel,
+
+    /// The command needs a stream name.
+    #[error("name the stream: --uri URI (and --environment ENV if it has one)")]
+    NoStream,
+
+    /// No such entry.
+    #[error("stream {stream:?} has no entry {entry}")]
+    NoSuchEntry {
+        /// The stream key.
+        stream: String,
+        /// The entry id asked for.
+        entry: String,
+    },
+
+    /// No such group.
+    #[error(
+        "stream {stream:?} has no group {group:?} (none the channel lists, and none by that name)"
+    )]
+    NoSuchGroup {
+        /// The stream key.
+        stream: String,
+        /// The group asked for.
+        group: String,
+    },
+
+    /// A `--from` that is neither `start`, `now`, an entry id nor a time.
+    #[error("--from {given:?}: expected start, now, an entry id, or a time in milliseconds since the Unix epoch (t=1733500000000)")]
+    BadPosition {
+        /// What was given.
+        given: String,
+    },
+
+    /// The library refused or the server failed.
+    #[error(transparent)]
+    Backbone(#[from] event_backbone::Error),
+
+    /// Writing the output failed.
+    #[error("writing the output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// `Result` of `eb`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,47 @@
+//! `eb`: the operator's command line of event-backbone. See the crate's
+//! README.
+#![forbid(unsafe_code)]
+
+mod args;
+mod commands;
+mod connect;
+mod error;
+mod render;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::args::{Cli, Command};
+use crate::error::Result;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    // clap exits with 2 on a usage error and 0 for --help.
+    let cli = Cli::parse();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match run(&cli, &mut out).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = out.flush();
+            eprintln!("eb: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: &Cli, out: &mut impl Write) -> Result<()> {
+    let connection = &cli.connection;
+    match &cli.command {
+        Command::Streams { json } => commands::streams::run(connection, *json, out).await,
+        Command::Info { json, groups } => commands::info::run(connection, *json, groups, out).await,
+        Command::Tail(tail) => commands::tail::run(connection, tail, out).await,
+        Command::Get { entry } => commands::get::run(connection, entry, out).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "eb", out);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! How entries, payloads and tables look on a terminal.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{ContentArrangement, Table};
+use event_backbone::{EntryId, Message, Metadata};
+
+/// A table that fits the terminal's width, with plain ASCII borders when
+/// `NO_COLOR` is set.
+pub fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    if std::env::var_os("NO_COLOR").is_none() {
+        table.load_preset(UTF8_FULL_CONDENSED);
+    } else {
+        table.load_preset(comfy_table::presets::ASCII_MARKDOWN);
+    }
+    table
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.iter().copied());
+    table
+}
+
+/// One line for an entry: time, entry id, message id, operation and
+/// version, segments (name and where), correlation id.
+pub fn entry_line(id: &EntryId, metadata: &Metadata) -> String {
+    let segments: Vec<&str> = metadata.segments.iter().map(|s| s.name.as_str()).collect();
+    let mut line = format!(
+        "{}  {}  {}  {} v{}  [{}]",
+        utc_time(metadata.produced_at_ms),
+        id,
+        metadata.message_id,
+        metadata.operation,
+        metadata.version,
+        segments.join(", ")
+    );
+    if let Some(correlation) = &metadata.correlation_id {
+        line.push_str("  correlation ");
+        line.push_str(correlation);
+    }
+    line
+}
+
+/// The payload's lines, indented: each segment by its name, as JSON when
+/// the message's codec is JSON, else as hex with its length; sealed
+/// segments as sealed.
+pub fn payload_lines(message: &Message) -> Vec<String> {
+    let json = message.metadata().content_type.contains("json");
+    let sealed = message.sealed_segments();
+    let mut lines = Vec::new();
+    for name in message.metadata().segments.iter().map(|s| s.name.as_str()) {
+        let shown = if sealed.contains(&name) {
+            "sealed (personal data; needs the key vault's secrets)".to_owned()
+        } else {
+            match message.segments().bytes(name) {
+                None => "missing from the store (expired or erased?)".to_owned(),
+                Some(bytes) => value(bytes, json),
+            }
+        };
+        lines.push(format!("    {name}: {shown}"));
+    }
+    lines
+}
+
+/// A segment's value: JSON as it is when it parses, else hex.
+fn value(bytes: &[u8], json: bool) -> String {
+    if json {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            return v.to_string();
+        }
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{} bytes: {hex}", bytes.len())
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` of milliseconds since the Unix epoch.
+pub fn utc_time(ms: u64) -> String {
+    let (days, ms_of_day) = ((ms / 86_400_000) as i64, ms % 86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let s = ms_of_day / 1000;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        ms_of_day % 1000
+    )
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_utc_dates() {
+        assert_eq!(utc_time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc_time(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(utc_time(1_765_000_000_123), "2025-12-06T05:46:40.123Z");
+    }
+
+    #[test]
+    fn values_are_json_when_they_parse_and_hex_otherwise() {
+        assert_eq!(value(br#"{"a":1}"#, true), r#"{"a":1}"#);
+        assert_eq!(value(&[0x2a, 0xff], true), "2 bytes: 2aff");
+        assert_eq!(value(b"7", false), "1 bytes: 37");
+    }
+}
