@@ -125,6 +125,7 @@ const SCHEMES: [Scheme; 11] = [
 /// | `memory:` | a new `MemoryChannel` | a new `MemoryStore` | none |
 /// | `redis://`, `rediss://` | `RedisStreamChannel` | `RedisHashStore` | `redis` (`rediss` also the `tls` feature of `event-backbone-redis`) |
 /// | `redis+cluster://h1:p1,h2:p2`, `rediss+cluster://` | the same, on a Redis Cluster (several seed nodes) | the same | `redis` |
+/// | `…?partitions=N` on any Redis URL | each stream in `N` partitions (`RedisStreamChannel::partitions`) | ignored | `redis` |
 /// | `kafka://` | `KafkaStreamChannel` | none: Kafka is a stream | `kafka` |
 /// | `mongodb://`, `mongodb+srv://` | none: MongoDB is a store | `MongoStore` (the string's database, collection `payloads`) | `mongodb` |
 /// | `dynamodb://TABLE?region=…&endpoint=…` | none: DynamoDB is a store | `DynamoStore` (the table must exist; credentials from the AWS chain) | `dynamodb` |
@@ -137,11 +138,14 @@ pub async fn open_channel(url: &str) -> Result<Arc<dyn StreamChannel>> {
         "memory" => Ok(Arc::new(MemoryChannel::new())),
         #[cfg(feature = "redis")]
         "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => {
-            let config = event_backbone_redis::RedisConfig::from_url(url)?;
+            let (url, partitions) = partitions_of(url)?;
+            let config = event_backbone_redis::RedisConfig::from_url(&url)?;
             let redis = event_backbone_redis::Redis::connect(config).await?;
-            Ok(Arc::new(event_backbone_redis::RedisStreamChannel::new(
-                &redis,
-            )))
+            let channel = event_backbone_redis::RedisStreamChannel::new(&redis);
+            Ok(Arc::new(match partitions {
+                Some(n) => channel.partitions(n)?,
+                None => channel,
+            }))
         }
         #[cfg(feature = "kafka")]
         "kafka" => {
@@ -163,7 +167,9 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn KeyValueStore>> {
         "memory" => Ok(Arc::new(MemoryStore::new())),
         #[cfg(feature = "redis")]
         "redis" | "rediss" | "redis+cluster" | "rediss+cluster" => {
-            let config = event_backbone_redis::RedisConfig::from_url(url)?;
+            // The channel's partitions say nothing to the store.
+            let (url, _) = partitions_of(url)?;
+            let config = event_backbone_redis::RedisConfig::from_url(&url)?;
             let redis = event_backbone_redis::Redis::connect(config).await?;
             Ok(Arc::new(event_backbone_redis::RedisHashStore::new(&redis)))
         }
@@ -189,6 +195,37 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn KeyValueStore>> {
         }
         other => Err(cannot_open("store", other, |s| s.store)),
     }
+}
+
+/// A Redis URL without its `partitions=N` query parameter, and `N`: the
+/// channel's partitions (`RedisStreamChannel::partitions`), which the
+/// connection does not know of.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+fn partitions_of(url: &str) -> Result<(String, Option<u16>)> {
+    let Some((address, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), None));
+    };
+    let mut partitions = None;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.strip_prefix("partitions=") {
+            Some(n) => {
+                partitions = Some(n.parse::<u16>().map_err(|_| Error::Config {
+                    what: "channel",
+                    reason: format!(
+                        "partitions={n:?} in the URL: expected a number of partitions, 1 to 1024"
+                    ),
+                })?)
+            }
+            None => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        address.to_owned()
+    } else {
+        format!("{address}?{}", kept.join("&"))
+    };
+    Ok((url, partitions))
 }
 
 /// The scheme of a URL: `scheme://...`, or a bare `scheme:` (`memory:`).
@@ -242,6 +279,29 @@ fn cannot_open(what: &'static str, scheme: &str, names: fn(&Scheme) -> bool) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partitions_come_out_of_the_url() {
+        assert_eq!(
+            partitions_of("redis://h:1/0?partitions=4&protocol=resp3").unwrap(),
+            ("redis://h:1/0?protocol=resp3".to_owned(), Some(4))
+        );
+        assert_eq!(
+            partitions_of("redis://h:1?partitions=8").unwrap(),
+            ("redis://h:1".to_owned(), Some(8))
+        );
+        assert_eq!(
+            partitions_of("redis://h").unwrap(),
+            ("redis://h".to_owned(), None)
+        );
+        let bad = partitions_of("redis://h?partitions=many")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad.contains("\"many\"") && bad.contains("number of partitions"),
+            "{bad}"
+        );
+    }
 
     #[tokio::test]
     async fn schemes_name_what_they_open_and_say_what_is_missing() {

@@ -23,11 +23,23 @@ pub struct Connection {
     /// The channel's URL; default: EB_CHANNEL, else redis:// of
     /// REDIS_EVENT_SOURCE_ENDPOINT, else kafka:// of
     /// KAFKA_EVENT_SOURCE_BROKERS.
-    #[arg(long, global = true, env = "EB_CHANNEL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "EB_CHANNEL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub channel: Option<String>,
     /// The payload store's URL; default: EB_STORE, else the channel's URL
     /// when it is also a store (Redis).
-    #[arg(long, global = true, env = "EB_STORE", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "EB_STORE",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub store: Option<String>,
     /// The stream's uri, as producers name it.
     #[arg(long, global = true, value_name = "URI")]
@@ -66,6 +78,9 @@ pub enum Command {
         /// The entry id.
         entry: String,
     },
+    /// The stream's dead letters: list them, put them back.
+    #[command(subcommand, name = "dead-letters")]
+    DeadLetters(DeadLetters),
     /// A completion script for a shell (bash, zsh, fish, elvish,
     /// powershell), to source.
     Completions {
@@ -95,4 +110,42 @@ pub struct Tail {
     /// hex with their length; sealed (personal) segments as sealed.
     #[arg(long)]
     pub payload: bool,
+}
+
+/// What to do with the dead letters.
+#[derive(Debug, Subcommand)]
+pub enum DeadLetters {
+    /// The dead letters not yet redriven, one line each: entry, operation,
+    /// group, deliveries, reason.
+    List {
+        /// Those already redriven too, with where they went.
+        #[arg(long)]
+        all: bool,
+        /// JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Puts dead letters back on their stream, once each: a copy of each,
+    /// linked to the original, the reason in header `redriven.reason`.
+    /// Needs the store (`--store`, or the channel's when it is one).
+    Redrive(Redrive),
+}
+
+/// Which dead letters to redrive.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["ids", "all"])))]
+pub struct Redrive {
+    /// This dead letter (its entry id in the dead-letter stream); repeat
+    /// for several.
+    #[arg(long = "id", value_name = "ENTRY")]
+    pub ids: Vec<String>,
+    /// Every dead letter not yet redriven.
+    #[arg(long)]
+    pub all: bool,
+    /// Only those of this operation.
+    #[arg(long, value_name = "OP")]
+    pub operation: Option<String>,
+    /// Say what would be redriven, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }

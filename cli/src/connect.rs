@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use event_backbone::{open_channel, open_store, KeyValueStore, StreamAddress, StreamChannel};
+use event_backbone::{
+    open_channel, open_store, EndpointBuilder, KeyValueStore, StreamAddress, StreamChannel,
+};
 
 use crate::args::Connection;
 use crate::error::{Error, Result};
@@ -12,49 +14,81 @@ use crate::error::{Error, Result};
 const REDIS_ENDPOINT_VAR: &str = "REDIS_EVENT_SOURCE_ENDPOINT";
 const KAFKA_BROKERS_VAR: &str = "KAFKA_EVENT_SOURCE_BROKERS";
 
-/// The channel's URL: `--channel`, else the library's variables.
-fn channel_url(connection: &Connection) -> Result<String> {
+/// Where the channel is: a URL, or the library's own variables (read by
+/// the backend's `from_env`, with everything else it reads: the Redis
+/// password, Kafka's settings).
+enum Named {
+    Url(String),
+    #[cfg(feature = "redis")]
+    RedisEnvironment,
+    #[cfg(feature = "kafka")]
+    KafkaEnvironment,
+}
+
+/// `--channel`, else the library's variables.
+fn named(connection: &Connection) -> Result<Named> {
     if let Some(url) = &connection.channel {
-        return Ok(url.clone());
+        return Ok(Named::Url(url.clone()));
     }
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    if let Some(endpoint) = var(REDIS_ENDPOINT_VAR) {
-        return Ok(with_scheme("redis", endpoint));
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    #[cfg(feature = "redis")]
+    if set(REDIS_ENDPOINT_VAR) {
+        return Ok(Named::RedisEnvironment);
     }
-    if let Some(brokers) = var(KAFKA_BROKERS_VAR) {
-        return Ok(with_scheme("kafka", brokers));
+    #[cfg(feature = "kafka")]
+    if set(KAFKA_BROKERS_VAR) {
+        return Ok(Named::KafkaEnvironment);
     }
+    let _ = (set, REDIS_ENDPOINT_VAR, KAFKA_BROKERS_VAR);
     Err(Error::NoChannel)
 }
 
-/// `scheme://address` unless the address has a scheme already.
-fn with_scheme(scheme: &str, address: String) -> String {
-    if address.contains("://") {
-        address
-    } else {
-        format!("{scheme}://{address}")
-    }
+/// A Redis connection from the library's variables.
+#[cfg(feature = "redis")]
+async fn redis_from_env() -> Result<event_backbone::redis::Redis> {
+    use event_backbone::redis::{Redis, RedisConfig};
+    let config = RedisConfig::from_env().map_err(event_backbone::Error::from)?;
+    Ok(Redis::connect(config)
+        .await
+        .map_err(event_backbone::Error::from)?)
 }
 
 /// Opens the channel.
 pub async fn channel(connection: &Connection) -> Result<Arc<dyn StreamChannel>> {
-    Ok(open_channel(&channel_url(connection)?).await?)
+    Ok(match named(connection)? {
+        Named::Url(url) => open_channel(&url).await?,
+        #[cfg(feature = "redis")]
+        Named::RedisEnvironment => Arc::new(event_backbone::redis::RedisStreamChannel::new(
+            &redis_from_env().await?,
+        )),
+        #[cfg(feature = "kafka")]
+        Named::KafkaEnvironment => {
+            use event_backbone::kafka::{Kafka, KafkaConfig, KafkaStreamChannel};
+            let config = KafkaConfig::from_env().map_err(event_backbone::Error::from)?;
+            let kafka = Kafka::connect(config)
+                .await
+                .map_err(event_backbone::Error::from)?;
+            Arc::new(KafkaStreamChannel::new(&kafka))
+        }
+    })
 }
 
-/// Opens the store: `--store`, else the channel's URL when it names a
-/// store too (Redis, memory), else none.
+/// Opens the store: `--store`, else the channel's own when it is a store
+/// too (Redis), else none.
 pub async fn store(connection: &Connection) -> Result<Option<Arc<dyn KeyValueStore>>> {
-    let url = match &connection.store {
-        Some(url) => url.clone(),
-        None => {
-            let url = channel_url(connection)?;
-            if !(url.starts_with("redis") || url.starts_with("memory")) {
-                return Ok(None);
-            }
-            url
-        }
-    };
-    Ok(Some(open_store(&url).await?))
+    if let Some(url) = &connection.store {
+        return Ok(Some(open_store(url).await?));
+    }
+    Ok(match named(connection)? {
+        Named::Url(url) if url.starts_with("redis") => Some(open_store(&url).await?),
+        Named::Url(_) => None,
+        #[cfg(feature = "redis")]
+        Named::RedisEnvironment => Some(Arc::new(event_backbone::redis::RedisHashStore::new(
+            &redis_from_env().await?,
+        ))),
+        #[cfg(feature = "kafka")]
+        Named::KafkaEnvironment => None,
+    })
 }
 
 /// The stream `--uri` and `--environment` name.
@@ -63,13 +97,17 @@ pub fn stream(connection: &Connection) -> Result<StreamAddress> {
     Ok(StreamAddress::new(connection.environment.as_deref(), uri)?)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_address_gets_the_scheme_it_lacks() {
-        assert_eq!(with_scheme("redis", "h:1".into()), "redis://h:1");
-        assert_eq!(with_scheme("redis", "rediss://h:1".into()), "rediss://h:1");
+/// A builder of the library's (replay, redrive) on this channel, store and
+/// stream.
+pub fn endpoint<R>(
+    builder: EndpointBuilder<R>,
+    channel: Arc<dyn StreamChannel>,
+    store: Arc<dyn KeyValueStore>,
+    address: &StreamAddress,
+) -> EndpointBuilder<R> {
+    let builder = builder.channel(channel).store(store).uri(address.uri());
+    match address.environment() {
+        Some(environment) => builder.environment(environment),
+        None => builder,
     }
 }

@@ -35,11 +35,38 @@ pub enum Error {
         group: String,
     },
 
+    /// The command needs the payload store.
+    #[error("{command} needs the payload store: pass --store URL (or set EB_STORE)")]
+    NoStore {
+        /// The command.
+        command: &'static str,
+    },
+
+    /// `--id` names no dead letter.
+    #[error("dead-letter stream {stream:?} has no entry {entry}")]
+    NoSuchDeadLetter {
+        /// The dead-letter stream's key.
+        stream: String,
+        /// The entry id asked for.
+        entry: String,
+    },
+
     /// A `--from` that is neither `start`, `now`, an entry id nor a time.
     #[error("--from {given:?}: expected start, now, an entry id, or a time in milliseconds since the Unix epoch (t=1733500000000)")]
     BadPosition {
         /// What was given.
         given: String,
+    },
+
+    /// `--follow` on a channel whose pages do not follow one order.
+    #[error(
+        "--follow needs a stream with one order; {backend} with several partitions has an order \
+         per partition, and new entries of an earlier partition would be missed: tail without \
+         --follow, or run a consumer group"
+    )]
+    FollowUnordered {
+        /// The channel's backend.
+        backend: &'static str,
     },
 
     /// The library refused or the server failed.
@@ -49,6 +76,17 @@ pub enum Error {
     /// Writing the output failed.
     #[error("writing the output: {0}")]
     Output(#[from] std::io::Error),
+}
+
+impl Error {
+    /// Whether the command line itself is wrong (exit code 2, as clap's
+    /// own usage errors), rather than what it asked for failing (1).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Error::NoChannel | Error::NoStream | Error::NoStore { .. } | Error::BadPosition { .. }
+        )
+    }
 }
 
 /// `Result` of `eb`.

@@ -26,8 +26,12 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = out.flush();
-            eprintln!("eb: {e}");
-            ExitCode::FAILURE
+            eprintln!("eb: {}", render::clean(&e.to_string()));
+            if e.is_usage() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -39,6 +43,7 @@ async fn run(cli: &Cli, out: &mut impl Write) -> Result<()> {
         Command::Info { json, groups } => commands::info::run(connection, *json, groups, out).await,
         Command::Tail(tail) => commands::tail::run(connection, tail, out).await,
         Command::Get { entry } => commands::get::run(connection, entry, out).await,
+        Command::DeadLetters(what) => commands::dead_letters::run(connection, what, out).await,
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "eb", out);
             Ok(())

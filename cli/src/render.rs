@@ -19,6 +19,24 @@ pub fn table(header: &[&str]) -> Table {
     table
 }
 
+/// Text from a stream made safe for a terminal: control characters (a
+/// newline, an escape sequence) shown escaped, so that no entry can draw
+/// lines of its own.
+pub fn clean(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// One line for an entry: time, entry id, message id, operation and
 /// version, segments (name and where), correlation id.
 pub fn entry_line(id: &EntryId, metadata: &Metadata) -> String {
@@ -26,17 +44,33 @@ pub fn entry_line(id: &EntryId, metadata: &Metadata) -> String {
     let mut line = format!(
         "{}  {}  {}  {} v{}  [{}]",
         utc_time(metadata.produced_at_ms),
-        id,
+        clean(id.as_str()),
         metadata.message_id,
-        metadata.operation,
+        clean(&metadata.operation),
         metadata.version,
-        segments.join(", ")
+        clean(&segments.join(", "))
     );
     if let Some(correlation) = &metadata.correlation_id {
         line.push_str("  correlation ");
-        line.push_str(correlation);
+        line.push_str(&clean(correlation));
     }
     line
+}
+
+/// One line for a dead letter: its entry, operation, group, deliveries,
+/// the entry it had, and the reason.
+pub fn dead_letter_line(letter: &event_backbone::DeadLetter) -> String {
+    let unknown = || "?".to_owned();
+    let line = format!(
+        "{}  {}  group {}  {} deliveries  was {}  {}",
+        letter.entry,
+        letter.operation().unwrap_or("(unreadable)"),
+        letter.group.clone().unwrap_or_else(unknown),
+        letter.deliveries.map_or_else(unknown, |d| d.to_string()),
+        letter.original_entry.clone().unwrap_or_else(unknown),
+        letter.reason
+    );
+    clean(&line)
 }
 
 /// The payload's lines, indented: each segment by its name, as JSON when
@@ -55,7 +89,7 @@ pub fn payload_lines(message: &Message) -> Vec<String> {
                 Some(bytes) => value(bytes, json),
             }
         };
-        lines.push(format!("    {name}: {shown}"));
+        lines.push(format!("    {}: {shown}", clean(name)));
     }
     lines
 }
@@ -109,6 +143,12 @@ mod tests {
         assert_eq!(utc_time(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(utc_time(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(utc_time(1_765_000_000_123), "2025-12-06T05:46:40.123Z");
+    }
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        assert_eq!(clean("plain"), "plain");
+        assert_eq!(clean("a\nfake line\u{1b}[2J"), "a\\nfake line\\u{1b}[2J");
     }
 
     #[test]

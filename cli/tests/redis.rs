@@ -26,13 +26,14 @@ fn eb() -> Command {
 
 /// Five `order_placed` messages, a sixth of another operation; group
 /// `billing` has read three and acknowledged one. Returns the stream's uri
-/// and the entry ids of the five.
+/// and the entry ids of all six.
 async fn five_orders_partly_consumed() -> (String, Vec<String>) {
     let uri = new_uri("cli");
     let channel = open_channel(&redis_url()).await.unwrap();
     let store = open_store(&redis_url()).await.unwrap();
-    let (producer, ids) = send_orders(&channel, store, &uri, 5).await;
-    producer.message("order_cancelled").send().await.unwrap();
+    let (producer, mut ids) = send_orders(&channel, store, &uri, 5).await;
+    let sixth = producer.message("order_cancelled").send().await.unwrap();
+    ids.push(sixth.entry_id().to_string());
     read_and_ack(&channel, &uri, 3, 1).await;
     (uri, ids)
 }
@@ -48,11 +49,7 @@ async fn info_shows_length_ends_pending_and_lag() {
     let info: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(info["length"], 6, "{info}");
     assert_eq!(info["first"], ids[0].as_str(), "{info}");
-    assert_ne!(
-        info["last"],
-        ids[4].as_str(),
-        "the sixth is the last: {info}"
-    );
+    assert_eq!(info["last"], ids[5].as_str(), "{info}");
     assert_eq!(info["dead_letters"], 0, "{info}");
     let billing = &info["groups"][0];
     assert_eq!(billing["name"], "billing", "{info}");
@@ -79,13 +76,12 @@ async fn tail_shows_every_entry_and_payloads_when_asked() {
     let text = String::from_utf8(all.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 6, "{text}");
-    for (i, id) in ids.iter().enumerate() {
-        assert!(lines[i].contains(id), "line {i} lacks {id}: {text}");
-        assert!(lines[i].contains("order_placed v0  [qty, sku]"), "{text}");
-        assert!(
-            lines[i].contains(&format!("correlation order-{i}")),
-            "{text}"
-        );
+    for (i, (line, id)) in lines.iter().zip(&ids).enumerate() {
+        assert!(line.contains(id.as_str()), "line {i} lacks {id}: {text}");
+    }
+    for (i, line) in lines[..5].iter().enumerate() {
+        assert!(line.contains("order_placed v0  [qty, sku]"), "{text}");
+        assert!(line.contains(&format!("correlation order-{i}")), "{text}");
     }
     assert!(lines[5].contains("order_cancelled"), "{text}");
 
@@ -152,7 +148,7 @@ fn failures_are_one_line_and_exit_1_usage_errors_exit_2() {
     assert!(one_line(&not_a_url.stderr).contains("not a URL"));
 
     let no_stream = eb().arg("info").output().unwrap();
-    assert_eq!(no_stream.status.code(), Some(1));
+    assert_eq!(no_stream.status.code(), Some(2), "a usage error");
     assert!(one_line(&no_stream.stderr).contains("--uri"));
 
     let no_entry = eb()
@@ -166,10 +162,24 @@ fn failures_are_one_line_and_exit_1_usage_errors_exit_2() {
         .args(["tail", "--uri", "x", "--from", "t=soon"])
         .output()
         .unwrap();
-    assert_eq!(bad_from.status.code(), Some(1));
+    assert_eq!(bad_from.status.code(), Some(2), "a usage error");
     assert!(one_line(&bad_from.stderr).contains("expected start, now"));
 
     eb().arg("frobnicate").assert().code(2);
+    // The environment's URLs, passwords and all, stay out of the help.
+    let help = Command::cargo_bin("eb")
+        .unwrap()
+        .env("EB_CHANNEL", "redis://:s3cret@127.0.0.1:1")
+        .env("EB_STORE", "redis://:s3cret@127.0.0.1:1")
+        .args(["info", "--help"])
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("EB_CHANNEL") && !help.contains("s3cret"),
+        "{help}"
+    );
     let completions = eb().args(["completions", "bash"]).output().unwrap();
     assert!(completions.status.success());
     assert!(String::from_utf8_lossy(&completions.stdout).contains("_eb()"));
@@ -179,14 +189,25 @@ fn failures_are_one_line_and_exit_1_usage_errors_exit_2() {
 async fn tail_follow_shows_entries_as_they_come() {
     use std::io::{BufRead, BufReader};
     let (uri, ids) = five_orders_partly_consumed().await;
-    let mut follower = std::process::Command::new(assert_cmd::cargo::cargo_bin("eb"))
-        .env_remove("EB_CHANNEL")
-        .args(["--channel", &redis_url(), "tail", "--uri", &uri, "--follow"])
-        .args(["--from", &ids[4]])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = follower.stdout.take().unwrap();
+    /// Kills `eb` when the test ends, passed or not.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut follower = Killed(
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("eb"))
+            .env_remove("EB_CHANNEL")
+            .args(["--channel", &redis_url(), "tail", "--uri", &uri, "--follow"])
+            .args(["--from", &ids[4]])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = follower.0.stdout.take().unwrap();
     let (lines, seen) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -215,10 +236,169 @@ async fn tail_follow_shows_entries_as_they_come() {
         .await
         .unwrap();
     let line = next();
-    follower.kill().unwrap();
-    let _ = follower.wait();
+    drop(follower);
     assert!(
         line.contains(&later.entry_id().to_string()) && line.contains("order_shipped"),
         "{line}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redrive_puts_dead_letters_back_once_and_the_group_handles_them() {
+    use event_backbone::{Consumer, ConsumerContext, HandlerError};
+    use std::sync::{Arc, Mutex};
+    let uri = new_uri("cli-redrive");
+    let channel = open_channel(&redis_url()).await.unwrap();
+    let store = open_store(&redis_url()).await.unwrap();
+    let (_, ids) = send_orders(&channel, store.clone(), &uri, 4).await;
+    // A bug: orders of an odd quantity fail, and are given up on at once.
+    let consume = |fixed: bool| {
+        let handled = Arc::new(Mutex::new(Vec::new()));
+        let h = handled.clone();
+        let lifetime = Consumer::builder()
+            .channel(channel.clone())
+            .store(store.clone())
+            .uri(&uri)
+            .group("billing")
+            .max_deliveries(1)
+            .block(Duration::from_millis(50))
+            .stop_when_empty()
+            .subscribe_fn(move |ctx: ConsumerContext| {
+                let h = h.clone();
+                async move {
+                    let qty = ctx.segment::<u32>("qty")?;
+                    if qty % 2 == 1 && !fixed {
+                        return Err(HandlerError::from("odd quantities are not handled"));
+                    }
+                    h.lock().unwrap().push(qty);
+                    Ok(())
+                }
+            })
+            .unwrap();
+        (lifetime, handled)
+    };
+    let sorted = |handled: Arc<Mutex<Vec<u32>>>| {
+        let mut handled = handled.lock().unwrap().clone();
+        handled.sort_unstable();
+        handled
+    };
+    let (lifetime, handled) = consume(false);
+    lifetime.completion().await.unwrap();
+    assert_eq!(sorted(handled), [0, 2]);
+
+    let list = || {
+        let output = eb()
+            .args(["dead-letters", "list", "--uri", &uri, "--json"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let letters = list();
+    let letters = letters.as_array().unwrap();
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    let mut originals: Vec<&str> = letters
+        .iter()
+        .map(|l| l["original_entry"].as_str().unwrap())
+        .collect();
+    originals.sort_unstable();
+    assert_eq!(originals, [ids[1].as_str(), ids[3].as_str()], "{letters:?}");
+    assert!(letters
+        .iter()
+        .all(|l| l["reason"].as_str().unwrap().contains("odd quantities")));
+
+    eb().args([
+        "dead-letters",
+        "redrive",
+        "--uri",
+        &uri,
+        "--all",
+        "--dry-run",
+    ])
+    .assert()
+    .success()
+    .stdout(predicate::str::contains(
+        "would redrive 2 of 2 dead letters",
+    ));
+    assert_eq!(
+        list().as_array().unwrap().len(),
+        2,
+        "a dry run changes nothing"
+    );
+    eb().args(["dead-letters", "redrive", "--uri", &uri])
+        .assert()
+        .code(2);
+    let unknown = eb()
+        .args(["dead-letters", "redrive", "--uri", &uri, "--id", "1-1"])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("has no entry 1-1"));
+
+    eb().args(["dead-letters", "redrive", "--uri", &uri, "--all"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("redrove 2 of 2 dead letters"));
+    // Again: nothing left to redrive.
+    eb().args(["dead-letters", "redrive", "--uri", &uri, "--all"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("redrove 0 of 2 dead letters"));
+    assert!(list().as_array().unwrap().is_empty());
+
+    let (lifetime, handled) = consume(true);
+    lifetime.completion().await.unwrap();
+    assert_eq!(sorted(handled), [1, 3], "each once, after the fix");
+    let all = eb()
+        .args(["dead-letters", "list", "--uri", &uri, "--all"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(all.stdout).unwrap();
+    assert_eq!(text.matches("redriven to").count(), 2, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_shows_each_unreadable_entry_once_and_goes_on() {
+    use event_backbone::{EntryId, SegmentClass};
+    let (uri, ids) = five_orders_partly_consumed().await;
+    // An entry that is not one of ours, and a message whose payload is gone.
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let garbage: String = redis::cmd("XADD")
+        .arg(&uri)
+        .arg("*")
+        .arg("metadata")
+        .arg(&b"\xff\x00 not metadata"[..])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let channel = open_channel(&redis_url()).await.unwrap();
+    let store = open_store(&redis_url()).await.unwrap();
+    let gone = channel
+        .get(&uri, &EntryId::new(ids[2].as_str()))
+        .await
+        .unwrap()
+        .unwrap()
+        .body
+        .unwrap();
+    assert!(store
+        .delete(&gone.standard_payload_key(&SegmentClass::normal()))
+        .await
+        .unwrap());
+    let later = send_orders(&channel, store, &uri, 1).await.1.remove(0);
+
+    let output = eb()
+        .args(["tail", "--uri", &uri, "--payload"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8(output.stdout).unwrap();
+    for id in ids.iter().chain([&garbage, &later]) {
+        assert_eq!(text.matches(id.as_str()).count(), 1, "{id}: {text}");
+    }
+    assert_eq!(text.matches("unreadable").count(), 1, "{text}");
+    assert_eq!(text.matches("payload not read").count(), 1, "{text}");
+    assert!(text.contains("    sku: \"A1\""), "{text}");
+    let after_garbage = text.split(&garbage).nth(1).unwrap();
+    assert!(after_garbage.contains(&later), "the tail goes on: {text}");
 }

@@ -406,6 +406,17 @@ pub enum Error {
         vault: &'static str,
     },
 
+    /// A dead letter that cannot be put back on its stream.
+    #[error("dead letter {entry} of {stream:?} cannot be redriven: {reason}")]
+    NotRedrivable {
+        /// The dead-letter stream's key.
+        stream: String,
+        /// The dead letter's entry id.
+        entry: String,
+        /// Why, and what to do instead.
+        reason: String,
+    },
+
     /// A consumer's task ended abnormally (it panicked or was aborted).
     #[error("consumer of stream {stream:?} (group {group:?}) ended abnormally: {reason}")]
     ConsumerAborted {
@@ -516,6 +527,7 @@ impl Error {
             Error::DataKeyMissing { .. } => "data_key_missing",
             Error::UntrustedEntry { .. } => "untrusted_entry",
             Error::ConsumerAborted { .. } => "consumer_aborted",
+            Error::NotRedrivable { .. } => "not_redrivable",
         }
     }
 

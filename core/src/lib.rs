@@ -81,9 +81,10 @@ pub use channel::{
 pub use codec::Codec;
 pub use consumer::{
     handler_fn, AckMode, ClaimPolicy, Consumer, ConsumerBuilder, ConsumerContext, ConsumerLifetime,
-    ConsumerStats, Consuming, EventStream, Fallback, FnHandler, Handler, HandlerError, Handlers,
-    MessageStream, Outcome, Receiver, ReceiverBuilder, Receiving, Replay, ReplayBuilder, Replaying,
-    SubjectRequests, SubjectRequestsBuilder, Subjects,
+    ConsumerStats, Consuming, DeadLetter, EventStream, Fallback, FnHandler, Handler, HandlerError,
+    Handlers, MessageStream, Outcome, Receiver, ReceiverBuilder, Receiving, Redrive,
+    RedriveBuilder, Redriving, Replay, ReplayBuilder, Replaying, SubjectRequests,
+    SubjectRequestsBuilder, Subjects, HEADER_REDRIVEN_FROM, HEADER_REDRIVEN_REASON,
 };
 pub use contract::{ContractEvent, OperationInfo, Recorded, SegmentInfo};
 pub use endpoint::{EndpointBuilder, Paging, Reading};

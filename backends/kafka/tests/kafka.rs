@@ -439,8 +439,6 @@ async fn a_rebalance_does_not_stall_the_runtime() {
     );
 }
 
-/// Reads exactly `n` entries in group "g" as `consumer`, in as many reads
-/// as it takes.
 /// A channel committing every `every`, and a stream of 10 entries of
 /// which group `g`'s member `worker` read `read` and acknowledged the
 /// first `acked`.
@@ -464,6 +462,8 @@ async fn ten_in_group_g(
     (channel, stream)
 }
 
+/// Reads exactly `n` entries in group "g" as `consumer`, in as many reads
+/// as it takes.
 async fn read_n(
     channel: &KafkaStreamChannel,
     stream: &str,

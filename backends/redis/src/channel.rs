@@ -54,7 +54,7 @@ use crate::BACKEND;
 pub struct RedisStreamChannel {
     pub(crate) redis: Redis,
     pub(crate) trimmer: Trimmer,
-    partitions: u16,
+    pub(crate) partitions: u16,
     /// The partitions' stream keys, by stream.
     keys: Arc<Mutex<std::collections::HashMap<String, Arc<[String]>>>>,
     /// Which partition a read gives its extra share to, turned each read.
@@ -147,7 +147,7 @@ impl RedisStreamChannel {
         &self.redis
     }
 
-    fn partitioned(&self) -> bool {
+    pub(crate) fn partitioned(&self) -> bool {
         self.partitions > 1
     }
 

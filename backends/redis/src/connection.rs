@@ -85,13 +85,14 @@ impl Connection {
         let mut keys = Vec::new();
         match self {
             Self::Cluster(c) => {
+                // The masters as the cluster names them to its clients
+                // (`CLUSTER SLOTS`, what the connection routes by).
                 let random = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
-                let nodes = c
-                    .route_command(redis::cmd("CLUSTER").arg("NODES").clone(), random)
+                let slots = c
+                    .route_command(redis::cmd("CLUSTER").arg("SLOTS").clone(), random)
                     .await?
                     .extract_error()?;
-                let nodes: String = redis::from_redis_value(nodes)?;
-                for (host, port) in masters(&nodes) {
+                for (host, port) in slot_masters(slots) {
                     let mut cursor = 0u64;
                     loop {
                         let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
@@ -135,26 +136,36 @@ fn scan(cursor: u64, kind: &str) -> Cmd {
     cmd
 }
 
-/// The host and port of each live master in a `CLUSTER NODES` reply
-/// (`id host:port@cport[,hostname] flags master ...`).
-fn masters(nodes: &str) -> Vec<(String, u16)> {
-    nodes
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split(' ');
-            let address = fields.nth(1)?;
-            let flags = fields.next()?;
-            let is_master = flags.split(',').any(|f| f == "master");
-            let failed = flags
-                .split(',')
-                .any(|f| f == "fail" || f == "handshake" || f == "noaddr");
-            if !is_master || failed {
-                return None;
-            }
-            let (host, port) = address.split('@').next()?.rsplit_once(':')?;
-            Some((host.to_owned(), port.parse().ok()?))
-        })
-        .collect()
+/// The host and port of the master of each slot range in a
+/// `CLUSTER SLOTS` reply (`[start, end, [host, port, id, ...], replicas...]`),
+/// each once; a master of unknown endpoint (`?` or empty) is left out.
+fn slot_masters(reply: Value) -> Vec<(String, u16)> {
+    let Value::Array(ranges) = reply else {
+        return Vec::new();
+    };
+    let mut masters: Vec<(String, u16)> = Vec::new();
+    for range in ranges {
+        let Value::Array(parts) = range else { continue };
+        let Some(Value::Array(master)) = parts.get(2) else {
+            continue;
+        };
+        let host = match master.first() {
+            Some(Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+            Some(Value::SimpleString(text)) => text.clone(),
+            _ => continue,
+        };
+        let Some(Value::Int(port)) = master.get(1) else {
+            continue;
+        };
+        let Ok(port) = u16::try_from(*port) else {
+            continue;
+        };
+        if host.is_empty() || host == "?" || masters.contains(&(host.clone(), port)) {
+            continue;
+        }
+        masters.push((host, port));
+    }
+    masters
 }
 
 impl ConnectionLike for Connection {
@@ -510,5 +521,46 @@ impl fmt::Debug for Redis {
         f.debug_struct("Redis")
             .field("address", &self.inner.config.address())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(host: &str, port: i64) -> Value {
+        Value::Array(vec![
+            Value::BulkString(host.as_bytes().to_vec()),
+            Value::Int(port),
+            Value::BulkString(b"id".to_vec()),
+        ])
+    }
+
+    #[test]
+    fn the_masters_of_the_slot_ranges_each_once() {
+        let range = |start, master: Value, replica: Value| {
+            Value::Array(vec![
+                Value::Int(start),
+                Value::Int(start + 99),
+                master,
+                replica,
+            ])
+        };
+        let reply = Value::Array(vec![
+            range(0, node("10.0.0.1", 7000), node("10.0.0.4", 7003)),
+            range(100, node("10.0.0.2", 7001), node("10.0.0.5", 7004)),
+            range(200, node("10.0.0.1", 7000), node("10.0.0.4", 7003)),
+            range(300, node("?", 7002), node("10.0.0.6", 7005)),
+            range(400, node("::1", 7006), node("::1", 7007)),
+        ]);
+        assert_eq!(
+            slot_masters(reply),
+            [
+                ("10.0.0.1".to_owned(), 7000),
+                ("10.0.0.2".to_owned(), 7001),
+                ("::1".to_owned(), 7006)
+            ]
+        );
+        assert!(slot_masters(Value::Nil).is_empty());
     }
 }

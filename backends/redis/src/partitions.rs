@@ -65,14 +65,14 @@ pub(crate) fn partition_keys(stream: &str, n: u16) -> Vec<String> {
         .collect()
 }
 
-/// The stream a partition key belongs to (`{stream}:p{i}-{n}{tag}`), or
-/// `None` for a key that is not one.
-pub(crate) fn stream_of_partition_key(key: &str) -> Option<&str> {
+/// The stream a partition key of a stream in `n` partitions belongs to
+/// (`{stream}:p{i}-{n}{tag}`), or `None` for a key that is not one.
+pub(crate) fn stream_of_partition_key(key: &str, n: u16) -> Option<&str> {
     let (head, tag) = key.strip_suffix('}')?.rsplit_once('{')?;
     let (stream, partition) = head.rsplit_once(":p")?;
-    let (i, n) = partition.split_once('-')?;
+    let (i, of) = partition.split_once('-')?;
     let numeric = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
-    (numeric(i) && numeric(n) && numeric(tag)).then_some(stream)
+    (numeric(i) && numeric(tag) && of.parse() == Ok(n)).then_some(stream)
 }
 
 /// For every slot, the smallest number whose decimal text hashes to it
@@ -280,10 +280,15 @@ mod tests {
     #[test]
     fn partition_keys_name_their_stream() {
         for key in partition_keys("prod:orders", 4) {
-            assert_eq!(stream_of_partition_key(&key), Some("prod:orders"), "{key}");
+            assert_eq!(
+                stream_of_partition_key(&key, 4),
+                Some("prod:orders"),
+                "{key}"
+            );
+            assert_eq!(stream_of_partition_key(&key, 8), None, "{key}");
         }
         for key in ["prod:orders", "a:p1-2", "a:p1-2{x}", "a:px-2{1}", "{1}"] {
-            assert_eq!(stream_of_partition_key(key), None, "{key}");
+            assert_eq!(stream_of_partition_key(key, 2), None, "{key}");
         }
     }
 }

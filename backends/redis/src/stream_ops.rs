@@ -578,8 +578,10 @@ impl RedisStreamChannel {
     }
 
     /// Every stream key on the server, or on every master of a cluster
-    /// (`SCAN ... TYPE stream`), a partitioned stream's keys named once by
-    /// their stream, sorted.
+    /// (`SCAN ... TYPE stream`), sorted. A channel in `n` partitions names
+    /// the keys of a stream in `n` partitions once, by their stream, which
+    /// it opens; any other channel lists them as they are, each a stream it
+    /// can read by itself.
     pub(crate) async fn stream_names(&self) -> Result<Vec<String>> {
         let keys = self
             .redis
@@ -589,12 +591,16 @@ impl RedisStreamChannel {
             .map_err(|e| backend("listing the streams (SCAN TYPE stream)", e))?;
         let names: std::collections::BTreeSet<String> = keys
             .into_iter()
-            .map(
-                |key| match crate::partitions::stream_of_partition_key(&key) {
+            .map(|key| {
+                let stream = self
+                    .partitioned()
+                    .then(|| crate::partitions::stream_of_partition_key(&key, self.partitions))
+                    .flatten();
+                match stream {
                     Some(stream) => stream.to_owned(),
                     None => key,
-                },
-            )
+                }
+            })
             .collect();
         Ok(names.into_iter().collect())
     }

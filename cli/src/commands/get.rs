@@ -26,7 +26,11 @@ pub async fn run(connection: &Connection, entry: &str, out: &mut impl Write) -> 
     let metadata = match found.body {
         Ok(metadata) => metadata,
         Err(malformed) => {
-            writeln!(out, "{id}  unreadable: {}", malformed.reason)?;
+            writeln!(
+                out,
+                "{id}  unreadable: {}",
+                render::clean(&malformed.reason)
+            )?;
             return Ok(());
         }
     };
@@ -42,20 +46,29 @@ pub async fn run(connection: &Connection, entry: &str, out: &mut impl Write) -> 
         "produced at   {}",
         render::utc_time(metadata.produced_at_ms)
     )?;
-    writeln!(out, "content type  {}", metadata.content_type)?;
+    writeln!(
+        out,
+        "content type  {}",
+        render::clean(&metadata.content_type)
+    )?;
     for (name, value) in [
         ("correlation", &metadata.correlation_id),
         ("causation", &metadata.causation_id),
     ] {
         if let Some(value) = value {
-            writeln!(out, "{name:<14}{value}")?;
+            writeln!(out, "{name:<14}{}", render::clean(value))?;
         }
     }
     if metadata.subject.is_some() {
         writeln!(out, "data subject  yes (personal segments sealed)")?;
     }
     for (name, value) in &metadata.headers {
-        writeln!(out, "header        {name}: {value}")?;
+        writeln!(
+            out,
+            "header        {}: {}",
+            render::clean(name),
+            render::clean(value)
+        )?;
     }
     let Some(store) = connect::store(connection).await? else {
         let names: Vec<&str> = metadata.segments.iter().map(|s| s.name.as_str()).collect();
@@ -66,14 +79,7 @@ pub async fn run(connection: &Connection, entry: &str, out: &mut impl Write) -> 
         )?;
         return Ok(());
     };
-    let mut replay = Replay::builder()
-        .channel(channel)
-        .store(store)
-        .uri(address.uri());
-    if let Some(environment) = address.environment() {
-        replay = replay.environment(environment);
-    }
-    let mut messages = replay
+    let mut messages = connect::endpoint(Replay::builder(), channel, store, &address)
         .from(StreamPosition::From(id.clone()))
         .to(id)
         .messages()?;

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use event_backbone::StreamPosition;
+use event_backbone::{GroupInfo, Ordering, StreamPosition};
 
 use crate::args::Connection;
 use crate::connect;
@@ -21,6 +21,9 @@ pub async fn run(
     let channel = connect::channel(connection).await?;
     let stream = address.stream_key();
     let mut info = channel.info(stream).await?;
+    // Groups the channel does not list, found by name: Kafka knows only
+    // their committed offsets, not their pending entries nor members.
+    let mut by_name = Vec::new();
     for group in groups {
         if info.group(group).is_some() {
             continue;
@@ -30,8 +33,13 @@ pub async fn run(
             stream: stream.to_owned(),
             group: group.clone(),
         })?);
+        by_name.push(group.as_str());
     }
-    let first = if info.length == 0 {
+    let outside = |g: &GroupInfo| by_name.contains(&g.name.as_str());
+    // The first entry, where one order runs through the stream (not across
+    // Kafka's partitions, where the first of one is not the oldest).
+    let ordered = channel.capabilities().ordering == Ordering::Stream;
+    let first = if info.length == 0 || !ordered {
         None
     } else {
         channel
@@ -48,8 +56,12 @@ pub async fn run(
             .groups
             .iter()
             .map(|g| {
+                let known = |n: u64| (!outside(g)).then_some(n);
                 serde_json::json!({
-                    "name": g.name, "pending": g.pending, "lag": g.lag, "consumers": g.consumers
+                    "name": g.name,
+                    "pending": known(g.pending),
+                    "lag": g.lag,
+                    "consumers": known(g.consumers),
                 })
             })
             .collect();
@@ -65,7 +77,7 @@ pub async fn run(
         return Ok(());
     }
     let unknown = || "-".to_owned();
-    writeln!(out, "stream        {stream}")?;
+    writeln!(out, "stream        {}", render::clean(stream))?;
     writeln!(out, "length        {}", info.length)?;
     writeln!(
         out,
@@ -79,16 +91,35 @@ pub async fn run(
     )?;
     writeln!(out, "dead letters  {dead_letters}")?;
     if info.groups.is_empty() {
-        writeln!(out, "groups        none")?;
+        if info.length == 0 {
+            writeln!(
+                out,
+                "groups        none (no entry and no group: are --uri and --environment right?)"
+            )?;
+        } else if channel.backend() == "kafka" {
+            writeln!(
+                out,
+                "groups        none with a member here (Kafka lists no others: name them with --group)"
+            )?;
+        } else {
+            writeln!(out, "groups        none")?;
+        }
         return Ok(());
     }
     let mut table = render::table(&["group", "pending", "lag", "consumers"]);
     for g in &info.groups {
+        let known = |n: u64| {
+            if outside(g) {
+                unknown()
+            } else {
+                n.to_string()
+            }
+        };
         table.add_row([
-            g.name.clone(),
-            g.pending.to_string(),
+            render::clean(&g.name),
+            known(g.pending),
             g.lag.map_or_else(unknown, |l| l.to_string()),
-            g.consumers.to_string(),
+            known(g.consumers),
         ]);
     }
     writeln!(out, "{table}")?;

@@ -28,7 +28,11 @@ pub async fn run(connection: &Connection, json: bool, out: &mut impl Write) -> R
     }
     let mut table = render::table(&["stream", "length", "groups"]);
     for (stream, length, groups) in rows {
-        table.add_row([stream, length.to_string(), groups.join(", ")]);
+        table.add_row([
+            render::clean(&stream),
+            length.to_string(),
+            render::clean(&groups.join(", ")),
+        ]);
     }
     writeln!(out, "{table}")?;
     Ok(())

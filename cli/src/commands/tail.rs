@@ -1,10 +1,15 @@
 //! `eb tail`: a stream's entries, one line each, from a position, and with
 //! `--follow` those that come after.
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use event_backbone::{Metadata, Replay, StreamPosition};
+use event_backbone::{
+    EntryId, KeyValueStore, Message, Metadata, Ordering, Replay, RetryPolicy, StreamAddress,
+    StreamChannel, StreamPosition,
+};
 use futures_util::StreamExt;
 
 use crate::args::{Connection, Tail};
@@ -45,84 +50,141 @@ pub fn position(given: &str) -> Result<StreamPosition> {
 /// Prints the entries.
 pub async fn run(connection: &Connection, tail: &Tail, out: &mut impl Write) -> Result<()> {
     let address = connect::stream(connection)?;
+    let mut from = position(&tail.from)?;
     let channel = connect::channel(connection).await?;
+    if tail.follow && channel.capabilities().ordering != Ordering::Stream {
+        return Err(Error::FollowUnordered {
+            backend: channel.backend(),
+        });
+    }
     let store = if tail.payload {
-        connect::store(connection).await?
+        Some(connect::store(connection).await?.ok_or(Error::NoStore {
+            command: "tail --payload",
+        })?)
     } else {
         None
     };
-    let mut position = position(&tail.from)?;
+    let stream = address.stream_key();
+    if tail.from == "now" {
+        // After the newest entry by the channel's own ids, not this
+        // machine's clock.
+        from = match channel.info(stream).await?.last {
+            Some(last) => StreamPosition::After(last),
+            None => StreamPosition::Start,
+        };
+    }
+    // Reads are retried as the library retries them; a follow waits out
+    // longer outages the same way, page after page.
+    let retry = RetryPolicy::default();
+    let mut position = from;
     let mut left = tail.limit.unwrap_or(usize::MAX);
     let wanted = |m: &Metadata| tail.operation.as_deref().is_none_or(|op| m.operation == op);
     while left > 0 {
-        let mut last = None;
-        match &store {
-            None => {
-                let entries = channel
-                    .read_range(address.stream_key(), &position, None, PAGE)
-                    .await?;
-                for entry in entries {
-                    last = Some(entry.id.clone());
-                    match &entry.body {
-                        Ok(metadata) if !wanted(metadata) => continue,
-                        Ok(metadata) => {
-                            writeln!(out, "{}", render::entry_line(&entry.id, metadata))?
-                        }
-                        Err(malformed) => {
-                            writeln!(out, "{}  unreadable: {}", entry.id, malformed.reason)?
+        let page = retry
+            .run("reading the stream", || {
+                channel.read_range(stream, &position, None, PAGE)
+            })
+            .await?;
+        let (Some(first), Some(last)) = (page.first(), page.last()) else {
+            if !tail.follow {
+                break;
+            }
+            tokio::time::sleep(FOLLOW_EVERY).await;
+            continue;
+        };
+        let payloads = match &store {
+            Some(store) => {
+                load(&channel, store, &address, first.id.clone(), last.id.clone()).await?
+            }
+            None => Payloads::default(),
+        };
+        position = StreamPosition::After(last.id.clone());
+        for entry in &page {
+            let metadata = match &entry.body {
+                Ok(metadata) if !wanted(metadata) => continue,
+                Ok(metadata) => metadata,
+                Err(malformed) => {
+                    let reason = render::clean(&malformed.reason);
+                    writeln!(out, "{}  unreadable: {reason}", entry.id)?;
+                    continue;
+                }
+            };
+            writeln!(out, "{}", render::entry_line(&entry.id, metadata))?;
+            if store.is_some() {
+                match payloads.loaded.get(&entry.id) {
+                    Some(message) => {
+                        for line in render::payload_lines(message) {
+                            writeln!(out, "{line}")?;
                         }
                     }
-                    left -= 1;
-                    if left == 0 {
-                        break;
-                    }
+                    None => writeln!(
+                        out,
+                        "    payload not read: {}",
+                        payloads.why_not(&entry.id, metadata)
+                    )?,
                 }
             }
-            Some(store) => {
-                let mut replay = Replay::builder()
-                    .channel(channel.clone())
-                    .store(store.clone())
-                    .uri(address.uri());
-                if let Some(environment) = address.environment() {
-                    replay = replay.environment(environment);
-                }
-                let mut messages = replay.page_size(PAGE).from(position.clone()).messages()?;
-                while let Some(message) = messages.next().await {
-                    let message = match message {
-                        Ok(message) => message,
-                        Err(e @ event_backbone::Error::Backend { .. }) => return Err(e.into()),
-                        Err(e) => {
-                            writeln!(out, "unreadable: {e}")?;
-                            continue;
-                        }
-                    };
-                    last = Some(message.entry_id().clone());
-                    if !wanted(message.metadata()) {
-                        continue;
-                    }
-                    writeln!(
-                        out,
-                        "{}",
-                        render::entry_line(message.entry_id(), message.metadata())
-                    )?;
-                    for line in render::payload_lines(&message) {
-                        writeln!(out, "{line}")?;
-                    }
-                    left -= 1;
-                    if left == 0 {
-                        break;
-                    }
-                }
+            left -= 1;
+            if left == 0 {
+                break;
             }
         }
         out.flush()?;
-        match last {
-            Some(id) => position = StreamPosition::After(id),
-            None if tail.follow => tokio::time::sleep(FOLLOW_EVERY).await,
-            None => break,
-        }
     }
     Ok(())
+}
+
+/// The payloads of one page, by entry id, and why those not there are not.
+#[derive(Default)]
+struct Payloads {
+    loaded: HashMap<EntryId, Message>,
+    errors: Vec<String>,
+}
+
+impl Payloads {
+    /// Why the payload of this message was not read: the error that names
+    /// it (its entry, or its message id in a payload key), if one does.
+    fn why_not(&self, entry: &EntryId, metadata: &Metadata) -> String {
+        let message_id = metadata.message_id.to_string();
+        let named = self
+            .errors
+            .iter()
+            .find(|e| e.contains(&message_id) || e.contains(entry.as_str()));
+        match named {
+            Some(error) => render::clean(error),
+            None => "it could not be read with the others of its page".to_owned(),
+        }
+    }
+}
+
+/// Loads the payloads of the entries from `first` to `last` (one page) with
+/// the library's replay, which checks that each entry belongs to the stream
+/// and opens what it can. A failure of the channel or store fails the
+/// command; a message that cannot be read is shown as such.
+async fn load(
+    channel: &Arc<dyn StreamChannel>,
+    store: &Arc<dyn KeyValueStore>,
+    address: &StreamAddress,
+    first: EntryId,
+    last: EntryId,
+) -> Result<Payloads> {
+    let mut messages =
+        connect::endpoint(Replay::builder(), channel.clone(), store.clone(), address)
+            .page_size(PAGE)
+            .from(StreamPosition::From(first))
+            .to(last)
+            .messages()?;
+    let mut payloads = Payloads::default();
+    while let Some(message) = messages.next().await {
+        match message {
+            Ok(message) => {
+                payloads.loaded.insert(message.entry_id().clone(), message);
+            }
+            Err(e @ event_backbone::Error::Backend { .. }) => return Err(e.into()),
+            Err(e) => payloads.errors.push(e.to_string()),
+        }
+    }
+    Ok(payloads)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod lanes;
 mod lifetime;
 mod options;
 mod receiver;
+mod redrive;
 mod replay;
 mod runtime;
 mod settle;
@@ -35,6 +36,9 @@ pub use handler::{handler_fn, FnHandler, Handler, HandlerError, Handlers, Outcom
 pub use lifetime::{ConsumerLifetime, ConsumerStats};
 pub use options::{AckMode, ClaimPolicy, Fallback};
 pub use receiver::{Receiver, ReceiverBuilder, Receiving};
+pub use redrive::{
+    DeadLetter, Redrive, RedriveBuilder, Redriving, HEADER_REDRIVEN_FROM, HEADER_REDRIVEN_REASON,
+};
 pub use replay::{EventStream, MessageStream, Replay, ReplayBuilder, Replaying};
 pub use subject::{SubjectRequests, SubjectRequestsBuilder, Subjects};
 

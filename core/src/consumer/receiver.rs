@@ -2,12 +2,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::source::Source;
-use crate::channel::{Entry, EntryId, StreamPosition};
+use crate::channel::{Entry, EntryId, StreamChannel, StreamPosition};
 use crate::contract::{ContractEvent, Recorded};
 use crate::endpoint::{sealed::Sealed, EndpointBuilder, Reading};
 use crate::envelope::MessageId;
 use crate::interceptor::ConsumerInterceptor;
 use crate::message::Message;
+use crate::retry::RetryPolicy;
 use crate::{Error, Result};
 
 /// Fetches one message, with its payload, by entry id or by message id;
@@ -88,35 +89,17 @@ impl Receiver {
     /// page. An entry id ([`Self::get`]) is a direct lookup and cheaper.
     pub async fn find(&self, id: MessageId) -> Result<Option<Message>> {
         let source = &self.source;
-        let at = id.timestamp_ms().ok_or_else(|| Error::InvalidName {
-            what: "message id",
-            value: id.to_string(),
-            reason: "it carries no timestamp (expected a UUIDv7 message id)",
-        })?;
-        let skew = self.clock_skew.as_millis() as u64;
-        let mut position = StreamPosition::Time(at.saturating_sub(skew));
-        loop {
-            let page = source
-                .retry
-                .run("searching for a message", || {
-                    source
-                        .channel
-                        .read_range(source.stream(), &position, None, 256)
-                })
-                .await?;
-            let Some(last) = page.last().map(|e| e.id.clone()) else {
-                return Ok(None);
-            };
-            for entry in page {
-                let Ok(metadata) = &entry.body else { continue };
-                if metadata.message_id == id {
-                    return self.load(entry).await.map(Some);
-                }
-                if metadata.produced_at_ms > at.saturating_add(2 * skew) {
-                    return Ok(None);
-                }
-            }
-            position = StreamPosition::After(last);
+        let found = find_entry(
+            source.channel.as_ref(),
+            &source.retry,
+            source.stream(),
+            id,
+            self.clock_skew,
+        )
+        .await?;
+        match found {
+            Some(entry) => self.load(entry).await.map(Some),
+            None => Ok(None),
         }
     }
 
@@ -176,4 +159,44 @@ fn typed<E: ContractEvent>(message: Message) -> Result<Recorded<E>> {
         operation,
         version,
     })
+}
+
+/// The entry of the message with this id in `stream`, read without its
+/// payload; `None` if it is not there. Message ids carry their creation
+/// time: only the stretch of the stream around it (± `skew`) is read, page
+/// by page.
+pub(crate) async fn find_entry(
+    channel: &dyn StreamChannel,
+    retry: &RetryPolicy,
+    stream: &str,
+    id: MessageId,
+    skew: Duration,
+) -> Result<Option<Entry>> {
+    let at = id.timestamp_ms().ok_or_else(|| Error::InvalidName {
+        what: "message id",
+        value: id.to_string(),
+        reason: "it carries no timestamp (expected a UUIDv7 message id)",
+    })?;
+    let skew = skew.as_millis() as u64;
+    let mut position = StreamPosition::Time(at.saturating_sub(skew));
+    loop {
+        let page = retry
+            .run("searching for a message", || {
+                channel.read_range(stream, &position, None, 256)
+            })
+            .await?;
+        let Some(last) = page.last().map(|e| e.id.clone()) else {
+            return Ok(None);
+        };
+        for entry in page {
+            let Ok(metadata) = &entry.body else { continue };
+            if metadata.message_id == id {
+                return Ok(Some(entry));
+            }
+            if metadata.produced_at_ms > at.saturating_add(2 * skew) {
+                return Ok(None);
+            }
+        }
+        position = StreamPosition::After(last);
+    }
 }

@@ -1,0 +1,376 @@
+//! Putting dead letters back on their stream, once each: the fix is out,
+//! the messages consumers gave up on go round again.
+//!
+//! A redrive appends a copy of the dead letter to the stream it came from
+//! (a new message id, [`Origin::Copy`] of the first message, the payload
+//! where it was, the dead letter's reason in header [`HEADER_REDRIVEN_REASON`]
+//! and its entry in [`HEADER_REDRIVEN_FROM`]), then marks the dead letter as
+//! redriven. The mark is a key per dead letter in the default store
+//! (`{dead-letter stream}:redriven:{entry}`), written with the copy's
+//! message id before the copy is appended: a redrive that stops between the
+//! two (a crash, an outage) is finished by the next one, which finds the
+//! copy by its message id instead of appending a second one. Every channel
+//! can do this, Kafka included, whose records cannot be deleted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::dead_letter::{
+    HEADER_DEAD_LETTER_DELIVERIES, HEADER_DEAD_LETTER_ENTRY, HEADER_DEAD_LETTER_GROUP,
+    HEADER_DEAD_LETTER_REASON, HEADER_DEAD_LETTER_STREAM, MALFORMED_OPERATION,
+};
+use super::receiver::find_entry;
+use crate::address::StreamAddress;
+use crate::channel::{EntryId, StreamChannel, StreamPosition};
+use crate::endpoint::{sealed::Sealed, EndpointBuilder};
+use crate::envelope::{MessageId, Metadata, Origin};
+use crate::privacy::SEALED_REASON_HEADER;
+use crate::retry::RetryPolicy;
+use crate::store::{Fields, KeyValueStore, PutItem};
+use crate::store_set::DEFAULT_STORE;
+use crate::{Error, Result};
+
+/// Header of a redriven copy: the reason its message was dead-lettered.
+pub const HEADER_REDRIVEN_REASON: &str = "redriven.reason";
+/// Header of a redriven copy: the entry id of its dead letter.
+pub const HEADER_REDRIVEN_FROM: &str = "redriven.from";
+
+/// The mark's field: the copy's message id, written before the append.
+const FIELD_MESSAGE: &str = "message-id";
+/// The mark's field: the copy's entry id, written after the append.
+const FIELD_ENTRY: &str = "entry-id";
+/// Entries read per round trip.
+const PAGE: usize = 256;
+/// How far apart the clocks of this process and the channel may be, when
+/// an unfinished redrive looks for its copy.
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// One entry of a dead-letter stream, as [`Redrive::list`] reads it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct DeadLetter {
+    /// Its entry id in the dead-letter stream.
+    pub entry: EntryId,
+    /// The dead-lettered message's metadata (`None`: the dead-letter entry
+    /// itself cannot be read).
+    pub metadata: Option<Metadata>,
+    /// Why it was dead-lettered.
+    pub reason: String,
+    /// The entry id it had in its stream.
+    pub original_entry: Option<String>,
+    /// The group that gave up on it.
+    pub group: Option<String>,
+    /// Its deliveries before it was given up on.
+    pub deliveries: Option<u32>,
+    /// Where it was redriven to, if it was.
+    pub redriven_to: Option<EntryId>,
+}
+
+impl DeadLetter {
+    /// Its operation (`None` for an unreadable dead-letter entry).
+    pub fn operation(&self) -> Option<&str> {
+        self.metadata.as_ref().map(|m| m.operation.as_str())
+    }
+
+    /// Why it cannot be redriven, if it cannot: an unreadable entry, kept
+    /// as raw bytes, is not a message.
+    pub fn not_redrivable(&self) -> Option<&'static str> {
+        match &self.metadata {
+            None => Some("the dead-letter entry cannot be read"),
+            Some(m) if m.operation == MALFORMED_OPERATION => Some(
+                "it was an unreadable entry, kept as raw bytes: there is no message to put back",
+            ),
+            Some(_) => None,
+        }
+    }
+}
+
+/// Reads a stream's dead letters and puts them back; built by
+/// [`Redrive::builder`] with the stream's own uri (not its dead-letter
+/// stream's) and the store where its payloads are.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use event_backbone_core::memory::{MemoryChannel, MemoryStore};
+/// use event_backbone_core::{Consumer, ConsumerContext, HandlerError, Producer, Redrive};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> event_backbone_core::Result<()> {
+/// let (channel, store) = (Arc::new(MemoryChannel::new()), Arc::new(MemoryStore::new()));
+/// let producer = Producer::builder().channel(channel.clone()).store(store.clone()).uri("orders").build()?;
+/// producer.message("placed").segment("amount", &12u32)?.send().await?;
+/// // A handler with a bug gives up on it.
+/// Consumer::builder().channel(channel.clone()).store(store.clone()).uri("orders")
+///     .max_deliveries(1).block(Duration::from_millis(10)).stop_when_empty()
+///     .subscribe_fn(|_ctx: ConsumerContext| async { Err::<(), _>(HandlerError::from("a bug")) })?
+///     .completion().await?;
+/// let redrive = Redrive::builder().channel(channel.clone()).store(store.clone()).uri("orders").build()?;
+/// let letters = redrive.list().await?;
+/// assert_eq!(letters.len(), 1);
+/// // The fix is out: put it back, once.
+/// let copy = redrive.redrive(&letters[0]).await?;
+/// assert_eq!(redrive.list().await?[0].redriven_to.as_ref(), Some(&copy));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Redrive {
+    channel: Arc<dyn StreamChannel>,
+    store: Arc<dyn KeyValueStore>,
+    address: StreamAddress,
+    retry: RetryPolicy,
+}
+
+/// Builds a [`Redrive`]: the setters every builder shares
+/// ([`EndpointBuilder`]); no options of its own.
+pub type RedriveBuilder = EndpointBuilder<Redriving>;
+
+/// The options of a redrive: none beyond every builder's.
+#[derive(Debug, Default)]
+pub struct Redriving;
+
+impl Sealed for Redriving {}
+
+impl EndpointBuilder<Redriving> {
+    /// The redrive, refusing a missing channel, uri or default store.
+    pub fn build(mut self) -> Result<Redrive> {
+        let resolved = self.endpoint.resolve("redrive")?;
+        let store = resolved
+            .stores
+            .resolve(DEFAULT_STORE)
+            .map(|i| resolved.stores.store(i).clone())
+            .ok_or_else(|| {
+                Error::config(
+                    "redrive",
+                    "no store: call .store(...) with the stream's default store, \
+                     where the redrive marks what it put back",
+                )
+            })?;
+        Ok(Redrive {
+            channel: resolved.channel,
+            store,
+            address: resolved.address,
+            retry: resolved.retry,
+        })
+    }
+}
+
+impl std::fmt::Debug for Redrive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redrive")
+            .field("channel", &self.channel.backend())
+            .field("store", &self.store.backend())
+            .field("stream", &self.address.stream_key())
+            .finish()
+    }
+}
+
+impl Redrive {
+    /// Starts a builder.
+    pub fn builder() -> RedriveBuilder {
+        RedriveBuilder::with_role(Redriving)
+    }
+
+    /// The dead-letter stream's key.
+    pub fn dead_letter_stream(&self) -> String {
+        self.address.dead_letter_key()
+    }
+
+    /// Every dead letter of the stream, oldest first, with where each was
+    /// redriven to, if it was.
+    pub async fn list(&self) -> Result<Vec<DeadLetter>> {
+        let stream = self.dead_letter_stream();
+        let mut letters = Vec::new();
+        let mut position = StreamPosition::Start;
+        loop {
+            let page = self
+                .retry
+                .run("reading the dead letters", || {
+                    self.channel.read_range(&stream, &position, None, PAGE)
+                })
+                .await?;
+            let Some(last) = page.last().map(|e| e.id.clone()) else {
+                break;
+            };
+            let marks = self
+                .marks(&page.iter().map(|e| e.id.clone()).collect::<Vec<_>>())
+                .await?;
+            for (entry, mark) in page.into_iter().zip(marks) {
+                letters.push(letter(entry.id, entry.body.ok(), mark));
+            }
+            position = StreamPosition::After(last);
+        }
+        Ok(letters)
+    }
+
+    /// Puts one dead letter back on its stream and returns the copy's
+    /// entry id; one already redriven is not appended again (its copy's
+    /// entry id is returned). [`Error::NotRedrivable`] for an unreadable
+    /// one, or one of another stream.
+    pub async fn redrive(&self, letter: &DeadLetter) -> Result<EntryId> {
+        let stream = self.dead_letter_stream();
+        let refuse = |reason: String| Error::NotRedrivable {
+            stream: stream.clone(),
+            entry: letter.entry.to_string(),
+            reason,
+        };
+        if let Some(reason) = letter.not_redrivable() {
+            return Err(refuse(reason.to_owned()));
+        }
+        let metadata = letter
+            .metadata
+            .as_ref()
+            .expect("a redrivable letter has metadata");
+        let from = metadata.headers.get(HEADER_DEAD_LETTER_STREAM);
+        if from.is_some_and(|s| s != self.address.stream_key()) {
+            return Err(refuse(format!(
+                "it came from stream {:?}, not {:?}",
+                from.map(String::as_str).unwrap_or_default(),
+                self.address.stream_key()
+            )));
+        }
+        let mark_key = self.mark_key(&letter.entry);
+        let mark = self
+            .retry
+            .run("reading a redrive mark", || self.store.get(&mark_key))
+            .await?
+            .map(Mark::from)
+            .unwrap_or_default();
+        if let Some(entry) = mark.entry {
+            return Ok(entry);
+        }
+        let copy = match mark.message {
+            // A redrive stopped after its mark: its copy may be there.
+            Some(id) => {
+                let found = find_entry(
+                    self.channel.as_ref(),
+                    &self.retry,
+                    self.address.stream_key(),
+                    id,
+                    CLOCK_SKEW,
+                )
+                .await?;
+                if let Some(entry) = found {
+                    self.mark(&mark_key, id, Some(&entry.id)).await?;
+                    return Ok(entry.id);
+                }
+                redriven_copy(metadata, &letter.entry, id)
+            }
+            None => {
+                let copy = redriven_copy(metadata, &letter.entry, MessageId::new());
+                self.mark(&mark_key, copy.message_id, None).await?;
+                copy
+            }
+        };
+        let entry = self
+            .retry
+            .run("appending a redriven dead letter", || {
+                self.channel.append(self.address.stream_key(), &copy)
+            })
+            .await?;
+        self.mark(&mark_key, copy.message_id, Some(&entry)).await?;
+        Ok(entry)
+    }
+
+    /// The marks of these dead letters, in their order.
+    async fn marks(&self, entries: &[EntryId]) -> Result<Vec<Mark>> {
+        let keys: Vec<String> = entries.iter().map(|e| self.mark_key(e)).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let found = self
+            .retry
+            .run("reading the redrive marks", || self.store.get_many(&keys))
+            .await?;
+        Ok(found
+            .into_iter()
+            .map(|fields| fields.map(Mark::from).unwrap_or_default())
+            .collect())
+    }
+
+    async fn mark(&self, key: &str, message: MessageId, entry: Option<&EntryId>) -> Result<()> {
+        let mut fields = Fields::new();
+        fields.insert(FIELD_MESSAGE.to_owned(), Bytes::from(message.to_string()));
+        if let Some(entry) = entry {
+            fields.insert(FIELD_ENTRY.to_owned(), Bytes::from(entry.to_string()));
+        }
+        let item = [PutItem {
+            key: key.to_owned(),
+            fields,
+            ttl: None,
+        }];
+        self.retry
+            .run("marking a dead letter redriven", || {
+                self.store.put_many(&item)
+            })
+            .await
+    }
+
+    /// `{dead-letter stream}:redriven:{entry}`.
+    fn mark_key(&self, entry: &EntryId) -> String {
+        format!("{}:redriven:{entry}", self.dead_letter_stream())
+    }
+}
+
+/// What a mark holds: the copy's message id, then its entry id.
+#[derive(Default)]
+struct Mark {
+    message: Option<MessageId>,
+    entry: Option<EntryId>,
+}
+
+impl From<Fields> for Mark {
+    fn from(fields: Fields) -> Self {
+        let text = |name: &str| {
+            fields
+                .get(name)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .map(str::to_owned)
+        };
+        Self {
+            message: text(FIELD_MESSAGE).and_then(|t| t.parse().ok()),
+            entry: text(FIELD_ENTRY).map(EntryId::new),
+        }
+    }
+}
+
+/// A dead letter from its entry and mark.
+fn letter(entry: EntryId, metadata: Option<Metadata>, mark: Mark) -> DeadLetter {
+    let header = |name: &str| metadata.as_ref().and_then(|m| m.headers.get(name)).cloned();
+    DeadLetter {
+        reason: header(HEADER_DEAD_LETTER_REASON).unwrap_or_default(),
+        original_entry: header(HEADER_DEAD_LETTER_ENTRY),
+        group: header(HEADER_DEAD_LETTER_GROUP),
+        deliveries: header(HEADER_DEAD_LETTER_DELIVERIES).and_then(|d| d.parse().ok()),
+        redriven_to: mark.entry,
+        entry,
+        metadata,
+    }
+}
+
+/// The copy a redrive appends: the dead letter's message (its payload where
+/// it was), a new id, the dead letter's stamps replaced by the reason and
+/// where it came from.
+fn redriven_copy(dead: &Metadata, entry: &EntryId, id: MessageId) -> Metadata {
+    let mut copy = dead.clone();
+    copy.pin_locations();
+    copy.origin = Origin::Copy {
+        original: dead.original_id(),
+    };
+    copy.message_id = id;
+    let reason = copy.headers.remove(HEADER_DEAD_LETTER_REASON);
+    for stamp in [
+        HEADER_DEAD_LETTER_ENTRY,
+        HEADER_DEAD_LETTER_STREAM,
+        HEADER_DEAD_LETTER_GROUP,
+        HEADER_DEAD_LETTER_DELIVERIES,
+        SEALED_REASON_HEADER,
+    ] {
+        copy.headers.remove(stamp);
+    }
+    if let Some(reason) = reason {
+        copy.headers
+            .insert(HEADER_REDRIVEN_REASON.to_owned(), reason);
+    }
+    copy.headers
+        .insert(HEADER_REDRIVEN_FROM.to_owned(), entry.to_string());
+    copy
+}
