@@ -202,9 +202,13 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn KeyValueStore>> {
 /// connection does not know of.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
 fn partitions_of(url: &str) -> Result<(String, Option<u16>)> {
-    let Some((address, query)) = url.split_once('?') else {
+    // The query follows the host: a password (before the last `@`) may
+    // hold a `?` of its own.
+    let host_at = url.rfind('@').map_or(0, |at| at + 1);
+    let Some(mark) = url[host_at..].find('?') else {
         return Ok((url.to_owned(), None));
     };
+    let (address, query) = (&url[..host_at + mark], &url[host_at + mark + 1..]);
     let mut partitions = None;
     let mut kept = Vec::new();
     for pair in query.split('&') {
@@ -293,6 +297,11 @@ mod tests {
         assert_eq!(
             partitions_of("redis://h").unwrap(),
             ("redis://h".to_owned(), None)
+        );
+        assert_eq!(
+            partitions_of("redis://:p?w&x@h:1?partitions=2").unwrap(),
+            ("redis://:p?w&x@h:1".to_owned(), Some(2)),
+            "a password's ? is not the query's"
         );
         let bad = partitions_of("redis://h?partitions=many")
             .unwrap_err()

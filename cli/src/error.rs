@@ -58,15 +58,18 @@ pub enum Error {
         given: String,
     },
 
-    /// `--follow` on a channel whose pages do not follow one order.
+    /// `--follow` or `--from t=` on a stream in several partitions.
     #[error(
-        "--follow needs a stream with one order; {backend} with several partitions has an order \
-         per partition, and new entries of an earlier partition would be missed: tail without \
-         --follow, or run a consumer group"
+        "stream {stream:?} is in {partitions} partitions, read partition after partition: \
+         --follow would miss what comes later to an earlier partition, and --from t= would show \
+         entries before the time in a later one; tail from start or an entry, or run a consumer \
+         group"
     )]
-    FollowUnordered {
-        /// The channel's backend.
-        backend: &'static str,
+    Unordered {
+        /// The stream key.
+        stream: String,
+        /// Its partitions.
+        partitions: u32,
     },
 
     /// The library refused or the server failed.
@@ -84,7 +87,11 @@ impl Error {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            Error::NoChannel | Error::NoStream | Error::NoStore { .. } | Error::BadPosition { .. }
+            Error::NoChannel
+                | Error::NoStream
+                | Error::NoStore { .. }
+                | Error::BadPosition { .. }
+                | Error::Backbone(event_backbone::Error::InvalidName { .. })
         )
     }
 }

@@ -23,13 +23,18 @@ pub fn table(header: &[&str]) -> Table {
 /// newline, an escape sequence) shown escaped, so that no entry can draw
 /// lines of its own.
 pub fn clean(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
+    // Control characters, and the marks that turn text right to left.
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
         return text.to_owned();
     }
     text.chars()
         .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
+            if unsafe_char(c) {
+                c.escape_unicode().to_string()
             } else {
                 c.to_string()
             }
@@ -98,7 +103,7 @@ pub fn payload_lines(message: &Message) -> Vec<String> {
 fn value(bytes: &[u8], json: bool) -> String {
     if json {
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
-            return v.to_string();
+            return clean(&v.to_string());
         }
     }
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -148,7 +153,9 @@ mod tests {
     #[test]
     fn control_characters_are_shown_escaped() {
         assert_eq!(clean("plain"), "plain");
-        assert_eq!(clean("a\nfake line\u{1b}[2J"), "a\\nfake line\\u{1b}[2J");
+        assert_eq!(clean("a\nfake line\u{1b}[2J"), "a\\u{a}fake line\\u{1b}[2J");
+        assert_eq!(clean("\u{202e}txt.exe"), "\\u{202e}txt.exe");
+        assert_eq!(clean("\u{9b}31m"), "\\u{9b}31m");
     }
 
     #[test]

@@ -402,3 +402,92 @@ async fn tail_shows_each_unreadable_entry_once_and_goes_on() {
     let after_garbage = text.split(&garbage).nth(1).unwrap();
     assert!(after_garbage.contains(&later), "the tail goes on: {text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_stream_is_named_once_and_not_followed() {
+    let uri = new_uri("cli-partitioned");
+    let partitioned = format!("{}?partitions=4", redis_url());
+    let channel = open_channel(&partitioned).await.unwrap();
+    let store = open_store(&partitioned).await.unwrap();
+    send_orders(&channel, store, &uri, 8).await;
+    // A stream in another number of partitions, which this URL cannot read.
+    let other = format!("{uri}-in-two");
+    let two = format!("{}?partitions=2", redis_url());
+    let (channel_two, store_two) = (
+        open_channel(&two).await.unwrap(),
+        open_store(&two).await.unwrap(),
+    );
+    send_orders(&channel_two, store_two, &other, 2).await;
+
+    let listed = eb_on(&partitioned)
+        .args(["streams", "--json"])
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    let streams: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let ours: Vec<&serde_json::Value> = streams
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["stream"].as_str().unwrap().starts_with(&uri))
+        .collect();
+    assert_eq!(ours.len(), 3, "{ours:?}");
+    let unreadable = ours
+        .iter()
+        .filter(|s| s["stream"].as_str().unwrap().starts_with(&other))
+        .filter(|s| s["error"].as_str().is_some_and(|e| e.contains("hash tag")))
+        .count();
+    assert_eq!(
+        unreadable, 2,
+        "listed with why, not a failed list: {ours:?}"
+    );
+    let ours: Vec<&serde_json::Value> = ours
+        .into_iter()
+        .filter(|s| s["stream"] == uri.as_str())
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_eq!(
+        (&ours[0]["stream"], &ours[0]["length"]),
+        (&serde_json::json!(uri), &serde_json::json!(8))
+    );
+
+    // Without the partitions, each is a stream of its own.
+    let raw = eb().args(["streams", "--json"]).output().unwrap();
+    let raw: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let keys = raw
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["stream"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{uri}:p"))
+        })
+        .count();
+    assert!(keys > 1, "{raw}");
+
+    let info = eb_on(&partitioned)
+        .args(["info", "--uri", &uri, "--json"])
+        .output()
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["length"], 8, "{info}");
+    assert_eq!(
+        info["first"],
+        serde_json::Value::Null,
+        "no one first entry: {info}"
+    );
+
+    let follow = eb_on(&partitioned)
+        .args(["tail", "--uri", &uri, "--follow"])
+        .output()
+        .unwrap();
+    assert_eq!(follow.status.code(), Some(1), "{follow:?}");
+    assert!(String::from_utf8_lossy(&follow.stderr).contains("is in 4 partitions"));
+    let all = eb_on(&partitioned)
+        .args(["tail", "--uri", &uri])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&all.stdout).lines().count(), 8);
+}

@@ -166,6 +166,12 @@ pub struct StreamInfo {
     /// Its newest entry, when the backend knows it in one question (`None`
     /// for an empty stream, and on backends that do not say).
     pub last: Option<EntryId>,
+    /// The logs it is spread over, each in its own order: 1 for one log,
+    /// more for a Kafka topic or a Redis stream in partitions, 0 for a
+    /// stream that does not exist. Across partitions, pages of
+    /// [`StreamChannel::read_range`] go partition after partition (Kafka)
+    /// or by id (Redis), not in one order of appends.
+    pub partitions: u32,
     /// Its consumer groups.
     pub groups: Vec<GroupInfo>,
 }

@@ -9,8 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use event_backbone_core::memory::{MemoryChannel, MemoryStore};
 use event_backbone_core::{
-    Consumer, ConsumerContext, Error, Fields, HandlerError, KeyValueStore, MessageId, Origin,
-    Producer, PutItem, Redrive, StreamChannel, HEADER_REDRIVEN_FROM, HEADER_REDRIVEN_REASON,
+    Consumer, ConsumerContext, DeadLetter, Error, Fields, HandlerError, KeyValueStore, MessageId,
+    Origin, Producer, PutItem, Redrive, StreamChannel, HEADER_REDRIVEN_FROM,
+    HEADER_REDRIVEN_REASON,
 };
 
 struct Setup {
@@ -167,10 +168,14 @@ async fn redriven_dead_letters_are_handled_once_each() {
 }
 
 /// The mark a redrive writes first (`{dead-letter stream}:redriven:{entry}`,
-/// field `message-id`), as a redrive that stopped after it left it.
-async fn mark_only(s: &Setup, entry: &str, message: MessageId) {
+/// fields `letter`, the dead letter's message id, and `message-id`, the
+/// copy's), as a redrive that stopped after it left it.
+async fn mark_only(s: &Setup, letter: &DeadLetter, message: MessageId) {
     let mut fields = Fields::new();
+    let own = letter.metadata.as_ref().unwrap().message_id;
+    fields.insert("letter".into(), Bytes::from(own.to_string()));
     fields.insert("message-id".into(), Bytes::from(message.to_string()));
+    let entry = letter.entry.as_str();
     s.store
         .put_many(&[PutItem {
             key: format!("orders:dead-letter:redriven:{entry}"),
@@ -186,10 +191,12 @@ async fn a_redrive_stopped_before_its_append_appends_once() {
     let s = two_dead_letters().await;
     let letter = s.redrive.list().await.unwrap().remove(0);
     let planned = MessageId::new();
-    mark_only(&s, letter.entry.as_str(), planned).await;
+    mark_only(&s, &letter, planned).await;
     let copy = s.redrive.redrive(&letter).await.unwrap();
     let appended = s.channel.get("orders", &copy).await.unwrap().unwrap();
-    assert_eq!(appended.body.unwrap().message_id, planned, "the planned id");
+    // Not found: a new id, marked before its append, so that a copy with
+    // the old one can never come late.
+    assert_ne!(appended.body.unwrap().message_id, planned);
     assert_eq!(s.channel.info("orders").await.unwrap().length, 6);
     assert_eq!(s.redrive.redrive(&letter).await.unwrap(), copy);
     assert_eq!(s.channel.info("orders").await.unwrap().length, 6);
@@ -205,7 +212,7 @@ async fn a_redrive_stopped_after_its_append_finds_the_copy() {
     let mut copy = letter.metadata.clone().unwrap();
     copy.message_id = planned;
     let appended = s.channel.append("orders", &copy).await.unwrap();
-    mark_only(&s, letter.entry.as_str(), planned).await;
+    mark_only(&s, &letter, planned).await;
 
     assert_eq!(s.redrive.redrive(&letter).await.unwrap(), appended);
     assert_eq!(
@@ -237,4 +244,32 @@ async fn an_unreadable_entry_or_another_streams_letter_is_refused() {
     let refused = s.redrive.redrive(&letter).await.unwrap_err().to_string();
     assert!(refused.contains("raw bytes"), "{refused}");
     assert_eq!(s.channel.info("orders").await.unwrap().length, 5);
+}
+
+/// A mark left by another dead letter under the same entry id (a Kafka
+/// topic deleted and made again starts its offsets afresh) is not this
+/// one's: it is listed, and redriven, as never redriven.
+#[tokio::test]
+async fn a_mark_of_another_dead_letter_is_not_this_ones() {
+    let s = two_dead_letters().await;
+    let letter = s.redrive.list().await.unwrap().remove(0);
+    let mut fields = Fields::new();
+    fields.insert("letter".into(), Bytes::from(MessageId::new().to_string()));
+    fields.insert(
+        "message-id".into(),
+        Bytes::from(MessageId::new().to_string()),
+    );
+    fields.insert("entry-id".into(), Bytes::from("42-0"));
+    s.store
+        .put_many(&[PutItem {
+            key: format!("orders:dead-letter:redriven:{}", letter.entry),
+            fields,
+            ttl: None,
+        }])
+        .await
+        .unwrap();
+    assert!(s.redrive.list().await.unwrap()[0].redriven_to.is_none());
+    let copy = s.redrive.redrive(&letter).await.unwrap();
+    assert_ne!(copy.as_str(), "42-0");
+    assert_eq!(s.channel.info("orders").await.unwrap().length, 6);
 }

@@ -127,6 +127,14 @@ impl CouchbaseConfig {
             Some((address, options)) => (address, Some(options)),
             None => (url, None),
         };
+        if address.contains('@') {
+            // Anywhere before the options: a password may hold a `/`.
+            return Err(Error::InvalidAddress {
+                address: address.rsplit('@').next().unwrap_or_default().to_owned(),
+                reason: "credentials go in COUCHBASE_EVENT_SOURCE_USER and _PASS, not in the URL"
+                    .to_owned(),
+            });
+        }
         let (hosts, keyspace) = match address.split_once("://") {
             Some((scheme, rest)) => match rest.split_once('/') {
                 Some((hosts, keyspace)) => (format!("{scheme}://{hosts}"), keyspace),
@@ -163,6 +171,21 @@ impl CouchbaseConfig {
             };
         if bucket.is_empty() || collection.is_some_and(|(s, c)| s.is_empty() || c.is_empty()) {
             return Err(invalid("an empty bucket, scope or collection name"));
+        }
+        let name_ok = |name: &str| {
+            name.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.%-".contains(&b))
+        };
+        let names = [
+            Some(bucket),
+            collection.map(|c| c.0),
+            collection.map(|c| c.1),
+        ];
+        if !names.into_iter().flatten().all(name_ok) {
+            return Err(invalid(
+                "a bucket, scope or collection name holds a character Couchbase refuses \
+                 (expected letters, digits, _ . % -)",
+            ));
         }
         let config = config.bucket(bucket);
         Ok(match collection {
@@ -276,6 +299,17 @@ mod tests {
             e.contains("not in the connection string") && !e.contains("s3cret"),
             "{e}"
         );
+        let e = CouchbaseConfig::from_store_url("couchbase://user:pa/ss@host/b/s/c")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not in the URL") && !e.contains("pa/ss") && !e.contains("user"),
+            "{e}"
+        );
+        let e = CouchbaseConfig::from_store_url("couchbase://h/b/s c/d")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("refuses"), "{e}");
         let e = CouchbaseConfig::from_store_url("couchbase://h/b//c")
             .unwrap_err()
             .to_string();

@@ -682,6 +682,7 @@ impl StreamChannel for KafkaStreamChannel {
                 Ok(StreamInfo {
                     length,
                     last,
+                    partitions: ps.len() as u32,
                     groups: infos,
                 })
             })

@@ -546,3 +546,53 @@ async fn a_record_refused_at_enqueue_fails_the_rest_of_its_batch_unsent() {
         batch[0].message_id
     );
 }
+
+/// A message is found by its id in any partition, even when an earlier
+/// partition holds entries produced long after it: pages go partition after
+/// partition, so the search does not stop at the first later entry.
+#[tokio::test]
+async fn a_message_is_found_by_id_across_partitions() {
+    let channel = channel(4).await;
+    let stream = unique("find-across");
+    let now = event_backbone_core::clock::now_ms();
+    // Appends one entry with this partition key and production time.
+    let append = |key: String, produced_at_ms: u64| {
+        let channel = channel.clone();
+        let stream = stream.clone();
+        async move {
+            let mut metadata = sample(&stream);
+            metadata.produced_at_ms = produced_at_ms;
+            metadata.headers.insert(PARTITION_KEY.into(), key);
+            let id = channel.append(&stream, &metadata).await.unwrap();
+            (id, metadata.message_id)
+        }
+    };
+    // Partition 0 holds an entry produced ten minutes from now ...
+    let mut blocker = None;
+    for k in 0..64 {
+        let (id, _) = append(format!("late-{k}"), now + 600_000).await;
+        if id.as_str().starts_with("0:") {
+            blocker = Some(id);
+            break;
+        }
+    }
+    assert!(blocker.is_some(), "no key went to partition 0");
+    // ... and a later partition the message looked for, produced now.
+    let mut wanted = None;
+    for k in 0..64 {
+        let (id, message) = append(format!("now-{k}"), now).await;
+        if !id.as_str().starts_with("0:") {
+            wanted = Some((id, message));
+            break;
+        }
+    }
+    let (id, message) = wanted.expect("a key outside partition 0");
+    let receiver = event_backbone_core::Receiver::builder()
+        .channel(channel.clone())
+        .store(Arc::new(MemoryStore::new()))
+        .uri(&stream)
+        .build()
+        .unwrap();
+    let found = receiver.find(message).await.unwrap();
+    assert_eq!(found.map(|m| m.entry_id().clone()), Some(id));
+}

@@ -92,7 +92,7 @@ impl Connection {
                     .route_command(redis::cmd("CLUSTER").arg("SLOTS").clone(), random)
                     .await?
                     .extract_error()?;
-                for (host, port) in slot_masters(slots) {
+                for (host, port) in slot_masters(slots)? {
                     let mut cursor = 0u64;
                     loop {
                         let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
@@ -138,10 +138,19 @@ fn scan(cursor: u64, kind: &str) -> Cmd {
 
 /// The host and port of the master of each slot range in a
 /// `CLUSTER SLOTS` reply (`[start, end, [host, port, id, ...], replicas...]`),
-/// each once; a master of unknown endpoint (`?` or empty) is left out.
-fn slot_masters(reply: Value) -> Vec<(String, u16)> {
+/// each once. A master named by no endpoint (`?`, empty or null: "the node
+/// that answered", which this connection cannot tell) is an error, rather
+/// than a list of streams with its keys left out.
+fn slot_masters(reply: Value) -> redis::RedisResult<Vec<(String, u16)>> {
+    let unknown = |what: &str| {
+        redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "CLUSTER SLOTS names a master by no endpoint this client can reach",
+            what.to_owned(),
+        ))
+    };
     let Value::Array(ranges) = reply else {
-        return Vec::new();
+        return Err(unknown("the reply is not an array"));
     };
     let mut masters: Vec<(String, u16)> = Vec::new();
     for range in ranges {
@@ -152,7 +161,7 @@ fn slot_masters(reply: Value) -> Vec<(String, u16)> {
         let host = match master.first() {
             Some(Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
             Some(Value::SimpleString(text)) => text.clone(),
-            _ => continue,
+            _ => return Err(unknown("a master with a null endpoint")),
         };
         let Some(Value::Int(port)) = master.get(1) else {
             continue;
@@ -160,12 +169,17 @@ fn slot_masters(reply: Value) -> Vec<(String, u16)> {
         let Ok(port) = u16::try_from(*port) else {
             continue;
         };
-        if host.is_empty() || host == "?" || masters.contains(&(host.clone(), port)) {
-            continue;
+        if host.is_empty() || host == "?" {
+            return Err(unknown("a master with an unknown endpoint"));
         }
-        masters.push((host, port));
+        if !masters.contains(&(host.clone(), port)) {
+            masters.push((host, port));
+        }
     }
-    masters
+    if masters.is_empty() {
+        return Err(unknown("no master at all"));
+    }
+    Ok(masters)
 }
 
 impl ConnectionLike for Connection {
@@ -550,17 +564,21 @@ mod tests {
             range(0, node("10.0.0.1", 7000), node("10.0.0.4", 7003)),
             range(100, node("10.0.0.2", 7001), node("10.0.0.5", 7004)),
             range(200, node("10.0.0.1", 7000), node("10.0.0.4", 7003)),
-            range(300, node("?", 7002), node("10.0.0.6", 7005)),
             range(400, node("::1", 7006), node("::1", 7007)),
         ]);
         assert_eq!(
-            slot_masters(reply),
+            slot_masters(reply).unwrap(),
             [
                 ("10.0.0.1".to_owned(), 7000),
                 ("10.0.0.2".to_owned(), 7001),
                 ("::1".to_owned(), 7006)
             ]
         );
-        assert!(slot_masters(Value::Nil).is_empty());
+        let unknown = Value::Array(vec![range(300, node("?", 7002), node("10.0.0.6", 7005))]);
+        assert!(
+            slot_masters(unknown).is_err(),
+            "never a list with a master's keys left out"
+        );
+        assert!(slot_masters(Value::Nil).is_err());
     }
 }

@@ -581,6 +581,9 @@ impl RedisStreamChannel {
         let keys = self.stream_keys(stream)?;
         let infos = try_join_all(keys.iter().map(|key| self.info_key(key))).await?;
         let mut merged = StreamInfo::default();
+        if infos.iter().any(|i| i.partitions > 0) {
+            merged.partitions = keys.len() as u32;
+        }
         let mut groups: Vec<GroupInfo> = Vec::new();
         for info in infos {
             merged.length += info.length;

@@ -573,6 +573,7 @@ impl RedisStreamChannel {
         Ok(StreamInfo {
             length,
             last,
+            partitions: 1,
             groups: out,
         })
     }

@@ -30,8 +30,14 @@ pub async fn run(
         args::DeadLetters::List { all, json } => list(&letters, *all, *json, out),
         args::DeadLetters::Redrive(which) => {
             let chosen = choose(&redrive, &letters, which)?;
+            let mut redriven = 0;
             for letter in &chosen {
                 let shown = render::dead_letter_line(letter);
+                if let Some(to) = &letter.redriven_to {
+                    writeln!(out, "already redriven to {to}  {shown}")?;
+                    continue;
+                }
+                redriven += 1;
                 if which.dry_run {
                     writeln!(out, "would redrive  {shown}")?;
                     continue;
@@ -45,12 +51,7 @@ pub async fn run(
             } else {
                 "redrove"
             };
-            writeln!(
-                out,
-                "{verb} {} of {} dead letters",
-                chosen.len(),
-                letters.len()
-            )?;
+            writeln!(out, "{verb} {redriven} of {} dead letters", letters.len())?;
             Ok(())
         }
     }
@@ -105,7 +106,7 @@ fn list(letters: &[DeadLetter], all: bool, json: bool, out: &mut impl Write) -> 
                 serde_json::json!({
                     "entry": l.entry.to_string(),
                     "operation": l.operation(),
-                    "message_id": l.metadata.as_ref().map(|m| m.original_id().to_string()),
+                    "original_message_id": l.metadata.as_ref().map(|m| m.original_id().to_string()),
                     "original_entry": l.original_entry,
                     "group": l.group,
                     "deliveries": l.deliveries,

@@ -39,7 +39,8 @@ pub async fn run(connection: &Connection, entry: &str, out: &mut impl Write) -> 
     writeln!(
         out,
         "operation     {} v{}",
-        metadata.operation, metadata.version
+        render::clean(&metadata.operation),
+        metadata.version
     )?;
     writeln!(
         out,

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use event_backbone::{GroupInfo, Ordering, StreamPosition};
+use event_backbone::{GroupInfo, StreamPosition};
 
 use crate::args::Connection;
 use crate::connect;
@@ -38,7 +38,7 @@ pub async fn run(
     let outside = |g: &GroupInfo| by_name.contains(&g.name.as_str());
     // The first entry, where one order runs through the stream (not across
     // Kafka's partitions, where the first of one is not the oldest).
-    let ordered = channel.capabilities().ordering == Ordering::Stream;
+    let ordered = info.partitions <= 1;
     let first = if info.length == 0 || !ordered {
         None
     } else {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use event_backbone::{
-    EntryId, KeyValueStore, Message, Metadata, Ordering, Replay, RetryPolicy, StreamAddress,
-    StreamChannel, StreamPosition,
+    EntryId, KeyValueStore, Message, Metadata, Replay, RetryPolicy, StreamAddress, StreamChannel,
+    StreamPosition,
 };
 use futures_util::StreamExt;
 
@@ -52,11 +52,6 @@ pub async fn run(connection: &Connection, tail: &Tail, out: &mut impl Write) -> 
     let address = connect::stream(connection)?;
     let mut from = position(&tail.from)?;
     let channel = connect::channel(connection).await?;
-    if tail.follow && channel.capabilities().ordering != Ordering::Stream {
-        return Err(Error::FollowUnordered {
-            backend: channel.backend(),
-        });
-    }
     let store = if tail.payload {
         Some(connect::store(connection).await?.ok_or(Error::NoStore {
             command: "tail --payload",
@@ -65,12 +60,24 @@ pub async fn run(connection: &Connection, tail: &Tail, out: &mut impl Write) -> 
         None
     };
     let stream = address.stream_key();
+    let info = channel.info(stream).await?;
+    // Across partitions pages go partition after partition: what comes
+    // later to an earlier partition, or before a time in a later one,
+    // would be missed or shown.
+    let several = info.partitions > 1;
+    if several && (tail.follow || matches!(from, StreamPosition::Time(_))) {
+        return Err(Error::Unordered {
+            stream: stream.to_owned(),
+            partitions: info.partitions,
+        });
+    }
     if tail.from == "now" {
         // After the newest entry by the channel's own ids, not this
         // machine's clock.
-        from = match channel.info(stream).await?.last {
+        from = match info.last {
             Some(last) => StreamPosition::After(last),
-            None => StreamPosition::Start,
+            None if info.length == 0 => StreamPosition::Start,
+            None => from,
         };
     }
     // Reads are retried as the library retries them; a follow waits out
@@ -98,6 +105,10 @@ pub async fn run(connection: &Connection, tail: &Tail, out: &mut impl Write) -> 
             }
             None => Payloads::default(),
         };
+        // Errors that name no message of the page (a key vault down) once.
+        for error in payloads.unnamed(&page) {
+            writeln!(out, "payloads not read: {}", render::clean(error))?;
+        }
         position = StreamPosition::After(last.id.clone());
         for entry in &page {
             let metadata = match &entry.body {
@@ -117,11 +128,7 @@ pub async fn run(connection: &Connection, tail: &Tail, out: &mut impl Write) -> 
                             writeln!(out, "{line}")?;
                         }
                     }
-                    None => writeln!(
-                        out,
-                        "    payload not read: {}",
-                        payloads.why_not(&entry.id, metadata)
-                    )?,
+                    None => writeln!(out, "    payload not read: {}", payloads.why_not(metadata))?,
                 }
             }
             left -= 1;
@@ -143,17 +150,27 @@ struct Payloads {
 
 impl Payloads {
     /// Why the payload of this message was not read: the error that names
-    /// it (its entry, or its message id in a payload key), if one does.
-    fn why_not(&self, entry: &EntryId, metadata: &Metadata) -> String {
+    /// its message id (in a payload key), if one does.
+    fn why_not(&self, metadata: &Metadata) -> String {
         let message_id = metadata.message_id.to_string();
-        let named = self
-            .errors
-            .iter()
-            .find(|e| e.contains(&message_id) || e.contains(entry.as_str()));
-        match named {
+        match self.errors.iter().find(|e| e.contains(&message_id)) {
             Some(error) => render::clean(error),
-            None => "it could not be read with the others of its page".to_owned(),
+            None => "see the error above".to_owned(),
         }
+    }
+
+    /// The errors that name no message of the page, nor an unreadable
+    /// entry of it (shown on its own line).
+    fn unnamed<'a>(
+        &'a self,
+        page: &'a [event_backbone::Entry],
+    ) -> impl Iterator<Item = &'a String> {
+        self.errors.iter().filter(move |e| {
+            !page.iter().any(|entry| match &entry.body {
+                Ok(m) => e.contains(&m.message_id.to_string()),
+                Err(_) => e.contains(&format!("entry {} of", entry.id)),
+            })
+        })
     }
 }
 

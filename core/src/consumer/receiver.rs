@@ -163,8 +163,10 @@ fn typed<E: ContractEvent>(message: Message) -> Result<Recorded<E>> {
 
 /// The entry of the message with this id in `stream`, read without its
 /// payload; `None` if it is not there. Message ids carry their creation
-/// time: only the stretch of the stream around it (± `skew`) is read, page
-/// by page.
+/// time: the stream is read from `skew` before it, page by page, and, where
+/// one order runs through it, no further than the first entry produced
+/// `2 × skew` after it. Across partitions (whose pages go partition after
+/// partition) it reads on to the end.
 pub(crate) async fn find_entry(
     channel: &dyn StreamChannel,
     retry: &RetryPolicy,
@@ -178,6 +180,11 @@ pub(crate) async fn find_entry(
         reason: "it carries no timestamp (expected a UUIDv7 message id)",
     })?;
     let skew = skew.as_millis() as u64;
+    let ordered = retry
+        .run("reading the stream's info", || channel.info(stream))
+        .await?
+        .partitions
+        <= 1;
     let mut position = StreamPosition::Time(at.saturating_sub(skew));
     loop {
         let page = retry
@@ -193,7 +200,7 @@ pub(crate) async fn find_entry(
             if metadata.message_id == id {
                 return Ok(Some(entry));
             }
-            if metadata.produced_at_ms > at.saturating_add(2 * skew) {
+            if ordered && metadata.produced_at_ms > at.saturating_add(2 * skew) {
                 return Ok(None);
             }
         }

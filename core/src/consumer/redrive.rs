@@ -1,4 +1,5 @@
-//! Putting dead letters back on their stream, once each: the fix is out,
+//! Putting dead letters back on their stream, once each (one redrive at a
+//! time): the fix is out,
 //! the messages consumers gave up on go round again.
 //!
 //! A redrive appends a copy of the dead letter to the stream it came from
@@ -9,8 +10,10 @@
 //! (`{dead-letter stream}:redriven:{entry}`), written with the copy's
 //! message id before the copy is appended: a redrive that stops between the
 //! two (a crash, an outage) is finished by the next one, which finds the
-//! copy by its message id instead of appending a second one. Every channel
-//! can do this, Kafka included, whose records cannot be deleted.
+//! copy by its message id instead of appending a second one. The dead
+//! letters stay where they are, on every channel (Kafka cannot delete
+//! records). One redrive of a stream at a time: the store has no lock, and
+//! two at once may both put the same dead letter back.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,9 +27,9 @@ use super::dead_letter::{
 use super::receiver::find_entry;
 use crate::address::StreamAddress;
 use crate::channel::{EntryId, StreamChannel, StreamPosition};
+use crate::clock::now_ms;
 use crate::endpoint::{sealed::Sealed, EndpointBuilder};
 use crate::envelope::{MessageId, Metadata, Origin};
-use crate::privacy::SEALED_REASON_HEADER;
 use crate::retry::RetryPolicy;
 use crate::store::{Fields, KeyValueStore, PutItem};
 use crate::store_set::DEFAULT_STORE;
@@ -37,6 +40,9 @@ pub const HEADER_REDRIVEN_REASON: &str = "redriven.reason";
 /// Header of a redriven copy: the entry id of its dead letter.
 pub const HEADER_REDRIVEN_FROM: &str = "redriven.from";
 
+/// The mark's field: the dead letter's own message id (a mark left by a
+/// dead letter of an earlier stream of the same name is not its).
+const FIELD_LETTER: &str = "letter";
 /// The mark's field: the copy's message id, written before the append.
 const FIELD_MESSAGE: &str = "message-id";
 /// The mark's field: the copy's entry id, written after the append.
@@ -196,7 +202,12 @@ impl Redrive {
                 .marks(&page.iter().map(|e| e.id.clone()).collect::<Vec<_>>())
                 .await?;
             for (entry, mark) in page.into_iter().zip(marks) {
-                letters.push(letter(entry.id, entry.body.ok(), mark));
+                let metadata = entry.body.ok();
+                let mark = match &metadata {
+                    Some(m) => mark.of(m.message_id),
+                    None => Mark::default(),
+                };
+                letters.push(letter(entry.id, metadata, mark));
             }
             position = StreamPosition::After(last);
         }
@@ -207,6 +218,12 @@ impl Redrive {
     /// entry id; one already redriven is not appended again (its copy's
     /// entry id is returned). [`Error::NotRedrivable`] for an unreadable
     /// one, or one of another stream.
+    ///
+    /// Once each, for one redrive at a time: two redrives of the same dead
+    /// letter at once may both append a copy (the store has no lock). The
+    /// append is not retried: after a failure (a timeout may hide an
+    /// append that happened), the next redrive looks for the copy by its
+    /// message id before it appends another.
     pub async fn redrive(&self, letter: &DeadLetter) -> Result<EntryId> {
         let stream = self.dead_letter_stream();
         let refuse = |reason: String| Error::NotRedrivable {
@@ -221,11 +238,15 @@ impl Redrive {
             .metadata
             .as_ref()
             .expect("a redrivable letter has metadata");
-        let from = metadata.headers.get(HEADER_DEAD_LETTER_STREAM);
-        if from.is_some_and(|s| s != self.address.stream_key()) {
+        let from = metadata
+            .headers
+            .get(HEADER_DEAD_LETTER_STREAM)
+            .cloned()
+            .unwrap_or_else(|| metadata.stream_key());
+        if from != self.address.stream_key() || metadata.stream_key() != from {
             return Err(refuse(format!(
-                "it came from stream {:?}, not {:?}",
-                from.map(String::as_str).unwrap_or_default(),
+                "it names stream {:?} (dead-lettered from {from:?}), not {:?}",
+                metadata.stream_key(),
                 self.address.stream_key()
             )));
         }
@@ -235,40 +256,43 @@ impl Redrive {
             .run("reading a redrive mark", || self.store.get(&mark_key))
             .await?
             .map(Mark::from)
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .of(metadata.message_id);
         if let Some(entry) = mark.entry {
             return Ok(entry);
         }
-        let copy = match mark.message {
+        if let Some(id) = mark.message {
             // A redrive stopped after its mark: its copy may be there.
-            Some(id) => {
-                let found = find_entry(
-                    self.channel.as_ref(),
-                    &self.retry,
-                    self.address.stream_key(),
-                    id,
-                    CLOCK_SKEW,
-                )
-                .await?;
-                if let Some(entry) = found {
-                    self.mark(&mark_key, id, Some(&entry.id)).await?;
-                    return Ok(entry.id);
-                }
-                redriven_copy(metadata, &letter.entry, id)
-            }
-            None => {
-                let copy = redriven_copy(metadata, &letter.entry, MessageId::new());
-                self.mark(&mark_key, copy.message_id, None).await?;
-                copy
-            }
-        };
-        let entry = self
-            .retry
-            .run("appending a redriven dead letter", || {
-                self.channel.append(self.address.stream_key(), &copy)
-            })
+            let found = find_entry(
+                self.channel.as_ref(),
+                &self.retry,
+                self.address.stream_key(),
+                id,
+                CLOCK_SKEW,
+            )
             .await?;
-        self.mark(&mark_key, copy.message_id, Some(&entry)).await?;
+            if let Some(entry) = found {
+                self.mark(&mark_key, metadata.message_id, id, Some(&entry.id))
+                    .await?;
+                return Ok(entry.id);
+            }
+        }
+        // A new id each time a copy is about to go: appended right after its
+        // mark, it is found near its id's time by the next redrive.
+        let copy = redriven_copy(metadata, &letter.entry, MessageId::new());
+        self.mark(&mark_key, metadata.message_id, copy.message_id, None)
+            .await?;
+        let entry = self
+            .channel
+            .append(self.address.stream_key(), &copy)
+            .await?;
+        self.mark(
+            &mark_key,
+            metadata.message_id,
+            copy.message_id,
+            Some(&entry),
+        )
+        .await?;
         Ok(entry)
     }
 
@@ -286,8 +310,15 @@ impl Redrive {
             .collect())
     }
 
-    async fn mark(&self, key: &str, message: MessageId, entry: Option<&EntryId>) -> Result<()> {
+    async fn mark(
+        &self,
+        key: &str,
+        letter: MessageId,
+        message: MessageId,
+        entry: Option<&EntryId>,
+    ) -> Result<()> {
         let mut fields = Fields::new();
+        fields.insert(FIELD_LETTER.to_owned(), Bytes::from(letter.to_string()));
         fields.insert(FIELD_MESSAGE.to_owned(), Bytes::from(message.to_string()));
         if let Some(entry) = entry {
             fields.insert(FIELD_ENTRY.to_owned(), Bytes::from(entry.to_string()));
@@ -310,11 +341,24 @@ impl Redrive {
     }
 }
 
-/// What a mark holds: the copy's message id, then its entry id.
+/// What a mark holds: the dead letter's id, the copy's message id, then
+/// its entry id.
 #[derive(Default)]
 struct Mark {
+    letter: Option<MessageId>,
     message: Option<MessageId>,
     entry: Option<EntryId>,
+}
+
+impl Mark {
+    /// The mark if it is this dead letter's, else none.
+    fn of(self, letter: MessageId) -> Self {
+        if self.letter == Some(letter) {
+            self
+        } else {
+            Self::default()
+        }
+    }
 }
 
 impl From<Fields> for Mark {
@@ -326,6 +370,7 @@ impl From<Fields> for Mark {
                 .map(str::to_owned)
         };
         Self {
+            letter: text(FIELD_LETTER).and_then(|t| t.parse().ok()),
             message: text(FIELD_MESSAGE).and_then(|t| t.parse().ok()),
             entry: text(FIELD_ENTRY).map(EntryId::new),
         }
@@ -356,13 +401,15 @@ fn redriven_copy(dead: &Metadata, entry: &EntryId, id: MessageId) -> Metadata {
         original: dead.original_id(),
     };
     copy.message_id = id;
+    // Produced now: its origin names the first message.
+    copy.produced_at_ms = now_ms();
     let reason = copy.headers.remove(HEADER_DEAD_LETTER_REASON);
+    // The sealed text of a reason (personal data) stays, sealed, with it.
     for stamp in [
         HEADER_DEAD_LETTER_ENTRY,
         HEADER_DEAD_LETTER_STREAM,
         HEADER_DEAD_LETTER_GROUP,
         HEADER_DEAD_LETTER_DELIVERIES,
-        SEALED_REASON_HEADER,
     ] {
         copy.headers.remove(stamp);
     }

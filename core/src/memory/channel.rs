@@ -400,6 +400,7 @@ impl StreamChannel for MemoryChannel {
                 .keys()
                 .next_back()
                 .map(|seq| EntryId::new(seq.to_string())),
+            partitions: 1,
             groups: state
                 .groups
                 .iter()

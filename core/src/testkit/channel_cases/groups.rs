@@ -182,6 +182,11 @@ pub async fn info_reports_length_and_pending(h: &ChannelHarness) -> CaseResult {
         .await?;
     let info = h.channel.info(&stream).await?;
     ensure!(info.length == 5, "length {} after 5 appends", info.length);
+    ensure!(
+        info.partitions >= 1,
+        "a stream written to in {} partitions",
+        info.partitions
+    );
     if let Some(last) = &info.last {
         ensure!(
             Some(last) == ids.last(),
@@ -202,7 +207,10 @@ pub async fn info_reports_length_and_pending(h: &ChannelHarness) -> CaseResult {
     }
     let empty = h.channel.info(&h.uri("info-none")).await?;
     ensure!(
-        empty.length == 0 && empty.groups.is_empty() && empty.last.is_none(),
+        empty.length == 0
+            && empty.groups.is_empty()
+            && empty.last.is_none()
+            && empty.partitions == 0,
         "a stream never written reports {empty:?}"
     );
     Ok(())
