@@ -60,10 +60,10 @@ pub enum Error {
 
     /// `--follow` or `--from t=` on a stream in several partitions.
     #[error(
-        "stream {stream:?} is in {partitions} partitions, read partition after partition: \
-         --follow would miss what comes later to an earlier partition, and --from t= would show \
-         entries before the time in a later one; tail from start or an entry, or run a consumer \
-         group"
+        "stream {stream:?} is in {partitions} partitions, not in one order of appends: \
+         --follow would miss what comes later to a partition already read past (and on Kafka \
+         --from t= would show entries before the time); tail from start, now or an entry, or run \
+         a consumer group"
     )]
     Unordered {
         /// The stream key.

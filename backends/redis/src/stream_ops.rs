@@ -579,10 +579,10 @@ impl RedisStreamChannel {
     }
 
     /// Every stream key on the server, or on every master of a cluster
-    /// (`SCAN ... TYPE stream`), sorted. A channel in `n` partitions names
-    /// the keys of a stream in `n` partitions once, by their stream, which
-    /// it opens; any other channel lists them as they are, each a stream it
-    /// can read by itself.
+    /// (`SCAN ... TYPE stream`), sorted. A channel in `n` partitions lists
+    /// the streams in `n` partitions, each once by its name, and no other;
+    /// a channel in one lists every key, each a stream it can read by
+    /// itself.
     pub(crate) async fn stream_names(&self) -> Result<Vec<String>> {
         let keys = self
             .redis
@@ -590,19 +590,16 @@ impl RedisStreamChannel {
             .keys_of_type("stream")
             .await
             .map_err(|e| backend("listing the streams (SCAN TYPE stream)", e))?;
-        let names: std::collections::BTreeSet<String> = keys
-            .into_iter()
-            .map(|key| {
-                let stream = self
-                    .partitioned()
-                    .then(|| crate::partitions::stream_of_partition_key(&key, self.partitions))
-                    .flatten();
-                match stream {
-                    Some(stream) => stream.to_owned(),
-                    None => key,
-                }
-            })
-            .collect();
+        let names: std::collections::BTreeSet<String> = if self.partitioned() {
+            // Only streams in as many partitions: the others, in one or in
+            // another number, are not this channel's to read.
+            keys.iter()
+                .filter_map(|key| crate::partitions::stream_of_partition_key(key, self.partitions))
+                .map(str::to_owned)
+                .collect()
+        } else {
+            keys.into_iter().collect()
+        };
         Ok(names.into_iter().collect())
     }
 }

@@ -37,6 +37,10 @@ pub async fn run(
                     writeln!(out, "already redriven to {to}  {shown}")?;
                     continue;
                 }
+                if let (true, Some(why)) = (which.dry_run, letter.not_redrivable()) {
+                    writeln!(out, "cannot redrive ({why})  {shown}")?;
+                    continue;
+                }
                 redriven += 1;
                 if which.dry_run {
                     writeln!(out, "would redrive  {shown}")?;

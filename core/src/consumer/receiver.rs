@@ -84,9 +84,10 @@ impl Receiver {
 
     /// The message with this message id; `None` if it is not in the stream.
     ///
-    /// Message ids carry their creation time, so this replays only the
-    /// stretch of the stream around that time (± the clock skew), page by
-    /// page. An entry id ([`Self::get`]) is a direct lookup and cheaper.
+    /// Message ids carry their creation time, so this replays the stream
+    /// from that time less the clock skew, page by page, and where one
+    /// order runs through the stream no further than twice the skew past
+    /// it; across partitions it reads on to the end. An entry id ([`Self::get`]) is a direct lookup and cheaper.
     pub async fn find(&self, id: MessageId) -> Result<Option<Message>> {
         let source = &self.source;
         let found = find_entry(

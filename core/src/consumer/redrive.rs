@@ -16,7 +16,6 @@
 //! two at once may both put the same dead letter back.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -24,7 +23,6 @@ use super::dead_letter::{
     HEADER_DEAD_LETTER_DELIVERIES, HEADER_DEAD_LETTER_ENTRY, HEADER_DEAD_LETTER_GROUP,
     HEADER_DEAD_LETTER_REASON, HEADER_DEAD_LETTER_STREAM, MALFORMED_OPERATION,
 };
-use super::receiver::find_entry;
 use crate::address::StreamAddress;
 use crate::channel::{EntryId, StreamChannel, StreamPosition};
 use crate::clock::now_ms;
@@ -45,13 +43,13 @@ pub const HEADER_REDRIVEN_FROM: &str = "redriven.from";
 const FIELD_LETTER: &str = "letter";
 /// The mark's field: the copy's message id, written before the append.
 const FIELD_MESSAGE: &str = "message-id";
+/// The mark's field: the stream's newest entry before the copy (where the
+/// next redrive looks for it from).
+const FIELD_AFTER: &str = "after";
 /// The mark's field: the copy's entry id, written after the append.
 const FIELD_ENTRY: &str = "entry-id";
 /// Entries read per round trip.
 const PAGE: usize = 256;
-/// How far apart the clocks of this process and the channel may be, when
-/// an unfinished redrive looks for its copy.
-const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 /// One entry of a dead-letter stream, as [`Redrive::list`] reads it.
 #[derive(Clone, Debug)]
@@ -99,8 +97,7 @@ impl DeadLetter {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use std::time::Duration;
-/// use event_backbone_core::memory::{MemoryChannel, MemoryStore};
+/// /// use event_backbone_core::memory::{MemoryChannel, MemoryStore};
 /// use event_backbone_core::{Consumer, ConsumerContext, HandlerError, Producer, Redrive};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> event_backbone_core::Result<()> {
 /// let (channel, store) = (Arc::new(MemoryChannel::new()), Arc::new(MemoryStore::new()));
@@ -223,7 +220,8 @@ impl Redrive {
     /// letter at once may both append a copy (the store has no lock). The
     /// append is not retried: after a failure (a timeout may hide an
     /// append that happened), the next redrive looks for the copy by its
-    /// message id before it appends another.
+    /// message id, from the entry that was the newest before it, before it
+    /// appends another (a copy that lands even later may be doubled).
     pub async fn redrive(&self, letter: &DeadLetter) -> Result<EntryId> {
         let stream = self.dead_letter_stream();
         let refuse = |reason: String| Error::NotRedrivable {
@@ -261,38 +259,39 @@ impl Redrive {
         if let Some(entry) = mark.entry {
             return Ok(entry);
         }
+        let stream_key = self.address.stream_key();
         if let Some(id) = mark.message {
-            // A redrive stopped after its mark: its copy may be there.
-            let found = find_entry(
-                self.channel.as_ref(),
-                &self.retry,
-                self.address.stream_key(),
-                id,
-                CLOCK_SKEW,
-            )
-            .await?;
-            if let Some(entry) = found {
-                self.mark(&mark_key, metadata.message_id, id, Some(&entry.id))
-                    .await?;
-                return Ok(entry.id);
+            // A redrive stopped after its mark: its copy may be there, after
+            // the entry that was the newest when the mark was written.
+            if let Some(entry) = self.copy_after(mark.after.as_ref(), id).await? {
+                let done = Mark {
+                    entry: Some(entry.clone()),
+                    ..mark
+                };
+                self.mark(&mark_key, metadata.message_id, &done).await?;
+                return Ok(entry);
             }
         }
-        // A new id each time a copy is about to go: appended right after its
-        // mark, it is found near its id's time by the next redrive.
+        // A new id each time a copy is about to go, marked with the newest
+        // entry before it: the next redrive looks from there.
         let copy = redriven_copy(metadata, &letter.entry, MessageId::new());
-        self.mark(&mark_key, metadata.message_id, copy.message_id, None)
-            .await?;
-        let entry = self
-            .channel
-            .append(self.address.stream_key(), &copy)
-            .await?;
-        self.mark(
-            &mark_key,
-            metadata.message_id,
-            copy.message_id,
-            Some(&entry),
-        )
-        .await?;
+        let newest = self
+            .retry
+            .run("reading the stream's newest entry", || {
+                self.channel.info(stream_key)
+            })
+            .await?
+            .last;
+        let mut mark = Mark {
+            letter: Some(metadata.message_id),
+            message: Some(copy.message_id),
+            after: newest,
+            entry: None,
+        };
+        self.mark(&mark_key, metadata.message_id, &mark).await?;
+        let entry = self.channel.append(stream_key, &copy).await?;
+        mark.entry = Some(entry.clone());
+        self.mark(&mark_key, metadata.message_id, &mark).await?;
         Ok(entry)
     }
 
@@ -310,19 +309,52 @@ impl Redrive {
             .collect())
     }
 
-    async fn mark(
-        &self,
-        key: &str,
-        letter: MessageId,
-        message: MessageId,
-        entry: Option<&EntryId>,
-    ) -> Result<()> {
+    /// The entry of the copy with message id `id`, looked for after
+    /// `after` (from the start without it) to the end of the stream.
+    async fn copy_after(&self, after: Option<&EntryId>, id: MessageId) -> Result<Option<EntryId>> {
+        let stream = self.address.stream_key();
+        let mut position = match after {
+            Some(entry) => StreamPosition::After(entry.clone()),
+            None => StreamPosition::Start,
+        };
+        loop {
+            let page = self
+                .retry
+                .run("looking for a redriven copy", || {
+                    self.channel.read_range(stream, &position, None, PAGE)
+                })
+                .await?;
+            let Some(last) = page.last().map(|e| e.id.clone()) else {
+                return Ok(None);
+            };
+            let found = page
+                .into_iter()
+                .find(|e| e.body.as_ref().is_ok_and(|m| m.message_id == id));
+            if let Some(entry) = found {
+                return Ok(Some(entry.id));
+            }
+            position = StreamPosition::After(last);
+        }
+    }
+
+    /// Writes the whole mark (every field, empty ones too: a store's write
+    /// keeps the fields it is not given).
+    async fn mark(&self, key: &str, letter: MessageId, mark: &Mark) -> Result<()> {
+        let text = |value: Option<String>| Bytes::from(value.unwrap_or_default());
         let mut fields = Fields::new();
         fields.insert(FIELD_LETTER.to_owned(), Bytes::from(letter.to_string()));
-        fields.insert(FIELD_MESSAGE.to_owned(), Bytes::from(message.to_string()));
-        if let Some(entry) = entry {
-            fields.insert(FIELD_ENTRY.to_owned(), Bytes::from(entry.to_string()));
-        }
+        fields.insert(
+            FIELD_MESSAGE.to_owned(),
+            text(mark.message.map(|m| m.to_string())),
+        );
+        fields.insert(
+            FIELD_AFTER.to_owned(),
+            text(mark.after.as_ref().map(ToString::to_string)),
+        );
+        fields.insert(
+            FIELD_ENTRY.to_owned(),
+            text(mark.entry.as_ref().map(ToString::to_string)),
+        );
         let item = [PutItem {
             key: key.to_owned(),
             fields,
@@ -341,12 +373,13 @@ impl Redrive {
     }
 }
 
-/// What a mark holds: the dead letter's id, the copy's message id, then
-/// its entry id.
+/// What a mark holds: the dead letter's id, the copy's message id and the
+/// stream's newest entry before the copy, then the copy's entry id.
 #[derive(Default)]
 struct Mark {
     letter: Option<MessageId>,
     message: Option<MessageId>,
+    after: Option<EntryId>,
     entry: Option<EntryId>,
 }
 
@@ -363,15 +396,18 @@ impl Mark {
 
 impl From<Fields> for Mark {
     fn from(fields: Fields) -> Self {
+        // An empty field is no value.
         let text = |name: &str| {
             fields
                 .get(name)
                 .and_then(|b| std::str::from_utf8(b).ok())
+                .filter(|t| !t.is_empty())
                 .map(str::to_owned)
         };
         Self {
             letter: text(FIELD_LETTER).and_then(|t| t.parse().ok()),
             message: text(FIELD_MESSAGE).and_then(|t| t.parse().ok()),
+            after: text(FIELD_AFTER).map(EntryId::new),
             entry: text(FIELD_ENTRY).map(EntryId::new),
         }
     }
