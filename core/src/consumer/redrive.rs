@@ -97,7 +97,8 @@ impl DeadLetter {
 ///
 /// ```
 /// use std::sync::Arc;
-/// /// use event_backbone_core::memory::{MemoryChannel, MemoryStore};
+/// use std::time::Duration;
+/// use event_backbone_core::memory::{MemoryChannel, MemoryStore};
 /// use event_backbone_core::{Consumer, ConsumerContext, HandlerError, Producer, Redrive};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> event_backbone_core::Result<()> {
 /// let (channel, store) = (Arc::new(MemoryChannel::new()), Arc::new(MemoryStore::new()));
