@@ -81,10 +81,12 @@ pub use channel::{
 pub use codec::Codec;
 pub use consumer::{
     handler_fn, AckMode, ClaimPolicy, Consumer, ConsumerBuilder, ConsumerContext, ConsumerLifetime,
-    ConsumerStats, Consuming, DeadLetter, EventStream, Fallback, FnHandler, Handler, HandlerError,
-    Handlers, MessageStream, Outcome, Receiver, ReceiverBuilder, Receiving, Redrive,
-    RedriveBuilder, Redriving, Replay, ReplayBuilder, Replaying, SubjectRequests,
-    SubjectRequestsBuilder, Subjects, HEADER_REDRIVEN_FROM, HEADER_REDRIVEN_REASON,
+    ConsumerStats, Consuming, CopyReport, CopyTarget, Copying, DeadLetter, EventStream, Fallback,
+    FnHandler, Handler, HandlerError, Handlers, MessageStream, NotCopied, Outcome, Receiver,
+    ReceiverBuilder, Receiving, Redrive, RedriveBuilder, Redriving, Replay, ReplayBuilder,
+    Replaying, StreamCopy, StreamCopyBuilder, SubjectRequests, SubjectRequestsBuilder, Subjects,
+    HEADER_COPIED_FROM_ENTRY, HEADER_COPIED_FROM_STREAM, HEADER_REDRIVEN_FROM,
+    HEADER_REDRIVEN_REASON,
 };
 pub use contract::{ContractEvent, OperationInfo, Recorded, SegmentInfo};
 pub use endpoint::{EndpointBuilder, Paging, Reading};

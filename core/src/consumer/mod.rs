@@ -1,11 +1,13 @@
 //! Receiving messages: [`Consumer`] (consumer groups), [`Replay`] (a typed
 //! history without a group), [`Receiver`] (one message by entry id or
-//! message id) and [`SubjectRequests`] (export and erasure by data
-//! subject); each has a builder of its own.
+//! message id), [`SubjectRequests`] (export and erasure by data subject)
+//! and [`StreamCopy`] (a stream copied into another); each has a builder of
+//! its own.
 
 mod ack;
 mod builder;
 mod context;
+mod copy;
 mod counters;
 mod dead_letter;
 mod handler;
@@ -28,6 +30,10 @@ mod window;
 pub use crate::message::Message;
 pub use builder::{ConsumerBuilder, Consuming};
 pub use context::ConsumerContext;
+pub use copy::{
+    CopyReport, CopyTarget, Copying, NotCopied, StreamCopy, StreamCopyBuilder,
+    HEADER_COPIED_FROM_ENTRY, HEADER_COPIED_FROM_STREAM,
+};
 pub use dead_letter::{
     HEADER_DEAD_LETTER_DELIVERIES, HEADER_DEAD_LETTER_ENTRY, HEADER_DEAD_LETTER_GROUP,
     HEADER_DEAD_LETTER_REASON, HEADER_DEAD_LETTER_STREAM, MALFORMED_OPERATION, RAW_SEGMENT,

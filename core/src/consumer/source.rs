@@ -85,6 +85,64 @@ impl Source {
         &self,
         entries: Vec<(EntryId, Metadata)>,
     ) -> Result<Vec<Result<Message, LoadFailure>>, BatchFailure> {
+        // The data keys of the batch's subjects, read while the payloads
+        // are fetched.
+        let mut subjects = BatchSubjects::of(entries.iter().map(|(_, m)| m));
+        let fetched = futures_util::future::try_join(
+            self.fetch(&entries),
+            subjects.keys(self.personal.as_ref(), &self.retry),
+        )
+        .await;
+        let (assembled, mut keys) = match fetched {
+            Ok(fetched) => fetched,
+            Err(error) => return Err(BatchFailure { error, entries }),
+        };
+        // A key the vault's answer does not have may be newer than its
+        // cache: those subjects are read again, fresh.
+        if let Some(personal) = &self.personal {
+            let refreshed = subjects
+                .refresh_unknown_keys(personal, &self.retry, &assembled, &mut keys)
+                .await;
+            if let Err(error) = refreshed {
+                return Err(BatchFailure { error, entries });
+            }
+        }
+        let keys = self
+            .personal
+            .as_ref()
+            .map(|p| (keys.as_slice(), p.vault().backend()));
+
+        let mut out = Vec::with_capacity(entries.len());
+        for (i, ((entry_id, metadata), segments)) in entries.into_iter().zip(assembled).enumerate()
+        {
+            let opened = segments.and_then(|mut segments| {
+                let sealed = subjects.open(i, &metadata, &mut segments, keys)?;
+                Ok((segments, sealed))
+            });
+            let message = match opened {
+                Ok((segments, sealed)) => {
+                    self.intercept(entry_id, metadata, segments, sealed).await
+                }
+                Err(error) => Err(LoadFailure {
+                    entry_id,
+                    metadata,
+                    error,
+                }),
+            };
+            out.push(message);
+        }
+        Ok(out)
+    }
+
+    /// The segments of a batch as the stores hold them (sealed ones still
+    /// sealed), one `get_many` per store. The outer error is a store
+    /// failure (after retries); an inner one concerns one entry (an entry
+    /// that names keys its stream does not hold, a missing payload, an
+    /// unknown store).
+    pub(crate) async fn fetch(
+        &self,
+        entries: &[(EntryId, Metadata)],
+    ) -> Result<Vec<Result<Segments>>> {
         // The keys to fetch, per store, and where each stored segment of
         // each entry finds its fields among them.
         let mut wanted: Vec<Vec<String>> = vec![Vec::new(); self.stores.len()];
@@ -132,19 +190,8 @@ impl Source {
             }
             Ok(rows)
         });
-        // The data keys of the batch's subjects, read while the payloads
-        // are fetched.
-        let mut subjects = BatchSubjects::of(entries.iter().map(|(_, m)| m));
-        let fetched = futures_util::future::try_join(
-            futures_util::future::try_join_all(fetches),
-            subjects.keys(self.personal.as_ref(), &self.retry),
-        )
-        .await;
-        let (mut fetched, mut keys): (Vec<Vec<Option<Fields>>>, _) = match fetched {
-            Ok(fetched) => fetched,
-            Err(error) => return Err(BatchFailure { error, entries }),
-        };
-        let assembled: Vec<Result<Segments>> = entries
+        let mut fetched = futures_util::future::try_join_all(fetches).await?;
+        Ok(entries
             .iter()
             .zip(&places)
             .zip(untrusted.iter_mut())
@@ -152,42 +199,7 @@ impl Source {
                 None => assemble(metadata, places, &mut fetched),
                 Some(error) => Err(error),
             })
-            .collect();
-        // A key the vault's answer does not have may be newer than its
-        // cache: those subjects are read again, fresh.
-        if let Some(personal) = &self.personal {
-            let refreshed = subjects
-                .refresh_unknown_keys(personal, &self.retry, &assembled, &mut keys)
-                .await;
-            if let Err(error) = refreshed {
-                return Err(BatchFailure { error, entries });
-            }
-        }
-        let keys = self
-            .personal
-            .as_ref()
-            .map(|p| (keys.as_slice(), p.vault().backend()));
-
-        let mut out = Vec::with_capacity(entries.len());
-        for (i, ((entry_id, metadata), segments)) in entries.into_iter().zip(assembled).enumerate()
-        {
-            let opened = segments.and_then(|mut segments| {
-                let sealed = subjects.open(i, &metadata, &mut segments, keys)?;
-                Ok((segments, sealed))
-            });
-            let message = match opened {
-                Ok((segments, sealed)) => {
-                    self.intercept(entry_id, metadata, segments, sealed).await
-                }
-                Err(error) => Err(LoadFailure {
-                    entry_id,
-                    metadata,
-                    error,
-                }),
-            };
-            out.push(message);
-        }
-        Ok(out)
+            .collect())
     }
 
     /// Where each stored segment of a message is, adding the keys to fetch
