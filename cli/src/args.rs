@@ -41,12 +41,19 @@ pub struct Connection {
         value_name = "URL"
     )]
     pub store: Option<String>,
-    /// The stream's uri, as producers name it.
+    /// The stream's uri, as producers name it (erase and export take
+    /// several: repeat it).
     #[arg(long, global = true, value_name = "URI")]
-    pub uri: Option<String>,
+    pub uri: Vec<String>,
     /// The stream's environment (its key is ENV:URI).
     #[arg(long, global = true, value_name = "ENV")]
     pub environment: Option<String>,
+    /// Read the key vault's secrets from the environment
+    /// (EVENT_BACKBONE_MASTER_KEY, EVENT_BACKBONE_SUBJECT_KEY; the vault is
+    /// in the store): payloads are shown with their personal segments
+    /// opened. erase and export always read them.
+    #[arg(long, visible_alias = "open", global = true)]
+    pub personal_data: bool,
 }
 
 /// What to do.
@@ -81,6 +88,29 @@ pub enum Command {
     /// The stream's dead letters: list them, put them back.
     #[command(subcommand, name = "dead-letters")]
     DeadLetters(DeadLetters),
+    /// Copies the stream, metadata and payloads, into another stream, on
+    /// the same backends or others; each copy marked as a copy of its
+    /// original. A second run continues where the first stopped.
+    Copy(Copy),
+    /// Erases a data subject (GDPR article 17) from the streams --uri
+    /// names: its data keys first (every sealed copy of its data becomes
+    /// unreadable, everywhere), then its payload keys there.
+    Erase {
+        /// The data subject's id, as producers named it.
+        #[arg(long, value_name = "ID")]
+        subject: String,
+    },
+    /// Everything the streams --uri names hold about a data subject (GDPR
+    /// article 15), as JSON: each of its messages with its personal
+    /// segments, opened.
+    Export {
+        /// The data subject's id, as producers named it.
+        #[arg(long, value_name = "ID")]
+        subject: String,
+        /// Write the export to this file instead of the standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+    },
     /// A completion script for a shell (bash, zsh, fish, elvish,
     /// powershell), to source.
     Completions {
@@ -110,6 +140,31 @@ pub struct Tail {
     /// hex with their length; sealed (personal) segments as sealed.
     #[arg(long)]
     pub payload: bool,
+}
+
+/// Where `eb copy` copies to.
+#[derive(Debug, Args)]
+pub struct Copy {
+    /// The target stream's uri.
+    #[arg(long, value_name = "URI")]
+    pub to_uri: String,
+    /// The target stream's environment (default: none).
+    #[arg(long, value_name = "ENV")]
+    pub to_environment: Option<String>,
+    /// The target's channel (default: the source's).
+    #[arg(long, value_name = "URL")]
+    pub to_channel: Option<String>,
+    /// The store the copies' payloads go to (default: --to-channel when it
+    /// is a store too, else the source's store).
+    #[arg(long, value_name = "URL")]
+    pub to_store: Option<String>,
+    /// Where a first copy starts: start, an entry id, or t=MILLISECONDS
+    /// (a later run continues where the last one stopped).
+    #[arg(long, default_value = "start", value_name = "POSITION")]
+    pub from: String,
+    /// Entries read, and appended, per round trip.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub page_size: usize,
 }
 
 /// What to do with the dead letters.

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use event_backbone::privacy::PersonalData;
 use event_backbone::{
     open_channel, open_store, EndpointBuilder, KeyValueStore, StreamAddress, StreamChannel,
 };
@@ -91,23 +92,59 @@ pub async fn store(connection: &Connection) -> Result<Option<Arc<dyn KeyValueSto
     })
 }
 
-/// The stream `--uri` and `--environment` name.
+/// The one stream `--uri` and `--environment` name.
 pub fn stream(connection: &Connection) -> Result<StreamAddress> {
-    let uri = connection.uri.as_deref().ok_or(Error::NoStream)?;
-    Ok(StreamAddress::new(connection.environment.as_deref(), uri)?)
+    match connection.uri.as_slice() {
+        [] => Err(Error::NoStream),
+        [uri] => Ok(StreamAddress::new(connection.environment.as_deref(), uri)?),
+        several => Err(Error::OneStream {
+            given: several.len(),
+        }),
+    }
 }
 
-/// A builder of the library's (replay, redrive) on this channel, store and
-/// stream.
+/// Every stream `--uri` (repeated) and `--environment` name.
+pub fn streams(connection: &Connection) -> Result<Vec<StreamAddress>> {
+    if connection.uri.is_empty() {
+        return Err(Error::NoStream);
+    }
+    let environment = connection.environment.as_deref();
+    Ok(connection
+        .uri
+        .iter()
+        .map(|uri| StreamAddress::new(environment, uri))
+        .collect::<event_backbone::Result<_>>()?)
+}
+
+/// The personal-data settings, from the vault's secrets in the
+/// environment, the vault in `store`: when `--personal-data` is given, or
+/// `always`.
+pub fn personal_data(
+    connection: &Connection,
+    store: &Arc<dyn KeyValueStore>,
+    always: bool,
+) -> Result<Option<PersonalData>> {
+    if !(connection.personal_data || always) {
+        return Ok(None);
+    }
+    Ok(Some(PersonalData::from_env(store.clone())?))
+}
+
+/// A builder of the library's (replay, redrive, ...) on this channel,
+/// store and stream, with the personal-data settings if given.
 pub fn endpoint<R>(
     builder: EndpointBuilder<R>,
     channel: Arc<dyn StreamChannel>,
     store: Arc<dyn KeyValueStore>,
     address: &StreamAddress,
+    personal: Option<&PersonalData>,
 ) -> EndpointBuilder<R> {
-    let builder = builder.channel(channel).store(store).uri(address.uri());
-    match address.environment() {
-        Some(environment) => builder.environment(environment),
+    let mut builder = builder.channel(channel).store(store).uri(address.uri());
+    if let Some(environment) = address.environment() {
+        builder = builder.environment(environment);
+    }
+    match personal {
+        Some(personal) => builder.personal_data(personal.clone()),
         None => builder,
     }
 }

@@ -15,6 +15,13 @@ pub enum Error {
     #[error("name the stream: --uri URI (and --environment ENV if it has one)")]
     NoStream,
 
+    /// Several `--uri` to a command that reads one stream.
+    #[error("this command reads one stream, and --uri was given {given} times")]
+    OneStream {
+        /// How many were given.
+        given: usize,
+    },
+
     /// No such entry.
     #[error("stream {stream:?} has no entry {entry}")]
     NoSuchEntry {
@@ -72,9 +79,37 @@ pub enum Error {
         partitions: u32,
     },
 
+    /// `eb copy` into the stream it reads.
+    #[error(
+        "copy of stream {stream:?} onto itself: name another stream (--to-uri, \
+         --to-environment) or another channel (--to-channel)"
+    )]
+    OntoItself {
+        /// The stream key.
+        stream: String,
+    },
+
+    /// Some of what a command was to do could not be done (listed above).
+    #[error("{left} entries could not be {what} (listed above); the others were")]
+    Incomplete {
+        /// What was not done to them (`copied`).
+        what: &'static str,
+        /// How many.
+        left: usize,
+    },
+
     /// The library refused or the server failed.
     #[error(transparent)]
     Backbone(#[from] event_backbone::Error),
+
+    /// A file could not be written.
+    #[error("writing {path}: {source}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
 
     /// Writing the output failed.
     #[error("writing the output: {0}")]
@@ -89,6 +124,8 @@ impl Error {
             self,
             Error::NoChannel
                 | Error::NoStream
+                | Error::OneStream { .. }
+                | Error::OntoItself { .. }
                 | Error::NoStore { .. }
                 | Error::BadPosition { .. }
                 | Error::Backbone(event_backbone::Error::InvalidName { .. })

@@ -6,6 +6,7 @@ mod args;
 mod commands;
 mod connect;
 mod error;
+mod progress;
 mod render;
 
 use std::io::Write;
@@ -44,6 +45,11 @@ async fn run(cli: &Cli, out: &mut impl Write) -> Result<()> {
         Command::Tail(tail) => commands::tail::run(connection, tail, out).await,
         Command::Get { entry } => commands::get::run(connection, entry, out).await,
         Command::DeadLetters(what) => commands::dead_letters::run(connection, what, out).await,
+        Command::Copy(copy) => commands::copy::run(connection, copy, out).await,
+        Command::Erase { subject } => commands::subject::erase(connection, subject, out).await,
+        Command::Export { subject, out: to } => {
+            commands::subject::export(connection, subject, to.as_deref(), out).await
+        }
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "eb", out);
             Ok(())

@@ -87,10 +87,11 @@ pub fn payload_lines(message: &Message) -> Vec<String> {
     let mut lines = Vec::new();
     for name in message.metadata().segments.iter().map(|s| s.name.as_str()) {
         let shown = if sealed.contains(&name) {
-            "sealed (personal data; needs the key vault's secrets)".to_owned()
+            "sealed (personal data; --personal-data opens it with the key vault's secrets)"
+                .to_owned()
         } else {
             match message.segments().bytes(name) {
-                None => "missing from the store (expired or erased?)".to_owned(),
+                None => "gone from the store (expired, or its data subject erased)".to_owned(),
                 Some(bytes) => value(bytes, json),
             }
         };
@@ -106,8 +107,12 @@ fn value(bytes: &[u8], json: bool) -> String {
             return clean(&v.to_string());
         }
     }
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{} bytes: {hex}", bytes.len())
+    format!("{} bytes: {}", bytes.len(), hex(bytes))
+}
+
+/// Bytes in lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` of milliseconds since the Unix epoch.

@@ -7,7 +7,7 @@ use event_backbone::{DeadLetter, Redrive};
 use crate::args::{self, Connection};
 use crate::connect;
 use crate::error::{Error, Result};
-use crate::render;
+use crate::{progress, render};
 
 /// Lists or redrives.
 pub async fn run(
@@ -24,32 +24,32 @@ pub async fn run(
     let store = connect::store(connection)
         .await?
         .ok_or(Error::NoStore { command })?;
-    let redrive = connect::endpoint(Redrive::builder(), channel, store, &address).build()?;
+    let redrive = connect::endpoint(Redrive::builder(), channel, store, &address, None).build()?;
     let letters = redrive.list().await?;
     match what {
         args::DeadLetters::List { all, json } => list(&letters, *all, *json, out),
         args::DeadLetters::Redrive(which) => {
             let chosen = choose(&redrive, &letters, which)?;
+            let bar = progress::bar(Some(chosen.len() as u64), "redriving");
             let mut redriven = 0;
             for letter in &chosen {
+                bar.inc(1);
                 let shown = render::dead_letter_line(letter);
-                if let Some(to) = &letter.redriven_to {
-                    writeln!(out, "already redriven to {to}  {shown}")?;
-                    continue;
-                }
-                if let (true, Some(why)) = (which.dry_run, letter.not_redrivable()) {
-                    writeln!(out, "cannot redrive ({why})  {shown}")?;
-                    continue;
-                }
-                redriven += 1;
-                if which.dry_run {
-                    writeln!(out, "would redrive  {shown}")?;
-                    continue;
-                }
-                let copy = redrive.redrive(letter).await?;
-                writeln!(out, "redriven to {copy}  {shown}")?;
-                out.flush()?;
+                let line = if let Some(to) = &letter.redriven_to {
+                    format!("already redriven to {to}  {shown}")
+                } else if let (true, Some(why)) = (which.dry_run, letter.not_redrivable()) {
+                    format!("cannot redrive ({why})  {shown}")
+                } else if which.dry_run {
+                    redriven += 1;
+                    format!("would redrive  {shown}")
+                } else {
+                    let copy = redrive.redrive(letter).await?;
+                    redriven += 1;
+                    format!("redriven to {copy}  {shown}")
+                };
+                bar.suspend(|| writeln!(out, "{line}").and_then(|()| out.flush()))?;
             }
+            bar.finish_and_clear();
             let verb = if which.dry_run {
                 "would redrive"
             } else {

@@ -80,10 +80,17 @@ pub async fn run(connection: &Connection, entry: &str, out: &mut impl Write) -> 
         )?;
         return Ok(());
     };
-    let mut messages = connect::endpoint(Replay::builder(), channel, store, &address)
-        .from(StreamPosition::From(id.clone()))
-        .to(id)
-        .messages()?;
+    let personal = connect::personal_data(connection, &store, false)?;
+    let mut messages = connect::endpoint(
+        Replay::builder(),
+        channel,
+        store,
+        &address,
+        personal.as_ref(),
+    )
+    .from(StreamPosition::From(id.clone()))
+    .to(id)
+    .messages()?;
     let message = messages.next().await.ok_or_else(no_such)??;
     writeln!(out, "segments")?;
     for line in render::payload_lines(&message) {

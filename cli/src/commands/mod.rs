@@ -1,7 +1,9 @@
 //! One file per command.
 
+pub mod copy;
 pub mod dead_letters;
 pub mod get;
 pub mod info;
 pub mod streams;
+pub mod subject;
 pub mod tail;

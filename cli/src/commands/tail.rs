@@ -6,6 +6,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use event_backbone::privacy::PersonalData;
 use event_backbone::{
     EntryId, KeyValueStore, Message, Metadata, Replay, RetryPolicy, StreamAddress, StreamChannel,
     StreamPosition,
@@ -59,6 +60,10 @@ pub async fn run(connection: &Connection, tail: &Tail, out: &mut impl Write) -> 
     } else {
         None
     };
+    let personal = match &store {
+        Some(store) => connect::personal_data(connection, store, false)?,
+        None => None,
+    };
     let stream = address.stream_key();
     let info = channel.info(stream).await?;
     // Across partitions pages go partition after partition: what comes
@@ -105,7 +110,8 @@ pub async fn run(connection: &Connection, tail: &Tail, out: &mut impl Write) -> 
         };
         let payloads = match &store {
             Some(store) => {
-                load(&channel, store, &address, first.id.clone(), last.id.clone()).await?
+                let (first, last) = (first.id.clone(), last.id.clone());
+                load(&channel, store, personal.as_ref(), &address, first, last).await?
             }
             None => Payloads::default(),
         };
@@ -185,16 +191,22 @@ impl Payloads {
 async fn load(
     channel: &Arc<dyn StreamChannel>,
     store: &Arc<dyn KeyValueStore>,
+    personal: Option<&PersonalData>,
     address: &StreamAddress,
     first: EntryId,
     last: EntryId,
 ) -> Result<Payloads> {
-    let mut messages =
-        connect::endpoint(Replay::builder(), channel.clone(), store.clone(), address)
-            .page_size(PAGE)
-            .from(StreamPosition::From(first))
-            .to(last)
-            .messages()?;
+    let mut messages = connect::endpoint(
+        Replay::builder(),
+        channel.clone(),
+        store.clone(),
+        address,
+        personal,
+    )
+    .page_size(PAGE)
+    .from(StreamPosition::From(first))
+    .to(last)
+    .messages()?;
     let mut payloads = Payloads::default();
     while let Some(message) = messages.next().await {
         match message {

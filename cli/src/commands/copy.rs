@@ -1,0 +1,82 @@
+//! `eb copy`: a stream, metadata and payloads, into another stream, on the
+//! same backends or others; resumable.
+
+use std::io::Write;
+
+use event_backbone::{open_channel, open_store, CopyTarget, StreamAddress, StreamCopy};
+
+use crate::args::{self, Connection};
+use crate::connect;
+use crate::error::{Error, Result};
+use crate::{progress, render};
+
+/// Copies, and says what it did.
+pub async fn run(connection: &Connection, copy: &args::Copy, out: &mut impl Write) -> Result<()> {
+    let address = connect::stream(connection)?;
+    let from = super::tail::position(&copy.from)?;
+    let target = StreamAddress::new(copy.to_environment.as_deref(), &copy.to_uri)?;
+    if copy.to_channel.is_none() && target.stream_key() == address.stream_key() {
+        return Err(Error::OntoItself {
+            stream: target.stream_key().to_owned(),
+        });
+    }
+    let channel = connect::channel(connection).await?;
+    let store = connect::store(connection)
+        .await?
+        .ok_or(Error::NoStore { command: "copy" })?;
+    let to_channel = match &copy.to_channel {
+        Some(url) => open_channel(url).await?,
+        None => channel.clone(),
+    };
+    let to_store = match (&copy.to_store, &copy.to_channel) {
+        (Some(url), _) => open_store(url).await?,
+        (None, Some(url)) if url.starts_with("redis") => open_store(url).await?,
+        _ => store.clone(),
+    };
+    let length = channel.info(address.stream_key()).await?.length;
+    let bar = progress::bar(Some(length), "copying");
+    let shown = bar.clone();
+    let copied = connect::endpoint(StreamCopy::builder(), channel, store, &address, None)
+        .from(from)
+        .page_size(copy.page_size)
+        .to(CopyTarget::new(to_channel, to_store, target.clone()))
+        .on_progress(move |report| shown.set_position(report.read))
+        .build()?
+        .run()
+        .await;
+    bar.finish_and_clear();
+    let report = copied?;
+    if let Some(after) = &report.resumed_after {
+        writeln!(
+            out,
+            "continued after entry {after}, where the last copy stopped"
+        )?;
+    }
+    for not_copied in &report.not_copied {
+        writeln!(
+            out,
+            "not copied: {}  {}",
+            not_copied.entry,
+            render::clean(&not_copied.reason)
+        )?;
+    }
+    writeln!(
+        out,
+        "copied {} of {} entries read from {:?} to {:?}{}",
+        report.copied,
+        report.read,
+        address.stream_key(),
+        target.stream_key(),
+        match report.already_copied {
+            0 => String::new(),
+            n => format!(" ({n} found already copied by the run that stopped)"),
+        }
+    )?;
+    match report.not_copied.len() {
+        0 => Ok(()),
+        left => Err(Error::Incomplete {
+            what: "copied",
+            left,
+        }),
+    }
+}
