@@ -165,6 +165,32 @@ fn failures_are_one_line_and_exit_1_usage_errors_exit_2() {
     assert_eq!(bad_from.status.code(), Some(2), "a usage error");
     assert!(one_line(&bad_from.stderr).contains("expected start, now"));
 
+    // A DynamoDB store with no AWS credentials anywhere: one line that
+    // says what to set, not the chain of every provider tried.
+    let home = std::env::temp_dir().join(format!("eb-no-aws-{}", std::process::id()));
+    let no_credentials = eb()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("HOME", &home)
+        .env("AWS_CONFIG_FILE", home.join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .args([
+            "--store",
+            "dynamodb://events?endpoint=http://127.0.0.1:8000",
+        ])
+        .args(["tail", "--uri", "x", "--payload"])
+        .output()
+        .unwrap();
+    assert_eq!(no_credentials.status.code(), Some(1));
+    let text = one_line(&no_credentials.stderr);
+    assert!(
+        text.contains("no AWS credentials") && text.contains("set AWS_ACCESS_KEY_ID"),
+        "{text}"
+    );
+
     eb().arg("frobnicate").assert().code(2);
     // The environment's URLs, passwords and all, stay out of the help.
     let help = Command::cargo_bin("eb")

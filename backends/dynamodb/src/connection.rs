@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
-use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::config::{Credentials, ProvideCredentials, Region};
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::Client;
 
@@ -41,7 +41,8 @@ impl Dynamo {
     /// checks that DynamoDB answers (`DescribeTable` of the table; a table
     /// that does not exist yet is fine, [`DynamoStore::ensure_table`]
     /// creates it), so that a wrong endpoint or credentials fail here, with
-    /// [`Error::Connect`].
+    /// [`Error::Connect`] ([`Error::NoCredentials`] when the AWS chain finds
+    /// none).
     ///
     /// [`DynamoStore::ensure_table`]: crate::DynamoStore::ensure_table
     pub async fn connect(config: DynamoConfig) -> Result<Self> {
@@ -63,6 +64,16 @@ impl Dynamo {
             ));
         }
         let shared = loader.load().await;
+        // Credentials first: without them the SDK's answer is a long chain
+        // of every provider it tried.
+        if let Some(provider) = shared.credentials_provider() {
+            if let Err(e) = provider.provide_credentials().await {
+                return Err(Error::NoCredentials {
+                    address: config.address(),
+                    reason: e.to_string(),
+                });
+            }
+        }
         let mut builder = aws_sdk_dynamodb::config::Builder::from(&shared);
         if let Some(endpoint) = &config.endpoint {
             builder = builder.endpoint_url(endpoint);

@@ -35,6 +35,19 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// The AWS chain found no credentials (none in the environment, no
+    /// profile, no instance role).
+    #[error(
+        "no AWS credentials for DynamoDB at {address}: set AWS_ACCESS_KEY_ID and \
+         AWS_SECRET_ACCESS_KEY (any values for DynamoDB Local), or AWS_PROFILE ({reason})"
+    )]
+    NoCredentials {
+        /// Where the requests would go.
+        address: String,
+        /// The chain's own error, without its causes.
+        reason: String,
+    },
+
     /// The endpoint could not be reached, or refused the credentials.
     #[error("cannot connect to DynamoDB at {address}: {message}")]
     Connect {
