@@ -87,15 +87,15 @@ pub fn payload_lines(message: &Message) -> Vec<String> {
     let mut lines = Vec::new();
     for name in message.metadata().segments.iter().map(|s| s.name.as_str()) {
         let shown = if sealed.contains(&name) {
-            "sealed (personal data; --personal-data opens it with the key vault's secrets)"
+            ": sealed (personal data; --personal-data opens it with the key vault's secrets)"
                 .to_owned()
         } else {
             match message.segments().bytes(name) {
-                None => "gone from the store (expired, or its data subject erased)".to_owned(),
-                Some(bytes) => value(bytes, json),
+                None => ": gone from the store (expired, or its data subject erased)".to_owned(),
+                Some(bytes) => format!(" ({}): {}", size(bytes.len()), value(bytes, json)),
             }
         };
-        lines.push(format!("    {}: {shown}", clean(name)));
+        lines.push(format!("    {}{shown}", clean(name)));
     }
     lines
 }
@@ -107,12 +107,33 @@ fn value(bytes: &[u8], json: bool) -> String {
             return clean(&v.to_string());
         }
     }
-    format!("{} bytes: {}", bytes.len(), hex(bytes))
+    format!("hex {}", hex(bytes))
+}
+
+/// `1 byte`, `N bytes`.
+fn size(bytes: usize) -> String {
+    match bytes {
+        1 => "1 byte".to_owned(),
+        n => format!("{n} bytes"),
+    }
 }
 
 /// Bytes in lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A duration in milliseconds, short: `350ms`, `12.3s`, `5m 2s`, `3h 4m`,
+/// `2d 3h`.
+pub fn duration(ms: u64) -> String {
+    let s = ms / 1000;
+    match ms {
+        0..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{}.{}s", s, ms % 1000 / 100),
+        60_000..3_600_000 => format!("{}m {}s", s / 60, s % 60),
+        3_600_000..86_400_000 => format!("{}h {}m", s / 3600, s / 60 % 60),
+        _ => format!("{}d {}h", s / 86_400, s / 3600 % 24),
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` of milliseconds since the Unix epoch.
@@ -156,6 +177,15 @@ mod tests {
     }
 
     #[test]
+    fn durations_are_short() {
+        assert_eq!(duration(350), "350ms");
+        assert_eq!(duration(12_345), "12.3s");
+        assert_eq!(duration(302_000), "5m 2s");
+        assert_eq!(duration(11_040_000), "3h 4m");
+        assert_eq!(duration(183_600_000), "2d 3h");
+    }
+
+    #[test]
     fn control_characters_are_shown_escaped() {
         assert_eq!(clean("plain"), "plain");
         assert_eq!(clean("a\nfake line\u{1b}[2J"), "a\\u{a}fake line\\u{1b}[2J");
@@ -166,7 +196,11 @@ mod tests {
     #[test]
     fn values_are_json_when_they_parse_and_hex_otherwise() {
         assert_eq!(value(br#"{"a":1}"#, true), r#"{"a":1}"#);
-        assert_eq!(value(&[0x2a, 0xff], true), "2 bytes: 2aff");
-        assert_eq!(value(b"7", false), "1 bytes: 37");
+        assert_eq!(value(&[0x2a, 0xff], true), "hex 2aff");
+        assert_eq!(value(b"7", false), "hex 37");
+        assert_eq!(
+            (size(1), size(2)),
+            ("1 byte".to_owned(), "2 bytes".to_owned())
+        );
     }
 }

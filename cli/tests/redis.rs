@@ -94,7 +94,7 @@ async fn tail_shows_every_entry_and_payloads_when_asked() {
     let text = String::from_utf8(some.stdout).unwrap();
     let first = text.lines().next().unwrap_or_default();
     assert!(first.contains(&ids[1]), "{text}");
-    let expected = "correlation order-1\n    qty: 1\n    sku: \"A1\"\n";
+    let expected = "correlation order-1\n    qty (1 byte): 1\n    sku (4 bytes): \"A1\"\n";
     assert!(text.contains(expected), "{text}");
     assert!(text.contains(&ids[2]) && !text.contains(&ids[3]), "{text}");
 }
@@ -107,7 +107,7 @@ async fn get_shows_one_message_and_streams_lists_the_stream() {
         .success()
         .stdout(predicate::str::contains("operation     order_placed v0"))
         .stdout(predicate::str::contains("correlation   order-3"))
-        .stdout(predicate::str::contains("    sku: \"A3\""));
+        .stdout(predicate::str::contains("    sku (4 bytes): \"A3\""));
     let listed = eb().args(["streams", "--json"]).output().unwrap();
     assert!(listed.status.success(), "{listed:?}");
     let streams: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
@@ -424,7 +424,7 @@ async fn tail_shows_each_unreadable_entry_once_and_goes_on() {
     }
     assert_eq!(text.matches("unreadable").count(), 1, "{text}");
     assert_eq!(text.matches("payload not read").count(), 1, "{text}");
-    assert!(text.contains("    sku: \"A1\""), "{text}");
+    assert!(text.contains("    sku (4 bytes): \"A1\""), "{text}");
     let after_garbage = text.split(&garbage).nth(1).unwrap();
     assert!(after_garbage.contains(&later), "the tail goes on: {text}");
 }

@@ -222,11 +222,15 @@ async fn tail_opens_sealed_segments_only_with_the_vaults_secrets() {
     };
     tail(false)
         .stdout(predicate::str::contains("email: sealed (personal data;"))
-        .stdout(predicate::str::contains(r#"plan: "gold""#))
+        .stdout(predicate::str::contains(r#"plan (6 bytes): "gold""#))
         .stdout(predicate::str::contains("ann@example.com").not());
     tail(true)
-        .stdout(predicate::str::contains(r#"email: "ann@example.com""#))
-        .stdout(predicate::str::contains(r#"email: "bob@example.com""#));
+        .stdout(predicate::str::contains(
+            r#"email (17 bytes): "ann@example.com""#,
+        ))
+        .stdout(predicate::str::contains(
+            r#"email (17 bytes): "bob@example.com""#,
+        ));
     // Without the secrets in the environment: one line naming them.
     eb_on(&redis_url())
         .env_remove("EVENT_BACKBONE_MASTER_KEY")

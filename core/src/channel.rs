@@ -158,6 +158,31 @@ pub struct GroupInfo {
     pub consumers: u64,
 }
 
+/// One member of a group, for tooling
+/// ([`StreamChannel::group_members`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemberInfo {
+    /// The member's (consumer's) name.
+    pub name: String,
+    /// Entries delivered to it and not acknowledged.
+    pub pending: u64,
+    /// How long since it last read or acknowledged, in milliseconds, when
+    /// the backend knows.
+    pub idle_ms: Option<u64>,
+}
+
+impl MemberInfo {
+    /// A member with its pending count and idle time.
+    pub fn new(name: impl Into<String>, pending: u64, idle_ms: Option<u64>) -> Self {
+        Self {
+            name: name.into(),
+            pending,
+            idle_ms,
+        }
+    }
+}
+
 /// What a stream looks like, for tooling.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct StreamInfo {
@@ -368,6 +393,14 @@ pub trait StreamChannel: Send + Sync + fmt::Debug + 'static {
     /// for them here.
     async fn group_info(&self, stream: &str, group: &str) -> Result<Option<GroupInfo>> {
         Ok(self.info(stream).await?.group(group).cloned())
+    }
+
+    /// The members of a group, by name, with their pending entries and
+    /// idle time, for tooling; `None` when the backend cannot say (the
+    /// default; Kafka: a group's members are known to the broker's
+    /// coordinator only), an empty list for a group it does not know.
+    async fn group_members(&self, _stream: &str, _group: &str) -> Result<Option<Vec<MemberInfo>>> {
+        Ok(None)
     }
 
     /// The streams this channel holds (their keys, dead-letter streams

@@ -75,8 +75,8 @@ pub mod testkit;
 pub use address::StreamAddress;
 pub use capabilities::{ChannelCapabilities, Ordering, StoreCapabilities};
 pub use channel::{
-    Delivery, Entry, EntryId, GroupInfo, GroupStart, MalformedEntry, StreamChannel, StreamInfo,
-    StreamPosition,
+    Delivery, Entry, EntryId, GroupInfo, GroupStart, MalformedEntry, MemberInfo, StreamChannel,
+    StreamInfo, StreamPosition,
 };
 pub use codec::Codec;
 pub use consumer::{

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use event_backbone_core::{
-    ChannelCapabilities, Delivery, Entry, EntryId, GroupStart, KeyValueStore, Metadata, Ordering,
-    PutItem, Result, StreamChannel, StreamInfo, StreamPosition,
+    ChannelCapabilities, Delivery, Entry, EntryId, GroupStart, KeyValueStore, MemberInfo, Metadata,
+    Ordering, PutItem, Result, StreamChannel, StreamInfo, StreamPosition,
 };
 
 use crate::connection::Redis;
@@ -33,6 +33,7 @@ use crate::BACKEND;
 /// | touch (entries still in hand) | a script: per entry `XPENDING id id 1 consumer`, then `XCLAIM ... 0 id JUSTID` |
 /// | replay, get | `XRANGE` (`(id` for "after", `ms-0` for a time) |
 /// | info | `XINFO STREAM`, `XINFO GROUPS` |
+/// | group members | `XINFO CONSUMERS` |
 ///
 /// With [`partitions(n)`](RedisStreamChannel::partitions) a stream is `n`
 /// stream keys, which a Redis Cluster places on different slots (and so
@@ -359,6 +360,10 @@ impl StreamChannel for RedisStreamChannel {
             return self.info_partitioned(stream).await;
         }
         self.info_key(stream).await
+    }
+
+    async fn group_members(&self, stream: &str, group: &str) -> Result<Option<Vec<MemberInfo>>> {
+        self.members(stream, group).await.map(Some)
     }
 
     async fn streams(&self) -> Result<Vec<String>> {

@@ -7,6 +7,7 @@ mod config;
 mod connection;
 pub mod entry;
 mod error;
+mod members;
 mod partitioned;
 mod partitions;
 mod replicas;

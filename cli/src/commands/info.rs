@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use event_backbone::{GroupInfo, StreamPosition};
+use event_backbone::{GroupInfo, MemberInfo, StreamPosition};
 
 use crate::args::Connection;
 use crate::connect;
@@ -50,18 +50,37 @@ pub async fn run(
             .map(|e| e.id)
     };
     let dead_letters = channel.info(&address.dead_letter_key()).await?.length;
+    // Each group's members, where the channel says.
+    let mut members = Vec::with_capacity(info.groups.len());
+    for g in &info.groups {
+        members.push(channel.group_members(stream, &g.name).await?);
+    }
     let shown = |id: &Option<event_backbone::EntryId>| id.as_ref().map(|i| i.to_string());
     if json {
         let groups: Vec<serde_json::Value> = info
             .groups
             .iter()
-            .map(|g| {
+            .zip(&members)
+            .map(|(g, members)| {
                 let known = |n: u64| (!outside(g)).then_some(n);
+                let members = members.as_ref().map(|members| {
+                    members
+                        .iter()
+                        .map(|m| {
+                            serde_json::json!({
+                                "name": m.name,
+                                "pending": m.pending,
+                                "idle_ms": m.idle_ms,
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                });
                 serde_json::json!({
                     "name": g.name,
                     "pending": known(g.pending),
                     "lag": g.lag,
                     "consumers": known(g.consumers),
+                    "members": members,
                 })
             })
             .collect();
@@ -123,5 +142,24 @@ pub async fn run(
         ]);
     }
     writeln!(out, "{table}")?;
+    let known: Vec<(&GroupInfo, &MemberInfo)> = info
+        .groups
+        .iter()
+        .zip(&members)
+        .flat_map(|(g, members)| members.iter().flatten().map(move |m| (g, m)))
+        .collect();
+    if !known.is_empty() {
+        writeln!(out, "consumers")?;
+        for (g, m) in known {
+            writeln!(
+                out,
+                "  {} {}  pending {}  idle {}",
+                render::clean(&g.name),
+                render::clean(&m.name),
+                m.pending,
+                m.idle_ms.map_or_else(unknown, render::duration)
+            )?;
+        }
+    }
     Ok(())
 }

@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -8,8 +8,8 @@ use tokio::sync::Notify;
 
 use crate::capabilities::ChannelCapabilities;
 use crate::channel::{
-    Delivery, Entry, EntryId, GroupInfo, GroupStart, MalformedEntry, StreamChannel, StreamInfo,
-    StreamPosition,
+    Delivery, Entry, EntryId, GroupInfo, GroupStart, MalformedEntry, MemberInfo, StreamChannel,
+    StreamInfo, StreamPosition,
 };
 use crate::clock::now_ms;
 use crate::envelope::{decode_metadata, encode_metadata, Metadata};
@@ -57,7 +57,8 @@ struct GroupState {
     /// Highest sequence delivered to the group (0: none).
     last_delivered: u64,
     pending: BTreeMap<u64, Pending>,
-    consumers: BTreeSet<String>,
+    /// Each member, with when it last read.
+    consumers: BTreeMap<String, Instant>,
 }
 
 #[derive(Debug)]
@@ -182,7 +183,7 @@ impl StreamChannel for MemoryChannel {
             .or_insert_with(|| GroupState {
                 last_delivered,
                 pending: BTreeMap::new(),
-                consumers: BTreeSet::new(),
+                consumers: BTreeMap::new(),
             });
         Ok(())
     }
@@ -203,7 +204,7 @@ impl StreamChannel for MemoryChannel {
             {
                 let mut streams = self.lock();
                 let (entries, g) = group_mut(&mut streams, stream, group)?;
-                g.consumers.insert(consumer.to_owned());
+                g.consumers.insert(consumer.to_owned(), Instant::now());
                 let now = Instant::now();
                 let fresh: Vec<(u64, Delivery)> = entries
                     .range(g.last_delivered + 1..)
@@ -306,7 +307,7 @@ impl StreamChannel for MemoryChannel {
     ) -> Result<Vec<Delivery>> {
         let mut streams = self.lock();
         let (entries, g) = group_mut(&mut streams, stream, group)?;
-        g.consumers.insert(consumer.to_owned());
+        g.consumers.insert(consumer.to_owned(), Instant::now());
         let now = Instant::now();
         let mut out = Vec::new();
         let mut gone = Vec::new();
@@ -412,6 +413,24 @@ impl StreamChannel for MemoryChannel {
                 })
                 .collect(),
         })
+    }
+
+    async fn group_members(&self, stream: &str, group: &str) -> Result<Option<Vec<MemberInfo>>> {
+        let streams = self.lock();
+        let Some(g) = streams.get(stream).and_then(|s| s.groups.get(group)) else {
+            return Ok(Some(Vec::new()));
+        };
+        let now = Instant::now();
+        Ok(Some(
+            g.consumers
+                .iter()
+                .map(|(name, seen)| {
+                    let pending = g.pending.values().filter(|p| &p.consumer == name).count();
+                    let idle = now.duration_since(*seen).as_millis() as u64;
+                    MemberInfo::new(name.clone(), pending as u64, Some(idle))
+                })
+                .collect(),
+        ))
     }
 
     async fn streams(&self) -> Result<Vec<String>> {

@@ -398,4 +398,12 @@ impl StreamChannel for FaultyChannel {
     async fn group_info(&self, stream: &str, group: &str) -> Result<Option<GroupInfo>> {
         self.inner.group_info(stream, group).await
     }
+
+    async fn group_members(
+        &self,
+        stream: &str,
+        group: &str,
+    ) -> Result<Option<Vec<crate::channel::MemberInfo>>> {
+        self.inner.group_members(stream, group).await
+    }
 }

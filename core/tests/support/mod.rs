@@ -231,6 +231,13 @@ impl StreamChannel for WatchedChannel {
     async fn group_info(&self, stream: &str, group: &str) -> Result<Option<GroupInfo>> {
         self.inner.group_info(stream, group).await
     }
+    async fn group_members(
+        &self,
+        stream: &str,
+        group: &str,
+    ) -> Result<Option<Vec<event_backbone_core::MemberInfo>>> {
+        self.inner.group_members(stream, group).await
+    }
     /// The memory channel inside, for writing raw entries.
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(&self.inner)

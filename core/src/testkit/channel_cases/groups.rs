@@ -172,7 +172,8 @@ pub async fn ensure_group_is_idempotent(h: &ChannelHarness) -> CaseResult {
 }
 
 /// `info` reports the length, the newest entry (when known), and per group
-/// the pending count (and lag, when known).
+/// the pending count (and lag, when known); `group_members` (when the
+/// backend says) each member with what it holds.
 pub async fn info_reports_length_and_pending(h: &ChannelHarness) -> CaseResult {
     let (stream, ids) = grouped(h, "info", 5).await?;
     let read = read_n(h, &stream, "g", "c", 3).await?;
@@ -204,6 +205,23 @@ pub async fn info_reports_length_and_pending(h: &ChannelHarness) -> CaseResult {
     );
     if let Some(lag) = g.lag {
         ensure!(lag == 2, "lag {lag}, expected 2 unread");
+    }
+    // Members, where the backend says: the one that read, with what it
+    // holds; none in a group never made.
+    if let Some(members) = h.channel.group_members(&stream, "g").await? {
+        let names: Vec<(&str, u64)> = members
+            .iter()
+            .map(|m| (m.name.as_str(), m.pending))
+            .collect();
+        ensure!(
+            names == [("c", 2)],
+            "members {members:?}, expected c holding 2"
+        );
+        let none = h.channel.group_members(&stream, "never-made").await?;
+        ensure!(
+            none.as_deref().is_none_or(<[_]>::is_empty),
+            "a group never made has members {none:?}"
+        );
     }
     let empty = h.channel.info(&h.uri("info-none")).await?;
     ensure!(
