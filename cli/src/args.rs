@@ -111,6 +111,11 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<std::path::PathBuf>,
     },
+    /// A new Cargo workspace: a contract crate with one #[event_contract]
+    /// trait, a producer binary and a consumer binary in a group, a README
+    /// and a test script. It runs in memory out of the box, and on Redis
+    /// with REDIS_EVENT_SOURCE_ENDPOINT set.
+    New(New),
     /// A completion script for a shell (bash, zsh, fish, elvish,
     /// powershell), to source.
     Completions {
@@ -165,6 +170,42 @@ pub struct Copy {
     /// Entries read, and appended, per round trip.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub page_size: usize,
+}
+
+/// What `eb new` makes.
+#[derive(Debug, Args)]
+pub struct New {
+    /// The project's name (its directory, and its crates' prefix).
+    pub name: String,
+    /// The stream's uri.
+    #[arg(long, value_name = "URI")]
+    pub uri: String,
+    /// The consumer's group.
+    #[arg(long, value_name = "GROUP")]
+    pub group: String,
+    /// The contract's first event, in snake case (order_placed).
+    #[arg(long, value_name = "EVENT")]
+    pub event: String,
+    /// The backend it is built for (each also runs in memory).
+    #[arg(long, value_enum, default_value_t = Backend::Redis)]
+    pub backend: Backend,
+    /// Where to write it (default: ./NAME).
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<std::path::PathBuf>,
+    /// Take event-backbone from this checkout instead of crates.io.
+    #[arg(long, value_name = "DIR")]
+    pub backbone_path: Option<std::path::PathBuf>,
+}
+
+/// The backends `eb new` builds for.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Backend {
+    /// In memory only.
+    Memory,
+    /// Redis (stream and payloads), else in memory.
+    Redis,
+    /// Kafka (stream) with Redis (payloads), else in memory.
+    Kafka,
 }
 
 /// What to do with the dead letters.

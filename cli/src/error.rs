@@ -79,6 +79,10 @@ pub enum Error {
         partitions: u32,
     },
 
+    /// A command line that asks for what cannot be.
+    #[error("{0}")]
+    Usage(String),
+
     /// `eb copy` into the stream it reads.
     #[error(
         "copy of stream {stream:?} onto itself: name another stream (--to-uri, \
@@ -126,6 +130,7 @@ impl Error {
                 | Error::NoStream
                 | Error::OneStream { .. }
                 | Error::OntoItself { .. }
+                | Error::Usage(_)
                 | Error::NoStore { .. }
                 | Error::BadPosition { .. }
                 | Error::Backbone(event_backbone::Error::InvalidName { .. })

@@ -50,6 +50,7 @@ async fn run(cli: &Cli, out: &mut impl Write) -> Result<()> {
         Command::Export { subject, out: to } => {
             commands::subject::export(connection, subject, to.as_deref(), out).await
         }
+        Command::New(new) => commands::new::run(new, out),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "eb", out);
             Ok(())

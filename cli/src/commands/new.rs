@@ -1,0 +1,259 @@
+//! `eb new`: a Cargo workspace with a contract, a producer and a consumer,
+//! ready to run in memory and on Redis (or Kafka).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use event_backbone::StreamAddress;
+
+use crate::args::{Backend, New};
+use crate::error::{Error, Result};
+use crate::render;
+
+/// The files of a new project: (path, template).
+const FILES: &[(&str, &str)] = &[
+    (
+        "Cargo.toml",
+        include_str!("../../templates/new/workspace.toml"),
+    ),
+    ("README.md", include_str!("../../templates/new/README.md")),
+    (".gitignore", include_str!("../../templates/new/gitignore")),
+    ("scripts/test", include_str!("../../templates/new/test.sh")),
+    (
+        "contract/Cargo.toml",
+        include_str!("../../templates/new/contract.toml"),
+    ),
+    (
+        "contract/src/lib.rs",
+        include_str!("../../templates/new/contract.rs"),
+    ),
+    (
+        "producer/Cargo.toml",
+        include_str!("../../templates/new/producer.toml"),
+    ),
+    (
+        "producer/src/lib.rs",
+        include_str!("../../templates/new/producer_lib.rs"),
+    ),
+    (
+        "producer/src/main.rs",
+        include_str!("../../templates/new/producer_main.rs"),
+    ),
+    (
+        "consumer/Cargo.toml",
+        include_str!("../../templates/new/consumer.toml"),
+    ),
+    (
+        "consumer/src/lib.rs",
+        include_str!("../../templates/new/consumer_lib.rs"),
+    ),
+    (
+        "consumer/src/main.rs",
+        include_str!("../../templates/new/consumer_main.rs"),
+    ),
+    (
+        "consumer/tests/round_trip.rs",
+        include_str!("../../templates/new/round_trip.rs"),
+    ),
+];
+
+/// Words an event (a method name) cannot be.
+const KEYWORDS: &[&str] = &[
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
+    "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
+    "ref", "return", "self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use",
+    "where", "while", "abstract", "become", "box", "do", "final", "gen", "macro", "override",
+    "priv", "try", "typeof", "unsized", "virtual", "yield",
+];
+
+/// Writes the project and says how to run it.
+pub fn run(new: &New, out: &mut impl Write) -> Result<()> {
+    let crate_name = check_name(&new.name)?;
+    check_event(&new.event)?;
+    StreamAddress::new(None, &new.uri)?;
+    event_backbone::names::check("group", &new.group)?;
+    let root = new.path.clone().unwrap_or_else(|| PathBuf::from(&new.name));
+    if root.exists() {
+        return Err(Error::Usage(format!(
+            "{} exists: eb new writes a new directory (choose another NAME or --path)",
+            root.display()
+        )));
+    }
+    let values = [
+        ("{{name}}", new.name.clone()),
+        ("{{crate}}", crate_name),
+        ("{{trait}}", format!("{}Events", pascal_case(&new.name))),
+        ("{{uri}}", new.uri.clone()),
+        ("{{group}}", new.group.clone()),
+        ("{{event}}", new.event.clone()),
+        ("{{dependency}}", dependency(new)?),
+    ];
+    let backend = match new.backend {
+        Backend::Memory => include_str!("../../templates/new/backend_memory.rs"),
+        Backend::Redis => include_str!("../../templates/new/backend_redis.rs"),
+        Backend::Kafka => include_str!("../../templates/new/backend_kafka.rs"),
+    };
+    let files = FILES
+        .iter()
+        .copied()
+        .chain([("contract/src/backend.rs", backend)]);
+    for (path, template) in files {
+        let text = values
+            .iter()
+            .fold(template.to_owned(), |text, (key, value)| {
+                text.replace(key, value)
+            });
+        write(&root.join(path), &text)?;
+    }
+    make_executable(&root.join("scripts/test"))?;
+    format_sources(&root);
+    let shown = render::clean(&root.display().to_string());
+    writeln!(out, "made {shown}: a contract, a producer and a consumer")?;
+    writeln!(out, "  cd {shown}")?;
+    writeln!(
+        out,
+        "  cargo run --bin {}-consumer     # in memory: sends one event, handles it",
+        new.name
+    )?;
+    writeln!(out, "  scripts/test                 # its tests")?;
+    if !matches!(new.backend, Backend::Memory) {
+        writeln!(
+            out,
+            "  REDIS_EVENT_SOURCE_ENDPOINT=127.0.0.1:6379 cargo run --bin {}-producer -- 3",
+            new.name
+        )?;
+    }
+    Ok(())
+}
+
+/// The facade as a dependency: from crates.io, or from a checkout.
+fn dependency(new: &New) -> Result<String> {
+    let features = match new.backend {
+        Backend::Memory => "[]",
+        Backend::Redis => "[\"redis\"]",
+        Backend::Kafka => "[\"kafka\", \"redis\"]",
+    };
+    Ok(match &new.backbone_path {
+        None => {
+            let version = env!("CARGO_PKG_VERSION");
+            let minor = version.rsplit_once('.').map_or(version, |(m, _)| m);
+            format!("event-backbone = {{ version = \"{minor}\", features = {features} }}")
+        }
+        Some(path) => {
+            let path = std::fs::canonicalize(path).map_err(|source| Error::File {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let path = path.to_str().ok_or_else(|| {
+                Error::Usage(format!("--backbone-path {}: not UTF-8", path.display()))
+            })?;
+            format!(
+                "event-backbone = {{ path = {:?}, features = {features} }}",
+                path
+            )
+        }
+    })
+}
+
+/// A crate name: lowercase letters, digits, `-` and `_`, a letter first.
+fn check_name(name: &str) -> Result<String> {
+    let ok = name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !ok {
+        return Err(Error::Usage(format!(
+            "NAME {name:?}: expected a crate name (lowercase letters, digits, - and _, a letter first)"
+        )));
+    }
+    Ok(name.replace('-', "_"))
+}
+
+/// An event: a method name in snake case.
+fn check_event(event: &str) -> Result<()> {
+    let ok = event.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && event
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !KEYWORDS.contains(&event);
+    if !ok {
+        return Err(Error::Usage(format!(
+            "--event {event:?}: expected a method name in snake case (order_placed), not a Rust keyword"
+        )));
+    }
+    Ok(())
+}
+
+/// `my-shop` -> `MyShop`.
+fn pascal_case(name: &str) -> String {
+    name.split(['-', '_'])
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    let failed = |source| Error::File {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(failed)?;
+    }
+    std::fs::write(path, text).map_err(failed)
+}
+
+/// Formats the Rust files as `cargo fmt` would (the names put in change
+/// line lengths), with `rustfmt` when there is one; as written otherwise.
+fn format_sources(root: &Path) {
+    let sources = FILES
+        .iter()
+        .map(|(path, _)| *path)
+        .chain(["contract/src/backend.rs"])
+        .filter(|path| path.ends_with(".rs"))
+        .map(|path| root.join(path));
+    let _ = std::process::Command::new("rustfmt")
+        .args(["--edition", "2021"])
+        .args(sources)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// `chmod +x` (on Unix).
+fn make_executable(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(path, mode).map_err(|source| Error::File {
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
+    let _ = path;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_types_and_bad_ones_are_refused() {
+        assert_eq!(pascal_case("my-shop_2"), "MyShop2");
+        assert_eq!(check_name("my-shop").unwrap(), "my_shop");
+        assert!(check_name("My Shop").is_err());
+        assert!(check_name("9lives").is_err());
+        assert!(check_event("order_placed").is_ok());
+        for bad in ["OrderPlaced", "type", "order-placed", ""] {
+            assert!(check_event(bad).is_err(), "{bad:?}");
+        }
+    }
+}
