@@ -1,7 +1,8 @@
 //! `eb new`: the project it writes builds with this checkout's crates, its
 //! tests pass, its consumer handles an event in memory out of the box, and
 //! its producer then its consumer, two processes, on the Redis the test
-//! command starts. One slow test: it builds a workspace (in a target
+//! command starts (the consumer handles as many as it is told, the rest
+//! wait for its group). One slow test: it builds a workspace (in a target
 //! directory of its own, kept between runs).
 
 use std::path::{Path, PathBuf};
@@ -121,7 +122,7 @@ fn a_new_project_builds_and_its_producer_then_consumer_handle_the_event() {
     let endpoint = redis_endpoint();
     let produced = cargo(
         &project,
-        &["run", "--quiet", "--bin", "demo-shop-producer", "--", "2"],
+        &["run", "--quiet", "--bin", "demo-shop-producer", "--", "3"],
         Some(&endpoint),
     );
     assert!(produced.status.success(), "{}", text(&produced));
@@ -136,7 +137,21 @@ fn a_new_project_builds_and_its_producer_then_consumer_handle_the_event() {
         said.contains("handled order_placed 1") && said.contains("handled order_placed 2"),
         "{said}"
     );
-    assert!(said.contains("done: 2 handled"), "{said}");
+    assert!(
+        said.contains("done: 2 handled") && !said.contains("order_placed 3"),
+        "two of three: {said}"
+    );
+    // The third waits for the group.
+    let url = match endpoint.contains("://") {
+        true => endpoint.clone(),
+        false => format!("redis://{endpoint}"),
+    };
+    eb_on(&url)
+        .args(["info", "--uri", &uri, "--json"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(r#""lag":1"#))
+        .stdout(predicate::str::contains(r#""pending":0"#));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

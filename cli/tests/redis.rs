@@ -371,6 +371,10 @@ async fn redrive_puts_dead_letters_back_once_and_the_group_handles_them() {
         .success()
         .stdout(predicate::str::contains("redrove 0 of 2 dead letters"));
     assert!(list().as_array().unwrap().is_empty());
+    eb().args(["dead-letters", "list", "--uri", &uri])
+        .assert()
+        .success()
+        .stdout("no dead letters left (2 redriven: --all lists them)\n");
 
     let (lifetime, handled) = consume(true);
     lifetime.completion().await.unwrap();

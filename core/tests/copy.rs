@@ -227,7 +227,10 @@ async fn a_copy_stopped_after_an_unacknowledged_append_finds_its_copies() {
 async fn the_mark_key_names_the_target_and_the_source() {
     let s = orders(1).await;
     let copy = s.copy().build().unwrap();
-    assert_eq!(copy.mark_key(), "test:orders-copy:copy-of:memory:orders");
+    assert_eq!(
+        copy.mark_key(),
+        "test:orders-copy:copy-of:memory:orders:into:memory"
+    );
     copy.run().await.unwrap();
     assert!(s.to_store.get(&copy.mark_key()).await.unwrap().is_some());
 }
@@ -297,4 +300,30 @@ async fn personal_data_is_copied_sealed_into_a_stream_of_the_same_name_only() {
         .decode("email", &Codec::Postcard)
         .unwrap();
     assert_eq!(email.as_deref(), Some("ann@example.com"));
+}
+
+#[tokio::test]
+async fn the_mark_of_another_target_sharing_the_store_is_not_followed() {
+    let s = orders(3).await;
+    assert_eq!(s.copy().build().unwrap().run().await.unwrap().copied, 3);
+    // Another channel of the same kind, its payloads in the same store,
+    // the same stream name: the first target's mark is in that store.
+    let other = Arc::new(MemoryChannel::new());
+    let report = StreamCopy::builder()
+        .channel(s.channel.clone())
+        .store(s.store.clone())
+        .uri("orders")
+        .to(CopyTarget::new(
+            other.clone(),
+            s.to_store.clone(),
+            StreamAddress::new(Some("test"), "orders-copy").unwrap(),
+        ))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.copied, 3, "every message, not none: {report:?}");
+    assert!(report.ignored_mark.unwrap().contains("does not hold"));
+    assert_eq!(other.info("test:orders-copy").await.unwrap().length, 3);
 }

@@ -46,6 +46,9 @@ pub async fn run(connection: &Connection, copy: &args::Copy, out: &mut impl Writ
         .await;
     bar.finish_and_clear();
     let report = copied?;
+    if let Some(why) = &report.ignored_mark {
+        writeln!(out, "{}", render::clean(why))?;
+    }
     if let Some(after) = &report.resumed_after {
         writeln!(
             out,

@@ -122,6 +122,14 @@ fn list(letters: &[DeadLetter], all: bool, json: bool, out: &mut impl Write) -> 
         writeln!(out, "{}", serde_json::Value::Array(rows))?;
         return Ok(());
     }
+    if shown.is_empty() {
+        let redriven = letters.len();
+        match redriven {
+            0 => writeln!(out, "no dead letters")?,
+            n => writeln!(out, "no dead letters left ({n} redriven: --all lists them)")?,
+        }
+        return Ok(());
+    }
     for letter in shown {
         match &letter.redriven_to {
             Some(to) => writeln!(

@@ -108,18 +108,21 @@ pub fn run(new: &New, out: &mut impl Write) -> Result<()> {
     make_executable(&root.join("scripts/test"))?;
     format_sources(&root);
     let shown = render::clean(&root.display().to_string());
-    writeln!(out, "made {shown}: a contract, a producer and a consumer")?;
+    writeln!(
+        out,
+        "made {shown}: a contract, a producer and a consumer; next:"
+    )?;
     writeln!(out, "  cd {shown}")?;
     writeln!(
         out,
-        "  cargo run --bin {}-consumer     # in memory: sends one event, handles it",
+        "  cargo run --bin {}-consumer  # in memory: sends one event, handles it",
         new.name
     )?;
-    writeln!(out, "  scripts/test                 # its tests")?;
+    writeln!(out, "  scripts/test  # its tests")?;
     if !matches!(new.backend, Backend::Memory) {
         writeln!(
             out,
-            "  REDIS_EVENT_SOURCE_ENDPOINT=127.0.0.1:6379 cargo run --bin {}-producer -- 3",
+            "  REDIS_EVENT_SOURCE_ENDPOINT=127.0.0.1:6379 cargo run --bin {}-producer -- 3  # on Redis",
             new.name
         )?;
     }

@@ -1,7 +1,6 @@
 //! Handles the `{{event}}` events of `{{uri}}` in group `{{group}}`.
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,9 +12,6 @@ pub type Seen = Arc<Mutex<Vec<(u64, String)>>>;
 
 struct Handler {
     seen: Seen,
-    handled: AtomicU64,
-    /// Stop after this many (none: run until stopped).
-    until: Option<u64>,
 }
 
 impl {{trait}}Consumer for Handler {
@@ -27,10 +23,6 @@ impl {{trait}}Consumer for Handler {
     ) -> Result<(), HandlerError> {
         println!("handled {{event}} {number}: {text} (message {})", ctx.message_id());
         self.seen.lock().expect("seen").push((number, text));
-        let handled = self.handled.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.until == Some(handled) {
-            ctx.cancel();
-        }
         Ok(())
     }
 }
@@ -39,18 +31,19 @@ impl {{trait}}Consumer for Handler {
 /// (or for ever); returns what it saw.
 pub async fn consume(backend: &Backend, until: Option<u64>) -> Result<Vec<(u64, String)>, Error> {
     let seen = Seen::default();
-    let handler = Handler {
-        seen: seen.clone(),
-        handled: AtomicU64::new(0),
-        until,
-    };
-    Consumer::builder()
+    let handler = Handler { seen: seen.clone() };
+    let consumer = Consumer::builder()
         .channel(backend.channel.clone())
         .store(backend.store.clone())
         .uri(URI)
         .group(GROUP)
         .concurrency(1)
-        .block(Duration::from_millis(200))
+        .block(Duration::from_millis(200));
+    let consumer = match until {
+        Some(count) => consumer.stop_after(count),
+        None => consumer,
+    };
+    consumer
         .subscribe({{trait}}Handler::new(handler))?
         .completion()
         .await?;

@@ -7,12 +7,13 @@
 //! into the target's store under the target stream's standard payload keys,
 //! its source in headers [`HEADER_COPIED_FROM_STREAM`] and
 //! [`HEADER_COPIED_FROM_ENTRY`]. A mark in the target's store
-//! (`{target stream}:copy-of:{source backend}:{source stream}`) records how
-//! far the copy went and, before each page is appended, the target's newest
-//! entry: a copy that stops (a crash, an outage) is continued by the next
-//! run, which skips the entries whose copies it finds after that entry
-//! instead of appending them twice. One copy of a stream into a target at
-//! a time.
+//! (`{target stream}:copy-of:{source backend}:{source stream}:into:{target
+//! backend}`) records how far the copy went, its newest copy's entry in the
+//! target (a mark whose target does not hold that copy is not followed)
+//! and, before each page is appended, the target's newest entry: a copy
+//! that stops (a crash, an outage) is continued by the next run, which
+//! skips the entries whose copies it finds after that entry instead of
+//! appending them twice. One copy of a stream into a target at a time.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -39,6 +40,9 @@ const FIELD_IN_FLIGHT: &str = "in-flight";
 /// The mark's field: the target's newest entry before that page (empty:
 /// look from the target's start).
 const FIELD_TARGET_AFTER: &str = "target-after";
+/// The mark's field: the newest copy's entry in the target (a mark whose
+/// target does not hold it is another target's).
+const FIELD_LAST_COPY: &str = "last-copy";
 
 /// Where a [`StreamCopy`] copies to: a channel, the store its payloads go
 /// to (the target's default store), and the stream.
@@ -92,6 +96,11 @@ pub struct CopyReport {
     pub not_copied: Vec<NotCopied>,
     /// The last source entry the copy went past.
     pub last: Option<EntryId>,
+    /// Why the mark of an earlier run was not followed, if it was not (it
+    /// named a copy the target does not hold: another server's mark in a
+    /// shared store, or a target stream removed since): the copy started
+    /// over from its start position.
+    pub ignored_mark: Option<String>,
 }
 
 /// A source entry a [`StreamCopy`] could not copy.
@@ -233,13 +242,15 @@ impl StreamCopy {
         })
     }
 
-    /// The key of the mark in the target's store.
+    /// The key of the mark in the target's store:
+    /// `{target stream}:copy-of:{source backend}:{source stream}:into:{target backend}`.
     pub fn mark_key(&self) -> String {
         format!(
-            "{}:copy-of:{}:{}",
+            "{}:copy-of:{}:{}:into:{}",
             self.target.address.stream_key(),
             self.source.channel.backend(),
-            self.source.stream()
+            self.source.stream(),
+            self.target.channel.backend()
         )
     }
 
@@ -255,11 +266,16 @@ impl StreamCopy {
     /// in several partitions while it is copied are not seen by later
     /// runs: copy such a stream once its writers stopped.
     pub async fn run(&self) -> Result<CopyReport> {
-        let mark = self.read_mark().await?;
-        let mut report = CopyReport {
-            resumed_after: mark.after.clone(),
-            ..CopyReport::default()
-        };
+        let mut report = CopyReport::default();
+        let mut mark = self.read_mark().await?;
+        if let Some(why) = self.foreign(&mark).await? {
+            // Another target's (a server of the same kind sharing this
+            // store), or a stream since removed: start over rather than
+            // skip what this target never got.
+            report.ignored_mark = Some(why);
+            mark = Mark::default();
+        }
+        report.resumed_after = mark.after.clone();
         let mut skip = match mark.in_flight {
             true => self.copied_after(mark.target_after.as_ref()).await?,
             false => HashSet::new(),
@@ -283,6 +299,7 @@ impl StreamCopy {
             None => self.from.clone(),
         };
         let mut after = mark.after;
+        let mut last_copy = mark.last_copy;
         loop {
             let page = self
                 .source
@@ -332,9 +349,11 @@ impl StreamCopy {
                     after: after.clone(),
                     in_flight: true,
                     target_after,
+                    last_copy: last_copy.clone(),
                 })
                 .await?;
-                self.append(&copies, &payloads).await?;
+                let appended = self.append(&copies, &payloads).await?;
+                last_copy = appended.last().cloned().or(last_copy);
                 report.copied += copies.len() as u64;
             }
             after = Some(last.clone());
@@ -349,6 +368,7 @@ impl StreamCopy {
                 after,
                 in_flight: false,
                 target_after: None,
+                last_copy,
             })
             .await?;
         }
@@ -426,9 +446,37 @@ impl StreamCopy {
         Ok((copy, items))
     }
 
+    /// Why a mark is not this target's, if it is not: the newest copy it
+    /// names is not in the target, or not a copy from this source.
+    async fn foreign(&self, mark: &Mark) -> Result<Option<String>> {
+        let Some(entry) = &mark.last_copy else {
+            return Ok(None);
+        };
+        let stream = self.target.address.stream_key();
+        let found = self
+            .source
+            .retry
+            .run("checking the copy's mark", || {
+                self.target.channel.get(stream, entry)
+            })
+            .await?;
+        let ours = found.and_then(|e| e.body.ok()).is_some_and(|m| {
+            m.headers.get(HEADER_COPIED_FROM_STREAM).map(String::as_str)
+                == Some(self.source.stream())
+        });
+        Ok((!ours).then(|| {
+            format!(
+                "the mark of an earlier copy names entry {entry} of {stream:?}, which this \
+                 target does not hold as a copy of {:?} (another server, or a stream removed \
+                 since): copied from the start",
+                self.source.stream()
+            )
+        }))
+    }
+
     /// Writes a page's payloads (retried), then appends its copies (not
-    /// retried: the next run looks for them).
-    async fn append(&self, copies: &[Metadata], payloads: &[PutItem]) -> Result<()> {
+    /// retried: the next run looks for them); their entry ids.
+    async fn append(&self, copies: &[Metadata], payloads: &[PutItem]) -> Result<Vec<EntryId>> {
         let store = &self.target.store;
         if !payloads.is_empty() {
             self.source
@@ -439,8 +487,7 @@ impl StreamCopy {
         self.target
             .channel
             .append_many(self.target.address.stream_key(), copies)
-            .await?;
-        Ok(())
+            .await
     }
 
     /// The target's newest entry, where one order runs through it (else
@@ -517,6 +564,7 @@ impl StreamCopy {
             Bytes::from_static(if mark.in_flight { b"1" } else { b"" }),
         );
         fields.insert(FIELD_TARGET_AFTER.to_owned(), text(&mark.target_after));
+        fields.insert(FIELD_LAST_COPY.to_owned(), text(&mark.last_copy));
         let item = [PutItem {
             key: self.mark_key(),
             fields,
@@ -537,6 +585,7 @@ struct Mark {
     after: Option<EntryId>,
     in_flight: bool,
     target_after: Option<EntryId>,
+    last_copy: Option<EntryId>,
 }
 
 impl From<Fields> for Mark {
@@ -552,6 +601,7 @@ impl From<Fields> for Mark {
             after: text(FIELD_AFTER).map(EntryId::new),
             in_flight: text(FIELD_IN_FLIGHT).is_some(),
             target_after: text(FIELD_TARGET_AFTER).map(EntryId::new),
+            last_copy: text(FIELD_LAST_COPY).map(EntryId::new),
         }
     }
 }
