@@ -96,22 +96,25 @@ pub enum Command {
     /// names: its data keys first (every sealed copy of its data becomes
     /// unreadable, everywhere), then its payload keys there.
     Erase {
-        /// The data subject's id, as producers named it.
-        #[arg(long, value_name = "ID")]
+        /// The data subject's id, as producers named it (or EB_SUBJECT,
+        /// which stays out of the shell's history and `ps`).
+        #[arg(long, env = "EB_SUBJECT", hide_env_values = true, value_name = "ID")]
         subject: String,
     },
     /// Everything the streams --uri names hold about a data subject (GDPR
     /// article 15), as JSON: each of its messages with its personal
     /// segments, opened.
     Export {
-        /// The data subject's id, as producers named it.
-        #[arg(long, value_name = "ID")]
+        /// The data subject's id, as producers named it (or EB_SUBJECT,
+        /// which stays out of the shell's history and `ps`).
+        #[arg(long, env = "EB_SUBJECT", hide_env_values = true, value_name = "ID")]
         subject: String,
-        /// Write the export to this file instead of the standard output.
+        /// Write the export to this new file (readable by its owner only)
+        /// instead of the standard output.
         #[arg(long, value_name = "FILE")]
         out: Option<std::path::PathBuf>,
     },
-    /// A new Cargo workspace: a contract crate with one #[event_contract]
+    /// A new Cargo workspace: a contract crate with one `#[event_contract]`
     /// trait, a producer binary and a consumer binary in a group, a README
     /// and a test script. It runs in memory out of the box, and on Redis
     /// with REDIS_EVENT_SOURCE_ENDPOINT set.
@@ -156,12 +159,17 @@ pub struct Copy {
     /// The target stream's environment (default: none).
     #[arg(long, value_name = "ENV")]
     pub to_environment: Option<String>,
-    /// The target's channel (default: the source's).
-    #[arg(long, value_name = "URL")]
+    /// The target's channel (default: EB_TO_CHANNEL, else the source's).
+    #[arg(
+        long,
+        env = "EB_TO_CHANNEL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub to_channel: Option<String>,
-    /// The store the copies' payloads go to (default: --to-channel when it
-    /// is a store too, else the source's store).
-    #[arg(long, value_name = "URL")]
+    /// The store the copies' payloads go to (default: EB_TO_STORE, else
+    /// --to-channel when it is a store too, else the source's store).
+    #[arg(long, env = "EB_TO_STORE", hide_env_values = true, value_name = "URL")]
     pub to_store: Option<String>,
     /// Where a first copy starts: start, an entry id, or t=MILLISECONDS
     /// (a later run continues where the last one stopped).
@@ -170,6 +178,15 @@ pub struct Copy {
     /// Entries read, and appended, per round trip.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub page_size: usize,
+    /// Read the source again from --from, whatever an earlier run did,
+    /// skipping what the target holds (to try again what could not be
+    /// copied).
+    #[arg(long)]
+    pub restart: bool,
+    /// How long the copies' payloads live in the target's store (default:
+    /// for ever).
+    #[arg(long, value_name = "SECONDS")]
+    pub payload_ttl: Option<u64>,
 }
 
 /// What `eb new` makes.
@@ -192,7 +209,8 @@ pub struct New {
     /// Where to write it (default: ./NAME).
     #[arg(long, value_name = "DIR")]
     pub path: Option<std::path::PathBuf>,
-    /// Take event-backbone from this checkout instead of crates.io.
+    /// Take event-backbone from this checkout (default: the checkout eb
+    /// was built from, while it is there; else crates.io).
     #[arg(long, value_name = "DIR")]
     pub backbone_path: Option<std::path::PathBuf>,
 }

@@ -22,6 +22,15 @@ pub enum Error {
         given: usize,
     },
 
+    /// A stream with no entry and no group.
+    #[error(
+        "stream {stream:?} does not exist (no entry, no group): are --uri and --environment right?"
+    )]
+    NoSuchStream {
+        /// The stream key.
+        stream: String,
+    },
+
     /// No such entry.
     #[error("stream {stream:?} has no entry {entry}")]
     NoSuchEntry {

@@ -110,23 +110,38 @@ async fn a_copy_from_redis_to_kafka_and_back_keeps_every_message_and_payload() {
     assert_eq!(read_all(redis, store, &back).await.len(), 12);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_copy_killed_half_way_is_finished_by_a_second_run_none_lost_none_doubled() {
-    const SENT: usize = 2_000;
-    let uri = new_uri("cli-copy-kill");
-    let to = format!("{uri}.copy");
-    let redis = open_channel(&redis_url()).await.unwrap();
-    let store = open_store(&redis_url()).await.unwrap();
+/// A Kafka channel on the test broker (topics in `partitions`).
+async fn kafka(partitions: u16) -> Arc<dyn StreamChannel> {
+    use event_backbone::kafka::{Kafka, KafkaConfig, KafkaStreamChannel};
+    let brokers = std::env::var(BROKERS_VAR).unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
+    let config = KafkaConfig::from_brokers(&brokers)
+        .unwrap()
+        .partitions(partitions);
+    let kafka = Kafka::connect(config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}; run scripts/start-kafka"));
+    Arc::new(KafkaStreamChannel::new(&kafka))
+}
+
+/// `count` orders numbered from `first`, each with its own partition key.
+async fn produce(
+    channel: &Arc<dyn StreamChannel>,
+    store: &Arc<dyn KeyValueStore>,
+    uri: &str,
+    first: u32,
+    count: u32,
+) {
     let producer = Producer::builder()
-        .channel(redis.clone())
+        .channel(channel.clone())
         .store(store.clone())
-        .uri(&uri)
+        .uri(uri)
         .codec(Codec::Json)
         .build()
         .unwrap();
-    let sends = (0..SENT as u32).map(|i| {
+    let sends = (first..first + count).map(|i| {
         producer
             .message("order_placed")
+            .partition_key(format!("customer-{i}"))
             .segment("sku", &format!("A{i}"))
             .unwrap()
             .segment("qty", &i)
@@ -134,18 +149,32 @@ async fn a_copy_killed_half_way_is_finished_by_a_second_run_none_lost_none_doubl
             .send()
     });
     futures_util::future::try_join_all(sends).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_to_kafka_killed_half_way_is_finished_by_a_second_run_none_lost_none_doubled() {
+    const SENT: usize = 1_500;
+    let uri = new_uri("cli-copy-kill");
+    let to = format!("{uri}.copy");
+    let redis = open_channel(&redis_url()).await.unwrap();
+    let store = open_store(&redis_url()).await.unwrap();
+    let kafka = kafka(1).await;
+    produce(&redis, &store, &uri, 0, SENT as u32).await;
     let sent = ledger(&read_all(redis.clone(), store.clone(), &uri).await);
     assert_eq!(sent.len(), SENT);
 
-    // Killed once some pages are in, long before all are (wherever it is
-    // then: between pages, or between a page's mark and its append, or its
-    // append and the next mark).
+    // Killed (SIGKILL) once some pages are in, long before all are
+    // (wherever it is then: between pages, between a page's mark and its
+    // append, or its append and the next mark).
     let copy = || {
         let mut eb = std::process::Command::cargo_bin("eb").unwrap();
         eb.env_remove("EB_CHANNEL")
             .env_remove("EB_STORE")
+            .env_remove("EB_TO_CHANNEL")
+            .env_remove("EB_TO_STORE")
             .args(["--channel", &redis_url(), "copy", "--uri", &uri])
-            .args(["--to-uri", &to, "--page-size", "10"]);
+            .args(["--to-channel", &kafka_url(), "--to-uri", &to])
+            .args(["--page-size", "10"]);
         eb
     };
     let mut first = copy()
@@ -153,14 +182,14 @@ async fn a_copy_killed_half_way_is_finished_by_a_second_run_none_lost_none_doubl
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     let copied_when_killed = loop {
-        let length = redis.info(&to).await.unwrap().length;
-        if length >= 300 || Instant::now() > deadline {
+        let length = kafka.info(&to).await.unwrap().length;
+        if length >= 200 || Instant::now() > deadline {
             first.kill().unwrap();
             break length;
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let status = first.wait().unwrap();
     assert!(!status.success(), "killed before it finished");
@@ -176,9 +205,42 @@ async fn a_copy_killed_half_way_is_finished_by_a_second_run_none_lost_none_doubl
         said.contains("continued after entry") || said.contains("found already copied"),
         "{said}"
     );
-    let copied = read_all(redis.clone(), store, &to).await;
+    let copied = read_all(kafka, store, &to).await;
     assert_eq!(copied.len(), SENT, "none lost, none doubled: {said}");
     assert_eq!(ledger(&copied), sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_copy_of_a_topic_in_partitions_finds_what_came_to_each() {
+    let uri = new_uri("cli-copy-parts");
+    let to = format!("{uri}.copy");
+    let redis = open_channel(&redis_url()).await.unwrap();
+    let store = open_store(&redis_url()).await.unwrap();
+    let kafka = kafka(3).await;
+    produce(&kafka, &store, &uri, 0, 9).await;
+    assert_eq!(kafka.info(&uri).await.unwrap().partitions, 3);
+    let copy = || {
+        let mut eb = eb_on(&kafka_url());
+        eb.env_remove("EB_TO_CHANNEL")
+            .env_remove("EB_TO_STORE")
+            .args(["--store", &redis_url(), "copy", "--uri", &uri])
+            .args(["--to-channel", &redis_url(), "--to-uri", &to]);
+        eb
+    };
+    copy()
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("copied 9 of 9 entries"));
+    // More, to every partition, after the first copy.
+    produce(&kafka, &store, &uri, 9, 9).await;
+    copy()
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("copied 9 of 18 entries"))
+        .stdout(predicate::str::contains("9 found already copied"));
+    let sent = ledger(&read_all(kafka, store.clone(), &uri).await);
+    assert_eq!(sent.len(), 18);
+    assert_eq!(ledger(&read_all(redis, store, &to).await), sent);
 }
 
 #[test]
@@ -188,6 +250,17 @@ fn a_copy_onto_itself_or_of_no_stream_is_a_usage_error() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("onto itself"));
+    eb_on(&redis_url())
+        .args(["copy", "--uri", "orders", "--to-uri", "orders"])
+        .args(["--to-channel", &redis_url()])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("onto itself"));
+    eb_on(&redis_url())
+        .args(["copy", "--uri", "test.cli.never", "--to-uri", "elsewhere"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("does not exist"));
     eb_on(&redis_url())
         .args(["copy", "--to-uri", "orders"])
         .assert()

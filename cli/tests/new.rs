@@ -61,17 +61,23 @@ fn a_new_project_builds_and_its_producer_then_consumer_handle_the_event() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let project = dir.join("demo-shop");
+    // As the README's quickest start: eb built from this checkout takes
+    // event-backbone from it.
     eb_on("memory:")
         .args(["new", "demo-shop", "--uri", &uri, "--group", "billing"])
         .args(["--event", "order_placed", "--path"])
         .arg(&project)
-        .arg("--backbone-path")
-        .arg(checkout())
         .assert()
         .success()
         .stdout(predicate::str::contains(
             "cargo run --bin demo-shop-consumer",
         ));
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    let checkout_path = std::fs::canonicalize(checkout()).unwrap();
+    assert!(
+        manifest.contains(&format!("path = {:?}", checkout_path.to_str().unwrap())),
+        "{manifest}"
+    );
     for file in [
         "Cargo.toml",
         "README.md",
@@ -146,12 +152,30 @@ fn a_new_project_builds_and_its_producer_then_consumer_handle_the_event() {
         true => endpoint.clone(),
         false => format!("redis://{endpoint}"),
     };
-    eb_on(&url)
+    let info = eb_on(&url)
         .args(["info", "--uri", &uri, "--json"])
+        .output()
+        .unwrap();
+    assert!(info.status.success(), "{info:?}");
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let group = &info["groups"][0];
+    assert_eq!(
+        (&group["name"], &group["lag"]),
+        (&"billing".into(), &1.into()),
+        "{info}"
+    );
+    assert_eq!(group["pending"], 0, "{info}");
+    // Built for memory only, it compiles too.
+    let memory = dir.join("demo-memory");
+    eb_on("memory:")
+        .args(["new", "demo-memory", "--uri", &uri, "--group", "billing"])
+        .args(["--event", "order_placed", "--backend", "memory", "--path"])
+        .arg(&memory)
         .assert()
-        .success()
-        .stdout(predicate::str::contains(r#""lag":1"#))
-        .stdout(predicate::str::contains(r#""pending":0"#));
+        .success();
+    std::fs::copy(checkout().join("Cargo.lock"), memory.join("Cargo.lock")).unwrap();
+    let checked = cargo(&memory, &["check", "--workspace", "--all-targets"], None);
+    assert!(checked.status.success(), "{}", text(&checked));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -177,6 +201,15 @@ fn bad_names_and_an_existing_directory_are_usage_errors() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("not a Rust keyword"));
+    eb_on("memory:")
+        .args([
+            "new", "demo", "--uri", "or\"ders", "--group", "g", "--event", "e",
+        ])
+        .arg("--path")
+        .arg(dir.join("demo"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("leave out"));
     std::fs::create_dir_all(dir.join("taken")).unwrap();
     new("taken", "order_placed")
         .assert()

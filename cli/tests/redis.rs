@@ -173,6 +173,9 @@ fn failures_are_one_line_and_exit_1_usage_errors_exit_2() {
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .env_remove("AWS_SESSION_TOKEN")
         .env_remove("AWS_PROFILE")
+        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
         .env("HOME", &home)
         .env("AWS_CONFIG_FILE", home.join("config"))
         .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
@@ -187,7 +190,7 @@ fn failures_are_one_line_and_exit_1_usage_errors_exit_2() {
     assert_eq!(no_credentials.status.code(), Some(1));
     let text = one_line(&no_credentials.stderr);
     assert!(
-        text.contains("no AWS credentials") && text.contains("set AWS_ACCESS_KEY_ID"),
+        text.contains("no AWS credentials found") && text.contains("set AWS_ACCESS_KEY_ID"),
         "{text}"
     );
 

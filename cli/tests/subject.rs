@@ -167,6 +167,12 @@ async fn export_and_erase_over_several_streams_match_the_librarys() {
         ));
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    // Never over a file that is there (it would keep its permissions).
+    eb().args(["export", "--subject", &subject, "--uri", &p.uris[0]])
+        .args(["--out", file.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("exists"));
     assert_eq!(written["messages"], export["messages"]);
     #[cfg(unix)]
     {
@@ -202,6 +208,11 @@ async fn export_and_erase_over_several_streams_match_the_librarys() {
         bobs.messages()[0].segment::<String>("email").unwrap(),
         "bob@example.com"
     );
+    // A mistyped stream: one line, nothing done.
+    eb().args(["erase", "--subject", &subject, "--uri", "test.cli.never"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("does not exist"));
     // A second erasure finds no key.
     eb().args(["erase", "--subject", &subject, "--uri", &p.uris[0]])
         .assert()

@@ -167,8 +167,8 @@ pub struct MemberInfo {
     pub name: String,
     /// Entries delivered to it and not acknowledged.
     pub pending: u64,
-    /// How long since it last read or acknowledged, in milliseconds, when
-    /// the backend knows.
+    /// How long since it last read (or claimed), in milliseconds, when the
+    /// backend knows.
     pub idle_ms: Option<u64>,
 }
 

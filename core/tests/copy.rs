@@ -327,3 +327,98 @@ async fn the_mark_of_another_target_sharing_the_store_is_not_followed() {
     assert!(report.ignored_mark.unwrap().contains("does not hold"));
     assert_eq!(other.info("test:orders-copy").await.unwrap().length, 3);
 }
+
+/// Runs a copy in a task that dies (as a process killed) right after its
+/// first page is appended, before it marks the next one.
+async fn crash_after_first_page(s: &Setup, page: usize) {
+    let copy = s
+        .copy()
+        .page_size(page)
+        .on_progress(|_| panic!("killed after a page's append"))
+        .build()
+        .unwrap();
+    let died = tokio::spawn(async move { copy.run().await }).await;
+    assert!(died.is_err(), "the run died");
+}
+
+#[tokio::test]
+async fn a_page_appended_in_part_by_two_runs_that_died_is_copied_once() {
+    let s = orders(15).await;
+    // Run 1 appends five and dies; run 2 reads pages of ten: the page it
+    // does again holds those five, it appends the other five and dies.
+    crash_after_first_page(&s, 5).await;
+    let mark = s.to_store.get(&s.copy().build().unwrap().mark_key()).await;
+    assert!(mark.unwrap().is_some());
+    // As if run 1's page had been ten long: its mark says nothing was done.
+    let mut fields = Fields::new();
+    fields.insert("in-flight".into(), Bytes::from_static(b"1"));
+    s.to_store
+        .put_many(&[PutItem {
+            key: s.copy().build().unwrap().mark_key(),
+            fields,
+            ttl: None,
+        }])
+        .await
+        .unwrap();
+    crash_after_first_page(&s, 10).await;
+    assert_eq!(s.copied().await.len(), 10);
+
+    let report = s.copy().page_size(10).build().unwrap().run().await.unwrap();
+    assert_eq!(report.already_copied, 10, "{report:?}");
+    s.assert_copied_once().await;
+}
+
+#[tokio::test]
+async fn a_restart_reads_again_and_skips_what_the_target_holds() {
+    let s = orders(4).await;
+    s.copy().build().unwrap().run().await.unwrap();
+    let report = s.copy().restart().build().unwrap().run().await.unwrap();
+    assert_eq!((report.copied, report.already_copied), (0, 4));
+    s.assert_copied_once().await;
+}
+
+#[tokio::test]
+async fn a_copy_onto_its_own_stream_is_refused() {
+    let s = orders(1).await;
+    let refused = StreamCopy::builder()
+        .channel(s.channel.clone())
+        .store(s.store.clone())
+        .uri("orders")
+        .to(CopyTarget::new(
+            s.channel.clone(),
+            s.store.clone(),
+            StreamAddress::new(None, "orders").unwrap(),
+        ))
+        .build()
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("the target is the source"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn segments_in_a_store_the_copy_was_not_given_are_counted() {
+    use event_backbone_core::SegmentClass;
+    let s = orders(0).await;
+    let elsewhere = Arc::new(MemoryStore::new());
+    Producer::builder()
+        .channel(s.channel.clone())
+        .store(s.store.clone())
+        .class_store(SegmentClass::custom("audit").unwrap(), elsewhere)
+        .uri("orders")
+        .build()
+        .unwrap()
+        .message("placed")
+        .classed("who", SegmentClass::custom("audit").unwrap(), "ops")
+        .unwrap()
+        .send()
+        .await
+        .unwrap();
+    let report = s.copy().build().unwrap().run().await.unwrap();
+    assert_eq!(
+        (report.copied, report.segments_not_found),
+        (1, 1),
+        "{report:?}"
+    );
+}

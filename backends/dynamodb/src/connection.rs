@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{Credentials, ProvideCredentials, Region};
 use aws_sdk_dynamodb::error::DisplayErrorContext;
@@ -68,8 +69,14 @@ impl Dynamo {
         // of every provider it tried.
         if let Some(provider) = shared.credentials_provider() {
             if let Err(e) = provider.provide_credentials().await {
+                let found = !matches!(e, CredentialsError::CredentialsNotLoaded(_));
                 return Err(Error::NoCredentials {
                     address: config.address(),
+                    found: if found {
+                        "could not be loaded"
+                    } else {
+                        "found"
+                    },
                     reason: e.to_string(),
                 });
             }

@@ -2,6 +2,7 @@
 //! same backends or others; resumable.
 
 use std::io::Write;
+use std::time::Duration;
 
 use event_backbone::{open_channel, open_store, CopyTarget, StreamAddress, StreamCopy};
 
@@ -15,7 +16,11 @@ pub async fn run(connection: &Connection, copy: &args::Copy, out: &mut impl Writ
     let address = connect::stream(connection)?;
     let from = super::tail::position(&copy.from)?;
     let target = StreamAddress::new(copy.to_environment.as_deref(), &copy.to_uri)?;
-    if copy.to_channel.is_none() && target.stream_key() == address.stream_key() {
+    let same_channel = match &copy.to_channel {
+        None => true,
+        Some(url) => connection.channel.as_deref() == Some(url.as_str()),
+    };
+    if same_channel && target.stream_key() == address.stream_key() {
         return Err(Error::OntoItself {
             stream: target.stream_key().to_owned(),
         });
@@ -33,21 +38,39 @@ pub async fn run(connection: &Connection, copy: &args::Copy, out: &mut impl Writ
         (None, Some(url)) if url.starts_with("redis") => open_store(url).await?,
         _ => store.clone(),
     };
-    let length = channel.info(address.stream_key()).await?.length;
-    let bar = progress::bar(Some(length), "copying");
+    let info = channel.info(address.stream_key()).await?;
+    if info.partitions == 0 {
+        return Err(Error::NoSuchStream {
+            stream: address.stream_key().to_owned(),
+        });
+    }
+    let bar = progress::bar(Some(info.length), "copying");
     let shown = bar.clone();
-    let copied = connect::endpoint(StreamCopy::builder(), channel, store, &address, None)
+    let mut builder = connect::endpoint(StreamCopy::builder(), channel, store, &address, None)
         .from(from)
         .page_size(copy.page_size)
         .to(CopyTarget::new(to_channel, to_store, target.clone()))
-        .on_progress(move |report| shown.set_position(report.read))
-        .build()?
-        .run()
-        .await;
+        .on_progress(move |report| shown.set_position(report.read));
+    if copy.restart {
+        builder = builder.restart();
+    }
+    if let Some(seconds) = copy.payload_ttl {
+        builder = builder.payload_ttl(Duration::from_secs(seconds));
+    }
+    let copied = builder.build()?.run().await;
     bar.finish_and_clear();
     let report = copied?;
-    if let Some(why) = &report.ignored_mark {
-        writeln!(out, "{}", render::clean(why))?;
+    for note in report.ignored_mark.iter().chain(&report.warnings) {
+        writeln!(out, "note: {}", render::clean(note))?;
+    }
+    if report.segments_not_found > 0 {
+        writeln!(
+            out,
+            "note: {} stored segments were not found in the store (personal data erased or \
+             expired, or kept in a store of their own class, which eb does not read) and are \
+             missing in their copies too",
+            report.segments_not_found
+        )?;
     }
     if let Some(after) = &report.resumed_after {
         writeln!(
@@ -72,7 +95,7 @@ pub async fn run(connection: &Connection, copy: &args::Copy, out: &mut impl Writ
         target.stream_key(),
         match report.already_copied {
             0 => String::new(),
-            n => format!(" ({n} found already copied by the run that stopped)"),
+            n => format!(" ({n} found already copied)"),
         }
     )?;
     match report.not_copied.len() {

@@ -72,6 +72,13 @@ pub fn run(new: &New, out: &mut impl Write) -> Result<()> {
     check_event(&new.event)?;
     StreamAddress::new(None, &new.uri)?;
     event_backbone::names::check("group", &new.group)?;
+    for (what, value) in [("--uri", &new.uri), ("--group", &new.group)] {
+        if value.contains(['"', '\\']) {
+            return Err(Error::Usage(format!(
+                "{what} {value:?}: eb new writes it into Rust and TOML strings: leave out \" and \\"
+            )));
+        }
+    }
     let root = new.path.clone().unwrap_or_else(|| PathBuf::from(&new.name));
     if root.exists() {
         return Err(Error::Usage(format!(
@@ -87,6 +94,11 @@ pub fn run(new: &New, out: &mut impl Write) -> Result<()> {
         ("{{group}}", new.group.clone()),
         ("{{event}}", new.event.clone()),
         ("{{dependency}}", dependency(new)?),
+        ("{{servers_hint}}", servers_hint(new.backend).to_owned()),
+        (
+            "{{servers_exports}}",
+            servers_exports(new.backend).to_owned(),
+        ),
     ];
     let backend = match new.backend {
         Backend::Memory => include_str!("../../templates/new/backend_memory.rs"),
@@ -119,31 +131,40 @@ pub fn run(new: &New, out: &mut impl Write) -> Result<()> {
         new.name
     )?;
     writeln!(out, "  scripts/test  # its tests")?;
-    if !matches!(new.backend, Backend::Memory) {
+    let servers = match new.backend {
+        Backend::Memory => None,
+        Backend::Redis => Some(("REDIS_EVENT_SOURCE_ENDPOINT=127.0.0.1:6379", "on Redis")),
+        Backend::Kafka => Some((
+            "KAFKA_EVENT_SOURCE_BROKERS=127.0.0.1:9092 REDIS_EVENT_SOURCE_ENDPOINT=127.0.0.1:6379",
+            "on Kafka, the payloads in Redis",
+        )),
+    };
+    if let Some((variables, on)) = servers {
         writeln!(
             out,
-            "  REDIS_EVENT_SOURCE_ENDPOINT=127.0.0.1:6379 cargo run --bin {}-producer -- 3  # on Redis",
+            "  {variables} cargo run --bin {}-producer -- 3  # {on}",
             new.name
         )?;
     }
     Ok(())
 }
 
-/// The facade as a dependency: from crates.io, or from a checkout.
+/// The facade as a dependency: from the checkout named, else the one `eb`
+/// was built from while it is there, else crates.io.
 fn dependency(new: &New) -> Result<String> {
     let features = match new.backend {
         Backend::Memory => "[]",
         Backend::Redis => "[\"redis\"]",
         Backend::Kafka => "[\"kafka\", \"redis\"]",
     };
-    Ok(match &new.backbone_path {
+    Ok(match new.backbone_path.clone().or_else(built_from) {
         None => {
             let version = env!("CARGO_PKG_VERSION");
             let minor = version.rsplit_once('.').map_or(version, |(m, _)| m);
             format!("event-backbone = {{ version = \"{minor}\", features = {features} }}")
         }
         Some(path) => {
-            let path = std::fs::canonicalize(path).map_err(|source| Error::File {
+            let path = std::fs::canonicalize(&path).map_err(|source| Error::File {
                 path: path.display().to_string(),
                 source,
             })?;
@@ -156,6 +177,37 @@ fn dependency(new: &New) -> Result<String> {
             )
         }
     })
+}
+
+/// What to set for the binaries to use a server.
+fn servers_hint(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Memory => "built for memory only: eb new --backend redis makes one for Redis",
+        Backend::Redis => "set REDIS_EVENT_SOURCE_ENDPOINT",
+        Backend::Kafka => "set KAFKA_EVENT_SOURCE_BROKERS and REDIS_EVENT_SOURCE_ENDPOINT",
+    }
+}
+
+/// The shell lines that set it.
+fn servers_exports(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Memory => "# (no server: this project runs in memory only)",
+        Backend::Redis => "export REDIS_EVENT_SOURCE_ENDPOINT=127.0.0.1:6379",
+        Backend::Kafka => {
+            "export KAFKA_EVENT_SOURCE_BROKERS=127.0.0.1:9092\nexport REDIS_EVENT_SOURCE_ENDPOINT=127.0.0.1:6379"
+        }
+    }
+}
+
+/// The checkout `eb` was built from, if it is still there (`cargo install
+/// --path cli` from a checkout of a version not on crates.io).
+fn built_from() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).ok()?;
+    manifest
+        .lines()
+        .any(|line| line.trim() == "name = \"event-backbone\"")
+        .then(|| root.to_owned())
 }
 
 /// A crate name: lowercase letters, digits, `-` and `_`, a letter first.

@@ -7,7 +7,9 @@ use std::io::Write;
 use std::path::Path;
 
 use event_backbone::privacy::{ExportedMessage, SubjectExport, UnreadableMessage};
-use event_backbone::SubjectRequests;
+use std::sync::Arc;
+
+use event_backbone::{StreamAddress, StreamChannel, SubjectRequests};
 use serde_json::{json, Value};
 
 use crate::args::Connection;
@@ -19,6 +21,7 @@ use crate::{progress, render};
 pub async fn erase(connection: &Connection, subject: &str, out: &mut impl Write) -> Result<()> {
     let addresses = connect::streams(connection)?;
     let channel = connect::channel(connection).await?;
+    existing(&channel, &addresses).await?;
     let store = connect::store(connection)
         .await?
         .ok_or(Error::NoStore { command: "erase" })?;
@@ -58,6 +61,19 @@ pub async fn erase(connection: &Connection, subject: &str, out: &mut impl Write)
     Ok(())
 }
 
+/// Refuses, before anything is done, a stream named that does not exist
+/// (a mistyped --uri would otherwise find nothing of the subject there).
+async fn existing(channel: &Arc<dyn StreamChannel>, addresses: &[StreamAddress]) -> Result<()> {
+    for address in addresses {
+        if channel.info(address.stream_key()).await?.partitions == 0 {
+            return Err(Error::NoSuchStream {
+                stream: address.stream_key().to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Exports what every stream named holds about the subject, as JSON, to
 /// `to` or the standard output.
 pub async fn export(
@@ -68,6 +84,7 @@ pub async fn export(
 ) -> Result<()> {
     let addresses = connect::streams(connection)?;
     let channel = connect::channel(connection).await?;
+    existing(&channel, &addresses).await?;
     let store = connect::store(connection)
         .await?
         .ok_or(Error::NoStore { command: "export" })?;
@@ -170,8 +187,10 @@ fn segment_value(bytes: &[u8], json: bool) -> Value {
 
 /// Writes personal data to a file only its owner can read (on Unix).
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    // A new file only: an existing one would keep its permissions, and a
+    // link there would be followed.
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path)?;

@@ -8,110 +8,37 @@
 //! its source in headers [`HEADER_COPIED_FROM_STREAM`] and
 //! [`HEADER_COPIED_FROM_ENTRY`]. A mark in the target's store
 //! (`{target stream}:copy-of:{source backend}:{source stream}:into:{target
-//! backend}`) records how far the copy went, its newest copy's entry in the
-//! target (a mark whose target does not hold that copy is not followed)
-//! and, before each page is appended, the target's newest entry: a copy
-//! that stops (a crash, an outage) is continued by the next run, which
-//! skips the entries whose copies it finds after that entry instead of
-//! appending them twice. One copy of a stream into a target at a time.
+//! backend}`) records how far the copy went, its newest copy (a mark whose
+//! target does not hold that copy is not followed) and, before each page is
+//! appended, the target's newest entry: a copy that stops (a crash, an
+//! outage) is continued by the next run, which skips the entries whose
+//! copies it finds after that entry instead of appending them twice. A
+//! source in several partitions (a Kafka topic) is read again from the
+//! start position each run, skipping what the whole target already holds:
+//! one position cannot say how far each partition went. One copy of a
+//! stream into a target at a time.
+
+mod mark;
+mod report;
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::Bytes;
+pub use report::{CopyReport, CopyTarget, NotCopied};
 
 use super::source::Source;
-use crate::address::StreamAddress;
-use crate::channel::{EntryId, StreamChannel, StreamPosition};
+use crate::channel::{EntryId, StreamPosition};
 use crate::endpoint::{sealed::Sealed, EndpointBuilder, Paging};
 use crate::envelope::{MessageId, Metadata, Origin, SegmentClass, SegmentLocation, Segments};
-use crate::store::{Fields, KeyValueStore, PutItem};
+use crate::store::{Fields, PutItem};
 use crate::{Error, Result};
+use mark::Mark;
 
 /// Header of a copy: the key of the stream it was copied from.
 pub const HEADER_COPIED_FROM_STREAM: &str = "copied.from-stream";
 /// Header of a copy: its entry id in the stream it was copied from.
 pub const HEADER_COPIED_FROM_ENTRY: &str = "copied.from-entry";
-
-/// The mark's field: the last source entry whose copy is known appended.
-const FIELD_AFTER: &str = "after";
-/// The mark's field: `1` while a page is being appended.
-const FIELD_IN_FLIGHT: &str = "in-flight";
-/// The mark's field: the target's newest entry before that page (empty:
-/// look from the target's start).
-const FIELD_TARGET_AFTER: &str = "target-after";
-/// The mark's field: the newest copy's entry in the target (a mark whose
-/// target does not hold it is another target's).
-const FIELD_LAST_COPY: &str = "last-copy";
-
-/// Where a [`StreamCopy`] copies to: a channel, the store its payloads go
-/// to (the target's default store), and the stream.
-#[derive(Clone)]
-pub struct CopyTarget {
-    channel: Arc<dyn StreamChannel>,
-    store: Arc<dyn KeyValueStore>,
-    address: StreamAddress,
-}
-
-impl CopyTarget {
-    /// The stream `address` on `channel`, its payloads in `store`.
-    pub fn new(
-        channel: Arc<dyn StreamChannel>,
-        store: Arc<dyn KeyValueStore>,
-        address: StreamAddress,
-    ) -> Self {
-        Self {
-            channel,
-            store,
-            address,
-        }
-    }
-}
-
-impl std::fmt::Debug for CopyTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CopyTarget")
-            .field("channel", &self.channel.backend())
-            .field("store", &self.store.backend())
-            .field("stream", &self.address.stream_key())
-            .finish()
-    }
-}
-
-/// What a [`StreamCopy`] did, so far (as [`StreamCopyBuilder::on_progress`]
-/// sees it) or in all.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CopyReport {
-    /// Where an earlier run had stopped (`None`: a first run).
-    pub resumed_after: Option<EntryId>,
-    /// Source entries read.
-    pub read: u64,
-    /// Copies appended.
-    pub copied: u64,
-    /// Entries found already copied by a run that stopped mid-page.
-    pub already_copied: u64,
-    /// Entries that could not be copied, with why; they stay behind (a
-    /// later run does not try them again).
-    pub not_copied: Vec<NotCopied>,
-    /// The last source entry the copy went past.
-    pub last: Option<EntryId>,
-    /// Why the mark of an earlier run was not followed, if it was not (it
-    /// named a copy the target does not hold: another server's mark in a
-    /// shared store, or a target stream removed since): the copy started
-    /// over from its start position.
-    pub ignored_mark: Option<String>,
-}
-
-/// A source entry a [`StreamCopy`] could not copy.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct NotCopied {
-    /// Its entry id in the source stream.
-    pub entry: EntryId,
-    /// Why.
-    pub reason: String,
-}
 
 /// Copies one stream into another; built by [`StreamCopy::builder`] with
 /// the source (channel, stores, uri) and [`StreamCopyBuilder::to`].
@@ -140,15 +67,14 @@ pub struct NotCopied {
 pub struct StreamCopy {
     source: Source,
     target: CopyTarget,
-    from: StreamPosition,
-    page_size: usize,
-    progress: Option<Progress>,
+    options: Copying,
 }
 
 type Progress = Arc<dyn Fn(&CopyReport) + Send + Sync>;
 
 /// Builds a [`StreamCopy`]: the setters every builder shares
-/// ([`EndpointBuilder`], the source's), the page size, and its own.
+/// ([`EndpointBuilder`], the source's; its personal-data settings are not
+/// used: personal data is copied sealed), the page size, and its own.
 pub type StreamCopyBuilder = EndpointBuilder<Copying>;
 
 /// The options of a copy; see [`StreamCopyBuilder`].
@@ -157,6 +83,8 @@ pub struct Copying {
     from: StreamPosition,
     page_size: usize,
     progress: Option<Progress>,
+    restart: bool,
+    payload_ttl: Option<Duration>,
 }
 
 impl Sealed for Copying {}
@@ -173,6 +101,8 @@ impl std::fmt::Debug for Copying {
             .field("target", &self.target)
             .field("from", &self.from)
             .field("page_size", &self.page_size)
+            .field("restart", &self.restart)
+            .field("payload_ttl", &self.payload_ttl)
             .finish_non_exhaustive()
     }
 }
@@ -185,9 +115,28 @@ impl EndpointBuilder<Copying> {
     }
 
     /// Where a first run starts in the source (default: its start); a run
-    /// after another continues where that one stopped.
+    /// after another continues where that one stopped, unless it
+    /// [restarts](Self::restart). A time is refused for a source in
+    /// several partitions (it would hold for the first one only).
     pub fn from(mut self, position: StreamPosition) -> Self {
         self.role.from = position;
+        self
+    }
+
+    /// Reads the source again from the start position, whatever an earlier
+    /// run did, skipping the entries whose copies the target holds (found
+    /// by looking through the whole target): to try again what an earlier
+    /// run could not copy.
+    pub fn restart(mut self) -> Self {
+        self.role.restart = true;
+        self
+    }
+
+    /// How long the copies' payloads live in the target's store (default:
+    /// for ever; a producer's `payload_ttl` is not recorded in its
+    /// messages, so a copy cannot take it over).
+    pub fn payload_ttl(mut self, ttl: Duration) -> Self {
+        self.role.payload_ttl = Some(ttl);
         self
     }
 
@@ -198,12 +147,28 @@ impl EndpointBuilder<Copying> {
         self
     }
 
-    /// The copy, refusing a missing channel, uri or target.
+    /// The copy, refusing a missing channel, uri or target, and a target
+    /// that is the source itself (the same channel and stream).
     pub fn build(mut self) -> Result<StreamCopy> {
         let resolved = self.endpoint.resolve("stream copy")?;
         let target = self.role.target.take().ok_or_else(|| {
             Error::config("stream copy", "no target: call .to(CopyTarget::new(...))")
         })?;
+        let same_channel = std::ptr::eq(
+            Arc::as_ptr(&resolved.channel) as *const (),
+            Arc::as_ptr(&target.channel) as *const (),
+        );
+        if same_channel && target.address.stream_key() == resolved.address.stream_key() {
+            return Err(Error::config(
+                "stream copy",
+                format!(
+                    "the target is the source, stream {:?} on the same channel: name another \
+                     stream or channel",
+                    resolved.address.stream_key()
+                ),
+            ));
+        }
+        self.role.page_size = self.role.page_size.max(1);
         Ok(StreamCopy {
             source: Source {
                 channel: resolved.channel,
@@ -214,9 +179,7 @@ impl EndpointBuilder<Copying> {
                 personal: None,
             },
             target,
-            from: std::mem::replace(&mut self.role.from, StreamPosition::Start),
-            page_size: self.role.page_size.max(1),
-            progress: self.role.progress.take(),
+            options: self.role,
         })
     }
 }
@@ -226,9 +189,20 @@ impl std::fmt::Debug for StreamCopy {
         f.debug_struct("StreamCopy")
             .field("source", &self.source)
             .field("target", &self.target)
-            .field("from", &self.from)
-            .finish_non_exhaustive()
+            .field("options", &self.options)
+            .finish()
     }
+}
+
+/// Where a run reads from and what it skips.
+struct Start {
+    position: StreamPosition,
+    /// Source entries whose copies the target holds.
+    skip: HashSet<String>,
+    /// The target's newest entry before a page an earlier run was
+    /// appending, kept in the marks until that page is done again (its
+    /// copies, from both runs, are found after it).
+    carried: Option<Option<EntryId>>,
 }
 
 impl StreamCopy {
@@ -239,6 +213,8 @@ impl StreamCopy {
             from: StreamPosition::Start,
             page_size: 256,
             progress: None,
+            restart: false,
+            payload_ttl: None,
         })
     }
 
@@ -260,26 +236,13 @@ impl StreamCopy {
     /// The append is not retried: after a failure (a timeout may hide an
     /// append that happened), the next run looks for the page's copies
     /// from the target's newest entry before it. An entry that cannot be
-    /// copied (unreadable, its payload gone, personal data sealed for
-    /// another stream) is reported in [`CopyReport::not_copied`] and left
-    /// behind. Entries a writer adds to an earlier partition of a stream
-    /// in several partitions while it is copied are not seen by later
-    /// runs: copy such a stream once its writers stopped.
+    /// copied (unreadable, personal data sealed for another stream) is
+    /// reported in [`CopyReport::not_copied`] and left behind (a
+    /// [restart](StreamCopyBuilder::restart) tries it again). A source in
+    /// several partitions is read from the start position each run, and
+    /// what the target holds skipped.
     pub async fn run(&self) -> Result<CopyReport> {
         let mut report = CopyReport::default();
-        let mut mark = self.read_mark().await?;
-        if let Some(why) = self.foreign(&mark).await? {
-            // Another target's (a server of the same kind sharing this
-            // store), or a stream since removed: start over rather than
-            // skip what this target never got.
-            report.ignored_mark = Some(why);
-            mark = Mark::default();
-        }
-        report.resumed_after = mark.after.clone();
-        let mut skip = match mark.in_flight {
-            true => self.copied_after(mark.target_after.as_ref()).await?,
-            false => HashSet::new(),
-        };
         let source_stream = self.source.stream();
         let info = self
             .source
@@ -288,18 +251,35 @@ impl StreamCopy {
                 self.source.channel.info(source_stream)
             })
             .await?;
+        let several = info.partitions > 1;
+        if several && matches!(self.options.from, StreamPosition::Time(_)) {
+            return Err(Error::config(
+                "stream copy",
+                format!(
+                    "stream {source_stream:?} is in {} partitions, read one after another: a \
+                     time would hold for the first only; start from the start or an entry",
+                    info.partitions
+                ),
+            ));
+        }
+        let mut mark = self.read_mark().await?;
+        let mut rescan = self.options.restart || several;
+        if let Some(why) = self.foreign(&mark).await? {
+            report.ignored_mark = Some(why);
+            mark = Mark::default();
+            rescan = true;
+        }
+        report.resumed_after = mark.after.clone();
+        let Start {
+            mut position,
+            mut skip,
+            mut carried,
+        } = self.start(&mark, rescan, &mut report).await?;
         // Up to what is there now (a copy into its own stream ends), where
         // one order runs through the stream.
-        let end = match info.partitions {
-            n if n > 1 => None,
-            _ => info.last,
-        };
-        let mut position = match &mark.after {
-            Some(after) => StreamPosition::After(after.clone()),
-            None => self.from.clone(),
-        };
-        let mut after = mark.after;
-        let mut last_copy = mark.last_copy;
+        let end = if several { None } else { info.last };
+        let mut after = mark.after.clone();
+        let mut last_copy = mark.last_copy.clone();
         loop {
             let page = self
                 .source
@@ -309,7 +289,7 @@ impl StreamCopy {
                         source_stream,
                         &position,
                         end.as_ref(),
-                        self.page_size,
+                        self.options.page_size,
                     )
                 })
                 .await?;
@@ -336,15 +316,19 @@ impl StreamCopy {
                     .map_err(|e| e.to_string())
                     .and_then(|s| self.copy_of(&entry, &metadata, &s));
                 match copied {
-                    Ok((copy, items)) => {
+                    Ok((copy, items, not_found)) => {
                         copies.push(copy);
                         payloads.extend(items);
+                        report.segments_not_found += not_found;
                     }
                     Err(reason) => report.not_copied.push(NotCopied { entry, reason }),
                 }
             }
             if !copies.is_empty() {
-                let target_after = self.target_newest().await?;
+                let target_after = match &carried {
+                    Some(before) => before.clone(),
+                    None => self.target_newest().await?,
+                };
                 self.write_mark(&Mark {
                     after: after.clone(),
                     in_flight: true,
@@ -353,13 +337,18 @@ impl StreamCopy {
                 })
                 .await?;
                 let appended = self.append(&copies, &payloads).await?;
-                last_copy = appended.last().cloned().or(last_copy);
+                if let (Some(entry), Some(copy)) = (appended.last(), copies.last()) {
+                    last_copy = Some((entry.clone(), copy.message_id));
+                }
                 report.copied += copies.len() as u64;
+            }
+            if skip.is_empty() {
+                carried = None;
             }
             after = Some(last.clone());
             report.last = Some(last.clone());
             position = StreamPosition::After(last);
-            if let Some(progress) = &self.progress {
+            if let Some(progress) = &self.options.progress {
                 progress(&report);
             }
         }
@@ -375,16 +364,65 @@ impl StreamCopy {
         Ok(report)
     }
 
-    /// The copy of one source message and the payload items it writes, or
-    /// why it cannot be copied.
+    /// Where this run starts, and which entries it skips: after the mark,
+    /// skipping what a page in flight appended; or, looking through the
+    /// whole target, from the start position.
+    async fn start(&self, mark: &Mark, rescan: bool, report: &mut CopyReport) -> Result<Start> {
+        if rescan {
+            return Ok(Start {
+                position: self.options.from.clone(),
+                skip: self.copied_after(None).await?,
+                carried: None,
+            });
+        }
+        let Some(after) = &mark.after else {
+            return Ok(Start {
+                position: self.options.from.clone(),
+                skip: self.in_flight_copies(mark).await?,
+                carried: mark.in_flight.then(|| mark.target_after.clone()),
+            });
+        };
+        let source = self.source.stream();
+        let held = self
+            .source
+            .retry
+            .run("checking where the last copy stopped", || {
+                self.source.channel.get(source, after)
+            })
+            .await?;
+        if held.is_none() {
+            report.warnings.push(format!(
+                "entry {after}, where the last copy stopped, is no longer in {source:?} (trimmed \
+                 since, or the stream made anew: then copy again with a restart)"
+            ));
+        }
+        Ok(Start {
+            position: StreamPosition::After(after.clone()),
+            skip: self.in_flight_copies(mark).await?,
+            carried: mark.in_flight.then(|| mark.target_after.clone()),
+        })
+    }
+
+    /// The copies a page in flight appended, if one was.
+    async fn in_flight_copies(&self, mark: &Mark) -> Result<HashSet<String>> {
+        match mark.in_flight {
+            true => self.copied_after(mark.target_after.as_ref()).await,
+            false => Ok(HashSet::new()),
+        }
+    }
+
+    /// The copy of one source message, the payload items it writes and
+    /// how many of its stored segments were not found; or why it cannot be
+    /// copied.
     fn copy_of(
         &self,
         entry: &EntryId,
         metadata: &Metadata,
         segments: &Segments,
-    ) -> std::result::Result<(Metadata, Vec<PutItem>), String> {
+    ) -> std::result::Result<(Metadata, Vec<PutItem>, u64), String> {
         let target = &self.target.address;
-        let renamed = target.stream_key() != self.source.stream();
+        // A seal names the stream its message was produced to.
+        let renamed = target.stream_key() != metadata.stream_key();
         if renamed && metadata.subject.is_some() {
             if let Some(sealed) = metadata
                 .segments
@@ -396,7 +434,7 @@ impl StreamCopy {
                      there, so it is copied only into a stream of the same name (on another \
                      channel)",
                     sealed.name,
-                    self.source.stream()
+                    metadata.stream_key()
                 ));
             }
         }
@@ -414,6 +452,7 @@ impl StreamCopy {
         copy.headers
             .insert(HEADER_COPIED_FROM_ENTRY.to_owned(), entry.to_string());
         let mut classes: Vec<(SegmentClass, Fields)> = Vec::new();
+        let mut not_found = 0;
         for segment in &mut copy.segments {
             if matches!(segment.location, SegmentLocation::Inline(_)) {
                 continue;
@@ -422,6 +461,7 @@ impl StreamCopy {
             // A personal segment erased (or expired) at the source stays
             // missing in the copy, as it reads there.
             let Some(data) = segments.get(&segment.name) else {
+                not_found += 1;
                 continue;
             };
             match classes.iter_mut().find(|(c, _)| *c == segment.class) {
@@ -440,38 +480,10 @@ impl StreamCopy {
             .map(|(class, fields)| PutItem {
                 key: copy.standard_payload_key(&class),
                 fields,
-                ttl: None,
+                ttl: self.options.payload_ttl,
             })
             .collect();
-        Ok((copy, items))
-    }
-
-    /// Why a mark is not this target's, if it is not: the newest copy it
-    /// names is not in the target, or not a copy from this source.
-    async fn foreign(&self, mark: &Mark) -> Result<Option<String>> {
-        let Some(entry) = &mark.last_copy else {
-            return Ok(None);
-        };
-        let stream = self.target.address.stream_key();
-        let found = self
-            .source
-            .retry
-            .run("checking the copy's mark", || {
-                self.target.channel.get(stream, entry)
-            })
-            .await?;
-        let ours = found.and_then(|e| e.body.ok()).is_some_and(|m| {
-            m.headers.get(HEADER_COPIED_FROM_STREAM).map(String::as_str)
-                == Some(self.source.stream())
-        });
-        Ok((!ours).then(|| {
-            format!(
-                "the mark of an earlier copy names entry {entry} of {stream:?}, which this \
-                 target does not hold as a copy of {:?} (another server, or a stream removed \
-                 since): copied from the start",
-                self.source.stream()
-            )
-        }))
+        Ok((copy, items, not_found))
     }
 
     /// Writes a page's payloads (retried), then appends its copies (not
@@ -522,7 +534,7 @@ impl StreamCopy {
                 .run("looking for the copies of a stopped run", || {
                     self.target
                         .channel
-                        .read_range(stream, &position, None, self.page_size)
+                        .read_range(stream, &position, None, self.options.page_size)
                 })
                 .await?;
             let Some(last) = page.last().map(|e| e.id.clone()) else {
@@ -551,23 +563,11 @@ impl StreamCopy {
         Ok(fields.map(Mark::from).unwrap_or_default())
     }
 
-    /// Writes the whole mark (every field, empty ones too: a store's write
-    /// keeps the fields it is not given).
+    /// Writes the whole mark.
     async fn write_mark(&self, mark: &Mark) -> Result<()> {
-        let text = |entry: &Option<EntryId>| {
-            Bytes::from(entry.as_ref().map(ToString::to_string).unwrap_or_default())
-        };
-        let mut fields = Fields::new();
-        fields.insert(FIELD_AFTER.to_owned(), text(&mark.after));
-        fields.insert(
-            FIELD_IN_FLIGHT.to_owned(),
-            Bytes::from_static(if mark.in_flight { b"1" } else { b"" }),
-        );
-        fields.insert(FIELD_TARGET_AFTER.to_owned(), text(&mark.target_after));
-        fields.insert(FIELD_LAST_COPY.to_owned(), text(&mark.last_copy));
         let item = [PutItem {
             key: self.mark_key(),
-            fields,
+            fields: mark.fields(),
             ttl: None,
         }];
         self.source
@@ -577,31 +577,33 @@ impl StreamCopy {
             })
             .await
     }
-}
 
-/// How far a copy went.
-#[derive(Default)]
-struct Mark {
-    after: Option<EntryId>,
-    in_flight: bool,
-    target_after: Option<EntryId>,
-    last_copy: Option<EntryId>,
-}
-
-impl From<Fields> for Mark {
-    fn from(fields: Fields) -> Self {
-        let text = |name: &str| {
-            fields
-                .get(name)
-                .and_then(|b| std::str::from_utf8(b).ok())
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
+    /// Why a mark is not this target's, if it is not: the target does not
+    /// hold the newest copy it names (by entry and message id), as a copy
+    /// of this source.
+    async fn foreign(&self, mark: &Mark) -> Result<Option<String>> {
+        let Some((entry, id)) = &mark.last_copy else {
+            return Ok(None);
         };
-        Self {
-            after: text(FIELD_AFTER).map(EntryId::new),
-            in_flight: text(FIELD_IN_FLIGHT).is_some(),
-            target_after: text(FIELD_TARGET_AFTER).map(EntryId::new),
-            last_copy: text(FIELD_LAST_COPY).map(EntryId::new),
-        }
+        let stream = self.target.address.stream_key();
+        let found = self
+            .source
+            .retry
+            .run("checking the copy's mark", || {
+                self.target.channel.get(stream, entry)
+            })
+            .await?;
+        let ours = found.and_then(|e| e.body.ok()).is_some_and(|m| {
+            m.message_id == *id
+                && m.headers.get(HEADER_COPIED_FROM_STREAM).map(String::as_str)
+                    == Some(self.source.stream())
+        });
+        Ok((!ours).then(|| {
+            format!(
+                "the mark of an earlier copy names copy {id} at entry {entry} of {stream:?}, \
+                 which this target does not hold (another server, or a stream removed since): \
+                 the copy starts over, looking through the target for what it holds"
+            )
+        }))
     }
 }

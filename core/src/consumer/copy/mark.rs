@@ -1,0 +1,73 @@
+//! The mark a copy keeps in the target's store: how far it went, its newest
+//! copy, and, while a page is being appended, where to look for that page's
+//! copies.
+
+use bytes::Bytes;
+
+use crate::channel::EntryId;
+use crate::envelope::MessageId;
+use crate::store::Fields;
+
+/// The last source entry whose copy is known appended.
+const FIELD_AFTER: &str = "after";
+/// `1` while a page is being appended.
+const FIELD_IN_FLIGHT: &str = "in-flight";
+/// The target's newest entry before that page (empty: look from the
+/// target's start).
+const FIELD_TARGET_AFTER: &str = "target-after";
+/// The newest copy's entry in the target.
+const FIELD_LAST_COPY: &str = "last-copy";
+/// The newest copy's message id (a mark whose target does not hold it is
+/// another target's).
+const FIELD_LAST_COPY_ID: &str = "last-copy-id";
+
+/// How far a copy went.
+#[derive(Clone, Default)]
+pub(super) struct Mark {
+    pub(super) after: Option<EntryId>,
+    pub(super) in_flight: bool,
+    pub(super) target_after: Option<EntryId>,
+    pub(super) last_copy: Option<(EntryId, MessageId)>,
+}
+
+impl From<Fields> for Mark {
+    fn from(fields: Fields) -> Self {
+        let text = |name: &str| {
+            fields
+                .get(name)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+        };
+        let last_copy_id = text(FIELD_LAST_COPY_ID).and_then(|t| t.parse().ok());
+        Self {
+            after: text(FIELD_AFTER).map(EntryId::new),
+            in_flight: text(FIELD_IN_FLIGHT).is_some(),
+            target_after: text(FIELD_TARGET_AFTER).map(EntryId::new),
+            last_copy: text(FIELD_LAST_COPY).map(EntryId::new).zip(last_copy_id),
+        }
+    }
+}
+
+impl Mark {
+    /// The whole mark as fields: every one, empty ones too (a store's write
+    /// keeps the fields it is not given).
+    pub(super) fn fields(&self) -> Fields {
+        let text = |value: Option<String>| Bytes::from(value.unwrap_or_default());
+        let entry = |entry: &Option<EntryId>| text(entry.as_ref().map(ToString::to_string));
+        let mut fields = Fields::new();
+        fields.insert(FIELD_AFTER.to_owned(), entry(&self.after));
+        fields.insert(
+            FIELD_IN_FLIGHT.to_owned(),
+            Bytes::from_static(if self.in_flight { b"1" } else { b"" }),
+        );
+        fields.insert(FIELD_TARGET_AFTER.to_owned(), entry(&self.target_after));
+        let (copy, id) = match &self.last_copy {
+            Some((copy, id)) => (Some(copy.to_string()), Some(id.to_string())),
+            None => (None, None),
+        };
+        fields.insert(FIELD_LAST_COPY.to_owned(), text(copy));
+        fields.insert(FIELD_LAST_COPY_ID.to_owned(), text(id));
+        fields
+    }
+}
