@@ -96,18 +96,18 @@ pub enum Command {
     /// names: its data keys first (every sealed copy of its data becomes
     /// unreadable, everywhere), then its payload keys there.
     Erase {
-        /// The data subject's id, as producers named it (or EB_SUBJECT,
-        /// which stays out of the shell's history and `ps`).
-        #[arg(long, env = "EB_SUBJECT", hide_env_values = true, value_name = "ID")]
+        /// The data subject's id, as producers named it; `-` reads it from
+        /// the standard input (out of the shell's history).
+        #[arg(long, value_name = "ID")]
         subject: String,
     },
     /// Everything the streams --uri names hold about a data subject (GDPR
     /// article 15), as JSON: each of its messages with its personal
     /// segments, opened.
     Export {
-        /// The data subject's id, as producers named it (or EB_SUBJECT,
-        /// which stays out of the shell's history and `ps`).
-        #[arg(long, env = "EB_SUBJECT", hide_env_values = true, value_name = "ID")]
+        /// The data subject's id, as producers named it; `-` reads it from
+        /// the standard input (out of the shell's history).
+        #[arg(long, value_name = "ID")]
         subject: String,
         /// Write the export to this new file (readable by its owner only)
         /// instead of the standard output.
@@ -172,7 +172,8 @@ pub struct Copy {
     #[arg(long, env = "EB_TO_STORE", hide_env_values = true, value_name = "URL")]
     pub to_store: Option<String>,
     /// Where a first copy starts: start, an entry id, or t=MILLISECONDS
-    /// (a later run continues where the last one stopped).
+    /// (a later run continues where the last one stopped; one that reads
+    /// the source again starts here again).
     #[arg(long, default_value = "start", value_name = "POSITION")]
     pub from: String,
     /// Entries read, and appended, per round trip.
@@ -185,7 +186,7 @@ pub struct Copy {
     pub restart: bool,
     /// How long the copies' payloads live in the target's store (default:
     /// for ever).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub payload_ttl: Option<u64>,
 }
 

@@ -150,6 +150,15 @@ async fn export_and_erase_over_several_streams_match_the_librarys() {
         "opened: {export}"
     );
     assert_eq!(export["messages"][1]["segments"]["address"], "1 Main St");
+    // The id from the standard input, out of the shell's history.
+    let piped = eb()
+        .args(["export", "--subject", "-", "--uri", &p.uris[0]])
+        .write_stdin(format!("{subject}\n"))
+        .output()
+        .unwrap();
+    assert!(piped.status.success(), "{piped:?}");
+    let piped: serde_json::Value = serde_json::from_slice(&piped.stdout).unwrap();
+    assert_eq!(piped["messages"], export["messages"]);
     // Only personal segments, and never the subject's id.
     assert!(export["messages"][0]["segments"].get("plan").is_none());
     assert!(!String::from_utf8_lossy(&output.stdout).contains(&subject));

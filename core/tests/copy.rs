@@ -27,43 +27,32 @@ struct Setup {
 /// `count` messages on `orders`, each with an `amount` (its number) and an
 /// inline-free payload; an empty target channel and store.
 async fn orders(count: u32) -> Setup {
-    let channel = Arc::new(MemoryChannel::new());
-    let store = Arc::new(MemoryStore::new());
-    let producer = Producer::builder()
-        .channel(channel.clone())
-        .store(store.clone())
-        .uri("orders")
-        .build()
-        .unwrap();
-    let mut sent = Vec::new();
-    for n in 0..count {
-        let receipt = producer
-            .message("placed")
-            .version(2)
-            .segment("amount", &n)
-            .unwrap()
-            .segment("note", &format!("order {n}"))
-            .unwrap()
-            .correlation_id(format!("c{n}"))
-            .send()
-            .await
-            .unwrap();
-        sent.push(receipt.message_id);
-    }
-    Setup {
-        channel,
-        store,
+    let mut setup = Setup {
+        channel: Arc::new(MemoryChannel::new()),
+        store: Arc::new(MemoryStore::new()),
         to_channel: FaultyChannel::wrap(Arc::new(MemoryChannel::new())),
         to_store: Arc::new(MemoryStore::new()),
-        sent,
-    }
+        sent: Vec::new(),
+    };
+    setup.more(count).await;
+    setup
 }
 
 impl Setup {
+    /// A copy of `orders` into `test:orders-copy` of the setup's target.
     fn copy(&self) -> event_backbone_core::StreamCopyBuilder {
+        self.copy_into(self.to_channel.clone(), self.to_store.clone())
+    }
+
+    /// A copy of `orders` into `test:orders-copy` on this channel and store.
+    fn copy_into(
+        &self,
+        channel: Arc<dyn StreamChannel>,
+        store: Arc<dyn KeyValueStore>,
+    ) -> event_backbone_core::StreamCopyBuilder {
         let target = CopyTarget::new(
-            self.to_channel.clone(),
-            self.to_store.clone(),
+            channel,
+            store,
             StreamAddress::new(Some("test"), "orders-copy").unwrap(),
         );
         StreamCopy::builder()
@@ -177,7 +166,9 @@ async fn a_second_run_copies_only_what_came_since() {
 
 #[tokio::test]
 async fn a_copy_stopped_by_a_failed_append_is_continued_without_a_second_copy() {
-    let s = orders(7).await;
+    let mut s = orders(1).await;
+    s.copy().build().unwrap().run().await.unwrap();
+    s.more(6).await;
     // The target's appends fail from the second page on.
     let faults = s.to_channel.clone();
     let copy = s
@@ -187,13 +178,16 @@ async fn a_copy_stopped_by_a_failed_append_is_continued_without_a_second_copy() 
         .unwrap();
     let stopped = copy.run().await;
     assert!(stopped.is_err(), "the second page's append fails");
-    assert_eq!(s.copied().await.len(), 2, "the first page is there");
+    assert_eq!(s.copied().await.len(), 3, "the first page is there");
 
     s.to_channel.appends().stop();
     let copy = s.copy().build().unwrap();
     let report = copy.run().await.unwrap();
-    assert_eq!(report.copied, 5);
-    assert!(report.resumed_after.is_some());
+    assert_eq!(report.copied, 4);
+    assert!(
+        report.resumed_after.is_some() && !report.rescanned,
+        "{report:?}"
+    );
     s.assert_copied_once().await;
 }
 
@@ -218,7 +212,7 @@ async fn a_copy_stopped_after_an_unacknowledged_append_finds_its_copies() {
         .await
         .unwrap();
     let report = copy.run().await.unwrap();
-    assert_eq!(report.already_copied, 5);
+    assert_eq!(report.already_copied, 5, "{report:?}");
     assert_eq!(report.copied, 0, "no second copy");
     s.assert_copied_once().await;
 }
@@ -309,15 +303,8 @@ async fn the_mark_of_another_target_sharing_the_store_is_not_followed() {
     // Another channel of the same kind, its payloads in the same store,
     // the same stream name: the first target's mark is in that store.
     let other = Arc::new(MemoryChannel::new());
-    let report = StreamCopy::builder()
-        .channel(s.channel.clone())
-        .store(s.store.clone())
-        .uri("orders")
-        .to(CopyTarget::new(
-            other.clone(),
-            s.to_store.clone(),
-            StreamAddress::new(Some("test"), "orders-copy").unwrap(),
-        ))
+    let report = s
+        .copy_into(other.clone(), s.to_store.clone())
         .build()
         .unwrap()
         .run()
@@ -328,44 +315,117 @@ async fn the_mark_of_another_target_sharing_the_store_is_not_followed() {
     assert_eq!(other.info("test:orders-copy").await.unwrap().length, 3);
 }
 
-/// Runs a copy in a task that dies (as a process killed) right after its
-/// first page is appended, before it marks the next one.
-async fn crash_after_first_page(s: &Setup, page: usize) {
-    let copy = s
-        .copy()
-        .page_size(page)
-        .on_progress(|_| panic!("killed after a page's append"))
+/// Runs a copy in a task that dies (as a process killed) right after a
+/// page's append, once `copied` copies are appended, before it marks the
+/// next page.
+async fn crash_once_copied(copy: event_backbone_core::StreamCopyBuilder, copied: u64) {
+    let copy = copy
+        .on_progress(move |report| {
+            if report.copied >= copied {
+                panic!("killed after a page's append")
+            }
+        })
         .build()
         .unwrap();
     let died = tokio::spawn(async move { copy.run().await }).await;
     assert!(died.is_err(), "the run died");
 }
 
+impl Setup {
+    /// `count` more orders, numbered on.
+    async fn more(&mut self, count: u32) {
+        let producer = Producer::builder()
+            .channel(self.channel.clone())
+            .store(self.store.clone())
+            .uri("orders")
+            .build()
+            .unwrap();
+        let first = self.sent.len() as u32;
+        for n in first..first + count {
+            let receipt = producer
+                .message("placed")
+                .version(2)
+                .segment("amount", &n)
+                .unwrap()
+                .segment("note", &format!("order {n}"))
+                .unwrap()
+                .correlation_id(format!("c{n}"))
+                .send()
+                .await
+                .unwrap();
+            self.sent.push(receipt.message_id);
+        }
+    }
+
+    /// The payload key of the `n`th order.
+    async fn payload_key(&self, n: usize) -> String {
+        let entries = self
+            .channel
+            .read_range(
+                "orders",
+                &event_backbone_core::StreamPosition::Start,
+                None,
+                100,
+            )
+            .await
+            .unwrap();
+        let metadata = entries[n].body.as_ref().unwrap();
+        metadata.standard_payload_key(&event_backbone_core::SegmentClass::normal())
+    }
+}
+
 #[tokio::test]
 async fn a_page_appended_in_part_by_two_runs_that_died_is_copied_once() {
-    let s = orders(15).await;
-    // Run 1 appends five and dies; run 2 reads pages of ten: the page it
-    // does again holds those five, it appends the other five and dies.
-    crash_after_first_page(&s, 5).await;
-    let mark = s.to_store.get(&s.copy().build().unwrap().mark_key()).await;
-    assert!(mark.unwrap().is_some());
-    // As if run 1's page had been ten long: its mark says nothing was done.
-    let mut fields = Fields::new();
-    fields.insert("in-flight".into(), Bytes::from_static(b"1"));
-    s.to_store
-        .put_many(&[PutItem {
-            key: s.copy().build().unwrap().mark_key(),
-            fields,
-            ttl: None,
-        }])
-        .await
-        .unwrap();
-    crash_after_first_page(&s, 10).await;
-    assert_eq!(s.copied().await.len(), 10);
+    let mut s = orders(5).await;
+    s.copy().build().unwrap().run().await.unwrap();
+    s.more(10).await;
+    // Run A appends five of the ten new ones and dies; run B reads pages
+    // of ten: the page it does again holds those five, it appends the
+    // other five and dies too.
+    crash_once_copied(s.copy().page_size(5), 5).await;
+    crash_once_copied(s.copy().page_size(10), 5).await;
+    assert_eq!(s.copied().await.len(), 15);
 
     let report = s.copy().page_size(10).build().unwrap().run().await.unwrap();
-    assert_eq!(report.already_copied, 10, "{report:?}");
+    assert!(!report.rescanned, "{report:?}");
+    assert_eq!(
+        (report.copied, report.already_copied),
+        (0, 10),
+        "{report:?}"
+    );
     s.assert_copied_once().await;
+}
+
+#[tokio::test]
+async fn a_restart_that_died_is_not_taken_for_a_resume_point() {
+    let s = orders(6).await;
+    // Two orders' payloads are gone: left behind, then put back.
+    let keys = [s.payload_key(1).await, s.payload_key(3).await];
+    let mut kept = Vec::new();
+    for key in &keys {
+        kept.push(s.store.get(key).await.unwrap().unwrap());
+        s.store.delete(key).await.unwrap();
+    }
+    let report = s.copy().build().unwrap().run().await.unwrap();
+    assert_eq!((report.copied, report.not_copied.len()), (4, 2));
+    for (key, fields) in keys.iter().zip(kept) {
+        s.store.put(key, &fields, None).await.unwrap();
+    }
+    // The restart copies the first, then the second, and dies.
+    crash_once_copied(s.copy().restart(), 2).await;
+    let report = s.copy().build().unwrap().run().await.unwrap();
+    assert!(report.rescanned, "{report:?}");
+    assert_eq!((report.copied, report.already_copied), (0, 6), "{report:?}");
+    let mut copied: Vec<MessageId> = s
+        .copied()
+        .await
+        .iter()
+        .map(|m| m.metadata().original_id())
+        .collect();
+    copied.sort_unstable();
+    let mut sent = s.sent.clone();
+    sent.sort_unstable();
+    assert_eq!(copied, sent, "each once");
 }
 
 #[tokio::test]
@@ -421,4 +481,22 @@ async fn segments_in_a_store_the_copy_was_not_given_are_counted() {
         (1, 1),
         "{report:?}"
     );
+}
+
+#[tokio::test]
+async fn a_source_made_anew_is_copied_again_not_taken_for_what_was_copied() {
+    let s = orders(3).await;
+    s.copy().build().unwrap().run().await.unwrap();
+    // The same stream name, made anew: its entry ids start over.
+    let anew = orders(3).await;
+    let report = anew
+        .copy_into(s.to_channel.clone(), s.to_store.clone())
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!((report.copied, report.already_copied), (3, 0), "{report:?}");
+    assert!(report.warnings[0].contains("no longer in"), "{report:?}");
+    assert_eq!(s.copied().await.len(), 6);
 }

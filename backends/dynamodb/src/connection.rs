@@ -72,10 +72,10 @@ impl Dynamo {
                 let found = !matches!(e, CredentialsError::CredentialsNotLoaded(_));
                 return Err(Error::NoCredentials {
                     address: config.address(),
-                    found: if found {
-                        "could not be loaded"
+                    what: if found {
+                        "AWS credentials could not be loaded"
                     } else {
-                        "found"
+                        "no AWS credentials found"
                     },
                     reason: e.to_string(),
                 });

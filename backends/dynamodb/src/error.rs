@@ -38,15 +38,15 @@ pub enum Error {
     /// The AWS chain found no credentials (none in the environment, no
     /// profile, no instance role), or could not load those it found.
     #[error(
-        "no AWS credentials {found} for DynamoDB at {address}: set AWS_ACCESS_KEY_ID and \
+        "{what} for DynamoDB at {address}: set AWS_ACCESS_KEY_ID and \
          AWS_SECRET_ACCESS_KEY (any values for DynamoDB Local), or AWS_PROFILE ({reason})"
     )]
     NoCredentials {
         /// Where the requests would go.
         address: String,
-        /// `found`, or `could not be loaded` (an expired session, a role
-        /// refused).
-        found: &'static str,
+        /// `no AWS credentials found`, or `AWS credentials could not be
+        /// loaded` (an expired session, a role refused).
+        what: &'static str,
         /// The chain's own error, without its causes.
         reason: String,
     },

@@ -14,6 +14,11 @@ use crate::{progress, render};
 /// Copies, and says what it did.
 pub async fn run(connection: &Connection, copy: &args::Copy, out: &mut impl Write) -> Result<()> {
     let address = connect::stream(connection)?;
+    if copy.from == "now" {
+        return Err(Error::Usage(
+            "--from now: a copy of nothing; start from start, an entry or t=MILLISECONDS".into(),
+        ));
+    }
     let from = super::tail::position(&copy.from)?;
     let target = StreamAddress::new(copy.to_environment.as_deref(), &copy.to_uri)?;
     let same_channel = match &copy.to_channel {
@@ -38,6 +43,7 @@ pub async fn run(connection: &Connection, copy: &args::Copy, out: &mut impl Writ
         (None, Some(url)) if url.starts_with("redis") => open_store(url).await?,
         _ => store.clone(),
     };
+    let (source_backend, target_backend) = (channel.backend(), to_channel.backend());
     let info = channel.info(address.stream_key()).await?;
     if info.partitions == 0 {
         return Err(Error::NoSuchStream {
@@ -88,11 +94,13 @@ pub async fn run(connection: &Connection, copy: &args::Copy, out: &mut impl Writ
     }
     writeln!(
         out,
-        "copied {} of {} entries read from {:?} to {:?}{}",
+        "copied {} of {} entries read from {:?} ({}) to {:?} ({}){}",
         report.copied,
         report.read,
         address.stream_key(),
+        source_backend,
         target.stream_key(),
+        target_backend,
         match report.already_copied {
             0 => String::new(),
             n => format!(" ({n} found already copied)"),

@@ -99,6 +99,7 @@ pub fn run(new: &New, out: &mut impl Write) -> Result<()> {
             "{{servers_exports}}",
             servers_exports(new.backend).to_owned(),
         ),
+        ("{{server_steps}}", server_steps(new.backend, &new.name)),
     ];
     let backend = match new.backend {
         Backend::Memory => include_str!("../../templates/new/backend_memory.rs"),
@@ -169,7 +170,11 @@ fn dependency(new: &New) -> Result<String> {
                 source,
             })?;
             let path = path.to_str().ok_or_else(|| {
-                Error::Usage(format!("--backbone-path {}: not UTF-8", path.display()))
+                Error::Usage(format!(
+                    "event-backbone's checkout {}: its path is not UTF-8 (name another with \
+                     --backbone-path)",
+                    path.display()
+                ))
             })?;
             format!(
                 "event-backbone = {{ path = {:?}, features = {features} }}",
@@ -182,7 +187,9 @@ fn dependency(new: &New) -> Result<String> {
 /// What to set for the binaries to use a server.
 fn servers_hint(backend: Backend) -> &'static str {
     match backend {
-        Backend::Memory => "built for memory only: eb new --backend redis makes one for Redis",
+        Backend::Memory => {
+            "this project is built for memory only; eb new --backend redis makes one for Redis"
+        }
         Backend::Redis => "set REDIS_EVENT_SOURCE_ENDPOINT",
         Backend::Kafka => "set KAFKA_EVENT_SOURCE_BROKERS and REDIS_EVENT_SOURCE_ENDPOINT",
     }
@@ -193,10 +200,25 @@ fn servers_exports(backend: Backend) -> &'static str {
     match backend {
         Backend::Memory => "# (no server: this project runs in memory only)",
         Backend::Redis => "export REDIS_EVENT_SOURCE_ENDPOINT=127.0.0.1:6379",
-        Backend::Kafka => {
-            "export KAFKA_EVENT_SOURCE_BROKERS=127.0.0.1:9092\nexport REDIS_EVENT_SOURCE_ENDPOINT=127.0.0.1:6379"
-        }
+        Backend::Kafka => concat!(
+            "export KAFKA_EVENT_SOURCE_BROKERS=127.0.0.1:9092\n",
+            "export REDIS_EVENT_SOURCE_ENDPOINT=127.0.0.1:6379\n",
+            "export EB_CHANNEL=kafka://127.0.0.1:9092 EB_STORE=redis://127.0.0.1:6379  # for eb",
+        ),
     }
+}
+
+/// The test script's steps on a server, when one is set.
+fn server_steps(backend: Backend, name: &str) -> String {
+    let variable = match backend {
+        Backend::Memory => return "# Built for memory only: no server steps.".to_owned(),
+        Backend::Redis => "REDIS_EVENT_SOURCE_ENDPOINT",
+        Backend::Kafka => "KAFKA_EVENT_SOURCE_BROKERS",
+    };
+    format!(
+        "if [ -n \"${{{variable}:-}}\" ]; then\n  cargo run --quiet --bin {name}-producer -- 2\n  \
+         cargo run --quiet --bin {name}-consumer -- 2\nfi"
+    )
 }
 
 /// The checkout `eb` was built from, if it is still there (`cargo install

@@ -19,6 +19,7 @@ use crate::{progress, render};
 
 /// Erases the subject from every stream named, saying what each held.
 pub async fn erase(connection: &Connection, subject: &str, out: &mut impl Write) -> Result<()> {
+    let subject = &read_subject(subject)?;
     let addresses = connect::streams(connection)?;
     let channel = connect::channel(connection).await?;
     existing(&channel, &addresses).await?;
@@ -61,6 +62,23 @@ pub async fn erase(connection: &Connection, subject: &str, out: &mut impl Write)
     Ok(())
 }
 
+/// The subject's id: as given, or for `-` the first line of the standard
+/// input.
+fn read_subject(given: &str) -> Result<String> {
+    if given != "-" {
+        return Ok(given.to_owned());
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let id = line.trim_end_matches(['\n', '\r']);
+    if id.is_empty() {
+        return Err(Error::Usage(
+            "--subject -: the standard input holds no id (one line expected)".into(),
+        ));
+    }
+    Ok(id.to_owned())
+}
+
 /// Refuses, before anything is done, a stream named that does not exist
 /// (a mistyped --uri would otherwise find nothing of the subject there).
 async fn existing(channel: &Arc<dyn StreamChannel>, addresses: &[StreamAddress]) -> Result<()> {
@@ -82,6 +100,7 @@ pub async fn export(
     to: Option<&Path>,
     out: &mut impl Write,
 ) -> Result<()> {
+    let subject = &read_subject(subject)?;
     let addresses = connect::streams(connection)?;
     let channel = connect::channel(connection).await?;
     existing(&channel, &addresses).await?;

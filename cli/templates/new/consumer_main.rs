@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
     };
     let backend = Backend::from_env().await?;
     if backend.is_in_memory() {
-        println!("in memory: sending one {{event}} here first ({{servers_hint}} to consume what {{name}}-producer sends)");
+        println!("in memory: sending one {{event}} here first (to consume what {{name}}-producer sends: {{servers_hint}})");
         {{crate}}_producer::produce(&backend, 1).await?;
         until = Some(1);
     }

@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     };
     let backend = Backend::from_env().await?;
     if backend.is_in_memory() {
-        println!("in memory: the events live as long as this process ({{servers_hint}} to keep them)");
+        println!("in memory: the events live as long as this process (to keep them: {{servers_hint}})");
     }
     {{crate}}_producer::produce(&backend, count).await
 }

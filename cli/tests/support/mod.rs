@@ -13,6 +13,8 @@ pub fn eb_on(channel: &str) -> Command {
     let mut eb = Command::cargo_bin("eb").unwrap();
     eb.env_remove("EB_CHANNEL")
         .env_remove("EB_STORE")
+        .env_remove("EB_TO_CHANNEL")
+        .env_remove("EB_TO_STORE")
         .env("NO_COLOR", "1")
         .timeout(Duration::from_secs(60))
         .args(["--channel", channel]);

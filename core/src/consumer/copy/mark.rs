@@ -10,6 +10,12 @@ use crate::store::Fields;
 
 /// The last source entry whose copy is known appended.
 const FIELD_AFTER: &str = "after";
+/// The original message id of that entry (a source made anew, whose ids
+/// start over, holds another message there).
+const FIELD_AFTER_ID: &str = "after-id";
+/// `1` while a run that looks through the whole target goes on: the next
+/// run does so too, its position being no resume point.
+const FIELD_RESCAN: &str = "rescan";
 /// `1` while a page is being appended.
 const FIELD_IN_FLIGHT: &str = "in-flight";
 /// The target's newest entry before that page (empty: look from the
@@ -25,7 +31,9 @@ const FIELD_LAST_COPY_ID: &str = "last-copy-id";
 #[derive(Clone, Default)]
 pub(super) struct Mark {
     pub(super) after: Option<EntryId>,
+    pub(super) after_id: Option<MessageId>,
     pub(super) in_flight: bool,
+    pub(super) rescan: bool,
     pub(super) target_after: Option<EntryId>,
     pub(super) last_copy: Option<(EntryId, MessageId)>,
 }
@@ -42,7 +50,9 @@ impl From<Fields> for Mark {
         let last_copy_id = text(FIELD_LAST_COPY_ID).and_then(|t| t.parse().ok());
         Self {
             after: text(FIELD_AFTER).map(EntryId::new),
+            after_id: text(FIELD_AFTER_ID).and_then(|t| t.parse().ok()),
             in_flight: text(FIELD_IN_FLIGHT).is_some(),
+            rescan: text(FIELD_RESCAN).is_some(),
             target_after: text(FIELD_TARGET_AFTER).map(EntryId::new),
             last_copy: text(FIELD_LAST_COPY).map(EntryId::new).zip(last_copy_id),
         }
@@ -50,17 +60,25 @@ impl From<Fields> for Mark {
 }
 
 impl Mark {
+    /// Whether there is a mark at all.
+    pub(super) fn is_none(&self) -> bool {
+        self.after.is_none() && !self.in_flight && !self.rescan && self.last_copy.is_none()
+    }
+
     /// The whole mark as fields: every one, empty ones too (a store's write
     /// keeps the fields it is not given).
     pub(super) fn fields(&self) -> Fields {
         let text = |value: Option<String>| Bytes::from(value.unwrap_or_default());
         let entry = |entry: &Option<EntryId>| text(entry.as_ref().map(ToString::to_string));
+        let flag = |on: bool| Bytes::from_static(if on { b"1" } else { b"" });
         let mut fields = Fields::new();
         fields.insert(FIELD_AFTER.to_owned(), entry(&self.after));
         fields.insert(
-            FIELD_IN_FLIGHT.to_owned(),
-            Bytes::from_static(if self.in_flight { b"1" } else { b"" }),
+            FIELD_AFTER_ID.to_owned(),
+            text(self.after_id.map(|id| id.to_string())),
         );
+        fields.insert(FIELD_IN_FLIGHT.to_owned(), flag(self.in_flight));
+        fields.insert(FIELD_RESCAN.to_owned(), flag(self.rescan));
         fields.insert(FIELD_TARGET_AFTER.to_owned(), entry(&self.target_after));
         let (copy, id) = match &self.last_copy {
             Some((copy, id)) => (Some(copy.to_string()), Some(id.to_string())),

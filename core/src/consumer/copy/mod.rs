@@ -8,24 +8,29 @@
 //! its source in headers [`HEADER_COPIED_FROM_STREAM`] and
 //! [`HEADER_COPIED_FROM_ENTRY`]. A mark in the target's store
 //! (`{target stream}:copy-of:{source backend}:{source stream}:into:{target
-//! backend}`) records how far the copy went, its newest copy (a mark whose
-//! target does not hold that copy is not followed) and, before each page is
-//! appended, the target's newest entry: a copy that stops (a crash, an
-//! outage) is continued by the next run, which skips the entries whose
-//! copies it finds after that entry instead of appending them twice. A
-//! source in several partitions (a Kafka topic) is read again from the
-//! start position each run, skipping what the whole target already holds:
-//! one position cannot say how far each partition went. One copy of a
-//! stream into a target at a time.
+//! backend}`) records the last source entry the copy went past (with its
+//! message id), its newest copy (a mark whose target does not hold that
+//! copy is not followed) and, before each page is appended, an entry of the
+//! target after which that page's copies are: a copy that stops (a crash,
+//! an outage) is continued by the next run, which skips the copies it
+//! finds there instead of appending them twice. A first run, a restart, a
+//! source in several partitions (one position cannot say how far each
+//! partition went), a run after such a run that stopped, and a run whose
+//! mark names a source entry the source no longer holds as it was, read the
+//! source from the start position instead, skipping what the whole target
+//! holds: each copy names its source entry and original message id. One
+//! copy of a stream into a target at a time.
 
 mod mark;
 mod report;
+mod resume;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use report::{CopyReport, CopyTarget, NotCopied};
+pub use report::{
+    CopyReport, CopyTarget, NotCopied, HEADER_COPIED_FROM_ENTRY, HEADER_COPIED_FROM_STREAM,
+};
 
 use super::source::Source;
 use crate::channel::{EntryId, StreamPosition};
@@ -34,11 +39,7 @@ use crate::envelope::{MessageId, Metadata, Origin, SegmentClass, SegmentLocation
 use crate::store::{Fields, PutItem};
 use crate::{Error, Result};
 use mark::Mark;
-
-/// Header of a copy: the key of the stream it was copied from.
-pub const HEADER_COPIED_FROM_STREAM: &str = "copied.from-stream";
-/// Header of a copy: its entry id in the stream it was copied from.
-pub const HEADER_COPIED_FROM_ENTRY: &str = "copied.from-entry";
+use resume::{Copied, Target};
 
 /// Copies one stream into another; built by [`StreamCopy::builder`] with
 /// the source (channel, stores, uri) and [`StreamCopyBuilder::to`].
@@ -198,11 +199,14 @@ impl std::fmt::Debug for StreamCopy {
 struct Start {
     position: StreamPosition,
     /// Source entries whose copies the target holds.
-    skip: HashSet<String>,
+    skip: Copied,
     /// The target's newest entry before a page an earlier run was
-    /// appending, kept in the marks until that page is done again (its
-    /// copies, from both runs, are found after it).
+    /// appending, kept in the marks until a page finds none of its copies
+    /// (its copies, from both runs, are found after it).
     carried: Option<Option<EntryId>>,
+    /// Whether the run reads from the start position, skipping what the
+    /// whole target holds.
+    rescan: bool,
 }
 
 impl StreamCopy {
@@ -256,31 +260,40 @@ impl StreamCopy {
             return Err(Error::config(
                 "stream copy",
                 format!(
-                    "stream {source_stream:?} is in {} partitions, read one after another: a \
-                     time would hold for the first only; start from the start or an entry",
+                    "stream {source_stream:?} is in {} partitions: a time start is refused (on \
+                     Kafka, whose partitions are read one after another, it would hold for the \
+                     first only); start from the start or an entry",
                     info.partitions
                 ),
             ));
         }
         let mut mark = self.read_mark().await?;
-        let mut rescan = self.options.restart || several;
         if let Some(why) = self.foreign(&mark).await? {
             report.ignored_mark = Some(why);
-            mark = Mark::default();
-            rescan = true;
+            mark = Mark {
+                rescan: true,
+                ..Mark::default()
+            };
         }
-        report.resumed_after = mark.after.clone();
         let Start {
             mut position,
             mut skip,
             mut carried,
-        } = self.start(&mark, rescan, &mut report).await?;
-        // Up to what is there now (a copy into its own stream ends), where
-        // one order runs through the stream.
+            rescan,
+        } = self.start(&mark, several, &mut report).await?;
+        report.rescanned = rescan;
+        if !rescan {
+            report.resumed_after = mark.after.clone();
+        }
+        // Up to what is there now (a copy into its own stream ends): where
+        // one order runs through the stream, up to its newest entry; else
+        // no more entries than it holds.
         let end = if several { None } else { info.last };
-        let mut after = mark.after.clone();
+        let budget = if end.is_none() { info.length } else { u64::MAX };
+        let same_key = self.target.address.stream_key() == source_stream;
+        let mut after = (mark.after.clone(), mark.after_id);
         let mut last_copy = mark.last_copy.clone();
-        loop {
+        while report.read < budget {
             let page = self
                 .source
                 .retry
@@ -293,21 +306,44 @@ impl StreamCopy {
                     )
                 })
                 .await?;
-            let Some(last) = page.last().map(|e| e.id.clone()) else {
+            let Some(last) = page.last() else {
                 break;
             };
+            let last = (
+                last.id.clone(),
+                last.body.as_ref().ok().map(Metadata::original_id),
+            );
             report.read += page.len() as u64;
             let mut readable = Vec::with_capacity(page.len());
+            let mut skipped = 0;
             for entry in page {
-                match entry.body {
-                    _ if skip.remove(entry.id.as_str()) => report.already_copied += 1,
-                    Ok(metadata) => readable.push((entry.id, metadata)),
-                    Err(unreadable) => report.not_copied.push(NotCopied {
-                        entry: entry.id,
-                        reason: unreadable.to_string(),
-                    }),
+                let metadata = match entry.body {
+                    Ok(metadata) => metadata,
+                    Err(unreadable) => {
+                        report.not_copied.push(NotCopied {
+                            entry: entry.id,
+                            reason: unreadable.to_string(),
+                        });
+                        continue;
+                    }
+                };
+                if same_key && self.copied_from_here(&metadata) {
+                    return Err(Error::config(
+                        "stream copy",
+                        format!(
+                            "stream {source_stream:?} holds copies of itself: the target is \
+                             the source (the same server under another name?)"
+                        ),
+                    ));
                 }
+                if skip.get(entry.id.as_str()) == Some(&metadata.original_id()) {
+                    skip.remove(entry.id.as_str());
+                    skipped += 1;
+                    continue;
+                }
+                readable.push((entry.id, metadata));
             }
+            report.already_copied += skipped;
             let fetched = self.source.fetch(&readable).await?;
             let mut copies = Vec::with_capacity(readable.len());
             let mut payloads = Vec::new();
@@ -330,8 +366,10 @@ impl StreamCopy {
                     None => self.target_newest().await?,
                 };
                 self.write_mark(&Mark {
-                    after: after.clone(),
+                    after: after.0.clone(),
+                    after_id: after.1,
                     in_flight: true,
+                    rescan,
                     target_after,
                     last_copy: last_copy.clone(),
                 })
@@ -342,20 +380,23 @@ impl StreamCopy {
                 }
                 report.copied += copies.len() as u64;
             }
-            if skip.is_empty() {
+            // Past the copies of the page a stopped run was appending.
+            if skipped == 0 {
                 carried = None;
             }
-            after = Some(last.clone());
-            report.last = Some(last.clone());
-            position = StreamPosition::After(last);
+            report.last = Some(last.0.clone());
+            position = StreamPosition::After(last.0.clone());
+            after = (Some(last.0), last.1);
             if let Some(progress) = &self.options.progress {
                 progress(&report);
             }
         }
-        if report.last.is_some() {
+        if report.last.is_some() || rescan != mark.rescan {
             self.write_mark(&Mark {
-                after,
+                after: after.0,
+                after_id: after.1,
                 in_flight: false,
+                rescan: false,
                 target_after: None,
                 last_copy,
             })
@@ -364,51 +405,79 @@ impl StreamCopy {
         Ok(report)
     }
 
-    /// Where this run starts, and which entries it skips: after the mark,
-    /// skipping what a page in flight appended; or, looking through the
-    /// whole target, from the start position.
-    async fn start(&self, mark: &Mark, rescan: bool, report: &mut CopyReport) -> Result<Start> {
+    /// Where this run starts and what it skips: after the mark, skipping
+    /// what a page in flight appended; or, looking through the whole
+    /// target, from the start position (a first run, a restart, a source
+    /// in several partitions, a rescan that stopped, a mark whose entry the
+    /// source no longer holds as it was).
+    async fn start(&self, mark: &Mark, several: bool, report: &mut CopyReport) -> Result<Start> {
+        let target = self.target_copies();
+        let mut rescan = self.options.restart || several || mark.rescan || mark.is_none();
+        if let (false, Some(after)) = (rescan, &mark.after) {
+            let source = self.source.stream();
+            let held = self
+                .source
+                .retry
+                .run("checking where the last copy stopped", || {
+                    self.source.channel.get(source, after)
+                })
+                .await?;
+            let same = held
+                .and_then(|e| e.body.ok())
+                .is_some_and(|m| mark.after_id.is_none_or(|id| m.original_id() == id));
+            if !same {
+                report.warnings.push(format!(
+                    "entry {after}, where the last copy stopped, is no longer in {source:?} as \
+                     it was (trimmed since, or the stream made anew): the copy reads it again \
+                     from the start position, skipping what the target holds"
+                ));
+                rescan = true;
+            }
+        }
         if rescan {
             return Ok(Start {
                 position: self.options.from.clone(),
-                skip: self.copied_after(None).await?,
+                skip: target.copied_after(None).await?,
                 carried: None,
+                rescan,
             });
         }
-        let Some(after) = &mark.after else {
-            return Ok(Start {
-                position: self.options.from.clone(),
-                skip: self.in_flight_copies(mark).await?,
-                carried: mark.in_flight.then(|| mark.target_after.clone()),
-            });
+        let position = match &mark.after {
+            Some(after) => StreamPosition::After(after.clone()),
+            None => self.options.from.clone(),
         };
-        let source = self.source.stream();
-        let held = self
-            .source
-            .retry
-            .run("checking where the last copy stopped", || {
-                self.source.channel.get(source, after)
-            })
-            .await?;
-        if held.is_none() {
-            report.warnings.push(format!(
-                "entry {after}, where the last copy stopped, is no longer in {source:?} (trimmed \
-                 since, or the stream made anew: then copy again with a restart)"
-            ));
-        }
+        let (skip, carried) = match mark.in_flight {
+            true => (
+                target.copied_after(mark.target_after.as_ref()).await?,
+                Some(mark.target_after.clone()),
+            ),
+            false => (Copied::new(), None),
+        };
         Ok(Start {
-            position: StreamPosition::After(after.clone()),
-            skip: self.in_flight_copies(mark).await?,
-            carried: mark.in_flight.then(|| mark.target_after.clone()),
+            position,
+            skip,
+            carried,
+            rescan,
         })
     }
 
-    /// The copies a page in flight appended, if one was.
-    async fn in_flight_copies(&self, mark: &Mark) -> Result<HashSet<String>> {
-        match mark.in_flight {
-            true => self.copied_after(mark.target_after.as_ref()).await,
-            false => Ok(HashSet::new()),
+    /// Where this copy looks for what the target holds.
+    fn target_copies(&self) -> Target<'_> {
+        Target {
+            channel: &self.target.channel,
+            stream: self.target.address.stream_key(),
+            source: self.source.stream(),
+            page_size: self.options.page_size,
+            retry: &self.source.retry,
         }
+    }
+
+    /// Whether a source message is a copy out of the source stream itself.
+    fn copied_from_here(&self, metadata: &Metadata) -> bool {
+        metadata
+            .headers
+            .get(HEADER_COPIED_FROM_STREAM)
+            .is_some_and(|from| from == self.source.stream())
     }
 
     /// The copy of one source message, the payload items it writes and
@@ -517,40 +586,6 @@ impl StreamCopy {
             n if n > 1 => None,
             _ => info.last,
         })
-    }
-
-    /// The source entries whose copies the target holds after `after`.
-    async fn copied_after(&self, after: Option<&EntryId>) -> Result<HashSet<String>> {
-        let stream = self.target.address.stream_key();
-        let mut position = match after {
-            Some(entry) => StreamPosition::After(entry.clone()),
-            None => StreamPosition::Start,
-        };
-        let mut found = HashSet::new();
-        loop {
-            let page = self
-                .source
-                .retry
-                .run("looking for the copies of a stopped run", || {
-                    self.target
-                        .channel
-                        .read_range(stream, &position, None, self.options.page_size)
-                })
-                .await?;
-            let Some(last) = page.last().map(|e| e.id.clone()) else {
-                return Ok(found);
-            };
-            for metadata in page.into_iter().filter_map(|e| e.body.ok()) {
-                let from = |name: &str| metadata.headers.get(name);
-                if from(HEADER_COPIED_FROM_STREAM).map(String::as_str) == Some(self.source.stream())
-                {
-                    if let Some(entry) = from(HEADER_COPIED_FROM_ENTRY) {
-                        found.insert(entry.clone());
-                    }
-                }
-            }
-            position = StreamPosition::After(last);
-        }
     }
 
     async fn read_mark(&self) -> Result<Mark> {

@@ -6,6 +6,11 @@ use crate::address::StreamAddress;
 use crate::channel::{EntryId, StreamChannel};
 use crate::store::KeyValueStore;
 
+/// Header of a copy: the key of the stream it was copied from.
+pub const HEADER_COPIED_FROM_STREAM: &str = "copied.from-stream";
+/// Header of a copy: its entry id in the stream it was copied from.
+pub const HEADER_COPIED_FROM_ENTRY: &str = "copied.from-entry";
+
 /// Where a [`StreamCopy`](super::StreamCopy) copies to: a channel, the
 /// store its payloads go to (the target's default store), and the stream.
 #[derive(Clone)]
@@ -46,8 +51,14 @@ impl std::fmt::Debug for CopyTarget {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CopyReport {
-    /// Where an earlier run had stopped (`None`: a first run).
+    /// Where an earlier run had stopped, when this one went on from there
+    /// (`None`: a first run, or one that looked through the whole target).
     pub resumed_after: Option<EntryId>,
+    /// Whether this run read the source from the start position and
+    /// looked through the whole target for what it holds (a first run, a
+    /// restart, a source in several partitions, an earlier run's mark not
+    /// followed or not usable).
+    pub rescanned: bool,
     /// Source entries read.
     pub read: u64,
     /// Copies appended.
@@ -55,9 +66,10 @@ pub struct CopyReport {
     /// Entries found already copied (by a run that stopped mid-page, or
     /// any earlier run when the whole target is looked through).
     pub already_copied: u64,
-    /// Entries that could not be copied, with why. A later run goes on
-    /// after them; [`StreamCopyBuilder::restart`](super::StreamCopyBuilder::restart)
-    /// tries them again.
+    /// Entries that could not be copied, with why. A later run that goes
+    /// on from where this one stopped leaves them behind; one that reads
+    /// the source again ([`StreamCopyBuilder::restart`](super::StreamCopyBuilder::restart),
+    /// a source in several partitions) tries them again.
     pub not_copied: Vec<NotCopied>,
     /// Stored segments not found in the source's stores, copied as missing:
     /// personal data erased or expired, or kept in a class store this copy
