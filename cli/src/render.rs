@@ -112,9 +112,14 @@ fn value(bytes: &[u8], json: bool) -> String {
 
 /// `1 byte`, `N bytes`.
 fn size(bytes: usize) -> String {
-    match bytes {
-        1 => "1 byte".to_owned(),
-        n => format!("{n} bytes"),
+    count(bytes, "byte")
+}
+
+/// `1 thing`, `N things`.
+pub fn count(n: usize, thing: &str) -> String {
+    match n {
+        1 => format!("1 {thing}"),
+        n => format!("{n} {thing}s"),
     }
 }
 

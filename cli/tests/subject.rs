@@ -172,7 +172,7 @@ async fn export_and_erase_over_several_streams_match_the_librarys() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "exported 2 messages (0 unreadable) from 1 streams",
+            "exported 2 messages (0 unreadable) from 1 stream to",
         ));
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();

@@ -139,10 +139,10 @@ pub async fn export(
             })?;
             writeln!(
                 out,
-                "exported {} messages ({} unreadable) from {} streams to {}",
-                export.messages().len(),
+                "exported {} ({} unreadable) from {} to {}",
+                render::count(export.messages().len(), "message"),
                 export.unreadable().len(),
-                export.streams().len(),
+                render::count(export.streams().len(), "stream"),
                 render::clean(&path.display().to_string())
             )?;
         }
