@@ -6,6 +6,7 @@ use std::sync::Arc;
 use event_backbone::privacy::PersonalData;
 use event_backbone::{
     open_channel, open_store, EndpointBuilder, KeyValueStore, StreamAddress, StreamChannel,
+    StreamInfo,
 };
 
 use crate::args::Connection;
@@ -114,6 +115,21 @@ pub fn streams(connection: &Connection) -> Result<Vec<StreamAddress>> {
         .iter()
         .map(|uri| StreamAddress::new(environment, uri))
         .collect::<event_backbone::Result<_>>()?)
+}
+
+/// The info of a stream that exists; one that does not (no entry, no
+/// group) is refused.
+pub async fn existing(
+    channel: &Arc<dyn StreamChannel>,
+    address: &StreamAddress,
+) -> Result<StreamInfo> {
+    let info = channel.info(address.stream_key()).await?;
+    if info.partitions == 0 {
+        return Err(Error::NoSuchStream {
+            stream: address.stream_key().to_owned(),
+        });
+    }
+    Ok(info)
 }
 
 /// The personal-data settings, from the vault's secrets in the

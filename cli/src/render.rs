@@ -102,12 +102,16 @@ pub fn payload_lines(message: &Message) -> Vec<String> {
 
 /// A segment's value: JSON as it is when it parses, else hex.
 fn value(bytes: &[u8], json: bool) -> String {
-    if json {
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
-            return clean(&v.to_string());
-        }
+    match json_of(bytes, json) {
+        Some(v) => clean(&v.to_string()),
+        None => format!("hex {}", hex(bytes)),
     }
-    format!("hex {}", hex(bytes))
+}
+
+/// A segment's bytes as a JSON value, when its codec is JSON and they
+/// parse (postcard is not self-describing).
+pub fn json_of(bytes: &[u8], json: bool) -> Option<serde_json::Value> {
+    json.then(|| serde_json::from_slice(bytes).ok()).flatten()
 }
 
 /// `1 byte`, `N bytes`.

@@ -18,15 +18,7 @@ use event_backbone::{
 };
 use futures_util::TryStreamExt;
 use predicates::prelude::*;
-use support::{eb_on, new_uri, send_orders};
-
-fn redis_url() -> String {
-    match std::env::var("REDIS_EVENT_SOURCE_ENDPOINT") {
-        Ok(e) if e.contains("://") => e,
-        Ok(e) => format!("redis://{e}"),
-        Err(_) => "redis://127.0.0.1:6379".to_owned(),
-    }
-}
+use support::{eb_on, new_uri, redis_url, send_orders};
 
 fn kafka_url() -> String {
     let brokers = std::env::var(BROKERS_VAR).unwrap_or_else(|_| "127.0.0.1:9092".to_owned());

@@ -8,16 +8,7 @@ mod support;
 use assert_cmd::Command;
 use event_backbone::{open_channel, open_store, Producer};
 use predicates::prelude::*;
-use support::{eb_on, new_uri, read_and_ack, send_orders};
-
-/// The Redis of `REDIS_EVENT_SOURCE_ENDPOINT`, else the local one.
-fn redis_url() -> String {
-    match std::env::var("REDIS_EVENT_SOURCE_ENDPOINT") {
-        Ok(e) if e.contains("://") => e,
-        Ok(e) => format!("redis://{e}"),
-        Err(_) => "redis://127.0.0.1:6379".to_owned(),
-    }
-}
+use support::{eb_on, new_uri, read_and_ack, redis_url, send_orders};
 
 /// `eb --channel <redis>`.
 fn eb() -> Command {

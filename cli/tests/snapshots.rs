@@ -6,15 +6,7 @@
 mod support;
 
 use event_backbone::{open_channel, open_store};
-use support::{eb_on, new_uri, read_and_ack, send_orders};
-
-fn redis_url() -> String {
-    match std::env::var("REDIS_EVENT_SOURCE_ENDPOINT") {
-        Ok(e) if e.contains("://") => e,
-        Ok(e) => format!("redis://{e}"),
-        Err(_) => "redis://127.0.0.1:6379".to_owned(),
-    }
-}
+use support::{eb_on, new_uri, read_and_ack, redis_url, send_orders};
 
 /// `eb ARGS` on Redis, its standard output.
 fn shown(args: &[&str]) -> String {

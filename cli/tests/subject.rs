@@ -11,18 +11,10 @@ use event_backbone::privacy::{MasterKey, PersonalData, SubjectKey};
 use event_backbone::{open_channel, open_store, KeyValueStore, Producer, StreamChannel};
 use event_backbone::{Codec, SubjectRequests};
 use predicates::prelude::*;
-use support::{eb_on, new_uri};
+use support::{eb_on, new_uri, redis_url};
 
 const MASTER: &str = "0101010101010101010101010101010101010101010101010101010101010101";
 const SUBJECT: &str = "0202020202020202020202020202020202020202020202020202020202020202";
-
-fn redis_url() -> String {
-    match std::env::var("REDIS_EVENT_SOURCE_ENDPOINT") {
-        Ok(e) if e.contains("://") => e,
-        Ok(e) => format!("redis://{e}"),
-        Err(_) => "redis://127.0.0.1:6379".to_owned(),
-    }
-}
 
 /// `eb` on Redis with the vault's secrets in its environment.
 fn eb() -> Command {

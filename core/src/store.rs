@@ -15,6 +15,16 @@ use crate::{Error, Result};
 /// The fields under one key: field name -> bytes.
 pub type Fields = BTreeMap<String, Bytes>;
 
+/// A field's text, when it is there, UTF-8 and not empty (marks written
+/// whole store an empty field for no value).
+pub(crate) fn text_field(fields: &Fields, name: &str) -> Option<String> {
+    fields
+        .get(name)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
 /// One write of a batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PutItem {

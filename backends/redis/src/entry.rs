@@ -159,6 +159,11 @@ pub(crate) fn items(v: Value) -> Option<Vec<Value>> {
     }
 }
 
+/// The value of field `name` among a reply's field/value pairs.
+pub(crate) fn field<'a>(pairs: &'a [(Value, Value)], name: &str) -> Option<&'a Value> {
+    pairs.iter().find(|(k, _)| is_text(k, name)).map(|(_, v)| v)
+}
+
 /// Field/value pairs from a flat array or a map.
 pub(crate) fn pairs(v: Value) -> Option<Vec<(Value, Value)>> {
     match v {

@@ -55,12 +55,7 @@ impl RedisStreamChannel {
         for row in items(reply).unwrap_or_default() {
             let fields =
                 pairs(row).ok_or_else(|| protocol(&action, "XINFO CONSUMERS row is not pairs"))?;
-            let get = |name: &str| {
-                fields
-                    .iter()
-                    .find(|(k, _)| entry::is_text(k, name))
-                    .map(|(_, v)| v)
-            };
+            let get = |name: &str| entry::field(&fields, name);
             let name = get("name")
                 .and_then(text)
                 .ok_or_else(|| protocol(&action, "a member without a name"))?;

@@ -555,12 +555,7 @@ impl RedisStreamChannel {
         for group in items(groups).unwrap_or_default() {
             let fields =
                 pairs(group).ok_or_else(|| protocol(&action, "XINFO GROUPS row is not pairs"))?;
-            let get = |name: &str| {
-                fields
-                    .iter()
-                    .find(|(k, _)| entry::is_text(k, name))
-                    .map(|(_, v)| v)
-            };
+            let get = |name: &str| entry::field(&fields, name);
             out.push(GroupInfo {
                 name: get("name")
                     .and_then(text)

@@ -44,12 +44,7 @@ pub async fn run(connection: &Connection, copy: &args::Copy, out: &mut impl Writ
         _ => store.clone(),
     };
     let (source_backend, target_backend) = (channel.backend(), to_channel.backend());
-    let info = channel.info(address.stream_key()).await?;
-    if info.partitions == 0 {
-        return Err(Error::NoSuchStream {
-            stream: address.stream_key().to_owned(),
-        });
-    }
+    let info = connect::existing(&channel, &address).await?;
     let bar = progress::bar(Some(info.length), "copying");
     let shown = bar.clone();
     let mut builder = connect::endpoint(StreamCopy::builder(), channel, store, &address, None)

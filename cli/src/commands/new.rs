@@ -28,6 +28,10 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../templates/new/contract.rs"),
     ),
     (
+        "contract/src/backend.rs",
+        include_str!("../../templates/new/backend.rs"),
+    ),
+    (
         "producer/Cargo.toml",
         include_str!("../../templates/new/producer.toml"),
     ),
@@ -94,6 +98,8 @@ pub fn run(new: &New, out: &mut impl Write) -> Result<()> {
         ("{{group}}", new.group.clone()),
         ("{{event}}", new.event.clone()),
         ("{{dependency}}", dependency(new)?),
+        ("{{backend_doc}}", backend_doc(new.backend).to_owned()),
+        ("{{from_env}}", from_env(new.backend).to_owned()),
         ("{{servers_hint}}", servers_hint(new.backend).to_owned()),
         (
             "{{servers_exports}}",
@@ -101,16 +107,8 @@ pub fn run(new: &New, out: &mut impl Write) -> Result<()> {
         ),
         ("{{server_steps}}", server_steps(new.backend, &new.name)),
     ];
-    let backend = match new.backend {
-        Backend::Memory => include_str!("../../templates/new/backend_memory.rs"),
-        Backend::Redis => include_str!("../../templates/new/backend_redis.rs"),
-        Backend::Kafka => include_str!("../../templates/new/backend_kafka.rs"),
-    };
-    let files = FILES
-        .iter()
-        .copied()
-        .chain([("contract/src/backend.rs", backend)]);
-    for (path, template) in files {
+
+    for &(path, template) in FILES {
         let text = values
             .iter()
             .fold(template.to_owned(), |text, (key, value)| {
@@ -182,6 +180,28 @@ fn dependency(new: &New) -> Result<String> {
             )
         }
     })
+}
+
+/// What the project's backend module says it is.
+fn backend_doc(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Memory => "in memory, in this process only.",
+        Backend::Redis => {
+            "Redis when `REDIS_EVENT_SOURCE_ENDPOINT` is set (stream and payloads),\n//! else in memory, in this process only."
+        }
+        Backend::Kafka => {
+            "Kafka (`KAFKA_EVENT_SOURCE_BROKERS`) with the payloads in\n//! Redis (`REDIS_EVENT_SOURCE_ENDPOINT`) when both are set, else in memory,\n//! in this process only."
+        }
+    }
+}
+
+/// The backend's `from_env`.
+fn from_env(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Memory => include_str!("../../templates/new/from_env_memory.rs"),
+        Backend::Redis => include_str!("../../templates/new/from_env_redis.rs"),
+        Backend::Kafka => include_str!("../../templates/new/from_env_kafka.rs"),
+    }
 }
 
 /// What to set for the binaries to use a server.
@@ -292,7 +312,6 @@ fn format_sources(root: &Path) {
     let sources = FILES
         .iter()
         .map(|(path, _)| *path)
-        .chain(["contract/src/backend.rs"])
         .filter(|path| path.ends_with(".rs"))
         .map(|path| root.join(path));
     let _ = std::process::Command::new("rustfmt")

@@ -9,7 +9,10 @@ use std::path::Path;
 use event_backbone::privacy::{ExportedMessage, SubjectExport, UnreadableMessage};
 use std::sync::Arc;
 
-use event_backbone::{StreamAddress, StreamChannel, SubjectRequests};
+use event_backbone::privacy::PersonalData;
+use event_backbone::{
+    KeyValueStore, StreamAddress, StreamChannel, SubjectRequests, SubjectRequestsBuilder,
+};
 use serde_json::{json, Value};
 
 use crate::args::Connection;
@@ -20,26 +23,11 @@ use crate::{progress, render};
 /// Erases the subject from every stream named, saying what each held.
 pub async fn erase(connection: &Connection, subject: &str, out: &mut impl Write) -> Result<()> {
     let subject = &read_subject(subject)?;
-    let addresses = connect::streams(connection)?;
-    let channel = connect::channel(connection).await?;
-    existing(&channel, &addresses).await?;
-    let store = connect::store(connection)
-        .await?
-        .ok_or(Error::NoStore { command: "erase" })?;
-    let personal = connect::personal_data(connection, &store, true)?.expect("always read");
-    let bar = progress::bar(Some(addresses.len() as u64), "erasing");
+    let requests = Requests::open(connection, "erase").await?;
+    let bar = progress::bar(Some(requests.addresses.len() as u64), "erasing");
     let mut key_erased = false;
-    for address in &addresses {
-        let builder = SubjectRequests::builder();
-        let erasure = connect::endpoint(
-            builder,
-            channel.clone(),
-            store.clone(),
-            address,
-            Some(&personal),
-        )
-        .erase(subject)
-        .await?;
+    for address in &requests.addresses {
+        let erasure = requests.on(address).erase(subject).await?;
         key_erased |= erasure.key_erased;
         bar.inc(1);
         bar.suspend(|| {
@@ -79,17 +67,45 @@ fn read_subject(given: &str) -> Result<String> {
     Ok(id.to_owned())
 }
 
-/// Refuses, before anything is done, a stream named that does not exist
-/// (a mistyped --uri would otherwise find nothing of the subject there).
-async fn existing(channel: &Arc<dyn StreamChannel>, addresses: &[StreamAddress]) -> Result<()> {
-    for address in addresses {
-        if channel.info(address.stream_key()).await?.partitions == 0 {
-            return Err(Error::NoSuchStream {
-                stream: address.stream_key().to_owned(),
-            });
+/// What erase and export work with: the streams named (each checked to
+/// exist before anything is done: a mistyped --uri would otherwise find
+/// nothing of the subject), the channel, the store and the vault.
+struct Requests {
+    addresses: Vec<StreamAddress>,
+    channel: Arc<dyn StreamChannel>,
+    store: Arc<dyn KeyValueStore>,
+    personal: PersonalData,
+}
+
+impl Requests {
+    async fn open(connection: &Connection, command: &'static str) -> Result<Self> {
+        let addresses = connect::streams(connection)?;
+        let channel = connect::channel(connection).await?;
+        for address in &addresses {
+            connect::existing(&channel, address).await?;
         }
+        let store = connect::store(connection)
+            .await?
+            .ok_or(Error::NoStore { command })?;
+        let personal = connect::personal_data(connection, &store, true)?.expect("always read");
+        Ok(Self {
+            addresses,
+            channel,
+            store,
+            personal,
+        })
     }
-    Ok(())
+
+    /// The library's requests on one of the streams.
+    fn on(&self, address: &StreamAddress) -> SubjectRequestsBuilder {
+        connect::endpoint(
+            SubjectRequests::builder(),
+            self.channel.clone(),
+            self.store.clone(),
+            address,
+            Some(&self.personal),
+        )
+    }
 }
 
 /// Exports what every stream named holds about the subject, as JSON, to
@@ -101,26 +117,11 @@ pub async fn export(
     out: &mut impl Write,
 ) -> Result<()> {
     let subject = &read_subject(subject)?;
-    let addresses = connect::streams(connection)?;
-    let channel = connect::channel(connection).await?;
-    existing(&channel, &addresses).await?;
-    let store = connect::store(connection)
-        .await?
-        .ok_or(Error::NoStore { command: "export" })?;
-    let personal = connect::personal_data(connection, &store, true)?.expect("always read");
-    let bar = progress::bar(Some(addresses.len() as u64), "exporting");
+    let requests = Requests::open(connection, "export").await?;
+    let bar = progress::bar(Some(requests.addresses.len() as u64), "exporting");
     let mut export: Option<SubjectExport> = None;
-    for address in &addresses {
-        let builder = SubjectRequests::builder();
-        let found = connect::endpoint(
-            builder,
-            channel.clone(),
-            store.clone(),
-            address,
-            Some(&personal),
-        )
-        .export(subject)
-        .await?;
+    for address in &requests.addresses {
+        let found = requests.on(address).export(subject).await?;
         bar.inc(1);
         export = Some(match export {
             Some(export) => export.merge(found),
@@ -196,12 +197,8 @@ fn unreadable(message: &UnreadableMessage) -> Value {
 /// A segment's value: itself when the codec is JSON and it parses, else
 /// its bytes in hex (postcard is not self-describing).
 fn segment_value(bytes: &[u8], json: bool) -> Value {
-    if json {
-        if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
-            return value;
-        }
-    }
-    json!({ "bytes": bytes.len(), "hex": render::hex(bytes) })
+    render::json_of(bytes, json)
+        .unwrap_or_else(|| json!({ "bytes": bytes.len(), "hex": render::hex(bytes) }))
 }
 
 /// Writes personal data to a file only its owner can read (on Unix).

@@ -21,6 +21,15 @@ pub fn eb_on(channel: &str) -> Command {
     eb
 }
 
+/// The Redis of `REDIS_EVENT_SOURCE_ENDPOINT`, else the local one.
+pub fn redis_url() -> String {
+    match std::env::var("REDIS_EVENT_SOURCE_ENDPOINT") {
+        Ok(e) if e.contains("://") => e,
+        Ok(e) => format!("redis://{e}"),
+        Err(_) => "redis://127.0.0.1:6379".to_owned(),
+    }
+}
+
 /// A new stream's uri.
 pub fn new_uri(prefix: &str) -> String {
     format!("test.{prefix}.{}", event_backbone::MessageId::new())

@@ -29,7 +29,7 @@ use crate::clock::now_ms;
 use crate::endpoint::{sealed::Sealed, EndpointBuilder};
 use crate::envelope::{MessageId, Metadata, Origin};
 use crate::retry::RetryPolicy;
-use crate::store::{Fields, KeyValueStore, PutItem};
+use crate::store::{text_field, Fields, KeyValueStore, PutItem};
 use crate::store_set::DEFAULT_STORE;
 use crate::{Error, Result};
 
@@ -398,13 +398,7 @@ impl Mark {
 impl From<Fields> for Mark {
     fn from(fields: Fields) -> Self {
         // An empty field is no value.
-        let text = |name: &str| {
-            fields
-                .get(name)
-                .and_then(|b| std::str::from_utf8(b).ok())
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-        };
+        let text = |name: &str| text_field(&fields, name);
         Self {
             letter: text(FIELD_LETTER).and_then(|t| t.parse().ok()),
             message: text(FIELD_MESSAGE).and_then(|t| t.parse().ok()),

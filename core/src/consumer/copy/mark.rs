@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use crate::channel::EntryId;
 use crate::envelope::MessageId;
-use crate::store::Fields;
+use crate::store::{text_field, Fields};
 
 /// The last source entry whose copy is known appended.
 const FIELD_AFTER: &str = "after";
@@ -40,13 +40,7 @@ pub(super) struct Mark {
 
 impl From<Fields> for Mark {
     fn from(fields: Fields) -> Self {
-        let text = |name: &str| {
-            fields
-                .get(name)
-                .and_then(|b| std::str::from_utf8(b).ok())
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-        };
+        let text = |name: &str| text_field(&fields, name);
         let last_copy_id = text(FIELD_LAST_COPY_ID).and_then(|t| t.parse().ok());
         Self {
             after: text(FIELD_AFTER).map(EntryId::new),

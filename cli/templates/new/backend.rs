@@ -1,10 +1,8 @@
-//! Where the events travel: Redis when `REDIS_EVENT_SOURCE_ENDPOINT` is
-//! set (stream and payloads), else in memory, in this process only.
+//! Where the events travel: {{backend_doc}}
 
 use std::sync::Arc;
 
 use event_backbone::memory::{MemoryChannel, MemoryStore};
-use event_backbone::redis::{Redis, RedisHashStore, RedisStreamChannel};
 use event_backbone::{KeyValueStore, StreamChannel};
 
 use crate::Error;
@@ -19,19 +17,7 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Redis when `REDIS_EVENT_SOURCE_ENDPOINT` is set (with
-    /// `REDIS_EVENT_SOURCE_PASS` if it needs one), else in memory.
-    pub async fn from_env() -> Result<Self, Error> {
-        if std::env::var_os("REDIS_EVENT_SOURCE_ENDPOINT").is_none() {
-            return Ok(Self::in_memory());
-        }
-        let redis = Redis::from_env().await?;
-        Ok(Self {
-            channel: Arc::new(RedisStreamChannel::new(&redis)),
-            store: Arc::new(RedisHashStore::new(&redis)),
-        })
-    }
-
+{{from_env}}
     /// In memory.
     pub fn in_memory() -> Self {
         Self {
