@@ -135,6 +135,7 @@
 //! | `mongodb` | MongoDB store on the official driver, one document per payload key (`event_backbone::mongodb`) |
 //! | `dynamodb` | DynamoDB store on aws-sdk-dynamodb, one item per payload key, large values in pieces (`event_backbone::dynamodb`; Rust 1.94.1) |
 //! | `couchbase` | Couchbase store on the official SDK, one binary document per payload key (`event_backbone::couchbase`) |
+//! | `postgres` | PostgreSQL channel and store on sqlx, entries read in commit-safe order, woken by `LISTEN/NOTIFY` (`event_backbone::postgres`; Rust 1.94) |
 //! | `json` | the JSON codec ([`Codec::Json`](crate::Codec)) |
 //! | `opentelemetry` | trace context across producer and consumer through `tracing-opentelemetry` (see [`telemetry`]) |
 //! | `testkit` | the conformance kit for your own backends (`event_backbone::testkit`) |
@@ -190,6 +191,14 @@ pub mod dynamodb {
 #[cfg(feature = "couchbase")]
 pub mod couchbase {
     pub use event_backbone_couchbase::*;
+}
+
+/// The PostgreSQL backend (feature `postgres`): a stream channel (entries,
+/// groups and pending lists in tables) and a store (a row per payload
+/// field), on sqlx.
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    pub use event_backbone_postgres::*;
 }
 
 /// The README's examples, compiled and run as doc tests so that it stays true.

@@ -10,6 +10,7 @@
 //! | `mongodb://`, `mongodb+srv://` | none | `MongoStore` | `mongodb` |
 //! | `dynamodb://TABLE` | none | `DynamoStore` | `dynamodb` |
 //! | `couchbase://HOST/BUCKET`, `couchbases://` | none | `CouchbaseStore` | `couchbase` |
+//! | `postgres://`, `postgresql://` | `PostgresStreamChannel` | `PostgresStore` | `postgres` |
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> event_backbone::Result<()> {
@@ -38,7 +39,7 @@ struct Scheme {
     store: bool,
 }
 
-const SCHEMES: [Scheme; 11] = [
+const SCHEMES: [Scheme; 13] = [
     Scheme {
         name: "memory",
         feature: None,
@@ -116,6 +117,20 @@ const SCHEMES: [Scheme; 11] = [
         channel: false,
         store: true,
     },
+    Scheme {
+        name: "postgres",
+        feature: Some("postgres"),
+        enabled: cfg!(feature = "postgres"),
+        channel: true,
+        store: true,
+    },
+    Scheme {
+        name: "postgresql",
+        feature: Some("postgres"),
+        enabled: cfg!(feature = "postgres"),
+        channel: true,
+        store: true,
+    },
 ];
 
 /// Opens (connects to) the stream channel a URL names, by its scheme:
@@ -130,6 +145,7 @@ const SCHEMES: [Scheme; 11] = [
 /// | `mongodb://`, `mongodb+srv://` | none: MongoDB is a store | `MongoStore` (the string's database, collection `payloads`) | `mongodb` |
 /// | `dynamodb://TABLE?region=…&endpoint=…` | none: DynamoDB is a store | `DynamoStore` (the table must exist; credentials from the AWS chain) | `dynamodb` |
 /// | `couchbase://HOST/BUCKET[/SCOPE/COLLECTION]`, `couchbases://` | none: Couchbase is a store | `CouchbaseStore` (user and password from `COUCHBASE_EVENT_SOURCE_USER` and `_PASS`) | `couchbase` |
+/// | `postgres://user@host/db[?schema=NAME]`, `postgresql://` | `PostgresStreamChannel` | `PostgresStore` (table `payloads`) | `postgres` |
 ///
 /// A backend whose feature is not enabled, or a scheme that names no
 /// stream, is an [`Error::Config`] that says which.
@@ -155,6 +171,10 @@ pub async fn open_channel(url: &str) -> Result<Arc<dyn StreamChannel>> {
                 &kafka,
             )))
         }
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => Ok(Arc::new(
+            event_backbone_postgres::PostgresStreamChannel::new(&postgres(url).await?),
+        )),
         other => Err(cannot_open("channel", other, |s| s.channel)),
     }
 }
@@ -193,7 +213,46 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn KeyValueStore>> {
                 &couchbase,
             )))
         }
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => Ok(Arc::new(event_backbone_postgres::PostgresStore::new(
+            &postgres(url).await?,
+        ))),
         other => Err(cannot_open("store", other, |s| s.store)),
+    }
+}
+
+/// Connects to PostgreSQL: the URL's `schema=NAME` parameter (the
+/// backend's own, taken out before sqlx reads the rest) names the schema.
+#[cfg(feature = "postgres")]
+async fn postgres(url: &str) -> Result<event_backbone_postgres::Postgres> {
+    let (url, schema) = take_parameter(url, "schema");
+    let mut config = event_backbone_postgres::PostgresConfig::from_url(&url)?;
+    if let Some(schema) = schema {
+        config = config.schema(&schema)?;
+    }
+    Ok(event_backbone_postgres::Postgres::connect(config).await?)
+}
+
+/// A URL without its query parameter `name`, and that parameter's value.
+#[cfg(feature = "postgres")]
+fn take_parameter(url: &str, name: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut value = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.split_once('=') {
+            Some((key, v)) if key == name => {
+                value = Some(v.to_owned());
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    match rest.is_empty() {
+        true => (base.to_owned(), value),
+        false => (format!("{base}?{}", rest.join("&")), value),
     }
 }
 
@@ -309,6 +368,26 @@ mod tests {
         assert!(
             bad.contains("\"many\"") && bad.contains("number of partitions"),
             "{bad}"
+        );
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn the_schema_comes_out_of_a_postgres_url() {
+        assert_eq!(
+            take_parameter("postgres://u@h/db?sslmode=prefer&schema=shop", "schema"),
+            (
+                "postgres://u@h/db?sslmode=prefer".to_owned(),
+                Some("shop".to_owned())
+            )
+        );
+        assert_eq!(
+            take_parameter("postgres://u@h/db?schema=shop", "schema"),
+            ("postgres://u@h/db".to_owned(), Some("shop".to_owned()))
+        );
+        assert_eq!(
+            take_parameter("postgres://u@h/db", "schema"),
+            ("postgres://u@h/db".to_owned(), None)
         );
     }
 

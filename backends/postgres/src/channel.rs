@@ -98,7 +98,12 @@ impl PostgresStreamChannel {
     /// Deliveries from rows of (xid, seq, deliveries, metadata); pending
     /// entries whose row is gone are acknowledged, since nothing can
     /// deliver them.
-    async fn deliveries(&self, stream: &str, group: &str, rows: Vec<PgRow>) -> Result<Vec<Delivery>> {
+    async fn deliveries(
+        &self,
+        stream: &str,
+        group: &str,
+        rows: Vec<PgRow>,
+    ) -> Result<Vec<Delivery>> {
         let mut out = Vec::with_capacity(rows.len());
         let mut gone = Vec::new();
         for row in rows {
@@ -343,7 +348,10 @@ impl StreamChannel for PostgresStreamChannel {
             .fetch_optional(self.pool())
             .await
             .map_err(|e| {
-                backend(format!("counting a delivery of {id} in group {group:?} of stream {stream:?}"), e)
+                backend(
+                    format!("counting a delivery of {id} in group {group:?} of stream {stream:?}"),
+                    e,
+                )
             })?;
         Ok(count.map(|c| u32::try_from(c).unwrap_or(u32::MAX)))
     }
@@ -361,7 +369,13 @@ impl StreamChannel for PostgresStreamChannel {
             .execute(self.pool())
             .await
             .map_err(|e| {
-                backend(format!("acknowledging {} entries in group {group:?} of stream {stream:?}", ids.len()), e)
+                backend(
+                    format!(
+                        "acknowledging {} entries in group {group:?} of stream {stream:?}",
+                        ids.len()
+                    ),
+                    e,
+                )
             })?;
         Ok(())
     }
@@ -382,7 +396,12 @@ impl StreamChannel for PostgresStreamChannel {
             .bind(count as i64)
             .fetch_all(self.pool())
             .await
-            .map_err(|e| backend(format!("claiming stale entries in group {group:?} of stream {stream:?}"), e))?;
+            .map_err(|e| {
+                backend(
+                    format!("claiming stale entries in group {group:?} of stream {stream:?}"),
+                    e,
+                )
+            })?;
         if rows.is_empty() {
             self.check_group(stream, group).await?;
         }
@@ -408,7 +427,12 @@ impl StreamChannel for PostgresStreamChannel {
             .bind(&seqs)
             .fetch_all(self.pool())
             .await
-            .map_err(|e| backend(format!("touching entries in group {group:?} of stream {stream:?}"), e))?;
+            .map_err(|e| {
+                backend(
+                    format!("touching entries in group {group:?} of stream {stream:?}"),
+                    e,
+                )
+            })?;
         let kept: std::collections::HashSet<(i64, i64)> =
             kept.iter().map(|row| (row.get(0), row.get(1))).collect();
         Ok(ids
@@ -517,12 +541,21 @@ impl StreamChannel for PostgresStreamChannel {
             .bind(group)
             .fetch_all(self.pool())
             .await
-            .map_err(|e| backend(format!("listing the members of group {group:?} of stream {stream:?}"), e))?;
+            .map_err(|e| {
+                backend(
+                    format!("listing the members of group {group:?} of stream {stream:?}"),
+                    e,
+                )
+            })?;
         Ok(Some(
             rows.iter()
                 .map(|row| {
                     let idle: i64 = row.get(2);
-                    MemberInfo::new(row.get::<String, _>(0), count(row, 1), Some(idle.max(0) as u64))
+                    MemberInfo::new(
+                        row.get::<String, _>(0),
+                        count(row, 1),
+                        Some(idle.max(0) as u64),
+                    )
                 })
                 .collect(),
         ))

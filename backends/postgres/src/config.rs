@@ -170,8 +170,8 @@ mod tests {
 
     #[test]
     fn passwords_are_masked_everywhere() {
-        let c = PostgresConfig::from_url("postgres://bob:hunter2@db:5432/app?sslmode=prefer")
-            .unwrap();
+        let c =
+            PostgresConfig::from_url("postgres://bob:hunter2@db:5432/app?sslmode=prefer").unwrap();
         let debug = format!("{c:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
         assert_eq!(c.address(), "postgres://bob:***@db:5432/app?sslmode=prefer");
@@ -191,7 +191,10 @@ mod tests {
         // The only test of this binary that touches the variable.
         std::env::remove_var(URL_VAR);
         let err = PostgresConfig::from_env().unwrap_err().to_string();
-        assert!(err.contains(URL_VAR) && err.contains("postgres://"), "{err}");
+        assert!(
+            err.contains(URL_VAR) && err.contains("postgres://"),
+            "{err}"
+        );
         std::env::set_var(URL_VAR, " postgresql://app@db1:5433/events ");
         let config = PostgresConfig::from_env().unwrap();
         std::env::remove_var(URL_VAR);

@@ -18,7 +18,10 @@ const ROWS_PER_STATEMENT: u64 = 10_000;
 pub(crate) async fn sweep(pool: &PgPool, statement: &Statement) -> Result<u64, sqlx::Error> {
     let mut total = 0;
     loop {
-        let gone = sqlx::query(statement.sql()).execute(pool).await?.rows_affected();
+        let gone = sqlx::query(statement.sql())
+            .execute(pool)
+            .await?
+            .rows_affected();
         total += gone;
         if gone < ROWS_PER_STATEMENT {
             return Ok(total);

@@ -36,7 +36,11 @@ impl Wakeups {
     /// What a read of `stream` waits on; the first call starts listening.
     pub(crate) fn of(self: &Arc<Self>, pool: &PgPool, stream: &str) -> Arc<Notify> {
         self.listener.get_or_init(|| {
-            tokio::spawn(listen(Arc::downgrade(self), pool.clone(), self.channel.clone()))
+            tokio::spawn(listen(
+                Arc::downgrade(self),
+                pool.clone(),
+                self.channel.clone(),
+            ))
         });
         let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
         streams.entry(stream.to_owned()).or_default().clone()

@@ -14,9 +14,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use event_backbone_core::testkit::Conformance;
 use event_backbone_core::{KeyValueStore, StreamChannel};
-use event_backbone_postgres::{
-    Postgres, PostgresStore, PostgresStreamChannel, BACKEND,
-};
+use event_backbone_postgres::{Postgres, PostgresStore, PostgresStreamChannel, BACKEND};
 
 fn schema() -> &'static str {
     static NAME: OnceLock<String> = OnceLock::new();
@@ -47,11 +45,11 @@ async fn append_raw(
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO {table} (stream, metadata) VALUES ($1, $2)"
     )))
-        .bind(&stream)
-        .bind(bytes.as_ref())
-        .execute(pg.pool())
-        .await
-        .map_err(|e| event_backbone_core::Error::transient(BACKEND, "writing a raw entry", e))?;
+    .bind(&stream)
+    .bind(bytes.as_ref())
+    .execute(pg.pool())
+    .await
+    .map_err(|e| event_backbone_core::Error::transient(BACKEND, "writing a raw entry", e))?;
     Ok(())
 }
 

@@ -2,7 +2,30 @@
 #![allow(dead_code, unused_imports)]
 
 pub use event_backbone_core::testkit::{eventually, unique_uri as unique};
+use std::collections::BTreeMap;
+
+use event_backbone_core::envelope::{MessageId, Metadata, Origin};
 use event_backbone_postgres::{Postgres, PostgresConfig, URL_VAR};
+
+/// The metadata of a message numbered `n` (its correlation id).
+pub fn sample(stream: &str, n: u32) -> Metadata {
+    Metadata {
+        message_id: MessageId::new(),
+        operation: "sample".to_owned(),
+        version: 1,
+        uri: stream.to_owned(),
+        environment: None,
+        produced_at_ms: 1_700_000_000_000,
+        origin: Origin::Original,
+        content_type: "application/postcard".to_owned(),
+        correlation_id: Some(n.to_string()),
+        causation_id: None,
+        traceparent: None,
+        headers: BTreeMap::new(),
+        segments: Vec::new(),
+        subject: None,
+    }
+}
 
 /// Where `scripts/start-postgres` makes a server answer when none is named.
 pub const LOCAL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -19,7 +42,11 @@ pub fn unique_schema(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!("eb_{prefix}_{}_{}", nanos % 1_000_000_000_000, std::process::id())
+    format!(
+        "eb_{prefix}_{}_{}",
+        nanos % 1_000_000_000_000,
+        std::process::id()
+    )
 }
 
 /// The test server's configuration on `schema`.
@@ -59,9 +86,9 @@ pub fn drop_schemas(schemas: &[&str]) {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
                 )))
-                    .execute(&pool)
-                    .await
-                    .unwrap();
+                .execute(&pool)
+                .await
+                .unwrap();
             }
         });
 }
