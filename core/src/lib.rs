@@ -63,6 +63,7 @@ mod lease;
 pub mod memory;
 mod message;
 pub mod names;
+pub mod outbox;
 pub mod privacy;
 pub mod producer;
 pub mod retry;
@@ -71,6 +72,7 @@ mod store_set;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod transaction;
 
 pub use address::StreamAddress;
 pub use capabilities::{ChannelCapabilities, Ordering, StoreCapabilities};

@@ -103,7 +103,14 @@ fn producer(c: &Contract) -> TokenStream {
         vis, name, krate, ..
     } = c;
     let producer = format_ident!("{name}Producer");
-    let methods = c.events.iter().map(|e| {
+    let producer_in = format_ident!("{name}ProducerIn");
+    let summary_in = doc(format!(
+        "The typed producer of [`{name}`] inside a caller's transaction, from \
+         `{name}Producer::in_transaction`: one async method per event."
+    ));
+    let methods_sending =
+        |receiver: TokenStream, send: TokenStream| {
+            c.events.iter().map(move |e| {
         let method = &e.method;
         let (op, version) = (&e.operation, e.version);
         let docs = &e.docs;
@@ -139,16 +146,25 @@ fn producer(c: &Contract) -> TokenStream {
             #identity
             #deprecated
             #[allow(clippy::too_many_arguments)]
-            pub async fn #method(&self, #(#args),*) -> #krate::Result<#krate::Receipt> {
+            pub async fn #method(#receiver, #(#args),*) -> #krate::Result<#krate::Receipt> {
                 let codec = self.producer.codec();
                 let mut message = #krate::OutgoingMessage::new(#op);
                 message.version = #version;
                 #(#inserts)*
                 #subject
-                self.producer.send_message(message).await
+                #send
             }
         }
-    });
+    }).collect::<Vec<_>>()
+        };
+    let methods = methods_sending(
+        quote!(&self),
+        quote!(self.producer.send_message(message).await),
+    );
+    let methods_in = methods_sending(
+        quote!(&mut self),
+        quote!(self.producer.send_message_in(&mut *self.tx, message).await),
+    );
     let summary = doc(format!(
         "The typed producer of [`{name}`]: one async method per event, each parameter \
          one segment named after it."
@@ -177,7 +193,27 @@ fn producer(c: &Contract) -> TokenStream {
                 Self { producer: self.producer.caused_by(message) }
             }
 
+            /// The same producer writing inside a caller's transaction: each
+            /// event is sent if and only if the transaction commits (see
+            /// `Producer::send_message_in` and the `outbox` module).
+            pub fn in_transaction<'t>(
+                &'t self,
+                tx: &'t mut dyn #krate::outbox::Transaction,
+            ) -> #producer_in<'t> {
+                #producer_in { producer: &self.producer, tx }
+            }
+
             #(#methods)*
+        }
+
+        #summary_in
+        #vis struct #producer_in<'t> {
+            producer: &'t #krate::Producer,
+            tx: &'t mut dyn #krate::outbox::Transaction,
+        }
+
+        impl #producer_in<'_> {
+            #(#methods_in)*
         }
 
         impl ::core::convert::From<#krate::Producer> for #producer {

@@ -246,8 +246,15 @@ impl StreamChannel for PostgresStreamChannel {
         if let (Some(store), false) = (same, more) {
             // Payloads and entries in one statement: one round trip, one
             // commit.
-            return produce::store_and_append(&self.pg, self.pool(), store, items, stream, batch)
-                .await;
+            return produce::store_and_append(
+                &self.pg,
+                self.pool(),
+                store.sql(),
+                items,
+                stream,
+                batch,
+            )
+            .await;
         }
         let writes = payloads
             .iter()

@@ -9,7 +9,10 @@ use sqlx::PgPool;
 
 use crate::config::PostgresConfig;
 use crate::error::{Error, Result};
-use crate::schema::{create_channel_tables, create_payload_table, ChannelSql, PAYLOADS};
+use crate::schema::{
+    create_channel_tables, create_payload_table, qualified, qualified_entries, ChannelSql, PAYLOADS,
+};
+use crate::store::StoreSql;
 use crate::wake::Wakeups;
 
 /// A connection to PostgreSQL: sqlx's pool, the configuration and the
@@ -34,6 +37,8 @@ pub(crate) struct Inner {
     pub pool: PgPool,
     pub config: PostgresConfig,
     pub sql: ChannelSql,
+    /// The statements of the default payload table (the outbox's store).
+    pub payloads: Arc<StoreSql>,
     pub wakeups: Arc<Wakeups>,
 }
 
@@ -71,6 +76,10 @@ impl Postgres {
         Ok(Self {
             inner: Arc::new(Inner {
                 sql: ChannelSql::new(&schema),
+                payloads: Arc::new(StoreSql::new(
+                    &qualified(&schema, PAYLOADS),
+                    &qualified_entries(&schema),
+                )),
                 pool,
                 config,
                 wakeups,

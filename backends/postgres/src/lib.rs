@@ -11,6 +11,7 @@ mod produce;
 pub mod schema;
 mod store;
 mod sweep;
+mod transaction;
 mod wake;
 
 pub use channel::PostgresStreamChannel;
@@ -18,6 +19,7 @@ pub use config::{PostgresConfig, DEFAULT_SCHEMA, URL_VAR};
 pub use connection::Postgres;
 pub use error::{Error, Result};
 pub use store::{PostgresStore, MAX_VALUE_BYTES};
+pub use transaction::InTransaction;
 
 /// sqlx, which this crate is built on, for the pool and transactions
 /// (`Postgres::pool`).

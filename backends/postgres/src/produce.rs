@@ -9,7 +9,7 @@ use sqlx::{PgExecutor, Row};
 use crate::connection::Postgres;
 use crate::entry::Position;
 use crate::error::{backend, protocol};
-use crate::store::{PostgresStore, Rows};
+use crate::store::{checked, Rows, StoreSql};
 use crate::BACKEND;
 
 /// Refuses a stream name PostgreSQL's `text` cannot hold.
@@ -53,12 +53,12 @@ pub(crate) async fn append<'c, E: PgExecutor<'c>>(
 pub(crate) async fn store_and_append<'c, E: PgExecutor<'c>>(
     pg: &Postgres,
     on: E,
-    store: &PostgresStore,
+    store: &StoreSql,
     items: &[PutItem],
     stream: &str,
     batch: &[Metadata],
 ) -> Result<Vec<EntryId>> {
-    let items = store.checked(items)?;
+    let items = checked(items)?;
     if batch.is_empty() {
         return match items.is_empty() {
             true => Ok(Vec::new()),
@@ -78,7 +78,7 @@ pub(crate) async fn store_and_append<'c, E: PgExecutor<'c>>(
             batch.len()
         )
     };
-    let replies = sqlx::query(store.store_and_append_sql().sql())
+    let replies = sqlx::query(store.store_and_append.sql())
         .bind(stream)
         .bind(&encoded)
         .bind(pg.notification_channel())

@@ -34,6 +34,11 @@ pub(crate) fn qualified(schema: &str, table: &str) -> String {
     format!("\"{schema}\".\"{table}\"")
 }
 
+/// The entries table of a schema, qualified and quoted.
+pub(crate) fn qualified_entries(schema: &str) -> String {
+    qualified(schema, ENTRIES)
+}
+
 /// The statements that make the schema and the channel's tables (each
 /// `IF NOT EXISTS`), run under an advisory lock at connect.
 pub(crate) fn create_channel_tables(schema: &str) -> Vec<String> {

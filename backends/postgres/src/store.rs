@@ -12,7 +12,9 @@ use sqlx::Row;
 
 use crate::connection::{run_ddl, Postgres};
 use crate::error::{backend, Error};
-use crate::schema::{append_cte, create_payload_table, qualified, Statement, NOW_MS, PAYLOADS};
+use crate::schema::{
+    append_cte, create_payload_table, qualified, qualified_entries, Statement, NOW_MS, PAYLOADS,
+};
 use crate::sweep::Sweeper;
 use crate::BACKEND;
 
@@ -45,7 +47,7 @@ pub struct PostgresStore {
 
 #[derive(Debug)]
 pub(crate) struct StoreSql {
-    insert: Statement,
+    pub(crate) insert: Statement,
     delete_expired: Statement,
     set_expiry: Statement,
     upsert_keeping_expiry: Statement,
@@ -55,7 +57,7 @@ pub(crate) struct StoreSql {
     pub(crate) sweep: Statement,
     /// Payload rows (`$4`–`$7`) and entries (`$1` stream, `$2` metadata,
     /// `$3` notification channel) in one statement.
-    store_and_append: Statement,
+    pub(crate) store_and_append: Statement,
 }
 
 /// The insert of new payload rows from four arrays (`$first` keys,
@@ -71,7 +73,7 @@ pub(crate) fn insert_rows(table: &str, first: usize) -> String {
 }
 
 impl StoreSql {
-    fn new(table: &str, entries: &str) -> Self {
+    pub(crate) fn new(table: &str, entries: &str) -> Self {
         Self {
             store_and_append: format!(
                 "WITH stored AS ({}), {}, woken AS (SELECT pg_notify($3, $1))
@@ -159,6 +161,14 @@ fn ttl_ms(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
+/// The checks a write of `items` passes before anything is written (sizes,
+/// names), and the items with each key once.
+pub(crate) fn checked(items: &[PutItem]) -> Result<std::borrow::Cow<'_, [PutItem]>> {
+    check_value_sizes(BACKEND, Some(MAX_VALUE_BYTES), items)?;
+    check_names(items)?;
+    Ok(merge_repeated_keys(items))
+}
+
 /// Refuses what PostgreSQL's `text` cannot hold (a NUL character) in a
 /// key or field name, naming it, before anything is written.
 pub(crate) fn check_names(items: &[PutItem]) -> Result<()> {
@@ -203,8 +213,13 @@ impl PostgresStore {
     fn on(pg: &Postgres, table: &str) -> Self {
         let schema = pg.config().schema_name();
         let qualified = qualified(schema, table);
-        let entries = crate::schema::qualified(schema, crate::schema::ENTRIES);
-        let sql = std::sync::Arc::new(StoreSql::new(&qualified, &entries));
+        let sql = match table {
+            PAYLOADS => pg.inner.payloads.clone(),
+            _ => {
+                let entries = qualified_entries(schema);
+                std::sync::Arc::new(StoreSql::new(&qualified, &entries))
+            }
+        };
         let sweeper = pg
             .config()
             .sweep_interval
@@ -235,19 +250,8 @@ impl PostgresStore {
             .map_err(|e| backend(format!("sweeping {}", self.table), e))
     }
 
-    /// The checks a write of `items` passes before anything is written,
-    /// and the items with each key once.
-    pub(crate) fn checked<'a>(
-        &self,
-        items: &'a [PutItem],
-    ) -> Result<std::borrow::Cow<'a, [PutItem]>> {
-        check_value_sizes(BACKEND, Some(MAX_VALUE_BYTES), items)?;
-        check_names(items)?;
-        Ok(merge_repeated_keys(items))
-    }
-
-    pub(crate) fn store_and_append_sql(&self) -> &Statement {
-        &self.sql.store_and_append
+    pub(crate) fn sql(&self) -> &StoreSql {
+        &self.sql
     }
 
     fn action(&self, what: &str, n: usize) -> String {
@@ -266,7 +270,7 @@ impl KeyValueStore for PostgresStore {
     }
 
     async fn put_many(&self, items: &[PutItem]) -> Result<()> {
-        let items = self.checked(items)?;
+        let items = checked(items)?;
         if items.is_empty() {
             return Ok(());
         }
@@ -310,7 +314,7 @@ impl KeyValueStore for PostgresStore {
     }
 
     async fn insert_many(&self, items: &[PutItem]) -> Result<()> {
-        let items = self.checked(items)?;
+        let items = checked(items)?;
         if items.is_empty() {
             return Ok(());
         }

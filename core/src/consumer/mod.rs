@@ -9,7 +9,7 @@ mod builder;
 mod context;
 mod copy;
 mod counters;
-mod dead_letter;
+pub(crate) mod dead_letter;
 mod handler;
 mod handling;
 mod held;

@@ -29,6 +29,10 @@ impl<'p> MessageBuilder<'p> {
         Self { producer, message }
     }
 
+    pub(super) fn into_parts(self) -> (&'p Producer, OutgoingMessage) {
+        (self.producer, self.message)
+    }
+
     /// The operation version (default 0).
     pub fn version(mut self, version: u32) -> Self {
         self.message.version = version;

@@ -7,6 +7,7 @@
 
 mod batcher;
 mod builder;
+mod in_transaction;
 mod message;
 mod outgoing;
 mod receipt;
@@ -75,6 +76,11 @@ impl Producer {
         self.codec
     }
 
+    /// Its targets, one per stream (the outbox relay writes to them).
+    pub(crate) fn targets(&self) -> &[Arc<Target>] {
+        &self.targets
+    }
+
     /// The stream keys this producer sends to.
     pub fn streams(&self) -> Vec<&str> {
         self.targets
@@ -133,15 +139,7 @@ impl Producer {
         let sends = match crate::names::check("operation", &message.operation) {
             Err(e) => Sends::Refused(Some(e)),
             Ok(()) => {
-                if let Some(cause) = &self.cause {
-                    message
-                        .correlation_id
-                        .get_or_insert_with(|| cause.correlation_id.clone());
-                    message
-                        .causation_id
-                        .get_or_insert_with(|| cause.causation_id.clone());
-                }
-                let cause_traceparent = self.cause.as_ref().and_then(|c| c.traceparent.as_deref());
+                let cause_traceparent = self.carry_cause(&mut message);
                 if let [target] = &self.targets[..] {
                     Sends::One(TargetSend::new(
                         target,
@@ -157,6 +155,19 @@ impl Producer {
             }
         };
         MessageSend::new(message_id, sends)
+    }
+
+    /// Stamps the correlation and causation ids of [`Self::caused_by`] on
+    /// `message` (where it sets none); the cause's `traceparent`.
+    fn carry_cause(&self, message: &mut OutgoingMessage) -> Option<&str> {
+        let cause = self.cause.as_ref()?;
+        message
+            .correlation_id
+            .get_or_insert_with(|| cause.correlation_id.clone());
+        message
+            .causation_id
+            .get_or_insert_with(|| cause.causation_id.clone());
+        cause.traceparent.as_deref()
     }
 
     /// One producer that sends every message to all of the given producers'

@@ -11,7 +11,7 @@ use super::batcher::{self, Destination, Job};
 use super::outgoing::OutgoingMessage;
 use super::receipt::SentEntry;
 use crate::address::StreamAddress;
-use crate::channel::StreamChannel;
+use crate::channel::{EntryId, StreamChannel};
 use crate::clock::now_ms;
 use crate::codec::Codec;
 use crate::envelope::{MessageId, Metadata, SegmentClass, SegmentLocation, SegmentRef, Segments};
@@ -19,10 +19,11 @@ use crate::interceptor::ProducerInterceptor;
 use crate::privacy::sealing::seal_message;
 use crate::privacy::{PersonalData, Subject, SUBJECT_HEADER};
 use crate::retry::RetryPolicy;
-use crate::store::{Fields, PutItem};
+use crate::store::{Fields, KeyValueStore, PutItem};
 use crate::store_set::StoreSet;
 use crate::telemetry::instruments::ProducerMetrics;
 use crate::telemetry::spans;
+use crate::transaction::Transaction;
 use crate::{Error, Result};
 
 pub(crate) struct Target {
@@ -232,6 +233,107 @@ impl Target {
     /// The stream's key, shared.
     pub(crate) fn stream(&self) -> std::sync::Arc<str> {
         self.destination.stream.clone()
+    }
+
+    /// Sends one message inside a caller's transaction (the outbox): made
+    /// as a send makes it, then written by `tx` rather than queued for a
+    /// batch; under its `send` span, recorded in the metrics.
+    pub(crate) async fn send_in(
+        &self,
+        tx: &mut dyn Transaction,
+        message_id: MessageId,
+        message: OutgoingMessage,
+        cause_traceparent: Option<&str>,
+    ) -> Result<SentEntry> {
+        let started = Instant::now();
+        let (span, preparing) = self.start(message_id, message, cause_traceparent);
+        let job = match preparing {
+            Preparing::Ready(job) => job,
+            Preparing::Hooks(job) => job.await,
+        };
+        let sent = match job {
+            Ok(job) => self.write_in(tx, job).instrument(span.clone()).await,
+            Err(e) => Err(e),
+        };
+        self.sent(&span, started, &sent);
+        sent
+    }
+
+    async fn write_in(
+        &self,
+        tx: &mut dyn Transaction,
+        job: batcher::Prepared,
+    ) -> Result<SentEntry> {
+        let d = &self.destination;
+        let mut per_store: Vec<Vec<PutItem>> = vec![Vec::new(); d.stores.len()];
+        for (idx, item) in job.puts {
+            per_store[idx].push(item);
+        }
+        let payloads: Vec<(&dyn KeyValueStore, Vec<PutItem>)> = per_store
+            .into_iter()
+            .enumerate()
+            .filter(|(_, items)| !items.is_empty())
+            .map(|(idx, items)| (d.stores.store(idx).as_ref(), items))
+            .collect();
+        let ids = tx
+            .store_and_append(
+                d.channel.as_ref(),
+                &d.stream,
+                &payloads,
+                std::slice::from_ref(&job.metadata),
+            )
+            .await?;
+        match <[EntryId; 1]>::try_from(ids) {
+            Ok([entry_id]) => Ok(SentEntry {
+                stream: self.stream(),
+                entry_id,
+            }),
+            Err(ids) => Err(Error::permanent(
+                d.channel.backend(),
+                format!("writing to stream {:?} in a transaction", &*d.stream),
+                format!("{} entry ids returned for 1 entry", ids.len()),
+            )),
+        }
+    }
+
+    /// Writes messages as they are (their ids, origins and payload keys),
+    /// their payloads routed by class as a send routes them, with this
+    /// target's payload TTL and backend retry: the outbox relay's step.
+    pub(crate) async fn forward(
+        &self,
+        batch: &[Metadata],
+        payloads: Vec<(SegmentClass, PutItem)>,
+    ) -> Result<Vec<EntryId>> {
+        let d = &self.destination;
+        let mut per_store: Vec<Vec<PutItem>> = vec![Vec::new(); d.stores.len()];
+        for (class, mut item) in payloads {
+            item.ttl = self.payload_ttl;
+            match d.stores.route_class(&class) {
+                Some((idx, _)) => per_store[idx].push(item),
+                None => {
+                    return Err(Error::config(
+                        "outbox relay",
+                        format!(
+                            "the producer of stream {:?} has no store for segment class {:?}: \
+                             give it one (store or class_store)",
+                            &*d.stream,
+                            class.as_str()
+                        ),
+                    ))
+                }
+            }
+        }
+        let payloads: Vec<(&dyn KeyValueStore, Vec<PutItem>)> = per_store
+            .into_iter()
+            .enumerate()
+            .filter(|(_, items)| !items.is_empty())
+            .map(|(idx, items)| (d.stores.store(idx).as_ref(), items))
+            .collect();
+        d.retry
+            .run("relaying to the stream", || {
+                d.channel.store_and_append(&d.stream, &payloads, batch)
+            })
+            .await
     }
 
     /// The error of a send that found the batching task gone.

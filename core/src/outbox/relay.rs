@@ -1,0 +1,436 @@
+//! [`OutboxRelay`]: moves the messages a transaction wrote to the outbox on
+//! to the producer's channel and stores, as they are.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::report::RelayReport;
+use crate::channel::{Delivery, EntryId, GroupStart, StreamChannel};
+use crate::consumer::dead_letter::DeadLetters;
+use crate::envelope::{Metadata, SegmentClass, SegmentLocation};
+use crate::producer::Producer;
+use crate::retry::RetryPolicy;
+use crate::store::{KeyValueStore, PutItem};
+use crate::{Error, Result};
+
+/// The consumer group the relay reads the outbox with (default).
+pub const RELAY_GROUP: &str = "outbox-relay";
+/// The consumer name the relay reads as: a relay started again takes over
+/// what the one before it had read and not finished, first, in order.
+pub const RELAY_CONSUMER: &str = "relay";
+
+/// Moves committed outbox messages on to the producer's channel and stores:
+/// the other half of [`Producer::send_in`] when the producer's channel is
+/// not the transaction's database's.
+///
+/// For each stream of the producer it reads the outbox stream of the same
+/// key (consumer group [`RELAY_GROUP`], as consumer [`RELAY_CONSUMER`]):
+/// first what it had read before and not acknowledged (a relay that died
+/// mid-batch), then new messages. Each batch's payloads are read from the
+/// outbox store and written to the producer's stores (routed by segment
+/// class, with its payload TTL), its entries appended to the producer's
+/// stream **unchanged** (same message ids, same payload keys), then the
+/// batch is acknowledged in the outbox and its payload rows deleted there.
+///
+/// - **At least once**: a relay killed between the append and the
+///   acknowledgement appends that batch again when it starts (the same
+///   message ids: consumers that must see each once deduplicate by id).
+/// - **In order**: batches go one after another, entries in outbox order;
+///   run **one relay per outbox stream** (two would share the consumer name
+///   and interleave). On PostgreSQL the outbox order is the order in which
+///   the transactions began to write.
+/// - **Nothing stuck**: an entry that cannot be relayed for good
+///   (unreadable, its payload missing from the outbox, refused by the
+///   target) goes to the outbox stream's dead-letter stream with the
+///   reason, its payload kept in the outbox store; a transient failure is
+///   waited out ([`Self::run`]) or returned ([`Self::relay_once`]) and the
+///   batch read again.
+///
+/// ```
+/// use std::sync::Arc;
+/// use event_backbone_core::memory::{MemoryChannel, MemoryStore};
+/// use event_backbone_core::outbox::OutboxRelay;
+/// use event_backbone_core::Producer;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> event_backbone_core::Result<()> {
+/// // Where messages go.
+/// let (channel, store) = (Arc::new(MemoryChannel::new()), Arc::new(MemoryStore::new()));
+/// let producer = Producer::builder().channel(channel.clone()).store(store).uri("orders").build()?;
+/// // The outbox (in a real application: the database's channel and store).
+/// let (outbox, outbox_store) = (Arc::new(MemoryChannel::new()), Arc::new(MemoryStore::new()));
+/// let relay = OutboxRelay::builder().channel(outbox).store(outbox_store).to(&producer).build()?;
+/// let report = relay.relay_once().await?;
+/// assert!(report.is_empty());
+/// # Ok(()) }
+/// ```
+pub struct OutboxRelay {
+    channel: Arc<dyn StreamChannel>,
+    store: Arc<dyn KeyValueStore>,
+    producer: Producer,
+    group: String,
+    batch_size: usize,
+    block: Duration,
+    retry: RetryPolicy,
+    /// Whether the group exists, per target.
+    ensured: Vec<AtomicBool>,
+}
+
+/// Builds an [`OutboxRelay`]: the outbox's channel and store, and the
+/// producer whose channel and stores messages go to.
+#[must_use = "a builder does nothing until .build()"]
+pub struct OutboxRelayBuilder {
+    channel: Option<Arc<dyn StreamChannel>>,
+    store: Option<Arc<dyn KeyValueStore>>,
+    producer: Option<Producer>,
+    group: String,
+    batch_size: usize,
+    block: Duration,
+}
+
+impl OutboxRelay {
+    /// A relay to configure.
+    pub fn builder() -> OutboxRelayBuilder {
+        OutboxRelayBuilder {
+            channel: None,
+            store: None,
+            producer: None,
+            group: RELAY_GROUP.to_owned(),
+            batch_size: 100,
+            block: Duration::from_secs(1),
+        }
+    }
+
+    /// One pass: one batch per stream (what was read before and not
+    /// finished, else what is new), without waiting for new messages.
+    pub async fn relay_once(&self) -> Result<RelayReport> {
+        self.pass(Duration::ZERO).await
+    }
+
+    /// Relays until `cancel` is cancelled, waiting for new messages up to
+    /// the block time per read; transient failures (the target or the
+    /// outbox unreachable) are logged and waited out, with backoff. Returns
+    /// what it relayed; a permanent failure that is no single message's
+    /// (a configuration error) ends it.
+    pub async fn run(&self, cancel: CancellationToken) -> Result<RelayReport> {
+        let mut total = RelayReport::default();
+        let backoff = RetryPolicy::exponential(u32::MAX)
+            .initial_delay(Duration::from_millis(100))
+            .max_delay(Duration::from_secs(5));
+        let mut failures = 0;
+        let block = self.block / self.ensured.len().max(1) as u32;
+        while !cancel.is_cancelled() {
+            match self.pass(block).await {
+                Ok(report) => {
+                    failures = 0;
+                    total.add(report);
+                }
+                Err(e) if e.is_transient() => {
+                    failures += 1;
+                    tracing::warn!(error = %e, "outbox relay: waiting out a transient failure");
+                    tokio::select! {
+                        () = cancel.cancelled() => {}
+                        () = tokio::time::sleep(backoff.delay_before(failures)) => {}
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(total)
+    }
+
+    async fn pass(&self, block: Duration) -> Result<RelayReport> {
+        let mut report = RelayReport::default();
+        for (i, stream) in self.producer.streams().into_iter().enumerate() {
+            if !self.ensured[i].load(Ordering::Relaxed) {
+                self.channel
+                    .ensure_group(stream, &self.group, GroupStart::Beginning)
+                    .await?;
+                self.ensured[i].store(true, Ordering::Relaxed);
+            }
+            let mut batch = self
+                .channel
+                .read_pending(stream, &self.group, RELAY_CONSUMER, self.batch_size)
+                .await?;
+            if batch.is_empty() {
+                batch = self
+                    .channel
+                    .read_group(stream, &self.group, RELAY_CONSUMER, self.batch_size, block)
+                    .await?;
+            }
+            if !batch.is_empty() {
+                report.add(self.relay(i, stream, batch).await?);
+            }
+        }
+        Ok(report)
+    }
+
+    /// Relays one batch of the outbox stream `stream` to the producer's
+    /// target `i`.
+    async fn relay(&self, i: usize, stream: &str, batch: Vec<Delivery>) -> Result<RelayReport> {
+        let mut report = RelayReport::default();
+        let mut ready: Vec<Ready> = Vec::with_capacity(batch.len());
+        for delivery in batch {
+            let id = delivery.entry.id;
+            let metadata = match delivery.entry.body {
+                Ok(metadata) => metadata,
+                Err(malformed) => {
+                    let reason = format!("the outbox entry is unreadable: {}", malformed.reason);
+                    self.dead_letters(i)
+                        .malformed(&id, malformed.raw, delivery.delivery_count, &reason)
+                        .await?;
+                    self.finish(stream, std::slice::from_ref(&id), &[]).await?;
+                    report.dead_lettered.push((id, reason));
+                    continue;
+                }
+            };
+            match self.payloads_of(&metadata).await? {
+                Ok(payloads) => ready.push(Ready {
+                    id,
+                    metadata,
+                    payloads,
+                    deliveries: delivery.delivery_count,
+                }),
+                Err(reason) => {
+                    self.dead_letter(i, stream, &id, &metadata, delivery.delivery_count, &reason)
+                        .await?;
+                    report.dead_lettered.push((id, reason));
+                }
+            }
+        }
+        if ready.is_empty() {
+            return Ok(report);
+        }
+        let target = &self.producer.targets()[i];
+        let (metadata, payloads) = Ready::split(&ready);
+        match target.forward(&metadata, payloads).await {
+            Ok(_) => {
+                report.relayed += ready.len() as u64;
+                self.finish_ready(stream, &ready).await?;
+            }
+            Err(e) if e.is_transient() => return Err(e),
+            // Refused for good: find which, one at a time.
+            Err(_) => {
+                for one in ready {
+                    let (metadata, payloads) = Ready::split(std::slice::from_ref(&one));
+                    match target.forward(&metadata, payloads).await {
+                        Ok(_) => {
+                            report.relayed += 1;
+                            self.finish_ready(stream, std::slice::from_ref(&one))
+                                .await?;
+                        }
+                        Err(e) if e.is_transient() => return Err(e),
+                        Err(e) => {
+                            let reason = format!("the target refused it: {e}");
+                            self.dead_letter(
+                                i,
+                                stream,
+                                &one.id,
+                                &one.metadata,
+                                one.deliveries,
+                                &reason,
+                            )
+                            .await?;
+                            report.dead_lettered.push((one.id, reason));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// The payload of a message, per class, read from the outbox store: the
+    /// items to write (under the same keys), or why it cannot be relayed.
+    async fn payloads_of(
+        &self,
+        metadata: &Metadata,
+    ) -> Result<std::result::Result<Vec<(SegmentClass, PutItem)>, String>> {
+        let mut classes: BTreeSet<&str> = BTreeSet::new();
+        let mut items = Vec::new();
+        for segment in &metadata.segments {
+            match &segment.location {
+                SegmentLocation::Inline(_) => continue,
+                SegmentLocation::Stored { .. } => {
+                    return Ok(Err(format!(
+                        "segment {:?} names a store of its own; an outbox message keeps its \
+                         payload under the standard keys",
+                        segment.name
+                    )))
+                }
+                SegmentLocation::Standard => {}
+            }
+            if !classes.insert(segment.class.as_str()) {
+                continue;
+            }
+            let key = metadata.standard_payload_key(&segment.class);
+            let fields = self.store.get(&key).await?;
+            match fields {
+                Some(fields) => items.push((
+                    segment.class.clone(),
+                    PutItem {
+                        key,
+                        fields,
+                        ttl: None,
+                    },
+                )),
+                None => {
+                    return Ok(Err(format!(
+                        "its payload {key:?} is not in the outbox store"
+                    )))
+                }
+            }
+        }
+        Ok(Ok(items))
+    }
+
+    fn dead_letters(&self, i: usize) -> DeadLetters<'_> {
+        DeadLetters {
+            channel: self.channel.as_ref(),
+            address: &self.producer.targets()[i].address,
+            group: &self.group,
+            retry: &self.retry,
+        }
+    }
+
+    /// Dead-letters a message in the outbox (its payload stays there) and
+    /// acknowledges it.
+    async fn dead_letter(
+        &self,
+        i: usize,
+        stream: &str,
+        id: &EntryId,
+        metadata: &Metadata,
+        deliveries: u32,
+        reason: &str,
+    ) -> Result<()> {
+        tracing::warn!(stream, entry = %id, reason, "outbox relay: dead-lettering an entry");
+        self.dead_letters(i)
+            .message(metadata, id, deliveries, reason, None)
+            .await?;
+        self.finish(stream, std::slice::from_ref(id), &[]).await
+    }
+
+    async fn finish_ready(&self, stream: &str, ready: &[Ready]) -> Result<()> {
+        let ids: Vec<EntryId> = ready.iter().map(|r| r.id.clone()).collect();
+        let keys: Vec<&str> = ready
+            .iter()
+            .flat_map(|r| r.payloads.iter().map(|(_, item)| item.key.as_str()))
+            .collect();
+        self.finish(stream, &ids, &keys).await
+    }
+
+    /// Acknowledges entries in the outbox, then deletes their payload rows
+    /// there (best effort: rows left behind are harmless).
+    async fn finish(&self, stream: &str, ids: &[EntryId], keys: &[&str]) -> Result<()> {
+        self.retry
+            .run("acknowledging relayed outbox entries", || {
+                self.channel.ack(stream, &self.group, ids)
+            })
+            .await?;
+        if !keys.is_empty() {
+            if let Err(e) = self.store.delete_many(keys).await {
+                tracing::warn!(error = %e, "outbox relay: relayed payloads left in the outbox store");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A message ready to relay: its outbox entry, metadata and payload.
+struct Ready {
+    id: EntryId,
+    metadata: Metadata,
+    payloads: Vec<(SegmentClass, PutItem)>,
+    deliveries: u32,
+}
+
+impl Ready {
+    fn split(ready: &[Ready]) -> (Vec<Metadata>, Vec<(SegmentClass, PutItem)>) {
+        let metadata = ready.iter().map(|r| r.metadata.clone()).collect();
+        let payloads = ready.iter().flat_map(|r| r.payloads.clone()).collect();
+        (metadata, payloads)
+    }
+}
+
+impl OutboxRelayBuilder {
+    /// The outbox's channel (required): the transaction's database's.
+    pub fn channel(mut self, channel: Arc<dyn StreamChannel>) -> Self {
+        self.channel = Some(channel);
+        self
+    }
+
+    /// The outbox's store (required): where the transaction wrote the
+    /// payloads.
+    pub fn store(mut self, store: Arc<dyn KeyValueStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The producer whose channel and stores the messages go to (required):
+    /// the one the application sends with (`send_in`), for its streams, its
+    /// stores per class, its payload TTL and its backend retry.
+    pub fn to(mut self, producer: &Producer) -> Self {
+        self.producer = Some(producer.clone());
+        self
+    }
+
+    /// The consumer group that reads the outbox (default [`RELAY_GROUP`]).
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = group.into();
+        self
+    }
+
+    /// Messages per batch (default 100).
+    pub fn batch_size(mut self, size: usize) -> Self {
+        self.batch_size = size.max(1);
+        self
+    }
+
+    /// How long [`OutboxRelay::run`] waits for new messages per read
+    /// (default 1 s).
+    pub fn block(mut self, timeout: Duration) -> Self {
+        self.block = timeout;
+        self
+    }
+
+    /// The relay.
+    pub fn build(self) -> Result<OutboxRelay> {
+        let missing = |what: &str| {
+            Error::config(
+                "outbox relay",
+                format!("{what} is required: OutboxRelay::builder().channel(..).store(..).to(&producer)"),
+            )
+        };
+        let producer = self.producer.ok_or_else(|| missing("to(&producer)"))?;
+        let channel = self.channel.ok_or_else(|| missing("channel"))?;
+        crate::names::check("group", &self.group)?;
+        Ok(OutboxRelay {
+            ensured: producer
+                .streams()
+                .iter()
+                .map(|_| AtomicBool::new(false))
+                .collect(),
+            store: self.store.ok_or_else(|| missing("store"))?,
+            channel,
+            producer,
+            group: self.group,
+            batch_size: self.batch_size,
+            block: self.block,
+            retry: RetryPolicy::default(),
+        })
+    }
+}
+
+impl std::fmt::Debug for OutboxRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxRelay")
+            .field("outbox", &self.channel.backend())
+            .field("streams", &self.producer.streams())
+            .field("group", &self.group)
+            .field("batch_size", &self.batch_size)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,376 @@
+//! The outbox, with a pretend database: a transaction that buffers what a
+//! producer writes into it and, at commit, puts it in an outbox (an
+//! in-memory channel and store). The relay then moves committed messages
+//! on to the producer's channel and stores, as they are: every message at
+//! least once, in order, payloads routed by class; what it cannot move
+//! goes to the outbox's dead-letter stream; a relay that died between the
+//! append and the acknowledgement appends that batch again, first.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use event_backbone_core::envelope::Metadata;
+use event_backbone_core::memory::{MemoryChannel, MemoryStore};
+use event_backbone_core::outbox::{OutboxRelay, Transaction, RELAY_GROUP};
+use event_backbone_core::testkit::FaultyChannel;
+use event_backbone_core::{
+    Codec, EntryId, KeyValueStore, Message, MessageId, Producer, PutItem, Replay, Result,
+    SegmentClass, StreamChannel,
+};
+use futures_util::TryStreamExt;
+
+/// A pretend database transaction: writes wait for `commit`.
+struct Tx {
+    outbox: Arc<MemoryChannel>,
+    outbox_store: Arc<MemoryStore>,
+    writes: Vec<(String, Vec<PutItem>, Vec<Metadata>)>,
+}
+
+#[async_trait]
+impl Transaction for Tx {
+    async fn store_and_append(
+        &mut self,
+        _channel: &dyn StreamChannel,
+        stream: &str,
+        payloads: &[(&dyn KeyValueStore, Vec<PutItem>)],
+        batch: &[Metadata],
+    ) -> Result<Vec<EntryId>> {
+        let items = payloads.iter().flat_map(|(_, i)| i.clone()).collect();
+        self.writes.push((stream.to_owned(), items, batch.to_vec()));
+        Ok(batch.iter().map(|_| EntryId::new("0")).collect())
+    }
+}
+
+impl Tx {
+    async fn commit(self) {
+        for (stream, items, batch) in self.writes {
+            self.outbox_store.insert_many(&items).await.unwrap();
+            self.outbox.append_many(&stream, &batch).await.unwrap();
+        }
+    }
+}
+
+struct Setup {
+    outbox: Arc<MemoryChannel>,
+    outbox_store: Arc<MemoryStore>,
+    channel: Arc<FaultyChannel>,
+    store: Arc<MemoryStore>,
+    personal_store: Arc<MemoryStore>,
+    producer: Producer,
+}
+
+impl Setup {
+    fn new() -> Self {
+        Self::with_store(MemoryStore::new())
+    }
+
+    fn with_store(store: MemoryStore) -> Self {
+        let channel = FaultyChannel::wrap(Arc::new(MemoryChannel::new()));
+        let store = Arc::new(store);
+        let personal_store = Arc::new(MemoryStore::new());
+        let producer = Producer::builder()
+            .channel(channel.clone())
+            .store(store.clone())
+            .class_store(SegmentClass::PERSONAL, personal_store.clone())
+            .uri("orders")
+            .payload_ttl(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        Self {
+            outbox: Arc::new(MemoryChannel::new()),
+            outbox_store: Arc::new(MemoryStore::new()),
+            channel,
+            store,
+            personal_store,
+            producer,
+        }
+    }
+
+    fn tx(&self) -> Tx {
+        Tx {
+            outbox: self.outbox.clone(),
+            outbox_store: self.outbox_store.clone(),
+            writes: Vec::new(),
+        }
+    }
+
+    /// Message `n` (an `amount` and a personal `email`), in `tx`.
+    async fn send(&self, tx: &mut Tx, n: u32) -> MessageId {
+        self.producer
+            .message("placed")
+            .segment("amount", &n)
+            .unwrap()
+            .personal("email", &format!("{n}@example.com"))
+            .unwrap()
+            .send_in(tx)
+            .await
+            .unwrap()
+            .message_id
+    }
+
+    /// Messages `range`, each in a transaction of its own, committed.
+    async fn committed(&self, range: std::ops::Range<u32>) -> Vec<MessageId> {
+        let mut ids = Vec::new();
+        for n in range {
+            let mut tx = self.tx();
+            ids.push(self.send(&mut tx, n).await);
+            tx.commit().await;
+        }
+        ids
+    }
+
+    fn relay(&self) -> OutboxRelay {
+        OutboxRelay::builder()
+            .channel(self.outbox.clone())
+            .store(self.outbox_store.clone())
+            .to(&self.producer)
+            .batch_size(3)
+            .build()
+            .unwrap()
+    }
+
+    /// What reached the producer's stream, read with its stores.
+    async fn relayed(&self) -> Vec<Message> {
+        Replay::builder()
+            .channel(self.channel.clone())
+            .store(self.store.clone())
+            .class_store(SegmentClass::PERSONAL, self.personal_store.clone())
+            .uri("orders")
+            .messages()
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap()
+    }
+}
+
+fn amount(message: &Message) -> u32 {
+    message
+        .segments()
+        .decode("amount", &Codec::Postcard)
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn committed_messages_are_relayed_as_they_are_and_rolled_back_ones_never() {
+    let s = Setup::new();
+    let mut ids = s.committed(0..2).await;
+    let mut rolled_back = s.tx();
+    let lost = s.send(&mut rolled_back, 99).await;
+    drop(rolled_back);
+    ids.extend(s.committed(2..5).await);
+    assert_eq!(
+        s.channel.info("orders").await.unwrap().length,
+        0,
+        "nothing sent before the relay"
+    );
+
+    let relay = s.relay();
+    let mut relayed = 0;
+    loop {
+        let report = relay.relay_once().await.unwrap();
+        assert!(report.dead_lettered.is_empty(), "{report:?}");
+        if report.is_empty() {
+            break;
+        }
+        relayed += report.relayed;
+    }
+    assert_eq!(relayed, 5);
+    let messages = s.relayed().await;
+    let got: Vec<MessageId> = messages.iter().map(|m| m.metadata().message_id).collect();
+    assert_eq!(got, ids, "the same messages, the same ids, in order");
+    assert!(!got.contains(&lost));
+    for (n, message) in messages.iter().enumerate() {
+        assert_eq!(amount(message), n as u32);
+        let email: Option<String> = message
+            .segments()
+            .decode("email", &Codec::Postcard)
+            .unwrap();
+        assert_eq!(email, Some(format!("{n}@example.com")));
+    }
+    // Routed by class, as a send routes them.
+    assert_eq!((s.store.len(), s.personal_store.len()), (5, 5));
+    // Done in the outbox: acknowledged, payload rows deleted.
+    assert!(
+        s.outbox_store.is_empty(),
+        "the outbox keeps relayed payloads"
+    );
+    let group = s.outbox.info("orders").await.unwrap();
+    assert_eq!(group.group(RELAY_GROUP).unwrap().pending, 0);
+}
+
+#[tokio::test]
+async fn a_relay_that_died_before_acknowledging_relays_that_batch_again_first() {
+    let s = Setup::new();
+    let ids = s.committed(0..7).await;
+    // The outbox's acknowledgements fail: the first batch is appended, then
+    // the relay gives up, as one killed between the two would.
+    let outbox = FaultyChannel::wrap(s.outbox.clone());
+    let relay = OutboxRelay::builder()
+        .channel(outbox.clone())
+        .store(s.outbox_store.clone())
+        .to(&s.producer)
+        .batch_size(3)
+        .build()
+        .unwrap();
+    outbox.acks().start();
+    assert!(relay.relay_once().await.is_err());
+    outbox.acks().stop();
+    assert_eq!(s.relayed().await.len(), 3);
+
+    // A new relay takes the unfinished batch first, then goes on.
+    let relay = s.relay();
+    while !relay.relay_once().await.unwrap().is_empty() {}
+    let got: Vec<MessageId> = s
+        .relayed()
+        .await
+        .iter()
+        .map(|m| m.metadata().message_id)
+        .collect();
+    let mut expected = ids[..3].to_vec();
+    expected.extend(&ids);
+    assert_eq!(
+        got, expected,
+        "the first batch twice (at least once), then the rest, in order"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_append_is_relayed_on_the_next_pass() {
+    let s = Setup::new();
+    let ids = s.committed(0..4).await;
+    let relay = s.relay();
+    s.channel.appends().start();
+    let err = relay.relay_once().await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    s.channel.appends().stop();
+    while !relay.relay_once().await.unwrap().is_empty() {}
+    let got: Vec<MessageId> = s
+        .relayed()
+        .await
+        .iter()
+        .map(|m| m.metadata().message_id)
+        .collect();
+    assert_eq!(got, ids);
+}
+
+#[tokio::test]
+async fn what_cannot_be_relayed_goes_to_the_outbox_dead_letters_and_the_rest_goes_on() {
+    // The target refuses values over 64 bytes.
+    let s = Setup::with_store(MemoryStore::new().with_max_value_bytes(64));
+    let before = s.committed(0..2).await;
+    // Refused for good by the target: too large.
+    let mut tx = s.tx();
+    let big = s
+        .producer
+        .message("placed")
+        .segment("amount", &2u32)
+        .unwrap()
+        .segment("blob", &vec![7u8; 1000])
+        .unwrap()
+        .send_in(&mut tx)
+        .await
+        .unwrap()
+        .message_id;
+    tx.commit().await;
+    // Its payload gone from the outbox.
+    let mut tx = s.tx();
+    let orphan = s.send(&mut tx, 3).await;
+    tx.commit().await;
+    let orphan_key = format!("orders:placed:v0:normal:{orphan}");
+    assert!(s.outbox_store.delete(&orphan_key).await.unwrap());
+    // Garbage in the outbox stream.
+    s.outbox.append_raw("orders", &b"not metadata"[..]);
+    let after = s.committed(4..6).await;
+
+    let relay = s.relay();
+    let mut dead = Vec::new();
+    loop {
+        let report = relay.relay_once().await.unwrap();
+        if report.is_empty() {
+            break;
+        }
+        dead.extend(report.dead_lettered);
+    }
+    assert_eq!(dead.len(), 3, "{dead:?}");
+    assert!(
+        dead[0].1.contains("refused") && dead[0].1.contains("64"),
+        "{}",
+        dead[0].1
+    );
+    assert!(
+        dead[1].1.contains("not in the outbox store"),
+        "{}",
+        dead[1].1
+    );
+    assert!(dead[2].1.contains("unreadable"), "{}", dead[2].1);
+    let got: Vec<MessageId> = s
+        .relayed()
+        .await
+        .iter()
+        .map(|m| m.metadata().message_id)
+        .collect();
+    let expected: Vec<MessageId> = before.into_iter().chain(after).collect();
+    assert_eq!(got, expected);
+    let letters = s.outbox.info("orders:dead-letter").await.unwrap();
+    assert_eq!(letters.length, 3);
+    // The refused message's payload stays in the outbox, for a redrive.
+    let big_key = format!("orders:placed:v0:normal:{big}");
+    assert!(s.outbox_store.get(&big_key).await.unwrap().is_some());
+    assert_eq!(
+        s.outbox
+            .info("orders")
+            .await
+            .unwrap()
+            .group(RELAY_GROUP)
+            .unwrap()
+            .pending,
+        0
+    );
+}
+
+#[tokio::test]
+async fn run_relays_what_comes_until_cancelled() {
+    let s = Setup::new();
+    let relay = Arc::new(
+        OutboxRelay::builder()
+            .channel(s.outbox.clone())
+            .store(s.outbox_store.clone())
+            .to(&s.producer)
+            .block(Duration::from_millis(50))
+            .build()
+            .unwrap(),
+    );
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let running = {
+        let (relay, cancel) = (relay.clone(), cancel.clone());
+        tokio::spawn(async move { relay.run(cancel).await })
+    };
+    let ids = s.committed(0..10).await;
+    event_backbone_core::testkit::eventually("ten relayed", || async {
+        s.relayed().await.len() == 10
+    })
+    .await;
+    cancel.cancel();
+    let report = running.await.unwrap().unwrap();
+    assert_eq!(report.relayed, 10);
+    let got: Vec<MessageId> = s
+        .relayed()
+        .await
+        .iter()
+        .map(|m| m.metadata().message_id)
+        .collect();
+    assert_eq!(got, ids);
+}
+
+#[test]
+fn a_relay_needs_its_outbox_and_producer() {
+    let err = OutboxRelay::builder()
+        .channel(Arc::new(MemoryChannel::new()))
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("to(&producer)"), "{err}");
+}
