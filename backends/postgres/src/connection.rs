@@ -10,9 +10,9 @@ use sqlx::PgPool;
 use crate::config::PostgresConfig;
 use crate::error::{Error, Result};
 use crate::schema::{
-    create_channel_tables, create_payload_table, qualified, qualified_entries, ChannelSql, PAYLOADS,
+    create_channel_tables, create_payload_table, qualified, qualified_entries, ChannelSql,
+    StoreSql, PAYLOADS,
 };
-use crate::store::StoreSql;
 use crate::wake::Wakeups;
 
 /// A connection to PostgreSQL: sqlx's pool, the configuration and the

@@ -9,7 +9,8 @@ use sqlx::{PgExecutor, Row};
 use crate::connection::Postgres;
 use crate::entry::Position;
 use crate::error::{backend, protocol};
-use crate::store::{checked, Rows, StoreSql};
+use crate::schema::StoreSql;
+use crate::store::{checked, Rows};
 use crate::BACKEND;
 
 /// Refuses a stream name PostgreSQL's `text` cannot hold.

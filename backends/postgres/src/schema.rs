@@ -329,3 +329,91 @@ impl ChannelSql {
         }
     }
 }
+
+/// A payload table's statements, with its name in them.
+#[derive(Debug)]
+pub(crate) struct StoreSql {
+    pub(crate) insert: Statement,
+    pub(crate) delete_expired: Statement,
+    pub(crate) set_expiry: Statement,
+    pub(crate) upsert_keeping_expiry: Statement,
+    pub(crate) get_many: Statement,
+    pub(crate) get_fields: Statement,
+    pub(crate) delete_many: Statement,
+    pub(crate) sweep: Statement,
+    /// Payload rows (`$4`–`$7`) and entries (`$1` stream, `$2` metadata,
+    /// `$3` notification channel) in one statement.
+    pub(crate) store_and_append: Statement,
+}
+
+/// The insert of new payload rows from four arrays (`$first` keys,
+/// then fields, values and TTLs in ms), as a statement or a CTE.
+pub(crate) fn insert_rows(table: &str, first: usize) -> String {
+    let (k, f, v, t) = (first, first + 1, first + 2, first + 3);
+    format!(
+        "INSERT INTO {table} (key, field, value, expires_ms)
+         SELECT k, f, v, CASE WHEN ttl IS NULL THEN NULL ELSE {NOW_MS} + ttl END
+         FROM unnest(${k}::text[], ${f}::text[], ${v}::bytea[], ${t}::bigint[]) AS t(k, f, v, ttl)
+         ON CONFLICT (key, field) DO UPDATE SET value = excluded.value, expires_ms = excluded.expires_ms"
+    )
+}
+
+impl StoreSql {
+    pub(crate) fn new(table: &str, entries: &str) -> Self {
+        Self {
+            store_and_append: format!(
+                "WITH stored AS ({}), {}, woken AS (SELECT pg_notify($3, $1))
+                 SELECT xid, seq FROM appended, woken ORDER BY seq",
+                insert_rows(table, 4),
+                append_cte(entries, "$1", "$2")
+            )
+            .into(),
+            insert: insert_rows(table, 1).into(),
+            // $1 keys.
+            delete_expired: format!(
+                "DELETE FROM {table} WHERE key = ANY($1) AND expires_ms <= {NOW_MS}"
+            )
+            .into(),
+            // $1 keys, $2 ttl ms.
+            set_expiry: format!(
+                "UPDATE {table} SET expires_ms = {NOW_MS} + t.ttl
+                 FROM unnest($1::text[], $2::bigint[]) AS t(k, ttl) WHERE key = t.k"
+            )
+            .into(),
+            // $1 keys, $2 fields, $3 values, $4 TTLs: new rows of a put
+            // without a TTL take their key's expiry.
+            upsert_keeping_expiry: format!(
+                "INSERT INTO {table} (key, field, value, expires_ms)
+                 SELECT k, f, v, CASE WHEN ttl IS NULL
+                     THEN (SELECT max(p.expires_ms) FROM {table} p WHERE p.key = t.k)
+                     ELSE {NOW_MS} + ttl END
+                 FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[]) AS t(k, f, v, ttl)
+                 ON CONFLICT (key, field) DO UPDATE
+                 SET value = excluded.value, expires_ms = excluded.expires_ms"
+            )
+            .into(),
+            get_many: format!(
+                "SELECT key, field, value FROM {table}
+                 WHERE key = ANY($1) AND (expires_ms IS NULL OR expires_ms > {NOW_MS})"
+            )
+            .into(),
+            // $1 key, $2 fields: every live row, with the value of the named.
+            get_fields: format!(
+                "SELECT field, CASE WHEN field = ANY($2) THEN value END FROM {table}
+                 WHERE key = $1 AND (expires_ms IS NULL OR expires_ms > {NOW_MS})"
+            )
+            .into(),
+            delete_many: format!(
+                "WITH gone AS (DELETE FROM {table} WHERE key = ANY($1) RETURNING key, expires_ms)
+                 SELECT count(DISTINCT key) FROM gone
+                 WHERE expires_ms IS NULL OR expires_ms > {NOW_MS}"
+            )
+            .into(),
+            sweep: format!(
+                "DELETE FROM {table} WHERE ctid IN (
+                    SELECT ctid FROM {table} WHERE expires_ms <= {NOW_MS} LIMIT 10000)"
+            )
+            .into(),
+        }
+    }
+}
