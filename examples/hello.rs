@@ -1,21 +1,37 @@
-//! Hello, event-backbone: the untyped API on the in-memory backend.
+//! Hello, event-backbone: the untyped API with no server.
 //!
 //! A producer sends a few shipment events; a consumer in group `report`
 //! prints each one with its payload, then stops when the stream is drained.
 //!
-//! Run with `cargo run --example hello`.
+//! Run with `cargo run --example hello` (in memory), or with
+//! `cargo run --features sqlite --example hello` in the file `events.db`:
+//! durable, so a second run's group goes on where the first one stopped.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_backbone::memory::{MemoryChannel, MemoryStore};
-use event_backbone::{Consumer, ConsumerContext, Producer, SegmentClass};
+use event_backbone::{
+    Consumer, ConsumerContext, KeyValueStore, Producer, SegmentClass, StreamChannel,
+};
+
+/// Where the example keeps its events: a SQLite file with the `sqlite`
+/// feature, else memory.
+const BACKEND: &str = if cfg!(feature = "sqlite") {
+    "sqlite:events.db"
+} else {
+    "memory:"
+};
 
 #[tokio::main]
 async fn main() -> event_backbone::Result<()> {
-    let channel = Arc::new(MemoryChannel::new());
-    let store = Arc::new(MemoryStore::new());
-    let personal = Arc::new(MemoryStore::new());
+    let channel: Arc<dyn StreamChannel> = event_backbone::open_channel(BACKEND).await?;
+    let store: Arc<dyn KeyValueStore> = event_backbone::open_store(BACKEND).await?;
+    // Personal data under keys of their own (in memory, a store of its own).
+    let personal: Arc<dyn KeyValueStore> = match BACKEND {
+        "memory:" => Arc::new(event_backbone::memory::MemoryStore::new()),
+        _ => store.clone(),
+    };
+    println!("backend: {BACKEND}");
 
     let producer = Producer::builder()
         .channel(channel.clone())
@@ -44,7 +60,7 @@ async fn main() -> event_backbone::Result<()> {
     }
 
     let stats = Consumer::builder()
-        .channel(channel)
+        .channel(channel.clone())
         .store(store)
         .class_store(SegmentClass::personal(), personal)
         .uri("hello.event-sourcing")
@@ -70,5 +86,7 @@ async fn main() -> event_backbone::Result<()> {
         "done: {} received, {} handled, {} failed",
         stats.received, stats.handled, stats.failed
     );
+    let held = channel.info("dev:hello.event-sourcing").await?.length;
+    println!("the stream holds {held} messages");
     Ok(())
 }

@@ -7,7 +7,9 @@
 //!   every order is received.
 //!
 //! All three roles run in this one process, on the in-memory backend:
-//! `cargo run --example shipment_tracking`; or on Redis, with
+//! `cargo run --example shipment_tracking`; in the SQLite file `events.db`,
+//! which outlives the run, with `cargo run --features sqlite --example
+//! shipment_tracking`; or on Redis, with
 //! `REDIS_EVENT_SOURCE_ENDPOINT=127.0.0.1:6379 cargo run --features redis
 //! --example shipment_tracking` (and `REDIS_EVENT_SOURCE_PASS` if needed).
 
@@ -16,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+#[cfg(not(feature = "sqlite"))]
 use event_backbone::memory::{MemoryChannel, MemoryStore};
 use event_backbone::{
     event_contract, Consumer, ConsumerBuilder, ConsumerContext, HandlerError, KeyValueStore,
@@ -192,7 +195,8 @@ impl ShipmentTrackingConsumer for Report {
 }
 
 /// The backend: Redis when `REDIS_EVENT_SOURCE_ENDPOINT` is set (feature
-/// `redis`), otherwise in memory. Each run gets a stream of its own.
+/// `redis`), otherwise the SQLite file `events.db` (feature `sqlite`: it
+/// outlives the run), otherwise memory. Each run gets a stream of its own.
 struct Backend {
     channel: Arc<dyn StreamChannel>,
     store: Arc<dyn KeyValueStore>,
@@ -224,13 +228,30 @@ impl Backend {
             #[cfg(not(feature = "redis"))]
             eprintln!("note: built without the `redis` feature; running in memory");
         }
-        println!("[setup]  in memory, stream {uri}");
-        Ok(Self {
-            channel: Arc::new(MemoryChannel::new()),
-            store: Arc::new(MemoryStore::new()),
-            personal: Arc::new(MemoryStore::new()),
-            uri,
-        })
+        #[cfg(feature = "sqlite")]
+        let (backend, place) = {
+            let url = "sqlite:events.db";
+            let store = event_backbone::open_store(url).await?;
+            let backend = Self {
+                channel: event_backbone::open_channel(url).await?,
+                personal: store.clone(),
+                store,
+                uri,
+            };
+            (backend, "SQLite file events.db")
+        };
+        #[cfg(not(feature = "sqlite"))]
+        let (backend, place) = (
+            Self {
+                channel: Arc::new(MemoryChannel::new()),
+                store: Arc::new(MemoryStore::new()),
+                personal: Arc::new(MemoryStore::new()),
+                uri,
+            },
+            "in memory",
+        );
+        println!("[setup]  {place}, stream {}", backend.uri);
+        Ok(backend)
     }
 
     fn producer(&self) -> event_backbone::Result<ShipmentTrackingProducer> {

@@ -135,6 +135,7 @@
 //! | `mongodb` | MongoDB store on the official driver, one document per payload key (`event_backbone::mongodb`) |
 //! | `dynamodb` | DynamoDB store on aws-sdk-dynamodb, one item per payload key, large values in pieces (`event_backbone::dynamodb`; Rust 1.94.1) |
 //! | `couchbase` | Couchbase store on the official SDK, one binary document per payload key (`event_backbone::couchbase`) |
+//! | `sqlite` | SQLite channel and store in one file (WAL): durable with no server (`event_backbone::sqlite`; Rust 1.94) |
 //! | `postgres` | PostgreSQL channel and store on sqlx, entries read in commit-safe order, woken by `LISTEN/NOTIFY` (`event_backbone::postgres`; Rust 1.94) |
 //! | `json` | the JSON codec ([`Codec::Json`](crate::Codec)) |
 //! | `opentelemetry` | trace context across producer and consumer through `tracing-opentelemetry` (see [`telemetry`]) |
@@ -199,6 +200,13 @@ pub mod couchbase {
 #[cfg(feature = "postgres")]
 pub mod postgres {
     pub use event_backbone_postgres::*;
+}
+
+/// The SQLite backend (feature `sqlite`): a stream channel and a store in
+/// one file, durable with no server.
+#[cfg(feature = "sqlite")]
+pub mod sqlite {
+    pub use event_backbone_sqlite::*;
 }
 
 /// The README's examples, compiled and run as doc tests so that it stays true.

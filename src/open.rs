@@ -11,6 +11,7 @@
 //! | `dynamodb://TABLE` | none | `DynamoStore` | `dynamodb` |
 //! | `couchbase://HOST/BUCKET`, `couchbases://` | none | `CouchbaseStore` | `couchbase` |
 //! | `postgres://`, `postgresql://` | `PostgresStreamChannel` | `PostgresStore` | `postgres` |
+//! | `sqlite:PATH` | `SqliteStreamChannel` | `SqliteStore` | `sqlite` |
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> event_backbone::Result<()> {
@@ -39,7 +40,7 @@ struct Scheme {
     store: bool,
 }
 
-const SCHEMES: [Scheme; 13] = [
+const SCHEMES: [Scheme; 14] = [
     Scheme {
         name: "memory",
         feature: None,
@@ -131,6 +132,13 @@ const SCHEMES: [Scheme; 13] = [
         channel: true,
         store: true,
     },
+    Scheme {
+        name: "sqlite",
+        feature: Some("sqlite"),
+        enabled: cfg!(feature = "sqlite"),
+        channel: true,
+        store: true,
+    },
 ];
 
 /// Opens (connects to) the stream channel a URL names, by its scheme:
@@ -146,6 +154,7 @@ const SCHEMES: [Scheme; 13] = [
 /// | `dynamodb://TABLE?region=…&endpoint=…` | none: DynamoDB is a store | `DynamoStore` (the table must exist; credentials from the AWS chain) | `dynamodb` |
 /// | `couchbase://HOST/BUCKET[/SCOPE/COLLECTION]`, `couchbases://` | none: Couchbase is a store | `CouchbaseStore` (user and password from `COUCHBASE_EVENT_SOURCE_USER` and `_PASS`) | `couchbase` |
 /// | `postgres://user@host/db[?schema=NAME]`, `postgresql://` | `PostgresStreamChannel` | `PostgresStore` (table `payloads`) | `postgres` |
+/// | `sqlite:PATH` (`sqlite://PATH`) | `SqliteStreamChannel` in the file (made when missing) | `SqliteStore` in the same file | `sqlite` |
 ///
 /// A backend whose feature is not enabled, or a scheme that names no
 /// stream, is an [`Error::Config`] that says which.
@@ -175,6 +184,10 @@ pub async fn open_channel(url: &str) -> Result<Arc<dyn StreamChannel>> {
         "postgres" | "postgresql" => Ok(Arc::new(
             event_backbone_postgres::PostgresStreamChannel::new(&postgres(url).await?),
         )),
+        #[cfg(feature = "sqlite")]
+        "sqlite" => Ok(Arc::new(event_backbone_sqlite::SqliteStreamChannel::new(
+            &sqlite(url).await?,
+        ))),
         other => Err(cannot_open("channel", other, |s| s.channel)),
     }
 }
@@ -217,6 +230,10 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn KeyValueStore>> {
         "postgres" | "postgresql" => Ok(Arc::new(event_backbone_postgres::PostgresStore::new(
             &postgres(url).await?,
         ))),
+        #[cfg(feature = "sqlite")]
+        "sqlite" => Ok(Arc::new(event_backbone_sqlite::SqliteStore::new(
+            &sqlite(url).await?,
+        ))),
         other => Err(cannot_open("store", other, |s| s.store)),
     }
 }
@@ -231,6 +248,13 @@ async fn postgres(url: &str) -> Result<event_backbone_postgres::Postgres> {
         config = config.schema(&schema)?;
     }
     Ok(event_backbone_postgres::Postgres::connect(config).await?)
+}
+
+/// Opens a SQLite file.
+#[cfg(feature = "sqlite")]
+async fn sqlite(url: &str) -> Result<event_backbone_sqlite::Sqlite> {
+    let config = event_backbone_sqlite::SqliteConfig::from_url(url)?;
+    Ok(event_backbone_sqlite::Sqlite::open(config).await?)
 }
 
 /// A URL without its query parameter `name`, and that parameter's value.
@@ -300,7 +324,11 @@ fn scheme<'a>(url: &'a str, what: &'static str) -> Result<&'a str> {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b))
     };
     match url.split_once(':') {
-        Some((scheme, rest)) if valid(scheme) && (rest.is_empty() || rest.starts_with("//")) => {
+        // `sqlite:` takes a path: `sqlite:events.db`.
+        Some((scheme, rest))
+            if valid(scheme)
+                && (rest.is_empty() || rest.starts_with("//") || scheme == "sqlite") =>
+        {
             Ok(scheme)
         }
         _ => Err(Error::Config {
@@ -412,6 +440,13 @@ mod tests {
             let off = open_store("redis://:pw@h:1").await.unwrap_err().to_string();
             assert!(off.contains("`redis` feature"), "{off}");
             assert!(!off.contains("pw"), "{off}");
+        }
+        if !cfg!(feature = "sqlite") {
+            let off = open_channel("sqlite:events.db")
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(off.contains("`sqlite` feature"), "{off}");
         }
         if !cfg!(feature = "kafka") {
             let off = open_channel("kafka://k:9092")

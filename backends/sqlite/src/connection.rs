@@ -1,0 +1,113 @@
+//! [`Sqlite`]: a pool of connections to one SQLite file in WAL mode, with
+//! the backend's tables made at open.
+
+use std::fmt;
+use std::sync::Arc;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::config::SqliteConfig;
+use crate::error::{Error, Result};
+use crate::schema::CREATE;
+use crate::wake::Wakeups;
+
+/// An open SQLite database: sqlx's pool on the file and the configuration.
+/// Cheap to clone; channels and stores are made from it.
+///
+/// ```no_run
+/// use event_backbone_sqlite::{Sqlite, SqliteConfig, SqliteStore, SqliteStreamChannel};
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let sqlite = Sqlite::open(SqliteConfig::from_url("sqlite:events.db")?).await?;
+/// let channel = SqliteStreamChannel::new(&sqlite);
+/// let store = SqliteStore::new(&sqlite);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Sqlite {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub pool: SqlitePool,
+    pub config: SqliteConfig,
+    pub wakeups: Arc<Wakeups>,
+}
+
+impl Sqlite {
+    /// Opens the file (made when missing) in WAL mode and makes the
+    /// backend's tables where they are missing; a path that cannot be
+    /// opened fails here, with [`Error::Open`].
+    pub async fn open(config: SqliteConfig) -> Result<Self> {
+        let path = config.path().display().to_string();
+        let open_error = |source| Error::Open {
+            path: path.clone(),
+            source,
+        };
+        let options = SqliteConnectOptions::new()
+            .filename(config.path())
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match config.synchronous_full {
+                true => SqliteSynchronous::Full,
+                false => SqliteSynchronous::Normal,
+            })
+            .busy_timeout(config.busy_timeout);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(config.max_connections)
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .map_err(open_error)?;
+        let mut tx = pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(open_error)?;
+        for statement in CREATE {
+            sqlx::query(statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(open_error)?;
+        }
+        tx.commit().await.map_err(open_error)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                wakeups: Wakeups::of_file(config.path()),
+                pool,
+                config,
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SqliteConfig {
+        &self.inner.config
+    }
+
+    /// sqlx's pool, for what this crate does not do.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.inner.pool
+    }
+
+    /// Whether two handles are on the same file (in this process): a
+    /// channel and a store opened apart on one file write a producer's
+    /// payloads and entries in one transaction.
+    pub(crate) fn same_file(&self, other: &Sqlite) -> bool {
+        Arc::ptr_eq(&self.inner.wakeups, &other.inner.wakeups)
+    }
+
+    /// Closes the pool: pending writes are done, the WAL checkpointed by
+    /// the last connection.
+    pub async fn close(&self) {
+        self.inner.pool.close().await;
+    }
+}
+
+impl fmt::Debug for Sqlite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sqlite")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
