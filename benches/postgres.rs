@@ -23,8 +23,9 @@
 //!   read, written, entries appended, acknowledged, payload rows deleted)
 //!   against a hand-written relay on a table `(id, stream, metadata,
 //!   payload)` that locks the 100 oldest rows, writes and appends them, and
-//!   deletes them (which skips rows of slower transactions: the bug
-//!   event-backbone's reader avoids).
+//!   deletes them (it keeps no order between rows of concurrent
+//!   transactions and no record of a half-done batch: what event-backbone's
+//!   relay adds).
 
 mod sql_workload;
 

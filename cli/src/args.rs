@@ -5,7 +5,8 @@ use clap::{Args, Parser, Subcommand};
 /// eb: look into the streams event-backbone writes.
 ///
 /// Connects with --channel and --store URLs (memory:, redis://, kafka://,
-/// mongodb://, dynamodb://TABLE, couchbase://HOST/BUCKET), the same the
+/// postgres://, sqlite:PATH, mongodb://, dynamodb://TABLE,
+/// couchbase://HOST/BUCKET), the same the
 /// library's `open_channel` and `open_store` take. Exit codes: 0 ok, 1 a
 /// failure, 2 a usage error.
 #[derive(Debug, Parser)]
@@ -32,7 +33,7 @@ pub struct Connection {
     )]
     pub channel: Option<String>,
     /// The payload store's URL; default: EB_STORE, else the channel's URL
-    /// when it is also a store (Redis).
+    /// when it is also a store (Redis, PostgreSQL, SQLite).
     #[arg(
         long,
         global = true,
@@ -119,12 +120,44 @@ pub enum Command {
     /// and a test script. It runs in memory out of the box, and on Redis
     /// with REDIS_EVENT_SOURCE_ENDPOINT set.
     New(New),
+    /// The transactional outbox: moves the messages transactions wrote to
+    /// it on to --channel and --store, for the streams --uri names.
+    #[command(subcommand)]
+    Outbox(Outbox),
     /// A completion script for a shell (bash, zsh, fish, elvish,
     /// powershell), to source.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// What `eb outbox` does.
+#[derive(Debug, Subcommand)]
+pub enum Outbox {
+    /// Relays committed outbox messages to the channel and store, unchanged
+    /// (same message ids), at least once and in order: until interrupted
+    /// (Ctrl-C, SIGTERM), or with --once until the outbox is empty. Run one
+    /// relay per outbox stream.
+    Relay(Relay),
+}
+
+/// Where `eb outbox relay` reads and how.
+#[derive(Debug, Args)]
+pub struct Relay {
+    /// The outbox: the database the transactions write to
+    /// (postgres://…[?schema=NAME]), default EB_OUTBOX.
+    #[arg(long, env = "EB_OUTBOX", hide_env_values = true, value_name = "URL")]
+    pub outbox: String,
+    /// Relay what is there now and stop.
+    #[arg(long)]
+    pub once: bool,
+    /// Messages per batch.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub batch_size: usize,
+    /// How long relayed payloads live in the store (default: for ever).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub payload_ttl: Option<u64>,
 }
 
 /// What `eb tail` shows.

@@ -75,14 +75,22 @@ pub async fn channel(connection: &Connection) -> Result<Arc<dyn StreamChannel>> 
     })
 }
 
+/// Whether a channel's URL names a store too (Redis, PostgreSQL, SQLite):
+/// then it is the store when none is given.
+pub fn is_store_too(url: &str) -> bool {
+    ["redis", "postgres:", "postgresql:", "sqlite:"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
+}
+
 /// Opens the store: `--store`, else the channel's own when it is a store
-/// too (Redis), else none.
+/// too (Redis, PostgreSQL, SQLite), else none.
 pub async fn store(connection: &Connection) -> Result<Option<Arc<dyn KeyValueStore>>> {
     if let Some(url) = &connection.store {
         return Ok(Some(open_store(url).await?));
     }
     Ok(match named(connection)? {
-        Named::Url(url) if url.starts_with("redis") => Some(open_store(&url).await?),
+        Named::Url(url) if is_store_too(&url) => Some(open_store(&url).await?),
         Named::Url(_) => None,
         #[cfg(feature = "redis")]
         Named::RedisEnvironment => Some(Arc::new(event_backbone::redis::RedisHashStore::new(

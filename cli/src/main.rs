@@ -51,6 +51,9 @@ async fn run(cli: &Cli, out: &mut impl Write) -> Result<()> {
             commands::subject::export(connection, subject, to.as_deref(), out).await
         }
         Command::New(new) => commands::new::run(new, out),
+        Command::Outbox(args::Outbox::Relay(relay)) => {
+            commands::outbox::relay(connection, relay, out).await
+        }
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "eb", out);
             Ok(())

@@ -48,6 +48,17 @@ impl StreamAddress {
         })
     }
 
+    /// The same address with `:{part}` after its stream key (a stream of
+    /// the library's own beside this one, such as its outbox): no stream a
+    /// user names can have that key, since names hold no `:`.
+    pub(crate) fn beside(&self, part: &str) -> Self {
+        Self {
+            environment: self.environment.clone(),
+            uri: self.uri.clone(),
+            stream_key: format!("{}:{part}", self.stream_key),
+        }
+    }
+
     /// The environment, if any.
     pub fn environment(&self) -> Option<&str> {
         self.environment.as_deref()

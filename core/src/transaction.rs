@@ -16,7 +16,12 @@ use crate::Result;
 /// An implementation writes `payloads` before, or in the same statement
 /// as, the entries, as [`StreamChannel::store_and_append`] does; a payload
 /// written outside the transaction (a store of another kind) is harmless
-/// when the transaction rolls back, since no entry points at it.
+/// when the transaction rolls back, since no entry points at it. A message
+/// for a channel that is not its database's goes to the outbox the
+/// [`OutboxRelay`](crate::outbox::OutboxRelay) reads: its entries to
+/// [`outbox_stream`](crate::outbox::outbox_stream)`(stream)`, its payloads
+/// under [`outbox_key`](crate::outbox::outbox_key)`(key)`, without TTL, in
+/// the outbox's channel and store.
 #[async_trait]
 pub trait Transaction: Send {
     /// Writes the payloads and appends `batch` to `stream`, for `channel`

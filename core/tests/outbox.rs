@@ -12,7 +12,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use event_backbone_core::envelope::Metadata;
 use event_backbone_core::memory::{MemoryChannel, MemoryStore};
-use event_backbone_core::outbox::{OutboxRelay, Transaction, RELAY_GROUP};
+use event_backbone_core::outbox::{
+    outbox_key, outbox_stream, OutboxRelay, Transaction, RELAY_GROUP,
+};
 use event_backbone_core::testkit::FaultyChannel;
 use event_backbone_core::{
     Codec, EntryId, KeyValueStore, Message, MessageId, Producer, PutItem, Replay, Result,
@@ -36,8 +38,18 @@ impl Transaction for Tx {
         payloads: &[(&dyn KeyValueStore, Vec<PutItem>)],
         batch: &[Metadata],
     ) -> Result<Vec<EntryId>> {
-        let items = payloads.iter().flat_map(|(_, i)| i.clone()).collect();
-        self.writes.push((stream.to_owned(), items, batch.to_vec()));
+        // As a backend writes an outbox: beside the stream and the keys.
+        let items = payloads
+            .iter()
+            .flat_map(|(_, i)| i.clone())
+            .map(|item| PutItem {
+                key: outbox_key(&item.key),
+                ttl: None,
+                ..item
+            })
+            .collect();
+        self.writes
+            .push((outbox_stream(stream), items, batch.to_vec()));
         Ok(batch.iter().map(|_| EntryId::new("0")).collect())
     }
 }
@@ -197,7 +209,7 @@ async fn committed_messages_are_relayed_as_they_are_and_rolled_back_ones_never()
         s.outbox_store.is_empty(),
         "the outbox keeps relayed payloads"
     );
-    let group = s.outbox.info("orders").await.unwrap();
+    let group = s.outbox.info("orders:outbox").await.unwrap();
     assert_eq!(group.group(RELAY_GROUP).unwrap().pending, 0);
 }
 
@@ -279,10 +291,10 @@ async fn what_cannot_be_relayed_goes_to_the_outbox_dead_letters_and_the_rest_goe
     let mut tx = s.tx();
     let orphan = s.send(&mut tx, 3).await;
     tx.commit().await;
-    let orphan_key = format!("orders:placed:v0:normal:{orphan}");
+    let orphan_key = format!("orders:placed:v0:normal:{orphan}:outbox");
     assert!(s.outbox_store.delete(&orphan_key).await.unwrap());
     // Garbage in the outbox stream.
-    s.outbox.append_raw("orders", &b"not metadata"[..]);
+    s.outbox.append_raw("orders:outbox", &b"not metadata"[..]);
     let after = s.committed(4..6).await;
 
     let relay = s.relay();
@@ -314,14 +326,14 @@ async fn what_cannot_be_relayed_goes_to_the_outbox_dead_letters_and_the_rest_goe
         .collect();
     let expected: Vec<MessageId> = before.into_iter().chain(after).collect();
     assert_eq!(got, expected);
-    let letters = s.outbox.info("orders:dead-letter").await.unwrap();
+    let letters = s.outbox.info("orders:outbox:dead-letter").await.unwrap();
     assert_eq!(letters.length, 3);
     // The refused message's payload stays in the outbox, for a redrive.
-    let big_key = format!("orders:placed:v0:normal:{big}");
+    let big_key = format!("orders:placed:v0:normal:{big}:outbox");
     assert!(s.outbox_store.get(&big_key).await.unwrap().is_some());
     assert_eq!(
         s.outbox
-            .info("orders")
+            .info("orders:outbox")
             .await
             .unwrap()
             .group(RELAY_GROUP)
@@ -363,6 +375,182 @@ async fn run_relays_what_comes_until_cancelled() {
         .map(|m| m.metadata().message_id)
         .collect();
     assert_eq!(got, ids);
+}
+
+#[tokio::test]
+async fn the_outbox_and_the_target_may_share_a_store() {
+    let s = Setup::new();
+    let ids = s.committed(0..3).await;
+    // The producer's store is the outbox's own.
+    let producer = Producer::builder()
+        .channel(s.channel.clone())
+        .store(s.outbox_store.clone())
+        .uri("orders")
+        .build()
+        .unwrap();
+    let relay = OutboxRelay::builder()
+        .channel(s.outbox.clone())
+        .store(s.outbox_store.clone())
+        .to(&producer)
+        .build()
+        .unwrap();
+    assert_eq!(relay.relay_once().await.unwrap().relayed, 3);
+    let messages: Vec<Message> = Replay::builder()
+        .channel(s.channel.clone())
+        .store(s.outbox_store.clone())
+        .uri("orders")
+        .messages()
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let got: Vec<MessageId> = messages.iter().map(|m| m.metadata().message_id).collect();
+    assert_eq!(got, ids);
+    for (n, message) in messages.iter().enumerate() {
+        assert_eq!(amount(message), n as u32, "the relayed payload is readable");
+    }
+}
+
+#[tokio::test]
+async fn a_relay_whose_producer_cannot_place_a_payload_stops_and_dead_letters_nothing() {
+    let s = Setup::new();
+    s.committed(0..3).await;
+    // A producer of the same stream with no store at all.
+    let storeless = Producer::builder()
+        .channel(s.channel.clone())
+        .uri("orders")
+        .build()
+        .unwrap();
+    let relay = OutboxRelay::builder()
+        .channel(s.outbox.clone())
+        .store(s.outbox_store.clone())
+        .to(&storeless)
+        .build()
+        .unwrap();
+    let err = relay.relay_once().await.unwrap_err().to_string();
+    assert!(err.contains("no store for segment class"), "{err}");
+    let outbox = s.outbox.info("orders:outbox").await.unwrap();
+    assert_eq!(
+        outbox.group(RELAY_GROUP).unwrap().pending,
+        3,
+        "kept, pending"
+    );
+    assert_eq!(
+        s.outbox
+            .info("orders:outbox:dead-letter")
+            .await
+            .unwrap()
+            .length,
+        0
+    );
+    // Fixed: the same outbox goes through.
+    assert_eq!(s.relay().relay_once().await.unwrap().relayed, 3);
+}
+
+/// A store that refuses, for good, writes of the keys it is told: a
+/// refusal the relay cannot tell from a broken target by its kind.
+#[derive(Debug, Default)]
+struct Refusing {
+    inner: MemoryStore,
+    refused: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl KeyValueStore for Refusing {
+    fn backend(&self) -> &'static str {
+        "refusing"
+    }
+    fn capabilities(&self) -> event_backbone_core::StoreCapabilities {
+        self.inner.capabilities()
+    }
+    async fn put_many(&self, items: &[PutItem]) -> Result<()> {
+        let refused = self.refused.lock().unwrap().clone();
+        if let Some(item) = items.iter().find(|i| refused.contains(&i.key)) {
+            return Err(event_backbone_core::Error::permanent(
+                "refusing",
+                format!("writing {:?}", item.key),
+                "refused",
+            ));
+        }
+        self.inner.put_many(items).await
+    }
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<event_backbone_core::Fields>>> {
+        self.inner.get_many(keys).await
+    }
+    async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        self.inner.delete_many(keys).await
+    }
+}
+
+#[tokio::test]
+async fn a_refusal_is_the_message_s_when_the_target_takes_others_else_the_relay_stops() {
+    let s = Setup::new();
+    let ids = s.committed(0..4).await;
+    let key = |id: &MessageId| format!("orders:placed:v0:normal:{id}");
+    let store = Arc::new(Refusing::default());
+    let producer = Producer::builder()
+        .channel(s.channel.clone())
+        .store(store.clone())
+        .uri("orders")
+        .build()
+        .unwrap();
+    let relay = || {
+        OutboxRelay::builder()
+            .channel(s.outbox.clone())
+            .store(s.outbox_store.clone())
+            .to(&producer)
+            .build()
+            .unwrap()
+    };
+    // Every message refused: the target, not the messages. Nothing moves,
+    // nothing is dead-lettered.
+    *store.refused.lock().unwrap() = ids.iter().map(key).collect();
+    let err = relay().relay_once().await.unwrap_err().to_string();
+    assert!(err.contains("refused"), "{err}");
+    let pending = |s: &Setup| {
+        let outbox = s.outbox.clone();
+        async move {
+            outbox
+                .info("orders:outbox")
+                .await
+                .unwrap()
+                .group(RELAY_GROUP)
+                .map_or(0, |g| g.pending)
+        }
+    };
+    assert_eq!(pending(&s).await, 4);
+    assert_eq!(s.channel.info("orders").await.unwrap().length, 0);
+
+    // Only the first and the third refused: the target takes the others,
+    // so those two are the messages' own refusals.
+    *store.refused.lock().unwrap() = vec![key(&ids[0]), key(&ids[2])];
+    let report = relay().relay_once().await.unwrap();
+    assert_eq!(report.relayed, 2);
+    let dead: Vec<&EntryId> = report.dead_lettered.iter().map(|(id, _)| id).collect();
+    assert_eq!(dead.len(), 2, "{:?}", report.dead_lettered);
+    let got: Vec<MessageId> = s
+        .channel
+        .read_range(
+            "orders",
+            &event_backbone_core::StreamPosition::Start,
+            None,
+            10,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.body.unwrap().message_id)
+        .collect();
+    assert_eq!(got, [ids[1], ids[3]]);
+    assert_eq!(pending(&s).await, 0);
+    assert_eq!(
+        s.outbox
+            .info("orders:outbox:dead-letter")
+            .await
+            .unwrap()
+            .length,
+        2
+    );
 }
 
 #[test]

@@ -56,6 +56,20 @@ impl PostgresStreamChannel {
         &self.pg
     }
 
+    /// Deletes the entries of `stream` that every group has read past and
+    /// none holds pending; returns how many went. For a stream kept only as
+    /// long as its readers need it, such as an outbox after its relay
+    /// (`eb outbox relay` calls it): the channel trims nothing by itself. A
+    /// stream with no group keeps everything.
+    pub async fn delete_acknowledged(&self, stream: &str) -> Result<u64> {
+        sqlx::query(self.sql().delete_acknowledged.sql())
+            .bind(stream)
+            .execute(self.pool())
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(|e| backend(format!("deleting read entries of stream {stream:?}"), e))
+    }
+
     fn sql(&self) -> &crate::schema::ChannelSql {
         &self.pg.inner.sql
     }
@@ -293,7 +307,7 @@ impl StreamChannel for PostgresStreamChannel {
             return Ok(first);
         }
         let deadline = Instant::now() + block;
-        let woken = self.pg.inner.wakeups.of(self.pool(), stream);
+        let woken = self.pg.inner.wakeups.of(&self.pg.config().options, stream);
         let poll = self.pg.config().poll_interval;
         loop {
             let notified = woken.notified();

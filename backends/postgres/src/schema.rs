@@ -21,8 +21,10 @@ pub const MEMBERS: &str = "members";
 /// The default table of payloads.
 pub const PAYLOADS: &str = "payloads";
 
-/// The server's clock in milliseconds since the Unix epoch.
-pub(crate) const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+/// The server's clock in milliseconds since the Unix epoch, once per
+/// statement: every row a statement writes or reads sees the same time (a
+/// key's rows get one expiry, and read as live or expired together).
+pub(crate) const NOW_MS: &str = "(extract(epoch from statement_timestamp()) * 1000)::bigint";
 
 /// The oldest transaction still running: every entry of a lower `xid` is
 /// committed (or rolled back) for good, so a reader that reads no further
@@ -147,6 +149,7 @@ pub(crate) struct ChannelSql {
     pub groups: Statement,
     pub members: Statement,
     pub streams: Statement,
+    pub delete_acknowledged: Statement,
 }
 
 /// The entries of `$1` inserted from the bytes in `$2`, in order,
@@ -286,6 +289,7 @@ impl ChannelSql {
             // $1 stream, $2 ms.
             first_at: format!(
                 "SELECT xid, seq FROM {entries} WHERE stream = $1 AND appended_ms >= $2
+                   AND xid < {HORIZON}
                  ORDER BY xid, seq LIMIT 1"
             )
             .into(),
@@ -311,6 +315,16 @@ impl ChannelSql {
                      WHERE p.stream = m.stream AND p.grp = m.grp AND p.consumer = m.consumer),
                     {NOW_MS} - m.seen_ms
                  FROM {members} m WHERE m.stream = $1 AND m.grp = $2 ORDER BY m.consumer"
+            )
+            .into(),
+            // $1 stream: entries every group read past and none holds.
+            delete_acknowledged: format!(
+                "DELETE FROM {entries} e WHERE e.stream = $1
+                   AND EXISTS (SELECT 1 FROM {groups} g WHERE g.stream = $1)
+                   AND NOT EXISTS (SELECT 1 FROM {groups} g WHERE g.stream = $1
+                       AND (e.xid, e.seq) > (g.last_xid, g.last_seq))
+                   AND NOT EXISTS (SELECT 1 FROM {pending} p WHERE p.stream = $1
+                       AND p.xid = e.xid AND p.seq = e.seq)"
             )
             .into(),
             // Each stream once: a skip scan of the entries, and the groups'.

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use event_backbone_core::envelope::Metadata;
-use event_backbone_core::outbox::Transaction;
+use event_backbone_core::outbox::{outbox_key, outbox_stream, Transaction};
 use event_backbone_core::{EntryId, KeyValueStore, PutItem, Result, StreamChannel};
 use sqlx::PgConnection;
 
@@ -26,13 +26,15 @@ use crate::PostgresStreamChannel;
 ///   TTL);
 /// - a producer on another channel (Redis, Kafka): the message goes to the
 ///   outbox, the schema of the [`Postgres`] this was made from: its entry
-///   in that schema's stream of the same key, its payloads (every store's,
-///   without TTL) in its `payloads` table; an
+///   in that schema's stream `{stream}:outbox`, its payloads (every
+///   store's, without TTL) in its `payloads` table under `{key}:outbox`
+///   (see the core's `outbox` module); an
 ///   [`OutboxRelay`](event_backbone_core::outbox::OutboxRelay) on that
 ///   channel and store moves it on once committed.
 ///
-/// Write with one statement per message; a failed statement aborts the
-/// transaction (PostgreSQL's rule): roll it back.
+/// One statement per message (more when its payloads go to several
+/// PostgreSQL stores); a failed statement aborts the transaction
+/// (PostgreSQL's rule): roll it back.
 pub struct InTransaction<'c> {
     pg: Postgres,
     conn: &'c mut PgConnection,
@@ -93,7 +95,7 @@ impl Transaction for InTransaction<'_> {
                 .iter()
                 .flat_map(|(_, items)| items.iter())
                 .map(|item| PutItem {
-                    key: item.key.clone(),
+                    key: outbox_key(&item.key),
                     fields: item.fields.clone(),
                     ttl: None,
                 })
@@ -104,7 +106,7 @@ impl Transaction for InTransaction<'_> {
                 &mut *self.conn,
                 &sql,
                 &items,
-                stream,
+                &outbox_stream(stream),
                 batch,
             )
             .await;

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
-use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -33,14 +32,16 @@ impl Wakeups {
         &self.channel
     }
 
-    /// What a read of `stream` waits on; the first call starts listening.
-    pub(crate) fn of(self: &Arc<Self>, pool: &PgPool, stream: &str) -> Arc<Notify> {
+    /// What a read of `stream` waits on; the first call starts listening,
+    /// on a connection of its own (not one of the pool's).
+    pub(crate) fn of(self: &Arc<Self>, options: &PgConnectOptions, stream: &str) -> Arc<Notify> {
         self.listener.get_or_init(|| {
-            tokio::spawn(listen(
-                Arc::downgrade(self),
-                pool.clone(),
-                self.channel.clone(),
-            ))
+            let own = PgPoolOptions::new()
+                .max_connections(1)
+                .max_lifetime(None)
+                .idle_timeout(None)
+                .connect_lazy_with(options.clone());
+            tokio::spawn(listen(Arc::downgrade(self), own, self.channel.clone()))
         });
         let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
         streams.entry(stream.to_owned()).or_default().clone()
@@ -75,7 +76,7 @@ impl Drop for Wakeups {
 /// failure; every (re)connection wakes all reads, since what was notified
 /// meanwhile is lost. Reads also look again every poll interval, so a lost
 /// notification delays an entry, never loses it.
-async fn listen(wakeups: Weak<Wakeups>, pool: PgPool, channel: String) {
+async fn listen(wakeups: Weak<Wakeups>, pool: sqlx::PgPool, channel: String) {
     loop {
         let listening = match PgListener::connect_with(&pool).await {
             Ok(mut listener) => listener.listen(&channel).await.map(|()| listener),

@@ -191,6 +191,34 @@ async fn a_blocked_read_is_woken_by_the_append_not_the_poll() {
 }
 
 #[tokio::test]
+async fn a_blocked_read_leaves_the_pool_to_the_rest() {
+    let schema = support::unique_schema("pool1");
+    let config = support::config(&schema)
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(2));
+    let pg = Postgres::connect(config).await.unwrap();
+    let channel = PostgresStreamChannel::new(&pg);
+    channel
+        .ensure_group("s", "g", GroupStart::Beginning)
+        .await
+        .unwrap();
+    let reader = {
+        let channel = channel.clone();
+        tokio::spawn(async move {
+            channel
+                .read_group("s", "g", "c", 1, Duration::from_secs(10))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The pool's one connection is free: the listener has its own.
+    channel.append("s", &support::sample("s", 1)).await.unwrap();
+    let got = reader.await.unwrap().unwrap();
+    assert_eq!(got.len(), 1);
+    done(pg, schema).await;
+}
+
+#[tokio::test]
 async fn garbage_in_the_stream_is_dead_lettered_and_the_consumer_goes_on() {
     let schema = support::unique_schema("garbage");
     let pg = support::postgres(&schema).await;

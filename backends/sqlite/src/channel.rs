@@ -129,9 +129,24 @@ impl SqliteStreamChannel {
             .fetch_optional(self.pool())
             .await
             .map_err(|e| backend(action(), e))?;
+        if newer.is_none() {
+            // Nothing to deliver: no write lock; the member's last read is
+            // written down at most once a second.
+            if self.sqlite.due_seen(stream, group, consumer) {
+                sqlx::query(SEEN)
+                    .bind(stream)
+                    .bind(group)
+                    .bind(consumer)
+                    .bind(now())
+                    .execute(self.pool())
+                    .await
+                    .map_err(|e| backend(action(), e))?;
+            }
+            return Ok(Vec::new());
+        }
         let mut tx = self.immediate(&action).await?;
         let mut out = Vec::new();
-        if newer.is_some() {
+        {
             // Again under the write lock: another member may have moved it.
             let at: i64 = sqlx::query_scalar(GROUP_POSITION)
                 .bind(stream)

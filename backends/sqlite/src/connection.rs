@@ -1,8 +1,10 @@
 //! [`Sqlite`]: a pool of connections to one SQLite file in WAL mode, with
 //! the backend's tables made at open.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -33,6 +35,8 @@ pub(crate) struct Inner {
     pub pool: SqlitePool,
     pub config: SqliteConfig,
     pub wakeups: Arc<Wakeups>,
+    /// When each member's read was last written down.
+    seen: Mutex<HashMap<String, Instant>>,
 }
 
 impl Sqlite {
@@ -74,6 +78,7 @@ impl Sqlite {
         Ok(Self {
             inner: Arc::new(Inner {
                 wakeups: Wakeups::of_file(config.path()),
+                seen: Mutex::new(HashMap::new()),
                 pool,
                 config,
             }),
@@ -88,6 +93,21 @@ impl Sqlite {
     /// sqlx's pool, for what this crate does not do.
     pub fn pool(&self) -> &SqlitePool {
         &self.inner.pool
+    }
+
+    /// Whether an empty read of a member should write down that it read:
+    /// at most once a second per member.
+    pub(crate) fn due_seen(&self, stream: &str, group: &str, consumer: &str) -> bool {
+        let key = format!("{stream}\0{group}\0{consumer}");
+        let mut seen = self.inner.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        match seen.get(&key) {
+            Some(at) if now.duration_since(*at) < Duration::from_secs(1) => false,
+            _ => {
+                seen.insert(key, now);
+                true
+            }
+        }
     }
 
     /// Whether two handles are on the same file (in this process): a

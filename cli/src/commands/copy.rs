@@ -40,7 +40,7 @@ pub async fn run(connection: &Connection, copy: &args::Copy, out: &mut impl Writ
     };
     let to_store = match (&copy.to_store, &copy.to_channel) {
         (Some(url), _) => open_store(url).await?,
-        (None, Some(url)) if url.starts_with("redis") => open_store(url).await?,
+        (None, Some(url)) if connect::is_store_too(url) => open_store(url).await?,
         _ => store.clone(),
     };
     let (source_backend, target_backend) = (channel.backend(), to_channel.backend());

@@ -9,6 +9,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::report::RelayReport;
+use super::{outbox_key, outbox_stream, OUTBOX_SUFFIX};
+use crate::address::StreamAddress;
 use crate::channel::{Delivery, EntryId, GroupStart, StreamChannel};
 use crate::consumer::dead_letter::DeadLetters;
 use crate::envelope::{Metadata, SegmentClass, SegmentLocation};
@@ -27,28 +29,34 @@ pub const RELAY_CONSUMER: &str = "relay";
 /// the other half of [`Producer::send_in`] when the producer's channel is
 /// not the transaction's database's.
 ///
-/// For each stream of the producer it reads the outbox stream of the same
-/// key (consumer group [`RELAY_GROUP`], as consumer [`RELAY_CONSUMER`]):
-/// first what it had read before and not acknowledged (a relay that died
-/// mid-batch), then new messages. Each batch's payloads are read from the
-/// outbox store and written to the producer's stores (routed by segment
-/// class, with its payload TTL), its entries appended to the producer's
-/// stream **unchanged** (same message ids, same payload keys), then the
-/// batch is acknowledged in the outbox and its payload rows deleted there.
+/// For each stream of the producer it reads its outbox stream
+/// ([`outbox_stream`](super::outbox_stream), consumer group
+/// [`RELAY_GROUP`], as consumer [`RELAY_CONSUMER`]): first what it had read
+/// before and not acknowledged (a relay that died mid-batch), then new
+/// messages. Each batch's payloads are read from the outbox store (under
+/// their [`outbox_key`](super::outbox_key)s) and written to the producer's
+/// stores under their standard keys (routed by segment class, with its
+/// payload TTL), its entries appended to the producer's stream
+/// **unchanged** (same message ids), then the batch is acknowledged in the
+/// outbox and its outbox payloads deleted.
 ///
 /// - **At least once**: a relay killed between the append and the
 ///   acknowledgement appends that batch again when it starts (the same
 ///   message ids: consumers that must see each once deduplicate by id).
-/// - **In order**: batches go one after another, entries in outbox order;
-///   run **one relay per outbox stream** (two would share the consumer name
-///   and interleave). On PostgreSQL the outbox order is the order in which
-///   the transactions began to write.
+/// - **In outbox order**: batches go one after another, entries in the
+///   outbox's order; run **one relay per outbox stream** (two would share
+///   the consumer name and interleave). On PostgreSQL the outbox order is
+///   the order in which the transactions began to write: the order of
+///   their commits when they do not overlap, not always when they do.
 /// - **Nothing stuck**: an entry that cannot be relayed for good
 ///   (unreadable, its payload missing from the outbox, refused by the
-///   target) goes to the outbox stream's dead-letter stream with the
-///   reason, its payload kept in the outbox store; a transient failure is
-///   waited out ([`Self::run`]) or returned ([`Self::relay_once`]) and the
-///   batch read again.
+///   target while the target takes others) goes to the outbox stream's
+///   dead-letter stream with the reason, its payload kept in the outbox
+///   store; a transient failure is waited out ([`Self::run`]) or returned
+///   ([`Self::relay_once`]) and the batch read again. A failure that is not
+///   one message's (a producer without a store for a class, a target that
+///   refuses every message) stops the relay with that error, its entries
+///   still pending, rather than dead-letter the outbox.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -76,6 +84,9 @@ pub struct OutboxRelay {
     retry: RetryPolicy,
     /// Whether the group exists, per target.
     ensured: Vec<AtomicBool>,
+    /// The address of each target's outbox stream (its dead letters go
+    /// beside it).
+    outboxes: Vec<StreamAddress>,
 }
 
 /// Builds an [`OutboxRelay`]: the outbox's channel and store, and the
@@ -143,7 +154,9 @@ impl OutboxRelay {
 
     async fn pass(&self, block: Duration) -> Result<RelayReport> {
         let mut report = RelayReport::default();
-        for (i, stream) in self.producer.streams().into_iter().enumerate() {
+        for (i, target) in self.producer.streams().into_iter().enumerate() {
+            let outbox = outbox_stream(target);
+            let stream = outbox.as_str();
             if !self.ensured[i].load(Ordering::Relaxed) {
                 self.channel
                     .ensure_group(stream, &self.group, GroupStart::Beginning)
@@ -209,37 +222,60 @@ impl OutboxRelay {
             Ok(_) => {
                 report.relayed += ready.len() as u64;
                 self.finish_ready(stream, &ready).await?;
+                return Ok(report);
             }
-            Err(e) if e.is_transient() => return Err(e),
-            // Refused for good: find which, one at a time.
-            Err(_) => {
-                for one in ready {
-                    let (metadata, payloads) = Ready::split(std::slice::from_ref(&one));
-                    match target.forward(&metadata, payloads).await {
-                        Ok(_) => {
-                            report.relayed += 1;
-                            self.finish_ready(stream, std::slice::from_ref(&one))
-                                .await?;
-                        }
-                        Err(e) if e.is_transient() => return Err(e),
-                        Err(e) => {
-                            let reason = format!("the target refused it: {e}");
-                            self.dead_letter(
-                                i,
-                                stream,
-                                &one.id,
-                                &one.metadata,
-                                one.deliveries,
-                                &reason,
-                            )
-                            .await?;
-                            report.dead_lettered.push((one.id, reason));
-                        }
+            Err(e) if !refusal(&e) => return Err(e),
+            // Refused: find which, one at a time, in order.
+            Err(_) => {}
+        }
+        let mut works = false;
+        let mut doubt: Option<(Ready, Error)> = None;
+        for one in ready {
+            let (metadata, payloads) = Ready::split(std::slice::from_ref(&one));
+            match target.forward(&metadata, payloads).await {
+                Ok(_) => {
+                    works = true;
+                    if let Some((refused, e)) = doubt.take() {
+                        // The target takes messages: that one was refused.
+                        self.refused(i, stream, refused, &e, &mut report).await?;
                     }
+                    report.relayed += 1;
+                    self.finish_ready(stream, std::slice::from_ref(&one))
+                        .await?;
                 }
+                Err(e) if !refusal(&e) => return Err(e),
+                Err(e) if works || of_the_message(&e) => {
+                    self.refused(i, stream, one, &e, &mut report).await?;
+                }
+                // Refused, and nothing has gone through yet: the message or
+                // the target? The next message tells.
+                Err(e) => match doubt {
+                    None => doubt = Some((one, e)),
+                    // Two in a row: the target, not the messages.
+                    Some(_) => return Err(e),
+                },
             }
         }
+        if let Some((_, e)) = doubt {
+            return Err(e);
+        }
         Ok(report)
+    }
+
+    /// Dead-letters a message the target refused.
+    async fn refused(
+        &self,
+        i: usize,
+        stream: &str,
+        one: Ready,
+        e: &Error,
+        report: &mut RelayReport,
+    ) -> Result<()> {
+        let reason = format!("the target refused it: {e}");
+        self.dead_letter(i, stream, &one.id, &one.metadata, one.deliveries, &reason)
+            .await?;
+        report.dead_lettered.push((one.id, reason));
+        Ok(())
     }
 
     /// The payload of a message, per class, read from the outbox store: the
@@ -266,8 +302,8 @@ impl OutboxRelay {
                 continue;
             }
             let key = metadata.standard_payload_key(&segment.class);
-            let fields = self.store.get(&key).await?;
-            match fields {
+            let waiting = outbox_key(&key);
+            match self.store.get(&waiting).await? {
                 Some(fields) => items.push((
                     segment.class.clone(),
                     PutItem {
@@ -278,7 +314,7 @@ impl OutboxRelay {
                 )),
                 None => {
                     return Ok(Err(format!(
-                        "its payload {key:?} is not in the outbox store"
+                        "its payload {waiting:?} is not in the outbox store"
                     )))
                 }
             }
@@ -289,7 +325,7 @@ impl OutboxRelay {
     fn dead_letters(&self, i: usize) -> DeadLetters<'_> {
         DeadLetters {
             channel: self.channel.as_ref(),
-            address: &self.producer.targets()[i].address,
+            address: &self.outboxes[i],
             group: &self.group,
             retry: &self.retry,
         }
@@ -315,10 +351,11 @@ impl OutboxRelay {
 
     async fn finish_ready(&self, stream: &str, ready: &[Ready]) -> Result<()> {
         let ids: Vec<EntryId> = ready.iter().map(|r| r.id.clone()).collect();
-        let keys: Vec<&str> = ready
+        let keys: Vec<String> = ready
             .iter()
-            .flat_map(|r| r.payloads.iter().map(|(_, item)| item.key.as_str()))
+            .flat_map(|r| r.payloads.iter().map(|(_, item)| outbox_key(&item.key)))
             .collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         self.finish(stream, &ids, &keys).await
     }
 
@@ -337,6 +374,22 @@ impl OutboxRelay {
         }
         Ok(())
     }
+}
+
+/// Whether a failed forward may be a refusal of the messages rather than
+/// a target to wait for or a configuration to fix: permanent, and not the
+/// relay's configuration.
+fn refusal(e: &Error) -> bool {
+    !e.is_transient() && !matches!(e, Error::Config { .. } | Error::UnknownStore { .. })
+}
+
+/// Whether a refusal is for sure the message's own (its size, its data)
+/// rather than possibly the target's.
+fn of_the_message(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::ValueTooLarge { .. } | Error::Encode { .. } | Error::ReservedHeader { .. }
+    )
 }
 
 /// A message ready to relay: its outbox entry, metadata and payload.
@@ -407,7 +460,13 @@ impl OutboxRelayBuilder {
         let producer = self.producer.ok_or_else(|| missing("to(&producer)"))?;
         let channel = self.channel.ok_or_else(|| missing("channel"))?;
         crate::names::check("group", &self.group)?;
+        let outboxes = producer
+            .targets()
+            .iter()
+            .map(|t| t.address.beside(OUTBOX_SUFFIX))
+            .collect();
         Ok(OutboxRelay {
+            outboxes,
             ensured: producer
                 .streams()
                 .iter()
