@@ -80,6 +80,8 @@ impl Bench {
         ))
         .await;
         self.sql(format!("CREATE TABLE {s}.raw_entries (id bigserial PRIMARY KEY, stream text NOT NULL, metadata bytea NOT NULL)")).await;
+        self.sql(format!("CREATE INDEX ON {s}.raw_entries (stream, id)"))
+            .await;
         self.sql(format!("CREATE TABLE {s}.raw_payloads (key text, field text, value bytea, PRIMARY KEY (key, field))")).await;
         self.sql(format!(
             "CREATE TABLE {s}.raw_position (reader text PRIMARY KEY, last bigint NOT NULL)"

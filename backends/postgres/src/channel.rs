@@ -17,6 +17,10 @@ use crate::error::backend;
 use crate::produce;
 use crate::BACKEND;
 
+/// The first wait before looking again at entries held back by an older
+/// transaction; it doubles up to the poll interval.
+const HELD_FIRST_LOOK: Duration = Duration::from_millis(5);
+
 /// How long `ensure_group(.., Latest)` waits for transactions still
 /// appending to the stream to end, so that the group starts after them.
 const LATEST_SETTLE: Duration = Duration::from_secs(2);
@@ -78,13 +82,15 @@ impl PostgresStreamChannel {
         &self.pg.inner.pool
     }
 
+    /// One read: the deliveries, and whether committed entries wait behind
+    /// an older transaction still running (when none could be read).
     async fn read_group_once(
         &self,
         stream: &str,
         group: &str,
         consumer: &str,
         count: usize,
-    ) -> Result<Vec<Delivery>> {
+    ) -> Result<(Vec<Delivery>, bool)> {
         let rows = sqlx::query(self.sql().read_group.sql())
             .bind(stream)
             .bind(group)
@@ -96,7 +102,8 @@ impl PostgresStreamChannel {
         if rows.is_empty() {
             return Err(no_such_group(stream, group));
         }
-        Ok(rows
+        let held = rows[0].get::<Option<bool>, _>(3).unwrap_or(false);
+        let deliveries = rows
             .into_iter()
             .filter_map(|row| {
                 let xid: Option<i64> = row.get(0);
@@ -106,7 +113,8 @@ impl PostgresStreamChannel {
                 };
                 Some(Delivery::new(to_entry(at, row.get(2)), 1))
             })
-            .collect())
+            .collect();
+        Ok((deliveries, held))
     }
 
     /// Deliveries from rows of (xid, seq, deliveries, metadata); pending
@@ -302,26 +310,41 @@ impl StreamChannel for PostgresStreamChannel {
         count: usize,
         block: Duration,
     ) -> Result<Vec<Delivery>> {
-        let first = self.read_group_once(stream, group, consumer, count).await?;
+        let (first, mut held) = self.read_group_once(stream, group, consumer, count).await?;
         if !first.is_empty() || block.is_zero() || count == 0 {
             return Ok(first);
         }
         let deadline = Instant::now() + block;
         let woken = self.pg.inner.wakeups.of(&self.pg.config().options, stream);
         let poll = self.pg.config().poll_interval;
+        // Entries held back by an older transaction show up when it ends,
+        // which nothing announces: look again soon, then less often.
+        let mut soon = HELD_FIRST_LOOK;
         loop {
             let notified = woken.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let got = self.read_group_once(stream, group, consumer, count).await?;
+            let wait = match held {
+                true => {
+                    let wait = soon;
+                    soon = (soon * 2).min(poll);
+                    wait
+                }
+                false => poll,
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Ok(Vec::new());
+            }
+            let _ = tokio::time::timeout(remaining.min(wait), notified).await;
+            let (got, still) = self.read_group_once(stream, group, consumer, count).await?;
             if !got.is_empty() {
                 return Ok(got);
             }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Ok(got);
+            if !still {
+                soon = HELD_FIRST_LOOK;
             }
-            let _ = tokio::time::timeout(remaining.min(poll), notified).await;
+            held = still;
         }
     }
 

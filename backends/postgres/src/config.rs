@@ -105,8 +105,9 @@ impl PostgresConfig {
 
     /// The longest a blocked read waits before looking again without a
     /// notification (default 1 s): it bounds the delay of an entry whose
-    /// notification was lost (the listening connection dropped) or that
-    /// waited behind an older transaction still open.
+    /// notification was lost (the listening connection dropped). Entries
+    /// that wait behind an older transaction still open are looked at
+    /// again sooner (5 ms, doubling up to this).
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval.max(Duration::from_millis(1));
         self

@@ -181,13 +181,18 @@ impl ChannelSql {
                 append_cte(&entries, "$1", "$2")
             )
             .into(),
-            // $1 stream, $2 group, $3 consumer, $4 count. No row: no group.
+            // $1 stream, $2 group, $3 consumer, $4 count. No row: no group;
+            // one row of NULLs: nothing to read (`held`: entries wait behind
+            // an older transaction).
             read_group: format!(
                 "WITH g AS (
                     SELECT last_xid, last_seq FROM {groups} WHERE stream = $1 AND grp = $2 FOR UPDATE
                  ), fresh AS (
-                    SELECT e.xid, e.seq, e.metadata FROM {entries} e, g
-                    WHERE e.stream = $1 AND (e.xid, e.seq) > (g.last_xid, g.last_seq)
+                    -- The position as parameters of the index scan: the
+                    -- scan starts there, however long the stream.
+                    SELECT e.xid, e.seq, e.metadata FROM {entries} e
+                    WHERE e.stream = $1
+                      AND (e.xid, e.seq) > ((SELECT last_xid FROM g), (SELECT last_seq FROM g))
                       AND e.xid < {HORIZON}
                     ORDER BY e.xid, e.seq LIMIT $4
                  ), newest AS (
@@ -203,7 +208,13 @@ impl ChannelSql {
                     SELECT $1, $2, $3, {NOW_MS} FROM g
                     ON CONFLICT (stream, grp, consumer) DO UPDATE SET seen_ms = excluded.seen_ms
                  )
-                 SELECT fresh.xid, fresh.seq, fresh.metadata FROM g LEFT JOIN fresh ON true
+                 SELECT fresh.xid, fresh.seq, fresh.metadata,
+                    -- Nothing read, but committed entries wait behind an
+                    -- older transaction still running: look again soon.
+                    NOT EXISTS (SELECT 1 FROM fresh) AND EXISTS (
+                        SELECT 1 FROM {entries} e WHERE e.stream = $1
+                        AND (e.xid, e.seq) > (g.last_xid, g.last_seq)) AS held
+                 FROM g LEFT JOIN fresh ON true
                  ORDER BY fresh.xid, fresh.seq"
             )
             .into(),

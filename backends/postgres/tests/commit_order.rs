@@ -92,6 +92,53 @@ async fn an_entry_committed_late_by_an_older_transaction_is_not_skipped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_held_back_by_another_transaction_goes_on_soon_after_it_ends() {
+    let schema = support::unique_schema("order3");
+    // No notification will come: only looking again finds the entry.
+    let config = support::config(&schema).poll_interval(Duration::from_secs(30));
+    let pg = event_backbone_postgres::Postgres::connect(config)
+        .await
+        .unwrap();
+    let channel = PostgresStreamChannel::new(&pg);
+    let stream = support::unique("held");
+    channel
+        .ensure_group(&stream, "g", GroupStart::Beginning)
+        .await
+        .unwrap();
+    let raw = support::raw().await;
+    // A transaction that is not a producer's holds the horizon.
+    let mut other = raw.begin().await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    channel.append(&stream, &sample(&stream, 1)).await.unwrap();
+    let reader = {
+        let (channel, stream) = (channel.clone(), stream.clone());
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let got = channel
+                .read_group(&stream, "g", "c", 10, Duration::from_secs(10))
+                .await
+                .unwrap();
+            (got.len(), started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    other.commit().await.unwrap();
+    let (got, waited) = reader.await.unwrap();
+    assert_eq!(got, 1, "the entry was not read within the block time");
+    assert!(
+        waited < Duration::from_secs(3),
+        "read {waited:?} after the start: it waited for the poll, not the end of the other transaction"
+    );
+    drop(pg);
+    tokio::task::spawn_blocking(move || support::drop_schemas(&[&schema]))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_slowly_committing_producers_lose_nothing() {
     const PRODUCERS: u32 = 8;
     const EACH: u32 = 40;

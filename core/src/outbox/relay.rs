@@ -185,6 +185,7 @@ impl OutboxRelay {
     async fn relay(&self, i: usize, stream: &str, batch: Vec<Delivery>) -> Result<RelayReport> {
         let mut report = RelayReport::default();
         let mut ready: Vec<Ready> = Vec::with_capacity(batch.len());
+        let mut readable: Vec<Readable> = Vec::with_capacity(batch.len());
         for delivery in batch {
             let id = delivery.entry.id;
             let metadata = match delivery.entry.body {
@@ -199,15 +200,57 @@ impl OutboxRelay {
                     continue;
                 }
             };
-            match self.payloads_of(&metadata).await? {
-                Ok(payloads) => ready.push(Ready {
+            match wanted(&metadata) {
+                Ok(keys) => readable.push((id, metadata, delivery.delivery_count, keys)),
+                Err(reason) => {
+                    self.dead_letter(i, stream, &id, &metadata, delivery.delivery_count, &reason)
+                        .await?;
+                    report.dead_lettered.push((id, reason));
+                }
+            }
+        }
+        // Every payload of the batch in one read.
+        let waiting: Vec<String> = readable
+            .iter()
+            .flat_map(|(.., keys)| keys.iter().map(|(_, key)| outbox_key(key)))
+            .collect();
+        let found = match waiting.is_empty() {
+            true => Vec::new(),
+            false => {
+                let keys: Vec<&str> = waiting.iter().map(String::as_str).collect();
+                self.store.get_many(&keys).await?
+            }
+        };
+        let mut found = found.into_iter().zip(waiting);
+        for (id, metadata, deliveries, keys) in readable {
+            let mut payloads = Vec::with_capacity(keys.len());
+            let mut missing = None;
+            for (class, key) in keys {
+                match found.next() {
+                    Some((Some(fields), _)) => payloads.push((
+                        class,
+                        PutItem {
+                            key,
+                            fields,
+                            ttl: None,
+                        },
+                    )),
+                    Some((None, waiting)) => {
+                        missing.get_or_insert(waiting);
+                    }
+                    None => missing = Some(outbox_key(&key)),
+                }
+            }
+            match missing {
+                None => ready.push(Ready {
                     id,
                     metadata,
                     payloads,
-                    deliveries: delivery.delivery_count,
+                    deliveries,
                 }),
-                Err(reason) => {
-                    self.dead_letter(i, stream, &id, &metadata, delivery.delivery_count, &reason)
+                Some(waiting) => {
+                    let reason = format!("its payload {waiting:?} is not in the outbox store");
+                    self.dead_letter(i, stream, &id, &metadata, deliveries, &reason)
                         .await?;
                     report.dead_lettered.push((id, reason));
                 }
@@ -278,50 +321,6 @@ impl OutboxRelay {
         Ok(())
     }
 
-    /// The payload of a message, per class, read from the outbox store: the
-    /// items to write (under the same keys), or why it cannot be relayed.
-    async fn payloads_of(
-        &self,
-        metadata: &Metadata,
-    ) -> Result<std::result::Result<Vec<(SegmentClass, PutItem)>, String>> {
-        let mut classes: BTreeSet<&str> = BTreeSet::new();
-        let mut items = Vec::new();
-        for segment in &metadata.segments {
-            match &segment.location {
-                SegmentLocation::Inline(_) => continue,
-                SegmentLocation::Stored { .. } => {
-                    return Ok(Err(format!(
-                        "segment {:?} names a store of its own; an outbox message keeps its \
-                         payload under the standard keys",
-                        segment.name
-                    )))
-                }
-                SegmentLocation::Standard => {}
-            }
-            if !classes.insert(segment.class.as_str()) {
-                continue;
-            }
-            let key = metadata.standard_payload_key(&segment.class);
-            let waiting = outbox_key(&key);
-            match self.store.get(&waiting).await? {
-                Some(fields) => items.push((
-                    segment.class.clone(),
-                    PutItem {
-                        key,
-                        fields,
-                        ttl: None,
-                    },
-                )),
-                None => {
-                    return Ok(Err(format!(
-                        "its payload {waiting:?} is not in the outbox store"
-                    )))
-                }
-            }
-        }
-        Ok(Ok(items))
-    }
-
     fn dead_letters(&self, i: usize) -> DeadLetters<'_> {
         DeadLetters {
             channel: self.channel.as_ref(),
@@ -374,6 +373,37 @@ impl OutboxRelay {
         }
         Ok(())
     }
+}
+
+/// A readable outbox entry: its id, metadata, deliveries, and its payload
+/// keys by class.
+type Readable = (EntryId, Metadata, u32, Vec<(SegmentClass, String)>);
+
+/// The standard payload keys of a message, one per class it stores
+/// segments of; or why it cannot be relayed.
+fn wanted(metadata: &Metadata) -> std::result::Result<Vec<(SegmentClass, String)>, String> {
+    let mut classes: BTreeSet<&str> = BTreeSet::new();
+    let mut keys = Vec::new();
+    for segment in &metadata.segments {
+        match &segment.location {
+            SegmentLocation::Inline(_) => continue,
+            SegmentLocation::Stored { .. } => {
+                return Err(format!(
+                    "segment {:?} names a store of its own; an outbox message keeps its \
+                     payload under the standard keys",
+                    segment.name
+                ))
+            }
+            SegmentLocation::Standard => {}
+        }
+        if classes.insert(segment.class.as_str()) {
+            keys.push((
+                segment.class.clone(),
+                metadata.standard_payload_key(&segment.class),
+            ));
+        }
+    }
+    Ok(keys)
 }
 
 /// Whether a failed forward may be a refusal of the messages rather than
