@@ -149,7 +149,9 @@ pub struct Relay {
     /// (postgres://…[?schema=NAME]), default EB_OUTBOX.
     #[arg(long, env = "EB_OUTBOX", hide_env_values = true, value_name = "URL")]
     pub outbox: String,
-    /// Relay what is there now and stop.
+    /// Relay what is there now and stop (after a pass that finds nothing:
+    /// entries still behind an older open transaction wait for the next
+    /// run).
     #[arg(long)]
     pub once: bool,
     /// Messages per batch.

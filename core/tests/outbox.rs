@@ -547,6 +547,73 @@ async fn a_refusal_is_the_message_s_when_the_target_takes_others_else_the_relay_
     );
 }
 
+#[tokio::test]
+async fn a_lone_refusal_is_decided_by_the_next_message() {
+    let s = Setup::new();
+    let first = s.committed(0..1).await;
+    let store = Arc::new(Refusing::default());
+    *store.refused.lock().unwrap() = vec![format!("orders:placed:v0:normal:{}", first[0])];
+    let producer = Producer::builder()
+        .channel(s.channel.clone())
+        .store(store.clone())
+        .uri("orders")
+        .build()
+        .unwrap();
+    let relay = OutboxRelay::builder()
+        .channel(s.outbox.clone())
+        .store(s.outbox_store.clone())
+        .to(&producer)
+        .build()
+        .unwrap();
+    // Alone, it cannot be told from a broken target: the relay stops.
+    assert!(relay.relay_once().await.is_err());
+    assert!(relay.relay_once().await.is_err(), "still undecided");
+    // The next message goes through: the first was refused for its own sake.
+    let second = s.committed(1..2).await;
+    let report = relay.relay_once().await.unwrap();
+    assert_eq!(report.relayed, 1);
+    assert_eq!(report.dead_lettered.len(), 1, "{report:?}");
+    let got: Vec<MessageId> = s
+        .channel
+        .read_range(
+            "orders",
+            &event_backbone_core::StreamPosition::Start,
+            None,
+            10,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.body.unwrap().message_id)
+        .collect();
+    assert_eq!(got, second);
+    // The dead letter names the payload where it is: under its outbox key.
+    let letters = s
+        .outbox
+        .read_range(
+            "orders:outbox:dead-letter",
+            &event_backbone_core::StreamPosition::Start,
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    let letter = letters[0].body.as_ref().unwrap();
+    let keys: Vec<&str> = letter
+        .segments
+        .iter()
+        .filter_map(|seg| match &seg.location {
+            event_backbone_core::SegmentLocation::Stored { key, .. } => Some(key.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(!keys.is_empty());
+    for key in keys {
+        assert!(key.ends_with(":outbox"), "{key}");
+        assert!(s.outbox_store.get(key).await.unwrap().is_some(), "{key}");
+    }
+}
+
 #[test]
 fn a_relay_needs_its_outbox_and_producer() {
     let err = OutboxRelay::builder()

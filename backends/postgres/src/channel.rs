@@ -310,7 +310,7 @@ impl StreamChannel for PostgresStreamChannel {
         count: usize,
         block: Duration,
     ) -> Result<Vec<Delivery>> {
-        let (first, mut held) = self.read_group_once(stream, group, consumer, count).await?;
+        let (first, _) = self.read_group_once(stream, group, consumer, count).await?;
         if !first.is_empty() || block.is_zero() || count == 0 {
             return Ok(first);
         }
@@ -321,30 +321,31 @@ impl StreamChannel for PostgresStreamChannel {
         // which nothing announces: look again soon, then less often.
         let mut soon = HELD_FIRST_LOOK;
         loop {
+            // Listening before the read: a notification that comes while
+            // it runs wakes the wait after it.
             let notified = woken.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            let (got, held) = self.read_group_once(stream, group, consumer, count).await?;
+            if !got.is_empty() {
+                return Ok(got);
+            }
             let wait = match held {
                 true => {
                     let wait = soon;
                     soon = (soon * 2).min(poll);
                     wait
                 }
-                false => poll,
+                false => {
+                    soon = HELD_FIRST_LOOK;
+                    poll
+                }
             };
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 return Ok(Vec::new());
             }
             let _ = tokio::time::timeout(remaining.min(wait), notified).await;
-            let (got, still) = self.read_group_once(stream, group, consumer, count).await?;
-            if !got.is_empty() {
-                return Ok(got);
-            }
-            if !still {
-                soon = HELD_FIRST_LOOK;
-            }
-            held = still;
         }
     }
 

@@ -101,6 +101,10 @@ impl Sqlite {
         let key = format!("{stream}\0{group}\0{consumer}");
         let mut seen = self.inner.seen.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
+        if seen.len() > 4096 {
+            // Members gone for a minute are forgotten: the map stays small.
+            seen.retain(|_, at| now.duration_since(*at) < Duration::from_secs(60));
+        }
         match seen.get(&key) {
             Some(at) if now.duration_since(*at) < Duration::from_secs(1) => false,
             _ => {

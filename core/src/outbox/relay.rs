@@ -184,6 +184,20 @@ impl OutboxRelay {
     /// target `i`.
     async fn relay(&self, i: usize, stream: &str, batch: Vec<Delivery>) -> Result<RelayReport> {
         let mut report = RelayReport::default();
+        let ready = self.prepare(i, stream, batch, &mut report).await?;
+        self.forward(i, stream, ready, &mut report).await?;
+        Ok(report)
+    }
+
+    /// The deliveries that can be relayed, with their payloads read from
+    /// the outbox (in one read); the others dead-lettered, in `report`.
+    async fn prepare(
+        &self,
+        i: usize,
+        stream: &str,
+        batch: Vec<Delivery>,
+        report: &mut RelayReport,
+    ) -> Result<Vec<Ready>> {
         let mut ready: Vec<Ready> = Vec::with_capacity(batch.len());
         let mut readable: Vec<Readable> = Vec::with_capacity(batch.len());
         for delivery in batch {
@@ -256,16 +270,27 @@ impl OutboxRelay {
                 }
             }
         }
+        Ok(ready)
+    }
+
+    /// Forwards prepared messages: the whole batch, else one at a time to
+    /// find what the target refuses.
+    async fn forward(
+        &self,
+        i: usize,
+        stream: &str,
+        ready: Vec<Ready>,
+        report: &mut RelayReport,
+    ) -> Result<()> {
         if ready.is_empty() {
-            return Ok(report);
+            return Ok(());
         }
         let target = &self.producer.targets()[i];
         let (metadata, payloads) = Ready::split(&ready);
         match target.forward(&metadata, payloads).await {
             Ok(_) => {
                 report.relayed += ready.len() as u64;
-                self.finish_ready(stream, &ready).await?;
-                return Ok(report);
+                return self.finish_ready(stream, &ready).await;
             }
             Err(e) if !refusal(&e) => return Err(e),
             // Refused: find which, one at a time, in order.
@@ -280,7 +305,7 @@ impl OutboxRelay {
                     works = true;
                     if let Some((refused, e)) = doubt.take() {
                         // The target takes messages: that one was refused.
-                        self.refused(i, stream, refused, &e, &mut report).await?;
+                        self.refused(i, stream, refused, &e, report).await?;
                     }
                     report.relayed += 1;
                     self.finish_ready(stream, std::slice::from_ref(&one))
@@ -288,7 +313,7 @@ impl OutboxRelay {
                 }
                 Err(e) if !refusal(&e) => return Err(e),
                 Err(e) if works || of_the_message(&e) => {
-                    self.refused(i, stream, one, &e, &mut report).await?;
+                    self.refused(i, stream, one, &e, report).await?;
                 }
                 // Refused, and nothing has gone through yet: the message or
                 // the target? The next message tells.
@@ -299,10 +324,48 @@ impl OutboxRelay {
                 },
             }
         }
-        if let Some((_, e)) = doubt {
-            return Err(e);
+        match doubt {
+            Some((refused, e)) => self.probe(i, stream, refused, e, report).await,
+            None => Ok(()),
         }
-        Ok(report)
+    }
+
+    /// A refusal the relay cannot tell from a broken target, and nothing
+    /// else of its batch went through: the next message decides. Taken
+    /// through, the target works and the refused message is dead-lettered;
+    /// refused too (or none there yet), the relay stops with the error,
+    /// both left pending in order.
+    async fn probe(
+        &self,
+        i: usize,
+        stream: &str,
+        refused: Ready,
+        e: Error,
+        report: &mut RelayReport,
+    ) -> Result<()> {
+        let next = self
+            .channel
+            .read_group(stream, &self.group, RELAY_CONSUMER, 1, Duration::ZERO)
+            .await?;
+        let Some(probe) = self.prepare(i, stream, next, report).await?.pop() else {
+            return Err(e);
+        };
+        let target = &self.producer.targets()[i];
+        let (metadata, payloads) = Ready::split(std::slice::from_ref(&probe));
+        match target.forward(&metadata, payloads).await {
+            Ok(_) => {
+                self.refused(i, stream, refused, &e, report).await?;
+                report.relayed += 1;
+                self.finish_ready(stream, std::slice::from_ref(&probe))
+                    .await
+            }
+            Err(other) if refusal(&other) && of_the_message(&other) => {
+                self.refused(i, stream, probe, &other, report).await?;
+                Err(e)
+            }
+            Err(other) if !refusal(&other) => Err(other),
+            Err(_) => Err(e),
+        }
     }
 
     /// Dead-letters a message the target refused.
@@ -342,8 +405,18 @@ impl OutboxRelay {
         reason: &str,
     ) -> Result<()> {
         tracing::warn!(stream, entry = %id, reason, "outbox relay: dead-lettering an entry");
+        // The dead letter names where the payload is: under its outbox keys.
+        let mut kept = metadata.clone();
+        for segment in &mut kept.segments {
+            if matches!(segment.location, SegmentLocation::Standard) {
+                segment.location = SegmentLocation::Stored {
+                    store: segment.class.as_str().to_owned(),
+                    key: outbox_key(&metadata.standard_payload_key(&segment.class)),
+                };
+            }
+        }
         self.dead_letters(i)
-            .message(metadata, id, deliveries, reason, None)
+            .message(&kept, id, deliveries, reason, None)
             .await?;
         self.finish(stream, std::slice::from_ref(id), &[]).await
     }
@@ -410,7 +483,12 @@ fn wanted(metadata: &Metadata) -> std::result::Result<Vec<(SegmentClass, String)
 /// a target to wait for or a configuration to fix: permanent, and not the
 /// relay's configuration.
 fn refusal(e: &Error) -> bool {
-    !e.is_transient() && !matches!(e, Error::Config { .. } | Error::UnknownStore { .. })
+    match e {
+        Error::Config { .. } | Error::UnknownStore { .. } => false,
+        // Some appended: the rest failed for the cause's reason.
+        Error::PartlyAppended { source, .. } => refusal(source),
+        e => !e.is_transient(),
+    }
 }
 
 /// Whether a refusal is for sure the message's own (its size, its data)
