@@ -72,6 +72,30 @@ fn ttl_ms(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
+/// Inserts new payload keys (`insert_many`'s write) on `on`: the pool,
+/// or a caller's transaction.
+pub(crate) async fn insert_on<'c, E: sqlx::PgExecutor<'c>>(
+    on: E,
+    sql: &StoreSql,
+    table: &str,
+    items: &[PutItem],
+) -> Result<()> {
+    let items = checked(items)?;
+    if items.is_empty() {
+        return Ok(());
+    }
+    let rows = Rows::of(&items);
+    sqlx::query(sql.insert.sql())
+        .bind(&rows.keys)
+        .bind(&rows.fields)
+        .bind(&rows.values)
+        .bind(&rows.ttls)
+        .execute(on)
+        .await
+        .map_err(|e| backend(format!("inserting {} key(s) in {table}", items.len()), e))?;
+    Ok(())
+}
+
 /// The checks a write of `items` passes before anything is written (sizes,
 /// names), and the items with each key once.
 pub(crate) fn checked(items: &[PutItem]) -> Result<std::borrow::Cow<'_, [PutItem]>> {
@@ -225,20 +249,7 @@ impl KeyValueStore for PostgresStore {
     }
 
     async fn insert_many(&self, items: &[PutItem]) -> Result<()> {
-        let items = checked(items)?;
-        if items.is_empty() {
-            return Ok(());
-        }
-        let rows = Rows::of(&items);
-        sqlx::query(self.sql.insert.sql())
-            .bind(&rows.keys)
-            .bind(&rows.fields)
-            .bind(&rows.values)
-            .bind(&rows.ttls)
-            .execute(self.pg.pool())
-            .await
-            .map_err(|e| backend(self.action("inserting", items.len()), e))?;
-        Ok(())
+        insert_on(self.pg.pool(), &self.sql, &self.table, items).await
     }
 
     async fn get_fields(&self, key: &str, names: &[&str]) -> Result<Option<Fields>> {

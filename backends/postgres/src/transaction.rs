@@ -8,9 +8,8 @@ use event_backbone_core::{EntryId, KeyValueStore, PutItem, Result, StreamChannel
 use sqlx::PgConnection;
 
 use crate::connection::Postgres;
-use crate::error::backend;
 use crate::produce;
-use crate::store::{checked, PostgresStore, Rows};
+use crate::store::{insert_on, PostgresStore};
 use crate::PostgresStreamChannel;
 
 /// The caller's transaction (or any connection), for
@@ -131,18 +130,7 @@ impl Transaction for InTransaction<'_> {
             }
             several => {
                 for (store, items) in several {
-                    let items = checked(items)?;
-                    let rows = Rows::of(&items);
-                    sqlx::query(store.sql().insert.sql())
-                        .bind(&rows.keys)
-                        .bind(&rows.fields)
-                        .bind(&rows.values)
-                        .bind(&rows.ttls)
-                        .execute(&mut *self.conn)
-                        .await
-                        .map_err(|e| {
-                            backend(format!("writing payloads into {}", store.table()), e)
-                        })?;
+                    insert_on(&mut *self.conn, store.sql(), store.table(), items).await?;
                 }
                 produce::append(pg, &mut *self.conn, stream, batch).await
             }

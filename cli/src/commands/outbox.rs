@@ -48,8 +48,7 @@ pub async fn relay(connection: &Connection, relay: &Relay, out: &mut impl Write)
             if pass.is_empty() {
                 break total;
             }
-            total.relayed += pass.relayed;
-            total.dead_lettered.extend(pass.dead_lettered);
+            total.add(pass);
         }
     } else {
         let cancel = tokio_util::sync::CancellationToken::new();

@@ -21,7 +21,8 @@ impl RelayReport {
         self.relayed == 0 && self.dead_lettered.is_empty()
     }
 
-    pub(crate) fn add(&mut self, other: RelayReport) {
+    /// Adds another pass's report to this one.
+    pub fn add(&mut self, other: RelayReport) {
         self.relayed += other.relayed;
         self.dead_lettered.extend(other.dead_lettered);
     }
